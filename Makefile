@@ -1,0 +1,167 @@
+# kvs - GNU Makefile.
+#
+# Targets:
+#   make run        build, then start the main job (see README.md)
+#   make test       install missing Debian packages, build, run every test
+#   make asan       the same tests built with AddressSanitizer + UBSan (build-asan/)
+#   make tsan       the same tests built with ThreadSanitizer (build-tsan/)
+#   make stress     longer crash loops (STRESS_ROUNDS=N)
+#   make bench-engine   in-process engine benchmark
+#   make deps       install the Debian packages the build and tests need
+#   make install PREFIX=/usr/local    binaries, libkvs.a, kvs.h, kvs.pc
+#   make clean
+#
+# Knobs:
+#   BUILD=dir       output directory (default build/)
+#   SAN=asan|tsan   sanitizer flavour (normally set by `make asan`/`make tsan`)
+#   CC, CXX, PREFIX, GTEST_FILTER=pattern (run some tests only)
+
+VERSION := $(shell sed -n 's/^\#define KVS_VERSION "\(.*\)"/\1/p' engine/kvs.h)
+BUILD   ?= build
+SAN     ?=
+PREFIX  ?= /usr/local
+CC      ?= cc
+CXX     ?= c++
+
+# Debian packages: what the build needs, and what the tests need besides.
+DEB_BUILD := pkg-config liburcu-dev libcbor-dev libgtest-dev
+DEB_TEST  := python3 python3-cbor2
+PKGS      := liburcu-memb liburcu-cds libcbor
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wpointer-arith \
+        -Wundef -Wvla -Wnull-dereference
+CWARN := $(WARN) -Wstrict-prototypes -Wmissing-prototypes -Wold-style-definition
+OPT   := -O2 -g
+ifeq ($(SAN),asan)
+  OPT := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+ifeq ($(SAN),tsan)
+  OPT := -O1 -g -fsanitize=thread -fno-omit-frame-pointer
+endif
+
+# Evaluated when a recipe runs, i.e. after `deps-check` has installed them.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS)) -lpthread
+GTEST_LIBS = $(shell pkg-config --libs gtest)
+
+CFLAGS   := -std=c11 -D_GNU_SOURCE $(OPT) $(CWARN) -fPIC -MMD -MP
+CXXFLAGS := -std=c++17 $(OPT) $(WARN) -MMD -MP
+LDFLAGS  := $(filter -fsanitize=%,$(OPT))
+
+ENGINE_SRC := $(wildcard engine/*.c)
+ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
+LIB        := $(BUILD)/lib/libkvs.a
+BINS       := $(BUILD)/bin/kvs $(BUILD)/bin/kvs-dump $(BUILD)/bin/kvs-engine-bench
+TEST_SRC   := $(wildcard tests/*.cc)
+TEST_OBJ   := $(TEST_SRC:%.cc=$(BUILD)/obj/%.o)
+TEST_BIN   := $(BUILD)/tests/kvs-tests
+TEST_HELPERS := $(BUILD)/tests/crash-child
+
+.PHONY: all run test asan tsan stress bench-engine deps deps-check install clean
+
+all: $(LIB) $(BUILD)/include/kvs.h $(BUILD)/lib/pkgconfig/kvs.pc $(BINS)
+
+# ---- dependencies ---------------------------------------------------------
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEPS_OK = pkg-config --exists $(PKGS) gtest 2>/dev/null && \
+          [ -f /usr/include/gtest/gtest.h ] && \
+          /usr/bin/python3 -c 'import cbor2' 2>/dev/null
+
+deps:
+	@echo "== installing Debian packages: $(DEB_BUILD) $(DEB_TEST)"
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(DEB_BUILD) $(DEB_TEST)
+
+deps-check:
+	@$(DEPS_OK) || $(MAKE) --no-print-directory deps
+
+# ---- the library ----------------------------------------------------------
+$(BUILD)/obj/%.o: %.c | deps-check
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iengine -c $< -o $@
+
+$(BUILD)/obj/tests/%.o: tests/%.cc | deps-check
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(PKG_CFLAGS) -Iengine -Itests \
+	  -DKVS_BIN_DIR='"$(abspath $(BUILD)/bin)"' \
+	  -DKVS_TEST_DIR='"$(abspath $(BUILD)/tests)"' \
+	  -DKVS_SRC_DIR='"$(abspath .)"' -c $< -o $@
+
+$(LIB): $(ENGINE_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/include/kvs.h: engine/kvs.h
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+$(BUILD)/lib/pkgconfig/kvs.pc: Makefile | deps-check
+	@mkdir -p $(dir $@)
+	printf '%s\n' 'prefix=$(abspath $(BUILD))' 'libdir=$${prefix}/lib' \
+	  'includedir=$${prefix}/include' '' 'Name: kvs' \
+	  'Description: kvs, a log-structured key-value store engine' \
+	  'Version: $(VERSION)' 'Requires.private: $(PKGS)' \
+	  'Libs: -L$${libdir} -lkvs' 'Libs.private: -lpthread' \
+	  'Cflags: -I$${includedir}' > $@
+
+# ---- programs ---------------------------------------------------------------
+$(BUILD)/bin/kvs: $(BUILD)/obj/tools/kvs.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/bin/kvs-dump: $(BUILD)/obj/tools/kvs-dump.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/bin/kvs-engine-bench: $(BUILD)/obj/bench/engine_bench.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(BUILD)/tests/crash-child: $(BUILD)/obj/tests/crash_child.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(TEST_BIN): $(TEST_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(GTEST_LIBS)
+
+# ---- running -------------------------------------------------------------------
+run: all
+	@echo "== demo: the kvs command on the store in ./data"
+	$(BUILD)/bin/kvs --dir data set greeting "hello, world"
+	$(BUILD)/bin/kvs --dir data get greeting
+	$(BUILD)/bin/kvs --dir data set greeting "hello again"
+	$(BUILD)/bin/kvs --dir data get greeting
+	$(BUILD)/bin/kvs --dir data rm greeting
+	$(BUILD)/bin/kvs --dir data get greeting
+	$(BUILD)/bin/kvs-dump data
+
+test: all $(TEST_BIN) $(TEST_HELPERS)
+	@echo "== unit and integration tests ($(or $(SAN),plain) build)"
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(abspath tests/tsan.supp)" \
+	ASAN_OPTIONS="detect_leaks=1 abort_on_error=0" UBSAN_OPTIONS="print_stacktrace=1" \
+	$(TEST_BIN) --gtest_brief=1 $(if $(GTEST_FILTER),--gtest_filter='$(GTEST_FILTER)')
+
+asan:
+	$(MAKE) BUILD=build-asan SAN=asan test
+
+tsan:
+	$(MAKE) BUILD=build-tsan SAN=tsan test
+
+stress: all $(TEST_BIN) $(TEST_HELPERS)
+	KVS_STRESS_ROUNDS=$(or $(STRESS_ROUNDS),200) $(TEST_BIN) --gtest_filter='Crash*:*Stress*'
+
+bench-engine: all
+	$(BUILD)/bin/kvs-engine-bench
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 755 $(BUILD)/bin/kvs $(BUILD)/bin/kvs-dump $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 engine/kvs.h $(DESTDIR)$(PREFIX)/include/
+	sed 's|^prefix=.*|prefix=$(PREFIX)|' $(BUILD)/lib/pkgconfig/kvs.pc > $(DESTDIR)$(PREFIX)/lib/pkgconfig/kvs.pc
+
+clean:
+	rm -rf build build-asan build-tsan
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

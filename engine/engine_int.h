@@ -1,0 +1,277 @@
+/*
+ * engine_int.h - structures and functions shared by the files of engine/.
+ * Nothing outside engine/ includes this header (tests use kvs_fault.h).
+ *
+ * Threads of one open store (docs/THREADS.md has the whole picture):
+ *   - client threads: any number; kvs_get() reads the index and segments
+ *     under rcu_read_lock() and never locks; writes are queued to the writer.
+ *   - the writer thread: the only thread that appends to segments, mutates
+ *     the index, or changes the segment list.
+ *   - the sync thread (everysec only): fdatasyncs the active segment once a
+ *     second when it has unsynced bytes.
+ *
+ * RCU flavour: urcu-memb.  Its read-side lock is a couple of plain loads and
+ * stores (the heavy barrier is on the writer's side, done with the
+ * membarrier system call), and a thread that blocks in recv() or epoll_wait()
+ * while registered does not hold up grace periods, because a grace period
+ * waits only for threads that are inside a read-side section.  urcu-qsbr,
+ * the other cheap flavour, would make every such blocked thread stall
+ * reclamation until it announced a quiescent state.
+ */
+#ifndef KVS_ENGINE_INT_H
+#define KVS_ENGINE_INT_H
+
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <urcu/urcu-memb.h>
+#include <urcu/rculfhash.h>
+
+#include "kvs.h"
+
+/* ---- small helpers (util.c) ------------------------------------------ */
+
+/* Abort with file, line and the error text: only for broken invariants and
+ * calls that cannot fail (pthread_mutex_lock on a valid mutex). */
+#define KVS_CHECK(expr)                                                       \
+	do {                                                                  \
+		int kvs_check_rc_ = (expr);                                   \
+		if (kvs_check_rc_ != 0)                                       \
+			kvs__die(__FILE__, __LINE__, #expr, kvs_check_rc_);   \
+	} while (0)
+_Noreturn void kvs__die(const char *file, int line, const char *what, int err);
+
+/* Record a detailed error message for kvs_errmsg(); returns `code`. */
+int kvs__err(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Same, appending ": strerror(errnum)". */
+int kvs__err_errno(int code, int errnum, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Send a message to the store's log hook, if any. */
+void kvs__log(const struct kvs *db, enum kvs_log_level lvl, const char *fmt,
+	      ...) __attribute__((format(printf, 3, 4)));
+uint64_t kvs__now_us(void);
+
+/* ---- checksums and hashing (crc32c.c, siphash.c) ---------------------- */
+uint32_t kvs__crc32c(uint32_t crc, const void *buf, size_t len);
+uint64_t kvs__siphash(const uint8_t k[16], const void *buf, size_t len);
+
+/* ---- I/O with fault injection (io.c) --------------------------------- */
+/* Write all of iov at `off`, retrying EINTR and short writes.  Returns 0 or
+ * an errno value. */
+int kvs__io_pwritev_all(int fd, struct iovec *iov, int iovcnt, off_t off);
+int kvs__io_pwrite_all(int fd, const void *buf, size_t len, off_t off);
+/* fdatasync, or an injected failure.  Returns 0 or an errno value. */
+int kvs__io_fdatasync(int fd);
+/* fsync a directory so a created, renamed or removed entry is durable. */
+int kvs__io_fsync_dir(const char *dir);
+/* Replace dir/name durably with `len` bytes: temp file, fdatasync, rename,
+ * fsync of the directory.  Returns a KVS error code. */
+int kvs__io_write_file_durably(const char *dir, const char *name,
+			       const void *buf, size_t len);
+
+/* ---- the record codec (record.c) ------------------------------------- */
+/*
+ * A segment file is an RFC 8742 CBOR Sequence: a 12-byte header item, then
+ * records, each one CBOR array.  docs/FORMAT.md has the byte tables.
+ *
+ *   header  d9 d9f8  da 6b767331  43 42 4f 52   tag 55800(tag 0x6b767331(h'BOR'))
+ *   SET     [seq, 0, key: bstr, value: bstr, crc: uint32]
+ *   REMOVE  [seq, 1, key: bstr, crc: uint32]
+ *   FOOTER  [last_seq, 2, count, chain: uint32, crc: uint32]
+ *
+ * crc is CRC32C over every byte of the record before the crc item, always
+ * encoded in 5 bytes (1a + big-endian 32 bits).  chain is CRC32C over the
+ * 4-byte crc fields of all earlier records of the file, so the footer vouches
+ * for the whole segment.
+ */
+#define KVS__HDR_LEN 12
+extern const unsigned char kvs__seg_header[KVS__HDR_LEN];
+#define KVS__REC_MAX_HEAD 32 /* array + seq + op + 2 bstr heads, max */
+
+/* Encode the part of a record that precedes the key and value bytes:
+ * array head, seq, op, key bstr head (and for SET the value's head follows
+ * the key: see kvs__rec_encode_vhead).  Returns bytes written. */
+size_t kvs__rec_encode_head(unsigned char *out, enum kvs_record_type type,
+			    uint64_t seq, size_t klen);
+size_t kvs__rec_encode_vhead(unsigned char *out, size_t vlen);
+/* Encode the trailing crc item (5 bytes). */
+void kvs__rec_encode_crc(unsigned char out[5], uint32_t crc);
+/* Encode a whole footer record; returns its length. */
+size_t kvs__rec_encode_footer(unsigned char *out, uint64_t last_seq,
+			      uint64_t count, uint32_t chain);
+
+enum kvs__dec { KVS__DEC_OK, KVS__DEC_SHORT, KVS__DEC_BAD };
+/* Decode one record from buf[0..len).  On KVS__DEC_OK fills rec (with
+ * rec->offset = 0, pointers into buf) and *crc_out.  KVS__DEC_SHORT: buf
+ * ends inside a record.  KVS__DEC_BAD: *why says what is wrong, and
+ * rec->length is the record's extent if it decoded up to its checksum (0
+ * when the structure itself is broken). */
+enum kvs__dec kvs__rec_decode(const unsigned char *buf, size_t len,
+			      struct kvs_record *rec, uint32_t *crc_out,
+			      const char **why);
+/* Check a complete record's crc (rec_len bytes starting at buf). */
+bool kvs__rec_crc_ok(const unsigned char *buf, size_t rec_len);
+
+/* ---- segments (segment.c) -------------------------------------------- */
+struct kvs__seg {
+	/* Immutable after creation. */
+	uint32_t id;
+	int fd;
+	char *path;
+	struct rcu_head rcu;
+
+	/* RCU-published: NULL while the segment is active (readers pread),
+	 * the read-only mapping once it is sealed. */
+	const unsigned char *map;
+	uint64_t map_len;
+
+	/* Writer thread only (and the opener before the writer starts). */
+	struct kvs__seg *next;   /* the writer's list, oldest first */
+	uint64_t size;           /* bytes in the file (append offset) */
+	uint64_t synced;         /* bytes known to be on stable storage */
+	uint64_t records;        /* records excluding the footer */
+	uint64_t last_seq;
+	uint32_t chain;          /* running CRC over record crcs */
+	uint64_t live_bytes;     /* bytes of records the index points at */
+	uint64_t dead_bytes;     /* bytes of superseded records, tombstones */
+	bool sealed;
+};
+
+char *kvs__seg_path(const char *dir, uint32_t id);
+/* Create a new, empty segment file (header written, directory synced). */
+int kvs__seg_create(const char *dir, uint32_t id, struct kvs__seg **out);
+/* Open an existing segment read-write (recovery). */
+int kvs__seg_open(const char *dir, uint32_t id, struct kvs__seg **out);
+/* Append the footer, fdatasync, map read-only and publish the map. */
+int kvs__seg_seal(struct kvs__seg *seg);
+/* Map a sealed segment found at recovery. */
+int kvs__seg_map(struct kvs__seg *seg);
+/* Free now (no reader can hold it) / after a grace period (call_rcu). */
+void kvs__seg_free(struct kvs__seg *seg);
+void kvs__seg_free_rcu(struct kvs__seg *seg);
+
+/* ---- the index (index.c) --------------------------------------------- */
+/*
+ * One entry per live key.  Entries are created by the writer, published into
+ * the table (cds_lfht_add_replace) and never changed afterwards: a new write
+ * of the key publishes a new entry and the old one is freed with call_rcu.
+ * `seq` is stored with release order last, and loaded with acquire order
+ * first by readers, which makes the publication visible to ThreadSanitizer
+ * (the table's own barriers are inside liburcu, which TSan cannot see).
+ */
+struct kvs__entry {
+	struct cds_lfht_node node;
+	struct rcu_head rcu;
+	struct kvs__seg *seg;  /* segment holding the record */
+	uint64_t off;          /* record offset in the segment */
+	_Atomic uint64_t seq;  /* record sequence number */
+	uint32_t rec_len;      /* whole record, header to crc */
+	uint32_t vlen;         /* value length; the value ends 5 bytes before
+				  the record's end */
+	uint32_t klen;
+	uint8_t tomb;          /* a tombstone: only during recovery */
+	unsigned char key[];
+};
+
+/* Make sure the calling thread is registered with RCU (done once per thread,
+ * undone by a thread-exit destructor). */
+void kvs__rcu_thread_online(void);
+
+struct kvs__index;
+int kvs__index_new(struct kvs__index **out);
+/* Remove and free every entry, then destroy: only when no other thread can
+ * use the index. */
+void kvs__index_destroy(struct kvs__index *ix);
+uint64_t kvs__index_hash(const struct kvs__index *ix, const void *key,
+			 size_t klen);
+/* Call with rcu_read_lock held; the result is valid until it is released. */
+struct kvs__entry *kvs__index_lookup(struct kvs__index *ix, uint64_t hash,
+				     const void *key, size_t klen);
+/* Writer only.  Publish `e`; returns the entry it replaced, or NULL.  The
+ * caller must retire the replaced entry with kvs__entry_free_rcu(). */
+struct kvs__entry *kvs__index_put(struct kvs__index *ix, uint64_t hash,
+				  struct kvs__entry *e);
+/* Writer only, under rcu_read_lock.  Unpublish `e` (found by lookup). */
+void kvs__index_del(struct kvs__index *ix, struct kvs__entry *e);
+struct kvs__entry *kvs__entry_new(const void *key, size_t klen);
+void kvs__entry_free_rcu(struct kvs__entry *e);
+/* Writer only: iterate every entry (under rcu_read_lock). */
+struct cds_lfht *kvs__index_table(struct kvs__index *ix);
+
+/* ---- the handle -------------------------------------------------------- */
+
+/* A request queued to the writer.  The submitter owns it; the writer fills
+ * `result` and then calls done(req) exactly once, after which the writer no
+ * longer touches it. */
+enum kvs__req_kind { KVS__REQ_WRITE, KVS__REQ_STATS, KVS__REQ_STOP };
+struct kvs__req {
+	struct kvs__req *next;    /* queue link, guarded by kvs.q_mu */
+	enum kvs__req_kind kind;
+	struct kvs_op *ops;       /* KVS__REQ_WRITE */
+	size_t nops;
+	struct kvs_stats *stats;  /* KVS__REQ_STATS */
+	int result;
+	void (*done)(struct kvs__req *req);
+	_Atomic uint32_t futex;   /* the synchronous waiter's word */
+};
+
+struct kvs {
+	/* Immutable after open. */
+	char *dir;
+	struct kvs_options opt;
+	int lock_fd;
+	struct kvs__index *index;
+
+	/* The writer's queue: any thread appends, only the writer takes the
+	 * whole list at once.  q_mu guards q_head, q_tail and q_len; the
+	 * writer sleeps on q_cv when the queue is empty.  q_mu is a leaf lock:
+	 * nothing else is taken while holding it. */
+	pthread_mutex_t q_mu;
+	pthread_cond_t q_cv;
+	struct kvs__req *q_head, *q_tail;
+	size_t q_len;
+	pthread_t writer;
+	bool writer_started;
+
+	/* The sync thread (everysec).  sync_mu guards sync_seg and sync_stop;
+	 * the writer changes sync_seg when it rotates segments.  unsynced
+	 * counts bytes written since the sync thread last looked. */
+	pthread_t syncer;
+	bool syncer_started;
+	pthread_mutex_t sync_mu;
+	pthread_cond_t sync_cv;
+	struct kvs__seg *sync_seg;
+	bool sync_stop;
+	_Atomic uint64_t unsynced;
+	_Atomic uint64_t bg_syncs;
+
+	/* Set once a write or sync failed; read by anyone. */
+	atomic_int failed;
+
+	/* Writer thread only (the opener before the writer starts). */
+	struct kvs__seg *segs;      /* oldest first */
+	struct kvs__seg *active;    /* last of segs */
+	uint32_t next_seg_id;
+	uint64_t next_seq;
+	uint64_t live_keys;
+	struct kvs_stats counters;  /* writes, batches, syncs, ... */
+	struct kvs__writer_buf *wbuf;
+};
+
+/* recovery.c: load every segment in db->dir into the index. */
+int kvs__recover(struct kvs *db);
+/* writer.c */
+int kvs__writer_start(struct kvs *db);
+void kvs__writer_stop(struct kvs *db);
+int kvs__submit_wait(struct kvs *db, struct kvs__req *req);
+/* Mark the handle failed after an I/O error (never cleared). */
+void kvs__set_failed(struct kvs *db, int errnum, const char *what);
+
+#endif /* KVS_ENGINE_INT_H */

@@ -1,0 +1,165 @@
+/* index.c - the in-memory index: liburcu's lock-free RCU hash table (cds_lfht)
+ * keyed by a SipHash of the key under a per-open random key, and the lazy
+ * per-thread RCU registration that lets callers do no set-up of their own. */
+#include "engine_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+struct kvs__index {
+	struct cds_lfht *ht;  /* immutable after open */
+	uint8_t sipkey[16];   /* immutable after open */
+};
+
+/* ---- per-thread RCU registration --------------------------------------- */
+
+static pthread_key_t rcu_key;
+static pthread_once_t rcu_key_once = PTHREAD_ONCE_INIT;
+static _Thread_local bool rcu_online;
+
+static void rcu_thread_exit(void *unused)
+{
+	(void)unused;
+	urcu_memb_unregister_thread();
+	rcu_online = false;
+}
+
+static void rcu_key_init(void)
+{
+	KVS_CHECK(pthread_key_create(&rcu_key, rcu_thread_exit));
+}
+
+void kvs__rcu_thread_online(void)
+{
+	if (rcu_online)
+		return;
+	KVS_CHECK(pthread_once(&rcu_key_once, rcu_key_init));
+	urcu_memb_register_thread();
+	/* Any non-NULL value makes the destructor run at thread exit. */
+	KVS_CHECK(pthread_setspecific(rcu_key, &rcu_online));
+	rcu_online = true;
+}
+
+/* ---- the table ----------------------------------------------------------- */
+
+struct lookup_key {
+	const void *key;
+	size_t klen;
+};
+
+static int match(struct cds_lfht_node *node, const void *arg)
+{
+	const struct lookup_key *lk = arg;
+	const struct kvs__entry *e =
+		caa_container_of(node, struct kvs__entry, node);
+	return e->klen == lk->klen && memcmp(e->key, lk->key, lk->klen) == 0;
+}
+
+int kvs__index_new(struct kvs__index **out)
+{
+	struct kvs__index *ix = calloc(1, sizeof *ix);
+	if (!ix)
+		return kvs__err(KVS_ENOMEM, "out of memory");
+	if (getrandom(ix->sipkey, sizeof ix->sipkey, 0) != sizeof ix->sipkey) {
+		int e = errno;
+		free(ix);
+		return kvs__err_errno(KVS_EIO, e, "getrandom");
+	}
+	ix->ht = cds_lfht_new_flavor(1024, 1024, 0,
+				     CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
+				     &urcu_memb_flavor, NULL);
+	if (!ix->ht) {
+		free(ix);
+		return kvs__err(KVS_ENOMEM, "cannot allocate the index");
+	}
+	*out = ix;
+	return KVS_OK;
+}
+
+static void entry_free_cb(struct rcu_head *head)
+{
+	free(caa_container_of(head, struct kvs__entry, rcu));
+}
+
+void kvs__index_destroy(struct kvs__index *ix)
+{
+	struct cds_lfht_iter it;
+	struct kvs__entry *e;
+
+	if (!ix)
+		return;
+	kvs__rcu_thread_online();
+	urcu_memb_read_lock();
+	cds_lfht_for_each_entry(ix->ht, &it, e, node) {
+		cds_lfht_del(ix->ht, &e->node);
+		urcu_memb_call_rcu(&e->rcu, entry_free_cb);
+	}
+	urcu_memb_read_unlock();
+	/* Let every queued callback (entries, segments) run before the table
+	 * and the handle go away. */
+	urcu_memb_barrier();
+	KVS_CHECK(cds_lfht_destroy(ix->ht, NULL));
+	free(ix);
+}
+
+uint64_t kvs__index_hash(const struct kvs__index *ix, const void *key,
+			 size_t klen)
+{
+	return kvs__siphash(ix->sipkey, key, klen);
+}
+
+struct kvs__entry *kvs__index_lookup(struct kvs__index *ix, uint64_t hash,
+				     const void *key, size_t klen)
+{
+	struct lookup_key lk = { key, klen };
+	struct cds_lfht_iter it;
+	cds_lfht_lookup(ix->ht, hash, match, &lk, &it);
+	struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
+	if (!node)
+		return NULL;
+	struct kvs__entry *e = caa_container_of(node, struct kvs__entry, node);
+	/* Pairs with the release store in kvs__entry_publish_seq(). */
+	(void)atomic_load_explicit(&e->seq, memory_order_acquire);
+	return e;
+}
+
+struct kvs__entry *kvs__index_put(struct kvs__index *ix, uint64_t hash,
+				  struct kvs__entry *e)
+{
+	struct lookup_key lk = { e->key, e->klen };
+	struct cds_lfht_node *old =
+		cds_lfht_add_replace(ix->ht, hash, match, &lk, &e->node);
+	return old ? caa_container_of(old, struct kvs__entry, node) : NULL;
+}
+
+void kvs__index_del(struct kvs__index *ix, struct kvs__entry *e)
+{
+	int rc = cds_lfht_del(ix->ht, &e->node);
+	if (rc != 0)
+		kvs__die(__FILE__, __LINE__, "cds_lfht_del: entry not in index",
+			 ENOENT);
+}
+
+struct kvs__entry *kvs__entry_new(const void *key, size_t klen)
+{
+	struct kvs__entry *e = malloc(sizeof *e + klen);
+	if (!e)
+		return NULL;
+	memset(e, 0, sizeof *e);
+	cds_lfht_node_init(&e->node);
+	e->klen = (uint32_t)klen;
+	memcpy(e->key, key, klen);
+	return e;
+}
+
+void kvs__entry_free_rcu(struct kvs__entry *e)
+{
+	urcu_memb_call_rcu(&e->rcu, entry_free_cb);
+}
+
+struct cds_lfht *kvs__index_table(struct kvs__index *ix)
+{
+	return ix->ht;
+}

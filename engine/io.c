@@ -1,0 +1,133 @@
+/* io.c - the engine's durable-write helpers, written once: full writes that
+ * survive EINTR and short writes, fdatasync, directory fsync and the
+ * temp-file-and-rename recipe.  Writes and syncs pass a fault-injection
+ * check so tests can fail the Nth one. */
+#include "engine_int.h"
+#include "kvs_fault.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static atomic_int fault_write_n, fault_write_err;
+static atomic_int fault_sync_n, fault_sync_err;
+
+void kvs__fault_write(int nth, int err)
+{
+	atomic_store(&fault_write_err, err);
+	atomic_store(&fault_write_n, nth);
+}
+
+void kvs__fault_sync(int nth, int err)
+{
+	atomic_store(&fault_sync_err, err);
+	atomic_store(&fault_sync_n, nth);
+}
+
+/* Count down an armed fault; returns the errno to inject or 0. */
+static int fault_hit(atomic_int *n, atomic_int *err)
+{
+	int cur = atomic_load(n);
+	while (cur > 0) {
+		if (atomic_compare_exchange_weak(n, &cur, cur - 1))
+			return cur == 1 ? atomic_load(err) : 0;
+	}
+	return 0;
+}
+
+int kvs__io_pwritev_all(int fd, struct iovec *iov, int iovcnt, off_t off)
+{
+	int e = fault_hit(&fault_write_n, &fault_write_err);
+	if (e)
+		return e;
+	while (iovcnt > 0) {
+		int cnt = iovcnt > IOV_MAX ? IOV_MAX : iovcnt;
+		ssize_t n = pwritev(fd, iov, cnt, off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno;
+		}
+		off += n;
+		/* Skip what was written; adjust a partly written iovec. */
+		while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
+			n -= (ssize_t)iov->iov_len;
+			iov++;
+			iovcnt--;
+		}
+		if (iovcnt > 0) {
+			iov->iov_base = (char *)iov->iov_base + n;
+			iov->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+int kvs__io_pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	return kvs__io_pwritev_all(fd, &iov, 1, off);
+}
+
+int kvs__io_fdatasync(int fd)
+{
+	int e = fault_hit(&fault_sync_n, &fault_sync_err);
+	if (e)
+		return e;
+	while (fdatasync(fd) != 0) {
+		if (errno != EINTR)
+			return errno;
+	}
+	return 0;
+}
+
+int kvs__io_fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	int rc = 0;
+	if (fsync(fd) != 0)
+		rc = errno;
+	close(fd);
+	return rc;
+}
+
+int kvs__io_write_file_durably(const char *dir, const char *name,
+			       const void *buf, size_t len)
+{
+	char tmp[4096], dst[4096];
+	int fd = -1, rc = KVS_OK, e;
+
+	snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name);
+	snprintf(dst, sizeof dst, "%s/%s", dir, name);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return kvs__err_errno(KVS_EIO, errno, "%s: create", tmp);
+	if ((e = kvs__io_pwrite_all(fd, buf, len, 0)) != 0) {
+		rc = kvs__err_errno(KVS_EIO, e, "%s: write", tmp);
+		goto fail;
+	}
+	if ((e = kvs__io_fdatasync(fd)) != 0) {
+		rc = kvs__err_errno(KVS_EIO, e, "%s: fdatasync", tmp);
+		goto fail;
+	}
+	close(fd);
+	fd = -1;
+	if (rename(tmp, dst) != 0) {
+		rc = kvs__err_errno(KVS_EIO, errno, "%s: rename", dst);
+		goto fail;
+	}
+	if ((e = kvs__io_fsync_dir(dir)) != 0)
+		return kvs__err_errno(KVS_EIO, e, "%s: fsync", dir);
+	return KVS_OK;
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	return rc;
+}

@@ -1,0 +1,215 @@
+/*
+ * kvs.h - the public interface of the kvs storage engine (libkvs).
+ *
+ * kvs is a persistent key-value store: a log-structured engine whose records
+ * are CBOR items appended to segment files by one writer thread, indexed in
+ * memory by an RCU lock-free hash table so that readers never take a lock.
+ *
+ * Conventions used by every function below:
+ *   - Return value: KVS_OK (0) on success, or one of the negative KVS_E...
+ *     codes.  kvs_strerror() names a code; kvs_errmsg() gives the detailed
+ *     message (path, offset, errno text) of the last failure on the calling
+ *     thread.
+ *   - Threads: one handle may be used by any number of threads at once, for
+ *     any call except kvs_close().  Callers do no per-thread set-up.
+ *   - Memory: buffers returned to the caller are heap copies released with
+ *     kvs_free().  Buffers passed in are only read during the call.
+ *   - Nothing here prints.  Warnings (e.g. a torn log tail that was cut off)
+ *     reach the caller only through kvs_options.log.
+ */
+#ifndef KVS_H
+#define KVS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KVS_VERSION "0.1.0"
+
+/* Error codes.  Every failure has its own name; all are negative. */
+enum kvs_error {
+	KVS_OK = 0,
+	KVS_ENOTFOUND = -1,  /* the key is not in the store */
+	KVS_EINVAL = -2,     /* invalid argument (empty key, bad option, ...) */
+	KVS_ETOOBIG = -3,    /* key over KVS_MAX_KEY or value over KVS_MAX_VALUE */
+	KVS_EIO = -4,        /* an I/O system call failed; kvs_errmsg() has errno */
+	KVS_ECORRUPT = -5,   /* a file failed its checksum or does not decode */
+	KVS_ELOCKED = -6,    /* the directory is open in another handle/process */
+	KVS_ENOMEM = -7,     /* out of memory */
+	KVS_EFAILED = -8,    /* an earlier write or sync failed: writes refused */
+	KVS_EENGINE = -9,    /* the directory belongs to another engine */
+	KVS_EEND = -10,      /* kvs_reader_next(): no more records */
+};
+/* Short names used throughout the code and the talent-plan tests. */
+#define KVS_NOT_FOUND KVS_ENOTFOUND
+
+/* Limits, as Redis: a bigger key or value is refused and nothing is written. */
+#define KVS_MAX_KEY   (1u << 20)   /* 1 MiB */
+#define KVS_MAX_VALUE (1u << 29)   /* 512 MiB */
+
+/* When an acknowledged write reaches stable storage.  In every policy an
+ * acknowledged write survives the process being killed, because it was
+ * write()n to the file before the acknowledgement. */
+enum kvs_fsync {
+	KVS_FSYNC_EVERYSEC = 0, /* default: ack after write(); fdatasync >= 1/s */
+	KVS_FSYNC_ALWAYS = 1,   /* ack after fdatasync (shared: group commit) */
+	KVS_FSYNC_NEVER = 2,    /* ack after write(); the OS decides */
+};
+
+enum kvs_log_level { KVS_LOG_ERROR = 0, KVS_LOG_WARN = 1, KVS_LOG_INFO = 2 };
+
+/* Options for kvs_open().  A zeroed struct (or NULL) means the defaults. */
+struct kvs_options {
+	enum kvs_fsync fsync;   /* default KVS_FSYNC_EVERYSEC */
+	uint64_t segment_size;  /* bytes; 0 = 64 MiB; 4 KiB..1 GiB */
+	/* Called (from any engine thread) for warnings and errors the engine
+	 * handles itself.  NULL: such messages are dropped. */
+	void (*log)(void *ctx, enum kvs_log_level level, const char *msg);
+	void *log_ctx;
+};
+
+struct kvs; /* an open store: opaque */
+
+/*
+ * Open the store in directory `dir`, creating it when missing.
+ *   opts: NULL for defaults.  out: receives the handle.
+ * Holds an exclusive lock on the directory until kvs_close(); replays the
+ * logs; truncates a torn tail of the newest segment (reported through
+ * opts->log).  May block on disk I/O.
+ * Errors: KVS_EINVAL, KVS_ELOCKED, KVS_EENGINE, KVS_ECORRUPT (file and offset
+ * in kvs_errmsg()), KVS_EIO, KVS_ENOMEM.
+ */
+int kvs_open(const char *dir, const struct kvs_options *opts, struct kvs **out);
+
+/*
+ * Drain every queued write, make everything durable (fdatasync), stop the
+ * engine's threads and release all memory.  No other call on `db` may run
+ * concurrently or follow.  Returns KVS_EIO if the final sync failed or the
+ * handle was already failed (the handle is released either way).
+ */
+int kvs_close(struct kvs *db);
+
+/*
+ * Set `key` to `val`.  key: 1..KVS_MAX_KEY bytes; val: 0..KVS_MAX_VALUE bytes;
+ * both binary-safe.  Returns once the record is written (KVS_FSYNC_ALWAYS:
+ * once it is on stable storage).  Blocks on the writer thread.
+ * Errors: KVS_EINVAL, KVS_ETOOBIG, KVS_EIO, KVS_EFAILED, KVS_ENOMEM.
+ */
+int kvs_set(struct kvs *db, const void *key, size_t klen, const void *val,
+	    size_t vlen);
+
+/*
+ * Look `key` up.  On KVS_OK, *val is a heap copy of the value (release with
+ * kvs_free(); never NULL, even for an empty value) and *vlen its length.
+ * Never takes a lock and never waits for the writer.
+ * Errors: KVS_ENOTFOUND, KVS_EINVAL, KVS_ETOOBIG, KVS_ECORRUPT (the record
+ * failed its checksum), KVS_EIO, KVS_ENOMEM.
+ */
+int kvs_get(struct kvs *db, const void *key, size_t klen, void **val,
+	    size_t *vlen);
+
+/*
+ * Remove `key`.  Writes a tombstone only when the key is present.
+ * Errors: KVS_ENOTFOUND, and those of kvs_set().
+ */
+int kvs_remove(struct kvs *db, const void *key, size_t klen);
+
+/* Release a buffer returned by the library. */
+void kvs_free(void *p);
+
+/* One operation of a batch. */
+enum kvs_op_type { KVS_OP_SET = 1, KVS_OP_REMOVE = 2 };
+struct kvs_op {
+	enum kvs_op_type type;
+	const void *key;
+	size_t klen;
+	const void *val; /* KVS_OP_SET only */
+	size_t vlen;
+	int result;      /* out: KVS_OK, or KVS_ENOTFOUND for a missing remove */
+};
+
+/*
+ * Apply `n` operations in order with a single hand-off to the writer: no
+ * other client's write is interleaved, and one sync covers them all.  Every
+ * op is validated first; if one is invalid nothing is written.  A remove of a
+ * missing key is not an error for the batch: its result says KVS_ENOTFOUND.
+ * A crash during the call may keep a prefix of the batch (in order).
+ * Errors: those of kvs_set().
+ */
+int kvs_write_batch(struct kvs *db, struct kvs_op *ops, size_t n);
+
+/* Figures of an open store, filled by kvs_stats(). */
+struct kvs_stats {
+	uint64_t live_keys;       /* keys present */
+	uint64_t live_bytes;      /* bytes of the records that hold them */
+	uint64_t dead_bytes;      /* bytes of overwritten/removed records */
+	uint64_t disk_bytes;      /* total size of the segment files */
+	uint64_t segments;        /* segment files */
+	uint64_t next_seq;        /* next record sequence number */
+	uint64_t writes;          /* records written since open */
+	uint64_t batches;         /* writer batches (group commits) since open */
+	uint64_t syncs;           /* fdatasync calls since open */
+	uint64_t compactions;     /* compactions run since open */
+	uint64_t bytes_reclaimed; /* bytes freed by compaction since open */
+	uint64_t last_compaction_us;
+	int failed;               /* nonzero once a write or sync has failed */
+};
+
+/* Fill *st with a consistent snapshot (taken by the writer thread).
+ * Errors: KVS_EINVAL. */
+int kvs_stats(struct kvs *db, struct kvs_stats *st);
+
+/* The fixed name of an error code ("key not found", ...); never NULL. */
+const char *kvs_strerror(int err);
+
+/* The detailed message of the last failure of a kvs call on this thread,
+ * e.g. "data/0000000003.seg: bad record at offset 4711: checksum mismatch".
+ * Valid until the next kvs call on this thread; "" if none. */
+const char *kvs_errmsg(void);
+
+/*
+ * Reading log files record by record, for tools (kvs-dump) and tests.  It
+ * uses the engine's own record codec, and takes no lock: it may read the
+ * files of a store that is open elsewhere.
+ */
+enum kvs_record_type {
+	KVS_REC_SET = 0,
+	KVS_REC_REMOVE = 1,
+	KVS_REC_FOOTER = 2, /* last record of a sealed segment */
+};
+struct kvs_record {
+	uint64_t offset;   /* of the record in the file */
+	uint64_t length;   /* of the whole record, in bytes */
+	enum kvs_record_type type;
+	uint64_t seq;      /* SET/REMOVE: sequence number; FOOTER: last one */
+	const void *key;   /* SET/REMOVE; points into the reader's buffer */
+	size_t klen;
+	const void *val;   /* SET */
+	size_t vlen;
+	uint64_t count;    /* FOOTER: records before it in the segment */
+	uint32_t chain;    /* FOOTER: CRC32C over the crc fields of those */
+};
+struct kvs_reader;
+
+/* Open a segment file for reading.  Checks its header.
+ * Errors: KVS_EIO, KVS_ECORRUPT (not a kvs segment), KVS_ENOMEM. */
+int kvs_reader_open(const char *path, struct kvs_reader **out);
+/* Decode the next record into *rec (valid until kvs_reader_close()).  Checks
+ * each record's CRC and that a footer matches the records before it.
+ * Returns KVS_OK, KVS_EEND at the end of the file, or KVS_ECORRUPT with the
+ * offset in kvs_errmsg() and rec->offset set to where the bad bytes start
+ * (every later call returns KVS_ECORRUPT again). */
+int kvs_reader_next(struct kvs_reader *r, struct kvs_record *rec);
+/* The file's size in bytes. */
+uint64_t kvs_reader_size(const struct kvs_reader *r);
+/* Nonzero once a footer has been read: the segment is sealed. */
+int kvs_reader_sealed(const struct kvs_reader *r);
+void kvs_reader_close(struct kvs_reader *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KVS_H */

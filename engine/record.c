@@ -1,0 +1,194 @@
+/* record.c - the record codec: encodes records with libcbor's allocation-free
+ * cbor_encode_* functions and decodes them with cbor_stream_decode, which
+ * builds no tree and points into the input for byte strings.  The byte-level
+ * layout is in engine_int.h and docs/FORMAT.md. */
+#include "engine_int.h"
+
+#include <cbor.h>
+#include <string.h>
+
+/* tag 55800 (RFC 9277 CBOR Sequence magic) wrapping tag 0x6b767331 ("kvs1",
+ * the format and its version) wrapping the byte string "BOR". */
+const unsigned char kvs__seg_header[KVS__HDR_LEN] = {
+	0xd9, 0xd9, 0xf8, 0xda, 'k', 'v', 's', '1', 0x43, 'B', 'O', 'R',
+};
+
+size_t kvs__rec_encode_head(unsigned char *out, enum kvs_record_type type,
+			    uint64_t seq, size_t klen)
+{
+	size_t n = cbor_encode_array_start(type == KVS_REC_REMOVE ? 4 : 5, out,
+					   KVS__REC_MAX_HEAD);
+	n += cbor_encode_uint(seq, out + n, KVS__REC_MAX_HEAD - n);
+	n += cbor_encode_uint((uint64_t)type, out + n, KVS__REC_MAX_HEAD - n);
+	n += cbor_encode_bytestring_start(klen, out + n, KVS__REC_MAX_HEAD - n);
+	return n;
+}
+
+size_t kvs__rec_encode_vhead(unsigned char *out, size_t vlen)
+{
+	return cbor_encode_bytestring_start(vlen, out, 9);
+}
+
+void kvs__rec_encode_crc(unsigned char out[5], uint32_t crc)
+{
+	cbor_encode_uint32(crc, out, 5); /* always 1a + 4 bytes */
+}
+
+size_t kvs__rec_encode_footer(unsigned char *out, uint64_t last_seq,
+			      uint64_t count, uint32_t chain)
+{
+	size_t n = cbor_encode_array_start(5, out, KVS__REC_MAX_HEAD);
+	n += cbor_encode_uint(last_seq, out + n, KVS__REC_MAX_HEAD - n);
+	n += cbor_encode_uint(KVS_REC_FOOTER, out + n, KVS__REC_MAX_HEAD - n);
+	n += cbor_encode_uint(count, out + n, KVS__REC_MAX_HEAD - n);
+	n += cbor_encode_uint32(chain, out + n, KVS__REC_MAX_HEAD - n);
+	uint32_t crc = kvs__crc32c(0, out, n);
+	kvs__rec_encode_crc(out + n, crc);
+	return n + 5;
+}
+
+/* ---- decoding ---------------------------------------------------------- */
+
+enum item_kind { IT_NONE, IT_UINT, IT_BSTR, IT_ARRAY };
+struct item {
+	enum item_kind kind;
+	uint64_t u;
+	const unsigned char *p;
+	size_t n;
+};
+
+static void on_u8(void *c, uint8_t v) { *(struct item *)c = (struct item){ IT_UINT, v, NULL, 0 }; }
+static void on_u16(void *c, uint16_t v) { *(struct item *)c = (struct item){ IT_UINT, v, NULL, 0 }; }
+static void on_u32(void *c, uint32_t v) { *(struct item *)c = (struct item){ IT_UINT, v, NULL, 0 }; }
+static void on_u64(void *c, uint64_t v) { *(struct item *)c = (struct item){ IT_UINT, v, NULL, 0 }; }
+static void on_bstr(void *c, cbor_data p, size_t n) { *(struct item *)c = (struct item){ IT_BSTR, 0, p, n }; }
+static void on_array(void *c, size_t n) { *(struct item *)c = (struct item){ IT_ARRAY, n, NULL, 0 }; }
+
+static struct cbor_callbacks callbacks;
+static pthread_once_t callbacks_once = PTHREAD_ONCE_INIT;
+
+static void callbacks_init(void)
+{
+	callbacks = cbor_empty_callbacks; /* every other item type: IT_NONE */
+	callbacks.uint8 = on_u8;
+	callbacks.uint16 = on_u16;
+	callbacks.uint32 = on_u32;
+	callbacks.uint64 = on_u64;
+	callbacks.byte_string = on_bstr; /* definite-length byte strings */
+	callbacks.array_start = on_array; /* definite-length arrays */
+}
+
+/* Decode one item at buf[*pos]; advance *pos. */
+static enum kvs__dec next_item(const unsigned char *buf, size_t len,
+			       size_t *pos, struct item *it)
+{
+	if (*pos >= len)
+		return KVS__DEC_SHORT;
+	it->kind = IT_NONE;
+	struct cbor_decoder_result r =
+		cbor_stream_decode(buf + *pos, len - *pos, &callbacks, it);
+	if (r.status == CBOR_DECODER_NEDATA)
+		return KVS__DEC_SHORT;
+	if (r.status != CBOR_DECODER_FINISHED)
+		return KVS__DEC_BAD;
+	*pos += r.read;
+	return KVS__DEC_OK;
+}
+
+static uint32_t be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | p[3];
+}
+
+/* The 5-byte uint32 form (1a + 4 bytes) at buf[*pos]. */
+static enum kvs__dec fixed_u32(const unsigned char *buf, size_t len,
+			       size_t *pos, uint32_t *v)
+{
+	if (*pos >= len)
+		return KVS__DEC_SHORT;
+	if (buf[*pos] != 0x1a)
+		return KVS__DEC_BAD;
+	if (len - *pos < 5)
+		return KVS__DEC_SHORT;
+	*v = be32(buf + *pos + 1);
+	*pos += 5;
+	return KVS__DEC_OK;
+}
+
+#define STEP(call, what)                                                     \
+	do {                                                                 \
+		enum kvs__dec d_ = (call);                                   \
+		if (d_ != KVS__DEC_OK) {                                     \
+			*why = (what);                                       \
+			return d_;                                           \
+		}                                                            \
+	} while (0)
+#define REQUIRE(cond, what)                                                  \
+	do {                                                                 \
+		if (!(cond)) {                                               \
+			*why = (what);                                       \
+			return KVS__DEC_BAD;                                 \
+		}                                                            \
+	} while (0)
+
+enum kvs__dec kvs__rec_decode(const unsigned char *buf, size_t len,
+			      struct kvs_record *rec, uint32_t *crc_out,
+			      const char **why)
+{
+	struct item it;
+	size_t pos = 0;
+	uint32_t crc;
+
+	KVS_CHECK(pthread_once(&callbacks_once, callbacks_init));
+	memset(rec, 0, sizeof *rec);
+	STEP(next_item(buf, len, &pos, &it), "bad record start");
+	REQUIRE(it.kind == IT_ARRAY && (it.u == 4 || it.u == 5),
+		"not a record (expected an array of 4 or 5 items)");
+	uint64_t nitems = it.u;
+	STEP(next_item(buf, len, &pos, &it), "bad sequence number");
+	REQUIRE(it.kind == IT_UINT, "sequence number is not an unsigned integer");
+	rec->seq = it.u;
+	STEP(next_item(buf, len, &pos, &it), "bad record type");
+	REQUIRE(it.kind == IT_UINT && it.u <= KVS_REC_FOOTER, "bad record type");
+	rec->type = (enum kvs_record_type)it.u;
+	REQUIRE(nitems == (rec->type == KVS_REC_REMOVE ? 4u : 5u),
+		"wrong item count for the record type");
+
+	if (rec->type == KVS_REC_FOOTER) {
+		STEP(next_item(buf, len, &pos, &it), "bad footer count");
+		REQUIRE(it.kind == IT_UINT, "footer count is not an integer");
+		rec->count = it.u;
+		uint32_t chain;
+		STEP(fixed_u32(buf, len, &pos, &chain), "bad footer chain");
+		rec->chain = chain;
+	} else {
+		STEP(next_item(buf, len, &pos, &it), "bad key");
+		REQUIRE(it.kind == IT_BSTR, "key is not a byte string");
+		REQUIRE(it.n >= 1 && it.n <= KVS_MAX_KEY, "key length out of range");
+		rec->key = it.p;
+		rec->klen = it.n;
+		if (rec->type == KVS_REC_SET) {
+			STEP(next_item(buf, len, &pos, &it), "bad value");
+			REQUIRE(it.kind == IT_BSTR, "value is not a byte string");
+			REQUIRE(it.n <= KVS_MAX_VALUE, "value too long");
+			rec->val = it.p;
+			rec->vlen = it.n;
+		}
+	}
+	size_t body = pos;
+	STEP(fixed_u32(buf, len, &pos, &crc), "bad checksum field");
+	/* The record's extent is known now, even if its checksum fails:
+	 * recovery uses it to tell a bad last record from a bad middle one. */
+	rec->length = pos;
+	REQUIRE(kvs__crc32c(0, buf, body) == crc, "checksum mismatch");
+	*crc_out = crc;
+	return KVS__DEC_OK;
+}
+
+bool kvs__rec_crc_ok(const unsigned char *buf, size_t rec_len)
+{
+	if (rec_len < 5 || buf[rec_len - 5] != 0x1a)
+		return false;
+	return kvs__crc32c(0, buf, rec_len - 5) == be32(buf + rec_len - 4);
+}

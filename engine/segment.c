@@ -1,0 +1,128 @@
+/* segment.c - segment files: creating one, sealing it (footer, sync, read-only
+ * mapping), and releasing it once no reader can hold it. */
+#include "engine_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+char *kvs__seg_path(const char *dir, uint32_t id)
+{
+	char *p = NULL;
+	if (asprintf(&p, "%s/%010u.seg", dir, id) < 0)
+		return NULL;
+	return p;
+}
+
+static struct kvs__seg *seg_alloc(const char *dir, uint32_t id)
+{
+	struct kvs__seg *seg = calloc(1, sizeof *seg);
+	if (!seg)
+		return NULL;
+	seg->id = id;
+	seg->fd = -1;
+	seg->path = kvs__seg_path(dir, id);
+	if (!seg->path) {
+		free(seg);
+		return NULL;
+	}
+	return seg;
+}
+
+int kvs__seg_create(const char *dir, uint32_t id, struct kvs__seg **out)
+{
+	int rc, e;
+	struct kvs__seg *seg = seg_alloc(dir, id);
+	if (!seg)
+		return kvs__err(KVS_ENOMEM, "out of memory");
+	seg->fd = open(seg->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (seg->fd < 0) {
+		rc = kvs__err_errno(KVS_EIO, errno, "%s: create", seg->path);
+		goto fail;
+	}
+	if ((e = kvs__io_pwrite_all(seg->fd, kvs__seg_header, KVS__HDR_LEN, 0)) ||
+	    (e = kvs__io_fdatasync(seg->fd))) {
+		rc = kvs__err_errno(KVS_EIO, e, "%s: write header", seg->path);
+		unlink(seg->path);
+		goto fail;
+	}
+	if ((e = kvs__io_fsync_dir(dir)) != 0) {
+		rc = kvs__err_errno(KVS_EIO, e, "%s: fsync", dir);
+		goto fail;
+	}
+	seg->size = seg->synced = KVS__HDR_LEN;
+	*out = seg;
+	return KVS_OK;
+fail:
+	kvs__seg_free(seg);
+	return rc;
+}
+
+int kvs__seg_open(const char *dir, uint32_t id, struct kvs__seg **out)
+{
+	struct kvs__seg *seg = seg_alloc(dir, id);
+	if (!seg)
+		return kvs__err(KVS_ENOMEM, "out of memory");
+	seg->fd = open(seg->path, O_RDWR | O_CLOEXEC);
+	if (seg->fd < 0) {
+		int rc = kvs__err_errno(KVS_EIO, errno, "%s: open", seg->path);
+		kvs__seg_free(seg);
+		return rc;
+	}
+	*out = seg;
+	return KVS_OK;
+}
+
+int kvs__seg_map(struct kvs__seg *seg)
+{
+	void *p = mmap(NULL, seg->size, PROT_READ, MAP_SHARED, seg->fd, 0);
+	if (p == MAP_FAILED)
+		return kvs__err_errno(KVS_EIO, errno, "%s: mmap", seg->path);
+	madvise(p, seg->size, MADV_RANDOM);
+	seg->map_len = seg->size;
+	/* Release order: a reader that sees the map sees map_len too. */
+	__atomic_store_n(&seg->map, (const unsigned char *)p, __ATOMIC_RELEASE);
+	return KVS_OK;
+}
+
+int kvs__seg_seal(struct kvs__seg *seg)
+{
+	unsigned char foot[KVS__REC_MAX_HEAD + 5];
+	size_t n = kvs__rec_encode_footer(foot, seg->last_seq, seg->records,
+					  seg->chain);
+	int e;
+	if ((e = kvs__io_pwrite_all(seg->fd, foot, n, (off_t)seg->size)) != 0)
+		return kvs__err_errno(KVS_EIO, e, "%s: write footer", seg->path);
+	seg->size += n;
+	if ((e = kvs__io_fdatasync(seg->fd)) != 0)
+		return kvs__err_errno(KVS_EIO, e, "%s: fdatasync", seg->path);
+	seg->synced = seg->size;
+	seg->sealed = true;
+	return kvs__seg_map(seg);
+}
+
+void kvs__seg_free(struct kvs__seg *seg)
+{
+	if (!seg)
+		return;
+	if (seg->map)
+		munmap((void *)seg->map, seg->map_len);
+	if (seg->fd >= 0)
+		close(seg->fd);
+	free(seg->path);
+	free(seg);
+}
+
+static void seg_free_cb(struct rcu_head *head)
+{
+	kvs__seg_free(caa_container_of(head, struct kvs__seg, rcu));
+}
+
+void kvs__seg_free_rcu(struct kvs__seg *seg)
+{
+	urcu_memb_call_rcu(&seg->rcu, seg_free_cb);
+}

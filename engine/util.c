@@ -1,0 +1,88 @@
+/* util.c - error messages, logging and the abort path of the engine. */
+#include "engine_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* The detailed message of the last failure on this thread (kvs_errmsg). */
+static _Thread_local char errbuf[512];
+
+_Noreturn void kvs__die(const char *file, int line, const char *what, int err)
+{
+	fprintf(stderr, "kvs: fatal: %s:%d: %s: %s\n", file, line, what,
+		strerror(err > 0 ? err : errno));
+	abort();
+}
+
+int kvs__err(int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+int kvs__err_errno(int code, int errnum, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < sizeof errbuf)
+		snprintf(errbuf + n, sizeof errbuf - (size_t)n, ": %s",
+			 strerror(errnum));
+	return code;
+}
+
+void kvs__log(const struct kvs *db, enum kvs_log_level lvl, const char *fmt,
+	      ...)
+{
+	if (!db->opt.log)
+		return;
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	db->opt.log(db->opt.log_ctx, lvl, msg);
+}
+
+uint64_t kvs__now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+const char *kvs_errmsg(void)
+{
+	return errbuf;
+}
+
+const char *kvs_strerror(int err)
+{
+	switch (err) {
+	case KVS_OK: return "success";
+	case KVS_ENOTFOUND: return "key not found";
+	case KVS_EINVAL: return "invalid argument";
+	case KVS_ETOOBIG: return "key or value too big";
+	case KVS_EIO: return "I/O error";
+	case KVS_ECORRUPT: return "corrupt data";
+	case KVS_ELOCKED: return "store is locked by another handle or process";
+	case KVS_ENOMEM: return "out of memory";
+	case KVS_EFAILED: return "store failed after an earlier I/O error; "
+				 "writes are refused";
+	case KVS_EENGINE: return "directory belongs to another engine";
+	case KVS_EEND: return "end of file";
+	}
+	return "unknown error";
+}
+
+void kvs_free(void *p)
+{
+	free(p);
+}

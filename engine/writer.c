@@ -1,0 +1,647 @@
+/* writer.c - the single writer thread: takes every queued request at once,
+ * appends their records with as few writes as it can, syncs once for all of
+ * them (group commit), then updates the index and wakes the callers.  Also
+ * the everysec sync thread.
+ *
+ * The durability promise, per fsync policy (the caller's kvs_set returns
+ * only after the step named here):
+ *   always:   the records were written and fdatasync()ed.
+ *   everysec: the records were written; the sync thread fdatasyncs the
+ *             active segment within about a second.
+ *   never:    the records were written; the OS writes them back.
+ * In all three an acknowledged write survives SIGKILL, since write() put it
+ * in the page cache before the acknowledgement.  Sealing a segment always
+ * syncs it, and kvs_close() syncs the active one.
+ *
+ * Readers see a write only after the index update, which comes after the
+ * write() and, under `always`, after the fdatasync: a reader never sees a
+ * value that a crash could still take away in that policy. */
+#include "engine_int.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Keys and values up to this size are copied into the round's buffer so that
+ * many small records go out in one contiguous write; larger ones are written
+ * straight from the caller's memory. */
+#define COPY_MAX 4096
+
+/* One piece of output: either bytes in the arena (ptr == NULL) or bytes in a
+ * caller's buffer, valid until the round completes. */
+struct piece {
+	const void *ptr;
+	size_t off; /* in the arena, when ptr == NULL */
+	size_t len;
+};
+
+/* A record written in this round whose index update is pending. */
+struct pend {
+	enum kvs_record_type type;
+	struct kvs__entry *entry; /* SET: the new entry, published on apply */
+	const void *key;          /* REMOVE */
+	size_t klen;
+	uint64_t hash;
+	struct kvs__seg *seg;
+	uint64_t off;
+	uint32_t rec_len;
+};
+
+/* The round's view of keys it has already written, so that a remove after a
+ * set of the same key (both in this round) sees the set.  Open addressing;
+ * a slot is in use when its gen equals the round's gen. */
+struct oslot {
+	uint64_t gen;
+	uint64_t hash;
+	size_t pend; /* index into pends */
+};
+
+struct kvs__writer_buf {
+	unsigned char *arena;
+	size_t arena_len, arena_cap;
+	struct piece *pieces;
+	size_t npieces, pieces_cap;
+	uint64_t base_off;  /* file offset of the first unwritten piece */
+	struct pend *pends;
+	size_t npends, pends_cap;
+	struct oslot *slots;
+	size_t slots_cap, slots_used;
+	uint64_t gen;
+	struct iovec *iov;
+	size_t iov_cap;
+};
+
+static bool grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap)
+		return true;
+	size_t n = *cap ? *cap : 16;
+	while (n < need)
+		n *= 2;
+	void *q = realloc(*p, n * elem);
+	if (!q)
+		return false;
+	*p = q;
+	*cap = n;
+	return true;
+}
+
+/* ---- output pieces -------------------------------------------------------- */
+
+static int out_add(struct kvs__writer_buf *wb, const void *p, size_t len,
+		   bool copy)
+{
+	if (len == 0)
+		return KVS_OK;
+	if (copy) {
+		if (!grow((void **)&wb->arena, &wb->arena_cap,
+			  wb->arena_len + len, 1))
+			return KVS_ENOMEM;
+		memcpy(wb->arena + wb->arena_len, p, len);
+		struct piece *last = wb->npieces ? &wb->pieces[wb->npieces - 1]
+						 : NULL;
+		if (last && !last->ptr && last->off + last->len == wb->arena_len) {
+			last->len += len;
+			wb->arena_len += len;
+			return KVS_OK;
+		}
+		if (!grow((void **)&wb->pieces, &wb->pieces_cap, wb->npieces + 1,
+			  sizeof *wb->pieces))
+			return KVS_ENOMEM;
+		wb->pieces[wb->npieces++] =
+			(struct piece){ NULL, wb->arena_len, len };
+		wb->arena_len += len;
+		return KVS_OK;
+	}
+	if (!grow((void **)&wb->pieces, &wb->pieces_cap, wb->npieces + 1,
+		  sizeof *wb->pieces))
+		return KVS_ENOMEM;
+	wb->pieces[wb->npieces++] = (struct piece){ p, 0, len };
+	return KVS_OK;
+}
+
+/* Write every pending piece to the active segment. */
+static int out_flush(struct kvs *db)
+{
+	struct kvs__writer_buf *wb = db->wbuf;
+	if (wb->npieces == 0)
+		return KVS_OK;
+	if (!grow((void **)&wb->iov, &wb->iov_cap, wb->npieces, sizeof *wb->iov))
+		return kvs__err(KVS_ENOMEM, "out of memory");
+	size_t total = 0;
+	for (size_t i = 0; i < wb->npieces; i++) {
+		const struct piece *pc = &wb->pieces[i];
+		wb->iov[i].iov_base =
+			(void *)(pc->ptr ? pc->ptr : wb->arena + pc->off);
+		wb->iov[i].iov_len = pc->len;
+		total += pc->len;
+	}
+	int e = kvs__io_pwritev_all(db->active->fd, wb->iov, (int)wb->npieces,
+				    (off_t)wb->base_off);
+	if (e) {
+		kvs__set_failed(db, e, db->active->path);
+		return kvs__err_errno(KVS_EIO, e, "%s: write", db->active->path);
+	}
+	wb->base_off += total;
+	wb->npieces = 0;
+	wb->arena_len = 0;
+	atomic_fetch_add(&db->unsynced, total);
+	return KVS_OK;
+}
+
+/* ---- segment rotation ------------------------------------------------------ */
+
+/* Seal the active segment and start a new one. */
+static int rotate(struct kvs *db)
+{
+	int rc = out_flush(db);
+	if (rc)
+		return rc;
+	if ((rc = kvs__seg_seal(db->active)) != KVS_OK) {
+		kvs__set_failed(db, EIO, db->active->path);
+		return rc;
+	}
+	db->counters.syncs++;
+	struct kvs__seg *seg;
+	if ((rc = kvs__seg_create(db->dir, db->next_seg_id, &seg)) != KVS_OK) {
+		kvs__set_failed(db, EIO, "creating a segment");
+		return rc;
+	}
+	db->next_seg_id++;
+	db->active->next = seg;
+	db->active = seg;
+	db->wbuf->base_off = seg->size;
+	KVS_CHECK(pthread_mutex_lock(&db->sync_mu));
+	db->sync_seg = seg;
+	KVS_CHECK(pthread_mutex_unlock(&db->sync_mu));
+	return KVS_OK;
+}
+
+/* ---- the round's overlay ---------------------------------------------------- */
+
+static struct oslot *overlay_find(struct kvs__writer_buf *wb, uint64_t hash,
+				  const void *key, size_t klen)
+{
+	if (!wb->slots_cap)
+		return NULL;
+	size_t mask = wb->slots_cap - 1;
+	for (size_t i = hash & mask;; i = (i + 1) & mask) {
+		struct oslot *s = &wb->slots[i];
+		if (s->gen != wb->gen)
+			return s;
+		if (s->hash != hash)
+			continue;
+		const struct pend *p = &wb->pends[s->pend];
+		const void *pk = p->type == KVS_REC_SET ? p->entry->key : p->key;
+		size_t pkl = p->type == KVS_REC_SET ? p->entry->klen : p->klen;
+		if (pkl == klen && memcmp(pk, key, klen) == 0)
+			return s;
+	}
+}
+
+static int overlay_rehash(struct kvs__writer_buf *wb, size_t cap)
+{
+	struct oslot *old = wb->slots;
+	size_t oldcap = wb->slots_cap;
+	struct oslot *n = calloc(cap, sizeof *n);
+	if (!n)
+		return KVS_ENOMEM;
+	wb->slots = n;
+	wb->slots_cap = cap;
+	uint64_t gen = wb->gen;
+	wb->gen = 1; /* fresh table: every slot has gen 0 */
+	for (size_t i = 0; i < oldcap; i++) {
+		if (old[i].gen != gen)
+			continue;
+		size_t mask = cap - 1, j = old[i].hash & mask;
+		while (n[j].gen == wb->gen)
+			j = (j + 1) & mask;
+		n[j] = old[i];
+		n[j].gen = wb->gen;
+	}
+	free(old);
+	return KVS_OK;
+}
+
+/* Remember that pends[pi] is now the latest write of its key. */
+static int overlay_note(struct kvs__writer_buf *wb, uint64_t hash,
+			const void *key, size_t klen, size_t pi)
+{
+	if ((wb->slots_used + 1) * 2 > wb->slots_cap) {
+		size_t cap = wb->slots_cap ? wb->slots_cap * 2 : 256;
+		if (overlay_rehash(wb, cap) != KVS_OK)
+			return KVS_ENOMEM;
+	}
+	struct oslot *s = overlay_find(wb, hash, key, klen);
+	if (s->gen != wb->gen) {
+		s->gen = wb->gen;
+		s->hash = hash;
+		wb->slots_used++;
+	}
+	s->pend = pi;
+	return KVS_OK;
+}
+
+/* Is `key` present, counting this round's writes? */
+static bool key_exists(struct kvs *db, uint64_t hash, const void *key,
+		       size_t klen)
+{
+	struct kvs__writer_buf *wb = db->wbuf;
+	struct oslot *s = overlay_find(wb, hash, key, klen);
+	if (s && s->gen == wb->gen)
+		return wb->pends[s->pend].type == KVS_REC_SET;
+	urcu_memb_read_lock();
+	bool found = kvs__index_lookup(db->index, hash, key, klen) != NULL;
+	urcu_memb_read_unlock();
+	return found;
+}
+
+/* ---- staging one operation -------------------------------------------------- */
+
+static int stage_op(struct kvs *db, struct kvs_op *op)
+{
+	struct kvs__writer_buf *wb = db->wbuf;
+	enum kvs_record_type type =
+		op->type == KVS_OP_SET ? KVS_REC_SET : KVS_REC_REMOVE;
+	uint64_t hash = kvs__index_hash(db->index, op->key, op->klen);
+	unsigned char head[KVS__REC_MAX_HEAD], vhead[9], crcb[5];
+	int rc;
+
+	op->result = KVS_OK;
+	if (type == KVS_REC_REMOVE && !key_exists(db, hash, op->key, op->klen)) {
+		op->result = KVS_ENOTFOUND;
+		return KVS_OK;
+	}
+
+	uint64_t seq = db->next_seq;
+	size_t hlen = kvs__rec_encode_head(head, type, seq, op->klen);
+	size_t vhlen = type == KVS_REC_SET ? kvs__rec_encode_vhead(vhead, op->vlen)
+					   : 0;
+	size_t vlen = type == KVS_REC_SET ? op->vlen : 0;
+	uint64_t rec_len = hlen + op->klen + vhlen + vlen + 5;
+
+	/* A record that does not fit starts a new segment, unless the active
+	 * one is empty: a record larger than a segment gets one of its own. */
+	struct kvs__seg *seg = db->active;
+	if (seg->records > 0 && seg->size + rec_len > db->opt.segment_size) {
+		if ((rc = rotate(db)) != KVS_OK)
+			return rc;
+		seg = db->active;
+	}
+
+	if (!grow((void **)&wb->pends, &wb->pends_cap, wb->npends + 1,
+		  sizeof *wb->pends))
+		return kvs__err(KVS_ENOMEM, "out of memory");
+	struct pend *p = &wb->pends[wb->npends];
+	memset(p, 0, sizeof *p);
+	p->type = type;
+	p->hash = hash;
+	p->seg = seg;
+	p->off = seg->size;
+	p->rec_len = (uint32_t)rec_len;
+	if (type == KVS_REC_SET) {
+		p->entry = kvs__entry_new(op->key, op->klen);
+		if (!p->entry)
+			return kvs__err(KVS_ENOMEM, "out of memory");
+		p->entry->seg = seg;
+		p->entry->off = seg->size;
+		p->entry->rec_len = (uint32_t)rec_len;
+		p->entry->vlen = (uint32_t)op->vlen;
+		atomic_store_explicit(&p->entry->seq, seq, memory_order_relaxed);
+	} else {
+		p->key = op->key;
+		p->klen = op->klen;
+	}
+	wb->npends++;
+	if (overlay_note(wb, hash, op->key, op->klen, wb->npends - 1) != KVS_OK)
+		return kvs__err(KVS_ENOMEM, "out of memory");
+
+	uint32_t crc = kvs__crc32c(0, head, hlen);
+	crc = kvs__crc32c(crc, op->key, op->klen);
+	if (type == KVS_REC_SET) {
+		crc = kvs__crc32c(crc, vhead, vhlen);
+		crc = kvs__crc32c(crc, op->val, op->vlen);
+	}
+	kvs__rec_encode_crc(crcb, crc);
+	if (out_add(wb, head, hlen, true) ||
+	    out_add(wb, op->key, op->klen, op->klen <= COPY_MAX) ||
+	    (type == KVS_REC_SET &&
+	     (out_add(wb, vhead, vhlen, true) ||
+	      out_add(wb, op->val, op->vlen, op->vlen <= COPY_MAX))) ||
+	    out_add(wb, crcb, 5, true))
+		return kvs__err(KVS_ENOMEM, "out of memory");
+
+	db->next_seq++;
+	seg->size += rec_len;
+	seg->records++;
+	seg->last_seq = seq;
+	seg->chain = kvs__crc32c(seg->chain, crcb + 1, 4);
+	db->counters.writes++;
+	return KVS_OK;
+}
+
+/* ---- applying a round to the index ------------------------------------------- */
+
+static void retire_entry(struct kvs *db, struct kvs__entry *old)
+{
+	old->seg->live_bytes -= old->rec_len;
+	old->seg->dead_bytes += old->rec_len;
+	kvs__entry_free_rcu(old);
+	(void)db;
+}
+
+static void apply_round(struct kvs *db)
+{
+	struct kvs__writer_buf *wb = db->wbuf;
+	urcu_memb_read_lock();
+	for (size_t i = 0; i < wb->npends; i++) {
+		struct pend *p = &wb->pends[i];
+		if (p->type == KVS_REC_SET) {
+			struct kvs__entry *e = p->entry;
+			/* Release: a reader that finds e sees its fields. */
+			atomic_store_explicit(&e->seq, atomic_load(&e->seq),
+					      memory_order_release);
+			struct kvs__entry *old = kvs__index_put(db->index, p->hash, e);
+			p->seg->live_bytes += p->rec_len;
+			if (old)
+				retire_entry(db, old);
+			else
+				db->live_keys++;
+			p->entry = NULL;
+		} else {
+			struct kvs__entry *old = kvs__index_lookup(
+				db->index, p->hash, p->key, p->klen);
+			p->seg->dead_bytes += p->rec_len; /* the tombstone */
+			if (old) {
+				kvs__index_del(db->index, old);
+				retire_entry(db, old);
+				db->live_keys--;
+			}
+		}
+	}
+	urcu_memb_read_unlock();
+}
+
+static void discard_round(struct kvs__writer_buf *wb)
+{
+	for (size_t i = 0; i < wb->npends; i++)
+		free(wb->pends[i].entry);
+}
+
+static void round_reset(struct kvs *db)
+{
+	struct kvs__writer_buf *wb = db->wbuf;
+	wb->npends = 0;
+	wb->npieces = 0;
+	wb->arena_len = 0;
+	wb->slots_used = 0;
+	wb->gen++;
+	wb->base_off = db->active->size;
+}
+
+/* ---- stats --------------------------------------------------------------------- */
+
+static void fill_stats(struct kvs *db, struct kvs_stats *st)
+{
+	*st = db->counters;
+	st->live_keys = db->live_keys;
+	st->live_bytes = st->dead_bytes = st->disk_bytes = st->segments = 0;
+	for (struct kvs__seg *s = db->segs; s; s = s->next) {
+		st->live_bytes += s->live_bytes;
+		st->dead_bytes += s->dead_bytes;
+		st->disk_bytes += s->size;
+		st->segments++;
+	}
+	st->next_seq = db->next_seq;
+	st->syncs += atomic_load(&db->bg_syncs);
+	st->failed = atomic_load(&db->failed) != 0;
+}
+
+/* ---- the writer loop ------------------------------------------------------------- */
+
+static void complete(struct kvs__req *req)
+{
+	req->done(req);
+}
+
+/* Process one list of requests (the whole queue at one moment). */
+static bool writer_round(struct kvs *db, struct kvs__req *list)
+{
+	struct kvs__writer_buf *wb = db->wbuf;
+	bool stop = false;
+	int rc = KVS_OK;
+
+	round_reset(db);
+	for (struct kvs__req *r = list; r; r = r->next) {
+		if (r->kind == KVS__REQ_STOP)
+			stop = true;
+		if (r->kind != KVS__REQ_WRITE)
+			continue;
+		if (atomic_load(&db->failed)) {
+			r->result = kvs__err(KVS_EFAILED, "%s",
+					     kvs_strerror(KVS_EFAILED));
+			continue;
+		}
+		r->result = KVS_OK;
+		for (size_t i = 0; i < r->nops && rc == KVS_OK; i++)
+			rc = stage_op(db, &r->ops[i]);
+		if (rc != KVS_OK)
+			break;
+	}
+	if (rc == KVS_OK)
+		rc = out_flush(db);
+	if (rc == KVS_OK && wb->npends > 0 &&
+	    db->opt.fsync == KVS_FSYNC_ALWAYS) {
+		int e = kvs__io_fdatasync(db->active->fd);
+		if (e) {
+			kvs__set_failed(db, e, db->active->path);
+			rc = kvs__err_errno(KVS_EIO, e, "%s: fdatasync",
+					    db->active->path);
+		} else {
+			db->counters.syncs++;
+			db->active->synced = db->active->size;
+		}
+	}
+	if (rc == KVS_OK) {
+		apply_round(db);
+		if (wb->npends)
+			db->counters.batches++;
+	} else {
+		discard_round(wb);
+		/* The failure may have left bytes after the last good record;
+		 * no more writes go to this handle (failed is set), and the
+		 * next open truncates the torn tail. */
+		for (struct kvs__req *r = list; r; r = r->next)
+			if (r->kind == KVS__REQ_WRITE && r->result == KVS_OK)
+				r->result = rc == KVS_ENOMEM ? KVS_ENOMEM : KVS_EIO;
+	}
+	if (stop) {
+		/* kvs_close(): make everything durable before saying done. */
+		int e = kvs__io_fdatasync(db->active->fd);
+		if (e)
+			kvs__set_failed(db, e, db->active->path);
+	}
+	for (struct kvs__req *r = list, *next; r; r = next) {
+		next = r->next; /* r may be gone after complete() */
+		if (r->kind == KVS__REQ_STATS) {
+			fill_stats(db, r->stats);
+			r->result = KVS_OK;
+		} else if (r->kind == KVS__REQ_STOP) {
+			r->result = atomic_load(&db->failed) ? KVS_EIO : KVS_OK;
+		}
+		complete(r);
+	}
+	return stop;
+}
+
+static void *writer_main(void *arg)
+{
+	struct kvs *db = arg;
+	bool stop = false;
+
+	kvs__rcu_thread_online();
+	while (!stop) {
+		KVS_CHECK(pthread_mutex_lock(&db->q_mu));
+		while (!db->q_head)
+			KVS_CHECK(pthread_cond_wait(&db->q_cv, &db->q_mu));
+		struct kvs__req *list = db->q_head;
+		db->q_head = db->q_tail = NULL;
+		db->q_len = 0;
+		KVS_CHECK(pthread_mutex_unlock(&db->q_mu));
+		stop = writer_round(db, list);
+	}
+	return NULL;
+}
+
+/* ---- the everysec sync thread ------------------------------------------------------ */
+
+static void *syncer_main(void *arg)
+{
+	struct kvs *db = arg;
+	struct timespec next;
+
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	KVS_CHECK(pthread_mutex_lock(&db->sync_mu));
+	while (!db->sync_stop) {
+		next.tv_sec += 1;
+		int rc;
+		do {
+			rc = pthread_cond_timedwait(&db->sync_cv, &db->sync_mu,
+						    &next);
+		} while (rc == 0 && !db->sync_stop);
+		if (rc != 0 && rc != ETIMEDOUT)
+			kvs__die(__FILE__, __LINE__, "pthread_cond_timedwait", rc);
+		if (db->sync_stop)
+			break;
+		if (atomic_exchange(&db->unsynced, 0) == 0)
+			continue;
+		/* Sync a duplicate of the descriptor outside the lock, so a
+		 * rotation by the writer never waits for our fdatasync. */
+		int fd = dup(db->sync_seg->fd);
+		KVS_CHECK(pthread_mutex_unlock(&db->sync_mu));
+		int e = fd < 0 ? errno : kvs__io_fdatasync(fd);
+		if (fd >= 0)
+			close(fd);
+		if (e)
+			kvs__set_failed(db, e, "background fdatasync");
+		else
+			atomic_fetch_add(&db->bg_syncs, 1);
+		KVS_CHECK(pthread_mutex_lock(&db->sync_mu));
+	}
+	KVS_CHECK(pthread_mutex_unlock(&db->sync_mu));
+	return NULL;
+}
+
+/* ---- starting, stopping, submitting -------------------------------------------------- */
+
+void kvs__set_failed(struct kvs *db, int errnum, const char *what)
+{
+	int expected = 0;
+	if (atomic_compare_exchange_strong(&db->failed, &expected, errnum))
+		kvs__log(db, KVS_LOG_ERROR,
+			 "%s: %s; the store refuses writes from now on", what,
+			 strerror(errnum));
+}
+
+int kvs__writer_start(struct kvs *db)
+{
+	int rc;
+	db->wbuf = calloc(1, sizeof *db->wbuf);
+	if (!db->wbuf)
+		return kvs__err(KVS_ENOMEM, "out of memory");
+	db->sync_seg = db->active;
+	if ((rc = pthread_create(&db->writer, NULL, writer_main, db)) != 0)
+		return kvs__err_errno(KVS_ENOMEM, rc, "cannot start the writer");
+	db->writer_started = true;
+	if (db->opt.fsync == KVS_FSYNC_EVERYSEC) {
+		if ((rc = pthread_create(&db->syncer, NULL, syncer_main, db)))
+			return kvs__err_errno(KVS_ENOMEM, rc,
+					      "cannot start the sync thread");
+		db->syncer_started = true;
+	}
+	return KVS_OK;
+}
+
+static void sync_done(struct kvs__req *req)
+{
+	atomic_store_explicit(&req->futex, 1, memory_order_release);
+	syscall(SYS_futex, &req->futex, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static void enqueue(struct kvs *db, struct kvs__req *req)
+{
+	req->next = NULL;
+	KVS_CHECK(pthread_mutex_lock(&db->q_mu));
+	if (db->q_tail)
+		db->q_tail->next = req;
+	else
+		db->q_head = req;
+	db->q_tail = req;
+	bool was_empty = db->q_len++ == 0;
+	KVS_CHECK(pthread_mutex_unlock(&db->q_mu));
+	if (was_empty)
+		KVS_CHECK(pthread_cond_signal(&db->q_cv));
+}
+
+int kvs__submit_wait(struct kvs *db, struct kvs__req *req)
+{
+	atomic_init(&req->futex, 0);
+	req->done = sync_done;
+	enqueue(db, req);
+	while (atomic_load_explicit(&req->futex, memory_order_acquire) == 0)
+		syscall(SYS_futex, &req->futex, FUTEX_WAIT_PRIVATE, 0, NULL,
+			NULL, 0);
+	return req->result;
+}
+
+void kvs__writer_stop(struct kvs *db)
+{
+	if (db->writer_started) {
+		struct kvs__req stop = { .kind = KVS__REQ_STOP };
+		(void)kvs__submit_wait(db, &stop);
+		KVS_CHECK(pthread_join(db->writer, NULL));
+		db->writer_started = false;
+	}
+	if (db->syncer_started) {
+		KVS_CHECK(pthread_mutex_lock(&db->sync_mu));
+		db->sync_stop = true;
+		KVS_CHECK(pthread_cond_signal(&db->sync_cv));
+		KVS_CHECK(pthread_mutex_unlock(&db->sync_mu));
+		KVS_CHECK(pthread_join(db->syncer, NULL));
+		db->syncer_started = false;
+	}
+	if (db->wbuf) {
+		struct kvs__writer_buf *wb = db->wbuf;
+		free(wb->arena);
+		free(wb->pieces);
+		free(wb->pends);
+		free(wb->slots);
+		free(wb->iov);
+		free(wb);
+		db->wbuf = NULL;
+	}
+}
