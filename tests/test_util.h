@@ -1,0 +1,159 @@
+// test_util.h - helpers shared by the googletest suites: temporary
+// directories, running the project's binaries and capturing their output.
+#ifndef KVS_TEST_UTIL_H
+#define KVS_TEST_UTIL_H
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "kvs.h"
+
+namespace kvstest {
+
+// A fresh directory under $TMPDIR (or /tmp), removed with its contents when
+// the object goes away.
+class TempDir {
+ public:
+  TempDir() {
+    const char* base = getenv("TMPDIR");
+    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/kvs-test-XXXXXX";
+    std::vector<char> buf(tmpl.begin(), tmpl.end());
+    buf.push_back('\0');
+    if (!mkdtemp(buf.data())) abort();
+    path_ = buf.data();
+  }
+  ~TempDir() { RemoveTree(path_); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+  static void RemoveTree(const std::string& p) {
+    DIR* d = opendir(p.c_str());
+    if (d) {
+      while (dirent* e = readdir(d)) {
+        std::string n = e->d_name;
+        if (n == "." || n == "..") continue;
+        std::string c = p + "/" + n;
+        struct stat st;
+        if (lstat(c.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+          RemoveTree(c);
+        else
+          unlink(c.c_str());
+      }
+      closedir(d);
+    }
+    rmdir(p.c_str());
+  }
+
+ private:
+  std::string path_;
+};
+
+// The result of running a program.
+struct RunResult {
+  int status = -1;  // exit code, or 128+signal
+  std::string out;
+  std::string err;
+};
+
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+inline void WriteFile(const std::string& path, const std::string& data) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f << data;
+}
+
+// Run argv (argv[0] is a path) with stdin from /dev/null and stdout/stderr
+// captured, in directory `cwd` if not empty.  A deadline kills the child.
+inline RunResult Run(const std::vector<std::string>& argv, const std::string& cwd = "",
+                     int timeout_sec = 60) {
+  RunResult r;
+  char out_tmpl[] = "/tmp/kvs-out-XXXXXX";
+  char err_tmpl[] = "/tmp/kvs-err-XXXXXX";
+  int ofd = mkstemp(out_tmpl), efd = mkstemp(err_tmpl);
+  if (ofd < 0 || efd < 0) abort();
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(126);
+    int in = open("/dev/null", O_RDONLY);
+    dup2(in, 0);
+    dup2(ofd, 1);
+    dup2(efd, 2);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  int st = 0;
+  for (int waited_ms = 0;; waited_ms += 10) {
+    pid_t w = waitpid(pid, &st, WNOHANG);
+    if (w == pid) break;
+    if (waited_ms > timeout_sec * 1000) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &st, 0);
+      ADD_FAILURE() << argv[0] << " timed out after " << timeout_sec << "s";
+      break;
+    }
+    usleep(10000);
+  }
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  r.out = ReadFile(out_tmpl);
+  r.err = ReadFile(err_tmpl);
+  close(ofd);
+  close(efd);
+  unlink(out_tmpl);
+  unlink(err_tmpl);
+  return r;
+}
+
+inline std::string Bin(const std::string& name) { return std::string(KVS_BIN_DIR) + "/" + name; }
+
+// Segment files of a store directory, oldest first.
+inline std::vector<std::string> Segments(const std::string& dir) {
+  std::vector<std::string> v;
+  DIR* d = opendir(dir.c_str());
+  if (!d) return v;
+  while (dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n.size() == 14 && n.substr(10) == ".seg") v.push_back(dir + "/" + n);
+  }
+  closedir(d);
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+inline off_t FileSize(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 ? st.st_size : -1;
+}
+
+// Does the sanitizer (or anything else) report trouble in a child's stderr?
+inline bool HasSanitizerReport(const std::string& err) {
+  return err.find("Sanitizer") != std::string::npos || err.find("runtime error:") != std::string::npos;
+}
+
+}  // namespace kvstest
+
+#endif  // KVS_TEST_UTIL_H
