@@ -42,7 +42,7 @@ endif
 # Evaluated when a recipe runs, i.e. after `deps-check` has installed them.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS)) -lpthread
-GTEST_LIBS = $(shell pkg-config --libs gtest)
+GTEST_LIBS = $(shell pkg-config --libs gtest_main gtest)
 
 CFLAGS   := -std=c11 -D_GNU_SOURCE $(OPT) $(CWARN) -fPIC -MMD -MP
 CXXFLAGS := -std=c++17 $(OPT) $(WARN) -MMD -MP

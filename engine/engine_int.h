@@ -216,7 +216,7 @@ struct kvs__req {
 	enum kvs__req_kind kind;
 	struct kvs_op *ops;       /* KVS__REQ_WRITE */
 	size_t nops;
-	struct kvs_stats *stats;  /* KVS__REQ_STATS */
+	struct kvs_store_stats *stats;  /* KVS__REQ_STATS */
 	int result;
 	void (*done)(struct kvs__req *req);
 	_Atomic uint32_t futex;   /* the synchronous waiter's word */
@@ -261,7 +261,7 @@ struct kvs {
 	uint32_t next_seg_id;
 	uint64_t next_seq;
 	uint64_t live_keys;
-	struct kvs_stats counters;  /* writes, batches, syncs, ... */
+	struct kvs_store_stats counters;  /* writes, batches, syncs, ... */
 	struct kvs__writer_buf *wbuf;
 };
 

@@ -360,7 +360,7 @@ int kvs_write_batch(struct kvs *db, struct kvs_op *ops, size_t n)
 	return submit_ops(db, ops, n);
 }
 
-int kvs_stats(struct kvs *db, struct kvs_stats *st)
+int kvs_stats(struct kvs *db, struct kvs_store_stats *st)
 {
 	if (!db || !st)
 		return kvs__err(KVS_EINVAL, "kvs_stats: NULL argument");

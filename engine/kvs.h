@@ -142,7 +142,7 @@ struct kvs_op {
 int kvs_write_batch(struct kvs *db, struct kvs_op *ops, size_t n);
 
 /* Figures of an open store, filled by kvs_stats(). */
-struct kvs_stats {
+struct kvs_store_stats {
 	uint64_t live_keys;       /* keys present */
 	uint64_t live_bytes;      /* bytes of the records that hold them */
 	uint64_t dead_bytes;      /* bytes of overwritten/removed records */
@@ -160,7 +160,7 @@ struct kvs_stats {
 
 /* Fill *st with a consistent snapshot (taken by the writer thread).
  * Errors: KVS_EINVAL. */
-int kvs_stats(struct kvs *db, struct kvs_stats *st);
+int kvs_stats(struct kvs *db, struct kvs_store_stats *st);
 
 /* The fixed name of an error code ("key not found", ...); never NULL. */
 const char *kvs_strerror(int err);

@@ -405,7 +405,7 @@ static void round_reset(struct kvs *db)
 
 /* ---- stats --------------------------------------------------------------------- */
 
-static void fill_stats(struct kvs *db, struct kvs_stats *st)
+static void fill_stats(struct kvs *db, struct kvs_store_stats *st)
 {
 	*st = db->counters;
 	st->live_keys = db->live_keys;

@@ -1,0 +1,585 @@
+// kvs_test.cc - the engine through its public API: talent-plan's KvStore
+// behaviours, limits, binary data, batches, segment rotation, concurrency,
+// injected I/O failures, and the lock and engine marker of the directory.
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "kvs_fault.h"
+#include "test_util.h"
+
+using kvstest::TempDir;
+
+namespace {
+
+// Collects what the engine logs.
+struct LogSink {
+  std::mutex mu;
+  std::vector<std::string> lines;
+  static void Hook(void* ctx, kvs_log_level, const char* msg) {
+    auto* s = static_cast<LogSink*>(ctx);
+    std::lock_guard<std::mutex> g(s->mu);
+    s->lines.push_back(msg);
+  }
+  std::string All() {
+    std::lock_guard<std::mutex> g(mu);
+    std::string a;
+    for (auto& l : lines) a += l + "\n";
+    return a;
+  }
+};
+
+class Store {
+ public:
+  explicit Store(const std::string& dir, kvs_options opt = {}) : dir_(dir), opt_(opt) { Open(); }
+  ~Store() {
+    if (db_) kvs_close(db_);
+  }
+  void Open() {
+    opt_.log = LogSink::Hook;
+    opt_.log_ctx = &log;
+    int rc = kvs_open(dir_.c_str(), &opt_, &db_);
+    ASSERT_EQ(rc, KVS_OK) << kvs_errmsg();
+  }
+  int Close() {
+    int rc = kvs_close(db_);
+    db_ = nullptr;
+    return rc;
+  }
+  void Reopen() {
+    ASSERT_EQ(Close(), KVS_OK);
+    Open();
+  }
+  int Set(const std::string& k, const std::string& v) {
+    return kvs_set(db_, k.data(), k.size(), v.data(), v.size());
+  }
+  int Remove(const std::string& k) { return kvs_remove(db_, k.data(), k.size()); }
+  // The value, or "<not found>" / "<error N>".
+  std::string Get(const std::string& k) {
+    void* v = nullptr;
+    size_t n = 0;
+    int rc = kvs_get(db_, k.data(), k.size(), &v, &n);
+    if (rc == KVS_ENOTFOUND) return "<not found>";
+    if (rc != KVS_OK) return "<error " + std::to_string(rc) + ">";
+    std::string s(static_cast<char*>(v), n);
+    kvs_free(v);
+    return s;
+  }
+  kvs_store_stats Stats() {
+    kvs_store_stats st{};
+    EXPECT_EQ(kvs_stats(db_, &st), KVS_OK);
+    return st;
+  }
+  kvs* db() { return db_; }
+  LogSink log;
+
+ private:
+  std::string dir_;
+  kvs_options opt_;
+  kvs* db_ = nullptr;
+};
+
+// ---- talent-plan's KvStore tests -------------------------------------------
+
+TEST(KvStore, GetStoredValue) {
+  TempDir d;
+  Store s(d.path());
+  ASSERT_EQ(s.Set("key1", "value1"), KVS_OK);
+  ASSERT_EQ(s.Set("key2", "value2"), KVS_OK);
+  EXPECT_EQ(s.Get("key1"), "value1");
+  EXPECT_EQ(s.Get("key2"), "value2");
+  s.Reopen();
+  EXPECT_EQ(s.Get("key1"), "value1");
+  EXPECT_EQ(s.Get("key2"), "value2");
+}
+
+TEST(KvStore, OverwriteValue) {
+  TempDir d;
+  Store s(d.path());
+  ASSERT_EQ(s.Set("key1", "value1"), KVS_OK);
+  EXPECT_EQ(s.Get("key1"), "value1");
+  ASSERT_EQ(s.Set("key1", "value2"), KVS_OK);
+  EXPECT_EQ(s.Get("key1"), "value2");
+  s.Reopen();
+  EXPECT_EQ(s.Get("key1"), "value2");
+  ASSERT_EQ(s.Set("key1", "value3"), KVS_OK);
+  EXPECT_EQ(s.Get("key1"), "value3");
+}
+
+TEST(KvStore, GetNonExistentValue) {
+  TempDir d;
+  Store s(d.path());
+  ASSERT_EQ(s.Set("key1", "value1"), KVS_OK);
+  EXPECT_EQ(s.Get("key2"), "<not found>");
+  s.Reopen();
+  EXPECT_EQ(s.Get("key2"), "<not found>");
+}
+
+TEST(KvStore, RemoveNonExistentKey) {
+  TempDir d;
+  Store s(d.path());
+  EXPECT_EQ(s.Remove("key1"), KVS_ENOTFOUND);
+  EXPECT_EQ(s.Stats().writes, 0u) << "a failed remove must write nothing";
+}
+
+TEST(KvStore, RemoveKey) {
+  TempDir d;
+  Store s(d.path());
+  ASSERT_EQ(s.Set("key1", "value1"), KVS_OK);
+  ASSERT_EQ(s.Remove("key1"), KVS_OK);
+  EXPECT_EQ(s.Get("key1"), "<not found>");
+  EXPECT_EQ(s.Remove("key1"), KVS_ENOTFOUND);
+  s.Reopen();
+  EXPECT_EQ(s.Get("key1"), "<not found>");
+  EXPECT_EQ(s.Remove("key1"), KVS_ENOTFOUND);
+}
+
+TEST(KvStore, ConcurrentSet1000Threads) {
+  TempDir d;
+  Store s(d.path());
+  std::vector<std::thread> ts;
+  std::atomic<int> failures{0};
+  for (int i = 0; i < 1000; i++)
+    ts.emplace_back([&, i] {
+      if (s.Set("key" + std::to_string(i), "value" + std::to_string(i)) != KVS_OK) failures++;
+    });
+  for (auto& t : ts) t.join();
+  ASSERT_EQ(failures.load(), 0);
+  for (int i = 0; i < 1000; i++) EXPECT_EQ(s.Get("key" + std::to_string(i)), "value" + std::to_string(i));
+  EXPECT_LT(s.Stats().batches, 1000u) << "concurrent writers should share batches";
+  s.Reopen();
+  for (int i = 0; i < 1000; i++) EXPECT_EQ(s.Get("key" + std::to_string(i)), "value" + std::to_string(i));
+}
+
+TEST(KvStore, ConcurrentGet100Threads) {
+  TempDir d;
+  Store s(d.path());
+  for (int i = 0; i < 100; i++) ASSERT_EQ(s.Set("key" + std::to_string(i), "value" + std::to_string(i)), KVS_OK);
+  for (int round = 0; round < 2; round++) {
+    std::atomic<int> bad{0};
+    std::vector<std::thread> ts;
+    for (int t = 0; t < 100; t++)
+      ts.emplace_back([&, t] {
+        for (int i = 0; i < 100; i++) {
+          int k = (i + t) % 100;
+          if (s.Get("key" + std::to_string(k)) != "value" + std::to_string(k)) bad++;
+        }
+      });
+    for (auto& t : ts) t.join();
+    EXPECT_EQ(bad.load(), 0) << "round " << round;
+    s.Reopen();
+  }
+}
+
+// ---- arguments and limits -----------------------------------------------------
+
+TEST(KvStoreLimits, EmptyKeyIsInvalid) {
+  TempDir d;
+  Store s(d.path());
+  EXPECT_EQ(s.Set("", "v"), KVS_EINVAL);
+  EXPECT_EQ(s.Get(""), "<error " + std::to_string(KVS_EINVAL) + ">");
+  EXPECT_EQ(s.Remove(""), KVS_EINVAL);
+}
+
+TEST(KvStoreLimits, EmptyValueIsAllowed) {
+  TempDir d;
+  Store s(d.path());
+  ASSERT_EQ(s.Set("k", ""), KVS_OK);
+  EXPECT_EQ(s.Get("k"), "");
+  s.Reopen();
+  EXPECT_EQ(s.Get("k"), "");
+}
+
+TEST(KvStoreLimits, KeyAtAndOverTheLimit) {
+  TempDir d;
+  Store s(d.path());
+  std::string at(KVS_MAX_KEY, 'k'), over(KVS_MAX_KEY + 1, 'k');
+  at[7] = '\0';
+  ASSERT_EQ(s.Set(at, "v-at"), KVS_OK);
+  uint64_t writes = s.Stats().writes;
+  EXPECT_EQ(s.Set(over, "v-over"), KVS_ETOOBIG);
+  EXPECT_NE(std::string(kvs_errmsg()).find("limit"), std::string::npos) << kvs_errmsg();
+  EXPECT_EQ(s.Stats().writes, writes) << "nothing may be written";
+  EXPECT_EQ(s.Get(over), "<error " + std::to_string(KVS_ETOOBIG) + ">");
+  s.Reopen();
+  EXPECT_EQ(s.Get(at), "v-at");
+}
+
+TEST(KvStoreLimits, ValueOverTheLimitIsRefusedUnread) {
+  TempDir d;
+  Store s(d.path());
+  char byte = 'x';
+  // The length is checked before a single byte is read.
+  EXPECT_EQ(kvs_set(s.db(), "k", 1, &byte, size_t{KVS_MAX_VALUE} + 1), KVS_ETOOBIG);
+  kvs_op op{KVS_OP_SET, "a", 1, "b", 1, 0};
+  kvs_op big{KVS_OP_SET, "k", 1, &byte, size_t{KVS_MAX_VALUE} + 1, 0};
+  kvs_op ops[2] = {op, big};
+  EXPECT_EQ(kvs_write_batch(s.db(), ops, 2), KVS_ETOOBIG);
+  EXPECT_EQ(s.Get("a"), "<not found>") << "an invalid batch writes nothing";
+  EXPECT_EQ(s.Stats().writes, 0u);
+}
+
+TEST(KvStoreLimits, BinaryKeysAndValues) {
+  TempDir d;
+  Store s(d.path());
+  std::string k1("a\0b", 3), k2("a\0c", 3), k3("\xff\xfe\x00\x01", 4);
+  std::string v1("\0\0\0", 3), v2("\xff\r\n\x00x", 5);
+  ASSERT_EQ(s.Set(k1, v1), KVS_OK);
+  ASSERT_EQ(s.Set(k2, v2), KVS_OK);
+  ASSERT_EQ(s.Set(k3, k3), KVS_OK);
+  EXPECT_EQ(s.Get(k1), v1);
+  EXPECT_EQ(s.Get(k2), v2);
+  EXPECT_EQ(s.Get(std::string("a", 1)), "<not found>");
+  s.Reopen();
+  EXPECT_EQ(s.Get(k1), v1);
+  EXPECT_EQ(s.Get(k2), v2);
+  EXPECT_EQ(s.Get(k3), k3);
+}
+
+TEST(KvStoreLimits, Value64MiB) {
+  TempDir d;
+  Store s(d.path());
+  std::string v(64u << 20, '\0');
+  for (size_t i = 0; i < v.size(); i += 4096) v[i] = static_cast<char>(i / 4096);
+  ASSERT_EQ(s.Set("big", v), KVS_OK);
+  ASSERT_EQ(s.Set("small", "after"), KVS_OK);
+  EXPECT_TRUE(s.Get("big") == v);
+  s.Reopen();
+  EXPECT_TRUE(s.Get("big") == v);
+  EXPECT_EQ(s.Get("small"), "after");
+}
+
+TEST(KvStoreLimits, BadOptions) {
+  TempDir d;
+  kvs* db = nullptr;
+  kvs_options o{};
+  o.segment_size = 100;
+  EXPECT_EQ(kvs_open(d.path().c_str(), &o, &db), KVS_EINVAL);
+  o = {};
+  o.fsync = static_cast<kvs_fsync>(7);
+  EXPECT_EQ(kvs_open(d.path().c_str(), &o, &db), KVS_EINVAL);
+  EXPECT_EQ(kvs_open("", nullptr, &db), KVS_EINVAL);
+  EXPECT_EQ(db, nullptr);
+}
+
+TEST(KvStoreLimits, EveryErrorHasAName) {
+  for (int e = KVS_OK; e >= KVS_EEND; e--) {
+    std::string s = kvs_strerror(e);
+    EXPECT_FALSE(s.empty());
+    EXPECT_NE(s, "unknown error") << e;
+  }
+  EXPECT_STREQ(kvs_strerror(-1000), "unknown error");
+}
+
+// ---- the directory -----------------------------------------------------------------
+
+TEST(KvStoreDir, CreatesMissingDirectories) {
+  TempDir d;
+  std::string dir = d.path() + "/a/b/c";
+  { Store s(dir); ASSERT_EQ(s.Set("k", "v"), KVS_OK); }
+  Store s(dir);
+  EXPECT_EQ(s.Get("k"), "v");
+}
+
+TEST(KvStoreDir, SecondOpenIsLocked) {
+  TempDir d;
+  Store s(d.path());
+  kvs* db2 = nullptr;
+  EXPECT_EQ(kvs_open(d.path().c_str(), nullptr, &db2), KVS_ELOCKED);
+  EXPECT_NE(std::string(kvs_errmsg()).find("already open"), std::string::npos) << kvs_errmsg();
+  EXPECT_EQ(db2, nullptr);
+  ASSERT_EQ(s.Close(), KVS_OK);
+  ASSERT_EQ(kvs_open(d.path().c_str(), nullptr, &db2), KVS_OK) << "the lock is released by close";
+  kvs_close(db2);
+}
+
+TEST(KvStoreDir, OtherEngineIsRefused) {
+  TempDir d;
+  kvstest::WriteFile(d.file("ENGINE"), "lmdb\n");
+  kvs* db = nullptr;
+  EXPECT_EQ(kvs_open(d.path().c_str(), nullptr, &db), KVS_EENGINE);
+  EXPECT_NE(std::string(kvs_errmsg()).find("lmdb"), std::string::npos) << kvs_errmsg();
+}
+
+TEST(KvStoreDir, MarkerNamesTheEngine) {
+  TempDir d;
+  { Store s(d.path()); }
+  EXPECT_EQ(kvstest::ReadFile(d.file("ENGINE")), "kvs\n");
+}
+
+TEST(KvStoreDir, LeftoverTempFilesAreRemoved) {
+  TempDir d;
+  { Store s(d.path()); ASSERT_EQ(s.Set("k", "v"), KVS_OK); }
+  kvstest::WriteFile(d.file("0000000009.seg.tmp"), "junk");
+  Store s(d.path());
+  EXPECT_EQ(kvstest::FileSize(d.file("0000000009.seg.tmp")), -1);
+  EXPECT_EQ(s.Get("k"), "v");
+}
+
+// ---- batches ---------------------------------------------------------------------------
+
+TEST(KvStoreBatch, AppliesInOrderWithResults) {
+  TempDir d;
+  Store s(d.path());
+  ASSERT_EQ(s.Set("gone", "x"), KVS_OK);
+  kvs_op ops[] = {
+      {KVS_OP_SET, "a", 1, "1", 1, 99},     {KVS_OP_SET, "a", 1, "2", 1, 99},
+      {KVS_OP_REMOVE, "b", 1, nullptr, 0, 99}, {KVS_OP_SET, "b", 1, "3", 1, 99},
+      {KVS_OP_REMOVE, "gone", 4, nullptr, 0, 99}, {KVS_OP_REMOVE, "gone", 4, nullptr, 0, 99},
+      {KVS_OP_SET, "c", 1, "4", 1, 99},     {KVS_OP_REMOVE, "c", 1, nullptr, 0, 99},
+  };
+  ASSERT_EQ(kvs_write_batch(s.db(), ops, 8), KVS_OK);
+  int want[] = {KVS_OK, KVS_OK, KVS_ENOTFOUND, KVS_OK, KVS_OK, KVS_ENOTFOUND, KVS_OK, KVS_OK};
+  for (int i = 0; i < 8; i++) EXPECT_EQ(ops[i].result, want[i]) << "op " << i;
+  for (int pass = 0; pass < 2; pass++) {
+    EXPECT_EQ(s.Get("a"), "2");
+    EXPECT_EQ(s.Get("b"), "3");
+    EXPECT_EQ(s.Get("c"), "<not found>");
+    EXPECT_EQ(s.Get("gone"), "<not found>");
+    EXPECT_EQ(s.Stats().live_keys, 2u);
+    s.Reopen();
+  }
+}
+
+TEST(KvStoreBatch, IsNotInterleaved) {
+  // Batches that set every key to the same generation number, written from
+  // several threads: a reader after the fact must see the last batch whole.
+  TempDir d;
+  Store s(d.path());
+  const int kKeys = 50;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; t++)
+    ts.emplace_back([&, t] {
+      for (int g = 0; g < 50; g++) {
+        std::string v = std::to_string(t) + ":" + std::to_string(g);
+        std::vector<std::string> keys;
+        std::vector<kvs_op> ops;
+        for (int k = 0; k < kKeys; k++) keys.push_back("k" + std::to_string(k));
+        for (int k = 0; k < kKeys; k++) ops.push_back({KVS_OP_SET, keys[k].data(), keys[k].size(), v.data(), v.size(), 0});
+        ASSERT_EQ(kvs_write_batch(s.db(), ops.data(), ops.size()), KVS_OK);
+      }
+    });
+  for (auto& t : ts) t.join();
+  std::string first = s.Get("k0");
+  for (int k = 1; k < kKeys; k++) EXPECT_EQ(s.Get("k" + std::to_string(k)), first);
+  s.Reopen();
+  for (int k = 0; k < kKeys; k++) EXPECT_EQ(s.Get("k" + std::to_string(k)), first);
+}
+
+// ---- segments ----------------------------------------------------------------------------
+
+TEST(KvStoreSegments, RotateSealAndReopen) {
+  TempDir d;
+  kvs_options o{};
+  o.segment_size = 4096;
+  Store s(d.path(), o);
+  for (int i = 0; i < 2000; i++) ASSERT_EQ(s.Set("key" + std::to_string(i % 300), "value" + std::to_string(i)), KVS_OK);
+  for (int i = 0; i < 300; i += 3) ASSERT_EQ(s.Remove("key" + std::to_string(i)), KVS_OK);
+  auto segs = kvstest::Segments(d.path());
+  ASSERT_GT(segs.size(), 5u);
+  for (size_t i = 0; i + 1 < segs.size(); i++) {
+    EXPECT_LE(kvstest::FileSize(segs[i]), 4096) << segs[i];
+    // Every segment but the active one is sealed with a footer.
+    kvs_reader* r = nullptr;
+    ASSERT_EQ(kvs_reader_open(segs[i].c_str(), &r), KVS_OK);
+    kvs_record rec;
+    int rc;
+    kvs_record_type last = KVS_REC_SET;
+    while ((rc = kvs_reader_next(r, &rec)) == KVS_OK) last = rec.type;
+    EXPECT_EQ(rc, KVS_EEND) << kvs_errmsg();
+    EXPECT_TRUE(kvs_reader_sealed(r)) << segs[i];
+    EXPECT_EQ(last, KVS_REC_FOOTER);
+    kvs_reader_close(r);
+  }
+  auto check = [&] {
+    for (int k = 0; k < 300; k++) {
+      int last = k < 200 ? 1800 + k : 1500 + k;  // the last i < 2000 with i % 300 == k
+      EXPECT_EQ(s.Get("key" + std::to_string(k)), k % 3 == 0 ? "<not found>" : "value" + std::to_string(last));
+    }
+  };
+  check();
+  kvs_store_stats st = s.Stats();
+  EXPECT_EQ(st.live_keys, 200u);
+  EXPECT_EQ(st.segments, segs.size());
+  s.Reopen();
+  check();
+  kvs_store_stats st2 = s.Stats();
+  EXPECT_EQ(st2.live_keys, 200u);
+  EXPECT_EQ(st2.live_bytes, st.live_bytes) << "recovery must account live bytes as the writer did";
+  EXPECT_GE(st2.next_seq, st.next_seq);
+}
+
+TEST(KvStoreSegments, RecordLargerThanASegment) {
+  TempDir d;
+  kvs_options o{};
+  o.segment_size = 4096;
+  Store s(d.path(), o);
+  std::string big(100000, 'b');
+  ASSERT_EQ(s.Set("a", "small"), KVS_OK);
+  ASSERT_EQ(s.Set("big", big), KVS_OK);
+  ASSERT_EQ(s.Set("c", "small"), KVS_OK);
+  EXPECT_EQ(s.Get("big"), big);
+  s.Reopen();
+  EXPECT_EQ(s.Get("big"), big);
+  EXPECT_EQ(s.Get("a"), "small");
+  EXPECT_EQ(s.Get("c"), "small");
+}
+
+// ---- durability policies and group commit -----------------------------------------
+
+TEST(KvStoreFsync, AlwaysGroupCommits) {
+  TempDir d;
+  kvs_options o{};
+  o.fsync = KVS_FSYNC_ALWAYS;
+  Store s(d.path(), o);
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 16; t++)
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < 50; i++) ASSERT_EQ(s.Set("t" + std::to_string(t) + "-" + std::to_string(i), "v"), KVS_OK);
+    });
+  for (auto& t : ts) t.join();
+  kvs_store_stats st = s.Stats();
+  EXPECT_EQ(st.writes, 800u);
+  EXPECT_GE(st.syncs, 1u);
+  EXPECT_LT(st.syncs, st.writes) << "16 concurrent writers must share fdatasyncs";
+}
+
+TEST(KvStoreFsync, EverysecSyncsInTheBackground) {
+  TempDir d;
+  Store s(d.path());  // default policy
+  ASSERT_EQ(s.Set("k", "v"), KVS_OK);
+  uint64_t syncs = 0;
+  for (int i = 0; i < 50 && syncs == 0; i++) {  // up to 5 s
+    usleep(100000);
+    syncs = s.Stats().syncs;
+  }
+  EXPECT_GE(syncs, 1u) << "the background thread syncs within about a second";
+}
+
+TEST(KvStoreFsync, AllPoliciesPersist) {
+  for (kvs_fsync p : {KVS_FSYNC_ALWAYS, KVS_FSYNC_EVERYSEC, KVS_FSYNC_NEVER}) {
+    TempDir d;
+    kvs_options o{};
+    o.fsync = p;
+    {
+      Store s(d.path(), o);
+      for (int i = 0; i < 100; i++) ASSERT_EQ(s.Set("k" + std::to_string(i), "v" + std::to_string(i)), KVS_OK);
+    }
+    Store s(d.path(), o);
+    for (int i = 0; i < 100; i++) EXPECT_EQ(s.Get("k" + std::to_string(i)), "v" + std::to_string(i));
+  }
+}
+
+// ---- injected failures ----------------------------------------------------------------
+
+TEST(KvStoreFailure, FailedWriteFailsTheHandle) {
+  TempDir d;
+  {
+    Store s(d.path());
+    ASSERT_EQ(s.Set("before", "1"), KVS_OK);
+    kvs__fault_write(1, EIO);
+    EXPECT_EQ(s.Set("during", "2"), KVS_EIO);
+    EXPECT_NE(std::string(kvs_errmsg()).find("Input/output error"), std::string::npos) << kvs_errmsg();
+    EXPECT_EQ(s.Set("after", "3"), KVS_EFAILED) << "never retried and reported as success";
+    EXPECT_EQ(s.Remove("before"), KVS_EFAILED);
+    EXPECT_EQ(s.Get("before"), "1") << "reads go on";
+    EXPECT_EQ(s.Get("during"), "<not found>");
+    EXPECT_TRUE(s.Stats().failed);
+    EXPECT_NE(s.log.All().find("refuses writes"), std::string::npos) << s.log.All();
+    EXPECT_EQ(s.Close(), KVS_EIO);
+    s.Open();
+    EXPECT_EQ(s.Get("before"), "1");
+    EXPECT_EQ(s.Set("after", "3"), KVS_OK) << "a new handle works again";
+  }
+  kvs__fault_write(0, 0);
+}
+
+TEST(KvStoreFailure, FailedSyncFailsTheHandle) {
+  TempDir d;
+  kvs_options o{};
+  o.fsync = KVS_FSYNC_ALWAYS;
+  Store s(d.path(), o);
+  ASSERT_EQ(s.Set("before", "1"), KVS_OK);
+  kvs__fault_sync(1, EIO);
+  EXPECT_EQ(s.Set("during", "2"), KVS_EIO);
+  EXPECT_EQ(s.Set("after", "3"), KVS_EFAILED);
+  EXPECT_EQ(s.Get("before"), "1");
+  EXPECT_EQ(s.Get("during"), "<not found>") << "not acknowledged, not visible";
+  EXPECT_EQ(s.Close(), KVS_EIO);
+  kvs__fault_sync(0, 0);
+}
+
+TEST(KvStoreFailure, FailedBackgroundSyncFailsTheHandle) {
+  TempDir d;
+  Store s(d.path());  // everysec
+  ASSERT_EQ(s.Set("before", "1"), KVS_OK);
+  kvs__fault_sync(1, EIO);
+  ASSERT_EQ(s.Set("x", "2"), KVS_OK);
+  bool failed = false;
+  for (int i = 0; i < 50 && !failed; i++) {
+    usleep(100000);
+    failed = s.Stats().failed;
+  }
+  EXPECT_TRUE(failed);
+  EXPECT_EQ(s.Set("after", "3"), KVS_EFAILED);
+  EXPECT_EQ(s.Close(), KVS_EIO);
+  kvs__fault_sync(0, 0);
+}
+
+// ---- concurrency: readers never see the past -------------------------------------------
+
+TEST(KvStoreConcurrency, ReadersSeeMonotonicVersions) {
+  TempDir d;
+  kvs_options o{};
+  o.segment_size = 16384;  // many rotations while readers read
+  Store s(d.path(), o);
+  const int kKeys = 64;
+  // Values are "key:version"; the writer of key k is thread k % 2.
+  std::atomic<bool> stop{false};
+  std::atomic<long> bad{0}, reads{0};
+  std::vector<std::atomic<long>> acked(kKeys);
+  for (auto& a : acked) a = -1;
+  std::vector<std::thread> ts;
+  for (int w = 0; w < 2; w++)
+    ts.emplace_back([&, w] {
+      for (long ver = 0; ver < 400; ver++)
+        for (int k = w; k < kKeys; k += 2) {
+          std::string key = "k" + std::to_string(k);
+          ASSERT_EQ(s.Set(key, key + ":" + std::to_string(ver)), KVS_OK);
+          acked[k] = ver;
+        }
+    });
+  for (int r = 0; r < 3; r++)
+    ts.emplace_back([&] {
+      std::vector<long> seen(kKeys, -1);
+      while (!stop) {
+        for (int k = 0; k < kKeys; k++) {
+          long floor = acked[k].load();
+          std::string key = "k" + std::to_string(k);
+          std::string v = s.Get(key);
+          reads++;
+          if (v == "<not found>") {
+            if (floor >= 0) bad++;
+            continue;
+          }
+          if (v.compare(0, key.size() + 1, key + ":") != 0) {
+            bad++;
+            continue;
+          }
+          long ver = std::stol(v.substr(key.size() + 1));
+          if (ver < seen[k] || ver < floor) bad++;
+          seen[k] = ver;
+        }
+      }
+    });
+  ts[0].join();
+  ts[1].join();
+  stop = true;
+  for (size_t i = 2; i < ts.size(); i++) ts[i].join();
+  EXPECT_EQ(bad.load(), 0) << "after " << reads.load() << " reads";
+  EXPECT_GT(s.Stats().segments, 3u);
+}
+
+}  // namespace
