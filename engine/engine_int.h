@@ -94,6 +94,7 @@ int kvs__io_write_file_durably(const char *dir, const char *name,
 #define KVS__HDR_LEN 12
 extern const unsigned char kvs__seg_header[KVS__HDR_LEN];
 #define KVS__REC_MAX_HEAD 32 /* array + seq + op + 2 bstr heads, max */
+#define KVS__FOOTER_MAX 30   /* 1 + 9 + 1 + 9 + 5 + 5 */
 
 /* Encode the part of a record that precedes the key and value bytes:
  * array head, seq, op, key bstr head (and for SET the value's head follows

@@ -284,10 +284,12 @@ static int stage_op(struct kvs *db, struct kvs_op *op)
 	size_t vlen = type == KVS_REC_SET ? op->vlen : 0;
 	uint64_t rec_len = hlen + op->klen + vhlen + vlen + 5;
 
-	/* A record that does not fit starts a new segment, unless the active
-	 * one is empty: a record larger than a segment gets one of its own. */
+	/* A record that does not fit (with room left for the footer) starts a
+	 * new segment, unless the active one is empty: a record larger than a
+	 * segment gets one of its own. */
 	struct kvs__seg *seg = db->active;
-	if (seg->records > 0 && seg->size + rec_len > db->opt.segment_size) {
+	if (seg->records > 0 &&
+	    seg->size + rec_len + KVS__FOOTER_MAX > db->opt.segment_size) {
 		if ((rc = rotate(db)) != KVS_OK)
 			return rc;
 		seg = db->active;
