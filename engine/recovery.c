@@ -235,8 +235,13 @@ static int load_segment(struct kvs *db, struct kvs__seg *seg, bool newest,
 			why = "data after the footer";
 		}
 		if (d != KVS__DEC_OK) {
+			/* A tail is damage with nothing valid after it.  A
+			 * "short" record is not enough to tell: a flipped
+			 * length byte also claims more bytes than the file
+			 * has.  (A torn record whose own value holds a whole
+			 * encoded record would be taken for damage in the
+			 * middle: the open then fails rather than drop it.) */
 			bool is_tail =
-				d == KVS__DEC_SHORT ||
 				(rec.length && pos + rec.length == size) ||
 				!valid_record_after(map, pos + 1, size);
 			if (newest && is_tail && !footer) {

@@ -1,0 +1,382 @@
+// recovery_test.cc - opening damaged stores: a torn or corrupt tail of the
+// newest segment is cut off with a warning; damage anywhere else fails the
+// open with the file and offset; a crash (SIGKILL) never loses an
+// acknowledged write.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+
+#include "test_util.h"
+
+using kvstest::TempDir;
+
+namespace {
+
+struct Log {
+  std::mutex mu;
+  std::string text;
+  static void Hook(void* ctx, kvs_log_level, const char* msg) {
+    auto* l = static_cast<Log*>(ctx);
+    std::lock_guard<std::mutex> g(l->mu);
+    l->text += std::string(msg) + "\n";
+  }
+};
+
+// Open `dir`, returning the code; the handle (if any) goes to *out.
+int OpenWithLog(const std::string& dir, Log* log, kvs** out, uint64_t segsize = 0) {
+  kvs_options o{};
+  o.log = Log::Hook;
+  o.log_ctx = log;
+  o.segment_size = segsize;
+  return kvs_open(dir.c_str(), &o, out);
+}
+
+std::string Get(kvs* db, const std::string& k) {
+  void* v;
+  size_t n;
+  int rc = kvs_get(db, k.data(), k.size(), &v, &n);
+  if (rc != KVS_OK) return rc == KVS_ENOTFOUND ? "<not found>" : "<error>";
+  std::string s(static_cast<char*>(v), n);
+  kvs_free(v);
+  return s;
+}
+
+void Set(kvs* db, const std::string& k, const std::string& v) {
+  ASSERT_EQ(kvs_set(db, k.data(), k.size(), v.data(), v.size()), KVS_OK) << kvs_errmsg();
+}
+
+std::string Val(int i) { return "value-" + std::to_string(i) + std::string(40, 'x'); }
+
+// Records of a segment file (offset, length), footer included.
+std::vector<kvs_record> Records(const std::string& path) {
+  std::vector<kvs_record> v;
+  kvs_reader* r = nullptr;
+  EXPECT_EQ(kvs_reader_open(path.c_str(), &r), KVS_OK) << kvs_errmsg();
+  if (!r) return v;
+  kvs_record rec;
+  while (kvs_reader_next(r, &rec) == KVS_OK) v.push_back(rec);
+  kvs_reader_close(r);
+  return v;
+}
+
+// A store of keys k0..k{n-1} in one (active) segment.
+void MakeStore(const std::string& dir, int n) {
+  kvs* db;
+  ASSERT_EQ(kvs_open(dir.c_str(), nullptr, &db), KVS_OK);
+  for (int i = 0; i < n; i++) Set(db, "k" + std::to_string(i), Val(i));
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+}
+
+// ---- the newest segment's tail ---------------------------------------------
+
+TEST(Recovery, TruncateInsideLastRecordAtEveryOffset) {
+  TempDir d;
+  MakeStore(d.path(), 10);
+  auto segs = kvstest::Segments(d.path());
+  ASSERT_EQ(segs.size(), 1u);
+  const std::string seg = segs[0];
+  const std::string orig = kvstest::ReadFile(seg);
+  auto recs = Records(seg);
+  ASSERT_EQ(recs.size(), 10u);
+  const kvs_record last = recs.back();
+  ASSERT_EQ(last.offset + last.length, orig.size());
+
+  for (uint64_t cut = last.offset; cut < orig.size(); cut++) {
+    SCOPED_TRACE("cut at " + std::to_string(cut));
+    kvstest::WriteFile(seg, orig.substr(0, cut));
+    Log log;
+    kvs* db = nullptr;
+    ASSERT_EQ(OpenWithLog(d.path(), &log, &db), KVS_OK) << kvs_errmsg();
+    for (int i = 0; i < 9; i++) ASSERT_EQ(Get(db, "k" + std::to_string(i)), Val(i));
+    EXPECT_EQ(Get(db, "k9"), "<not found>");
+    if (cut > last.offset) {
+      EXPECT_NE(log.text.find("dropping " + std::to_string(cut - last.offset) + " bytes"), std::string::npos)
+          << log.text;
+      EXPECT_NE(log.text.find(seg), std::string::npos) << "the warning names the file: " << log.text;
+    }
+    // The tail is gone from the file, and the store takes new writes.
+    Set(db, "new", "after-recovery");
+    ASSERT_EQ(kvs_close(db), KVS_OK);
+    ASSERT_EQ(OpenWithLog(d.path(), &log, &db), KVS_OK) << kvs_errmsg();
+    EXPECT_EQ(Get(db, "new"), "after-recovery");
+    EXPECT_EQ(Get(db, "k8"), Val(8));
+    ASSERT_EQ(kvs_close(db), KVS_OK);
+  }
+}
+
+TEST(Recovery, FlippedByteInLastRecordIsDroppedWithWarning) {
+  TempDir d;
+  MakeStore(d.path(), 10);
+  const std::string seg = kvstest::Segments(d.path())[0];
+  const std::string orig = kvstest::ReadFile(seg);
+  const kvs_record last = Records(seg).back();
+  for (uint64_t at = last.offset; at < orig.size(); at++) {
+    for (unsigned char mask : {0x01, 0xff}) {
+      SCOPED_TRACE("flip at " + std::to_string(at) + " mask " + std::to_string(mask));
+      std::string bad = orig;
+      bad[at] = static_cast<char>(bad[at] ^ mask);
+      kvstest::WriteFile(seg, bad);
+      Log log;
+      kvs* db = nullptr;
+      ASSERT_EQ(OpenWithLog(d.path(), &log, &db), KVS_OK) << kvs_errmsg();
+      for (int i = 0; i < 9; i++) ASSERT_EQ(Get(db, "k" + std::to_string(i)), Val(i));
+      EXPECT_EQ(Get(db, "k9"), "<not found>");
+      EXPECT_NE(log.text.find("offset " + std::to_string(last.offset)), std::string::npos) << log.text;
+      ASSERT_EQ(kvs_close(db), KVS_OK);
+      EXPECT_EQ(static_cast<uint64_t>(kvstest::FileSize(seg)), last.offset);
+    }
+  }
+}
+
+TEST(Recovery, FlippedByteInOlderRecordOfNewestSegmentFailsOpen) {
+  TempDir d;
+  MakeStore(d.path(), 10);
+  const std::string seg = kvstest::Segments(d.path())[0];
+  const std::string orig = kvstest::ReadFile(seg);
+  auto recs = Records(seg);
+  const kvs_record victim = recs[3];
+  for (uint64_t at = victim.offset; at < victim.offset + victim.length; at++) {
+    SCOPED_TRACE("flip at " + std::to_string(at));
+    std::string bad = orig;
+    bad[at] = static_cast<char>(bad[at] ^ 0xff);
+    kvstest::WriteFile(seg, bad);
+    Log log;
+    kvs* db = nullptr;
+    ASSERT_EQ(OpenWithLog(d.path(), &log, &db), KVS_ECORRUPT) << log.text;
+    std::string msg = kvs_errmsg();
+    EXPECT_NE(msg.find(seg), std::string::npos) << msg;
+    EXPECT_NE(msg.find("offset " + std::to_string(victim.offset)), std::string::npos) << msg;
+    EXPECT_EQ(kvstest::ReadFile(seg), bad) << "a failed open must not change the file";
+  }
+}
+
+TEST(Recovery, DamageInSealedSegmentFailsOpen) {
+  TempDir d;
+  kvs* db;
+  Log log;
+  ASSERT_EQ(OpenWithLog(d.path(), &log, &db, 4096), KVS_OK);
+  for (int i = 0; i < 300; i++) Set(db, "k" + std::to_string(i), Val(i));
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+  auto segs = kvstest::Segments(d.path());
+  ASSERT_GE(segs.size(), 3u);
+  const std::string seg = segs[1];
+  const std::string orig = kvstest::ReadFile(seg);
+  auto recs = Records(seg);
+  ASSERT_GE(recs.size(), 3u);
+  ASSERT_EQ(recs.back().type, KVS_REC_FOOTER);
+
+  // A flipped byte in its last data record (not the newest segment's tail).
+  const kvs_record victim = recs[recs.size() - 2];
+  std::string bad = orig;
+  bad[victim.offset + victim.length - 8] ^= 0x20;
+  kvstest::WriteFile(seg, bad);
+  EXPECT_EQ(OpenWithLog(d.path(), &log, &db, 4096), KVS_ECORRUPT);
+  EXPECT_NE(std::string(kvs_errmsg()).find(seg + ": bad record at offset " + std::to_string(victim.offset)),
+            std::string::npos)
+      << kvs_errmsg();
+
+  // Cut exactly between two records: the missing footer gives it away.
+  kvstest::WriteFile(seg, orig.substr(0, victim.offset));
+  EXPECT_EQ(OpenWithLog(d.path(), &log, &db, 4096), KVS_ECORRUPT);
+  EXPECT_NE(std::string(kvs_errmsg()).find("no footer"), std::string::npos) << kvs_errmsg();
+
+  // A footer that does not match the records before it.
+  kvstest::WriteFile(seg, orig.substr(0, recs[1].offset) + orig.substr(recs[2].offset));
+  EXPECT_EQ(OpenWithLog(d.path(), &log, &db, 4096), KVS_ECORRUPT);
+  EXPECT_NE(std::string(kvs_errmsg()).find("footer"), std::string::npos) << kvs_errmsg();
+
+  // Garbage in place of the segment.
+  kvstest::WriteFile(seg, std::string(5000, '\0'));
+  EXPECT_EQ(OpenWithLog(d.path(), &log, &db, 4096), KVS_ECORRUPT);
+  EXPECT_NE(std::string(kvs_errmsg()).find(seg), std::string::npos) << kvs_errmsg();
+
+  // Restored, everything is back.
+  kvstest::WriteFile(seg, orig);
+  ASSERT_EQ(OpenWithLog(d.path(), &log, &db, 4096), KVS_OK) << kvs_errmsg();
+  for (int i = 0; i < 300; i++) ASSERT_EQ(Get(db, "k" + std::to_string(i)), Val(i));
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+}
+
+TEST(Recovery, TornHeaderOfNewSegmentIsRewritten) {
+  TempDir d;
+  MakeStore(d.path(), 3);
+  // A crash right after creating segment 2 left part of its header.
+  std::string hdr = kvstest::ReadFile(kvstest::Segments(d.path())[0]).substr(0, 5);
+  kvstest::WriteFile(d.file("0000000002.seg"), hdr);
+  Log log;
+  kvs* db;
+  // Segment 1 has no footer, so it is damaged, not sealed: the open fails.
+  EXPECT_EQ(OpenWithLog(d.path(), &log, &db), KVS_ECORRUPT);
+  // With only the torn new file, the open repairs it.
+  TempDir d2;
+  kvstest::WriteFile(d2.file("0000000001.seg"), hdr);
+  ASSERT_EQ(OpenWithLog(d2.path(), &log, &db), KVS_OK) << kvs_errmsg();
+  EXPECT_NE(log.text.find("incomplete header"), std::string::npos) << log.text;
+  Set(db, "a", "b");
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+  ASSERT_EQ(OpenWithLog(d2.path(), &log, &db), KVS_OK) << kvs_errmsg();
+  EXPECT_EQ(Get(db, "a"), "b");
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+}
+
+TEST(Recovery, NewestWriteWinsBySequenceNotFileOrder) {
+  // Copy old records of "k" and "gone" into a later, higher-numbered segment
+  // (as compaction does): the newer writes in the older file must still win.
+  TempDir d;
+  kvs* db;
+  Log log;
+  const std::string filler(1000, 'f');
+  int nfill = 0;
+  auto fill_until = [&](size_t nsegs) {
+    while (kvstest::Segments(d.path()).size() < nsegs) Set(db, "f" + std::to_string(nfill++), filler);
+  };
+  ASSERT_EQ(OpenWithLog(d.path(), &log, &db, 4096), KVS_OK);
+  Set(db, "k", "old");
+  Set(db, "gone", "x");
+  fill_until(2);  // seals segment 1
+  Set(db, "k", "new");
+  ASSERT_EQ(kvs_remove(db, "gone", 4), KVS_OK);
+  fill_until(3);  // seals segment 2
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+  auto segs = kvstest::Segments(d.path());
+  ASSERT_EQ(segs.size(), 3u);
+  unlink(segs[2].c_str());  // the active segment: fillers only
+
+  std::string one = kvstest::ReadFile(segs[0]);
+  auto recs = Records(segs[0]);
+  ASSERT_GE(recs.size(), 2u);
+  std::string copy = one.substr(0, 12) + one.substr(recs[0].offset, recs[0].length) +
+                     one.substr(recs[1].offset, recs[1].length);
+  kvstest::WriteFile(d.file("0000000010.seg"), copy);
+
+  ASSERT_EQ(OpenWithLog(d.path(), &log, &db, 4096), KVS_OK) << kvs_errmsg();
+  EXPECT_EQ(Get(db, "k"), "new");
+  EXPECT_EQ(Get(db, "gone"), "<not found>") << "an older set must not resurrect a removed key";
+  Set(db, "k", "newer");
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+  ASSERT_EQ(OpenWithLog(d.path(), &log, &db, 4096), KVS_OK) << kvs_errmsg();
+  EXPECT_EQ(Get(db, "k"), "newer") << "sequence numbers continue after the highest seen";
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+}
+
+// ---- crashes -----------------------------------------------------------------------
+
+struct Acked {
+  std::set<std::string> set, removed;
+};
+
+// crash-child removes every key whose index (the number after the last '-')
+// is 2 mod 3, right after setting it.
+bool ChildRemoves(const std::string& key) { return std::stol(key.substr(key.rfind('-') + 1)) % 3 == 2; }
+
+// Start crash-child, let it run for `ms` milliseconds, SIGKILL it, and
+// collect what it acknowledged.
+Acked RunAndKill(const std::string& dir, const std::string& prefix, const char* policy, int threads, int ms) {
+  int fds[2];
+  if (pipe(fds) != 0) abort();
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    close(fds[0]);
+    close(fds[1]);
+    std::string child = std::string(KVS_TEST_DIR) + "/crash-child";
+    std::string th = std::to_string(threads);
+    execl(child.c_str(), child.c_str(), dir.c_str(), prefix.c_str(), policy, th.c_str(), (char*)nullptr);
+    _exit(127);
+  }
+  close(fds[1]);
+  std::string out;
+  char buf[65536];
+  bool opened = false;
+  auto start = std::chrono::steady_clock::now();
+  auto deadline = start + std::chrono::milliseconds(ms);
+  for (;;) {
+    auto now = std::chrono::steady_clock::now();
+    // Count the run time from the child's open (ASan start-up is slow).
+    if (opened && now >= deadline) break;
+    if (now - start > std::chrono::seconds(30)) {
+      ADD_FAILURE() << "crash-child did not open the store";
+      break;
+    }
+    struct pollfd p = {fds[0], POLLIN, 0};
+    if (poll(&p, 1, 5) > 0) {
+      ssize_t n = read(fds[0], buf, sizeof buf);
+      if (n <= 0) break;
+      out.append(buf, static_cast<size_t>(n));
+      if (!opened && out.find("O open\n") != std::string::npos) {
+        opened = true;
+        deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+      }
+    }
+  }
+  kill(pid, SIGKILL);
+  for (;;) {  // what it wrote before dying is acknowledged too
+    ssize_t n = read(fds[0], buf, sizeof buf);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  close(fds[0]);
+  int st;
+  waitpid(pid, &st, 0);
+  EXPECT_TRUE(WIFSIGNALED(st)) << "the child should still be running when killed";
+  Acked a;
+  size_t pos = 0;
+  while (pos < out.size()) {
+    size_t nl = out.find('\n', pos);
+    if (nl == std::string::npos) break;  // cannot happen: one write() per line
+    std::string line = out.substr(pos, nl - pos);
+    pos = nl + 1;
+    if (line.size() < 3) continue;
+    std::string key = line.substr(2);
+    if (line[0] == 'S') a.set.insert(key);
+    if (line[0] == 'R') a.removed.insert(key);
+  }
+  return a;
+}
+
+void CrashRounds(const char* policy, int threads, int rounds) {
+  TempDir d;
+  std::mt19937 rng(12345 + threads);
+  // key -> 1 present, 0 absent, 2 either (a remove that was in flight)
+  std::map<std::string, int> expect;
+  size_t total = 0;
+  for (int round = 0; round < rounds; round++) {
+    SCOPED_TRACE(std::string(policy) + " round " + std::to_string(round));
+    int ms = 20 + static_cast<int>(rng() % 200);
+    Acked a = RunAndKill(d.path(), "r" + std::to_string(round), policy, threads, ms);
+    for (auto& k : a.set) expect[k] = ChildRemoves(k) ? 2 : 1;
+    for (auto& k : a.removed) expect[k] = 0;
+    total += a.set.size();
+    Log log;
+    kvs* db = nullptr;
+    ASSERT_EQ(OpenWithLog(d.path(), &log, &db), KVS_OK) << kvs_errmsg();
+    size_t missing = 0, resurrected = 0;
+    for (auto& [k, present] : expect) {
+      std::string v = Get(db, k);
+      bool ok_present = v == "v-" + k, ok_absent = v == "<not found>";
+      if (present == 1 && !ok_present && missing++ < 3) ADD_FAILURE() << "lost " << k << ": " << v;
+      if (present == 0 && !ok_absent) resurrected++;
+      if (present == 2 && !ok_present && !ok_absent) missing++;
+    }
+    EXPECT_EQ(missing, 0u) << "acknowledged writes lost";
+    EXPECT_EQ(resurrected, 0u) << "acknowledged removes undone";
+    ASSERT_EQ(kvs_close(db), KVS_OK);
+  }
+  EXPECT_GT(total, 0u);
+}
+
+int Rounds(int dflt) {
+  const char* e = getenv("KVS_STRESS_ROUNDS");
+  return e ? atoi(e) : dflt;
+}
+
+TEST(Crash, KillDuringWritesEverysec) { CrashRounds("everysec", 1, Rounds(6)); }
+TEST(Crash, KillDuringWritesAlways4Threads) { CrashRounds("always", 4, Rounds(6)); }
+TEST(Crash, KillDuringWritesNever4Threads) { CrashRounds("never", 4, Rounds(6)); }
+
+}  // namespace
