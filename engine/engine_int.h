@@ -58,6 +58,47 @@ void kvs__log(const struct kvs *db, enum kvs_log_level lvl, const char *fmt,
 	      ...) __attribute__((format(printf, 3, 4)));
 uint64_t kvs__now_us(void);
 
+/* ---- RCU read-side sections -------------------------------------------- */
+/*
+ * ThreadSanitizer cannot see liburcu's grace periods (membarrier and futexes
+ * in an uninstrumented library), so it would take every free of an entry in
+ * a call_rcu callback for a race with the readers that used the entry.  The
+ * annotations below state the grace-period guarantee to it: each read-side
+ * section ends with a release on one sync object, and each callback starts
+ * with an acquire on it, so the free happens after every section that ended
+ * before it; an access after a section's end is still reported.  Outside
+ * TSan builds they compile to nothing.
+ */
+#if defined(__SANITIZE_THREAD__)
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+extern char kvs__rcu_hb;
+#define KVS__TSAN_RELEASE() __tsan_release(&kvs__rcu_hb)
+#define KVS__TSAN_ACQUIRE() __tsan_acquire(&kvs__rcu_hb)
+#else
+#define KVS__TSAN_RELEASE() ((void)0)
+#define KVS__TSAN_ACQUIRE() ((void)0)
+#endif
+
+static inline void kvs__read_lock(void)
+{
+	urcu_memb_read_lock();
+}
+
+static inline void kvs__read_unlock(void)
+{
+	KVS__TSAN_RELEASE();
+	urcu_memb_read_unlock();
+}
+
+/* call_rcu with the annotation; cb must begin with KVS__TSAN_ACQUIRE(). */
+static inline void kvs__call_rcu(struct rcu_head *head,
+				 void (*cb)(struct rcu_head *))
+{
+	KVS__TSAN_RELEASE();
+	urcu_memb_call_rcu(head, cb);
+}
+
 /* ---- checksums and hashing (crc32c.c, siphash.c) ---------------------- */
 uint32_t kvs__crc32c(uint32_t crc, const void *buf, size_t len);
 uint64_t kvs__siphash(const uint8_t k[16], const void *buf, size_t len);

@@ -52,8 +52,11 @@ struct lookup_key {
 static int match(struct cds_lfht_node *node, const void *arg)
 {
 	const struct lookup_key *lk = arg;
-	const struct kvs__entry *e =
-		caa_container_of(node, struct kvs__entry, node);
+	struct kvs__entry *e = caa_container_of(node, struct kvs__entry, node);
+	/* Pairs with the writer's release store of seq, made after it filled
+	 * the entry and before it published it: the fields read below are
+	 * complete (free on x86; what lets TSan see the publication). */
+	(void)atomic_load_explicit(&e->seq, memory_order_acquire);
 	return e->klen == lk->klen && memcmp(e->key, lk->key, lk->klen) == 0;
 }
 
@@ -78,8 +81,13 @@ int kvs__index_new(struct kvs__index **out)
 	return KVS_OK;
 }
 
+#if defined(__SANITIZE_THREAD__)
+char kvs__rcu_hb;
+#endif
+
 static void entry_free_cb(struct rcu_head *head)
 {
+	KVS__TSAN_ACQUIRE();
 	free(caa_container_of(head, struct kvs__entry, rcu));
 }
 
@@ -91,12 +99,12 @@ void kvs__index_destroy(struct kvs__index *ix)
 	if (!ix)
 		return;
 	kvs__rcu_thread_online();
-	urcu_memb_read_lock();
+	kvs__read_lock();
 	cds_lfht_for_each_entry(ix->ht, &it, e, node) {
 		cds_lfht_del(ix->ht, &e->node);
-		urcu_memb_call_rcu(&e->rcu, entry_free_cb);
+		kvs__call_rcu(&e->rcu, entry_free_cb);
 	}
-	urcu_memb_read_unlock();
+	kvs__read_unlock();
 	/* Let every queued callback (entries, segments) run before the table
 	 * and the handle go away. */
 	urcu_memb_barrier();
@@ -119,10 +127,7 @@ struct kvs__entry *kvs__index_lookup(struct kvs__index *ix, uint64_t hash,
 	struct cds_lfht_node *node = cds_lfht_iter_get_node(&it);
 	if (!node)
 		return NULL;
-	struct kvs__entry *e = caa_container_of(node, struct kvs__entry, node);
-	/* Pairs with the release store in kvs__entry_publish_seq(). */
-	(void)atomic_load_explicit(&e->seq, memory_order_acquire);
-	return e;
+	return caa_container_of(node, struct kvs__entry, node);
 }
 
 struct kvs__entry *kvs__index_put(struct kvs__index *ix, uint64_t hash,
@@ -156,7 +161,7 @@ struct kvs__entry *kvs__entry_new(const void *key, size_t klen)
 
 void kvs__entry_free_rcu(struct kvs__entry *e)
 {
-	urcu_memb_call_rcu(&e->rcu, entry_free_cb);
+	kvs__call_rcu(&e->rcu, entry_free_cb);
 }
 
 struct cds_lfht *kvs__index_table(struct kvs__index *ix)

@@ -262,20 +262,20 @@ int kvs_get(struct kvs *db, const void *key, size_t klen, void **val,
 	kvs__rcu_thread_online();
 	uint64_t hash = kvs__index_hash(db->index, key, klen);
 
-	urcu_memb_read_lock();
+	kvs__read_lock();
 	struct kvs__entry *e = kvs__index_lookup(db->index, hash, key, klen);
 	if (!e) {
-		urcu_memb_read_unlock();
+		kvs__read_unlock();
 		return KVS_ENOTFOUND;
 	}
 	void *buf = malloc(e->vlen ? e->vlen : 1);
 	if (!buf) {
-		urcu_memb_read_unlock();
+		kvs__read_unlock();
 		return kvs__err(KVS_ENOMEM, "out of memory");
 	}
 	size_t n = e->vlen;
 	rc = read_value(e, buf);
-	urcu_memb_read_unlock();
+	kvs__read_unlock();
 	if (rc != KVS_OK) {
 		free(buf);
 		return rc;

@@ -194,8 +194,9 @@ struct kvs_record {
 };
 struct kvs_reader;
 
-/* Open a segment file for reading.  Checks its header.
- * Errors: KVS_EIO, KVS_ECORRUPT (not a kvs segment), KVS_ENOMEM. */
+/* Open a segment file for reading: reads it into memory and checks its
+ * header.  Errors: KVS_EIO, KVS_EINVAL (not a regular file), KVS_ECORRUPT
+ * (not a kvs segment), KVS_ENOMEM. */
 int kvs_reader_open(const char *path, struct kvs_reader **out);
 /* Decode the next record into *rec (valid until kvs_reader_close()).  Checks
  * each record's CRC and that a footer matches the records before it.

@@ -1,18 +1,20 @@
 /* reader.c - record-by-record reading of a segment file for tools and tests,
- * through the engine's own record codec.  Takes no lock. */
+ * through the engine's own record codec.  Takes no lock.  The file is read
+ * into memory rather than mapped, so a file that another process truncates
+ * meanwhile (recovery cutting a torn tail) cannot kill the reader with
+ * SIGBUS. */
 #include "engine_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 struct kvs_reader {
 	char *path;
-	const unsigned char *map;
+	unsigned char *map;
 	uint64_t size;
 	uint64_t pos;
 	bool failed;
@@ -25,47 +27,60 @@ struct kvs_reader {
 int kvs_reader_open(const char *path, struct kvs_reader **out)
 {
 	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct kvs_reader *r = NULL;
+	int rc, fd;
+
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return kvs__err_errno(KVS_EIO, errno, "%s: open", path);
 	if (fstat(fd, &st) != 0) {
-		int e = errno;
-		close(fd);
-		return kvs__err_errno(KVS_EIO, e, "%s: stat", path);
+		rc = kvs__err_errno(KVS_EIO, errno, "%s: stat", path);
+		goto fail;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		return kvs__err(KVS_EINVAL, "%s: not a regular file", path);
+		rc = kvs__err(KVS_EINVAL, "%s: not a regular file", path);
+		goto fail;
 	}
-	struct kvs_reader *r = calloc(1, sizeof *r);
-	if (!r || !(r->path = strdup(path))) {
-		free(r);
-		close(fd);
-		return kvs__err(KVS_ENOMEM, "out of memory");
+	r = calloc(1, sizeof *r);
+	if (!r || !(r->path = strdup(path)) ||
+	    !(r->map = malloc(st.st_size > 0 ? (size_t)st.st_size : 1))) {
+		rc = kvs__err(KVS_ENOMEM, "out of memory");
+		goto fail;
 	}
-	r->size = (uint64_t)st.st_size;
-	if (r->size > 0) {
-		void *p = mmap(NULL, r->size, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (p == MAP_FAILED) {
-			int e = errno;
-			close(fd);
-			kvs_reader_close(r);
-			return kvs__err_errno(KVS_EIO, e, "%s: mmap", path);
+	/* Read what is there now; a file that shrinks meanwhile just reads
+	 * short, and its tail shows up as a truncated record. */
+	while (r->size < (uint64_t)st.st_size) {
+		ssize_t n = pread(fd, r->map + r->size,
+				  (size_t)st.st_size - r->size, (off_t)r->size);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = kvs__err_errno(KVS_EIO, errno, "%s: read", path);
+			goto fail;
 		}
-		r->map = p;
+		if (n == 0)
+			break;
+		r->size += (uint64_t)n;
 	}
 	close(fd);
+	fd = -1;
 	if (r->size < KVS__HDR_LEN ||
 	    memcmp(r->map, kvs__seg_header, KVS__HDR_LEN) != 0) {
-		kvs_reader_close(r);
-		return kvs__err(KVS_ECORRUPT,
-				"%s: bad record at offset 0: not a kvs segment "
-				"file (missing header)",
-				path);
+		rc = kvs__err(KVS_ECORRUPT,
+			      "%s: bad record at offset 0: not a kvs segment "
+			      "file (missing header)",
+			      path);
+		goto fail;
 	}
 	r->pos = KVS__HDR_LEN;
 	*out = r;
 	return KVS_OK;
+fail:
+	if (fd >= 0)
+		close(fd);
+	kvs_reader_close(r);
+	return rc;
 }
 
 int kvs_reader_next(struct kvs_reader *r, struct kvs_record *rec)
@@ -121,8 +136,7 @@ void kvs_reader_close(struct kvs_reader *r)
 {
 	if (!r)
 		return;
-	if (r->map)
-		munmap((void *)r->map, r->size);
+	free(r->map);
 	free(r->path);
 	free(r);
 }

@@ -67,7 +67,8 @@ static int list_segments(const char *dir, uint32_t **ids_out, size_t *n_out)
 		ids[n++] = id;
 	}
 	closedir(d);
-	qsort(ids, n, sizeof *ids, cmp_u32);
+	if (n > 1)
+		qsort(ids, n, sizeof *ids, cmp_u32);
 	*ids_out = ids;
 	*n_out = n;
 	return KVS_OK;
@@ -303,7 +304,7 @@ int kvs__recover(struct kvs *db)
 
 	/* Nothing reads the index yet; the read lock only satisfies
 	 * cds_lfht's calling rules. */
-	urcu_memb_read_lock();
+	kvs__read_lock();
 	for (size_t i = 0; i < n; i++) {
 		struct kvs__seg *seg;
 		if ((rc = kvs__seg_open(db->dir, ids[i], &seg)) != KVS_OK)
@@ -316,7 +317,7 @@ int kvs__recover(struct kvs *db)
 	}
 	if (rc == KVS_OK)
 		drop_tombstones(db);
-	urcu_memb_read_unlock();
+	kvs__read_unlock();
 	db->next_seg_id = n ? ids[n - 1] + 1 : 1;
 	free(ids);
 	if (rc)

@@ -119,10 +119,11 @@ void kvs__seg_free(struct kvs__seg *seg)
 
 static void seg_free_cb(struct rcu_head *head)
 {
+	KVS__TSAN_ACQUIRE();
 	kvs__seg_free(caa_container_of(head, struct kvs__seg, rcu));
 }
 
 void kvs__seg_free_rcu(struct kvs__seg *seg)
 {
-	urcu_memb_call_rcu(&seg->rcu, seg_free_cb);
+	kvs__call_rcu(&seg->rcu, seg_free_cb);
 }

@@ -48,6 +48,7 @@ struct pend {
 	uint64_t hash;
 	struct kvs__seg *seg;
 	uint64_t off;
+	uint64_t seq;
 	uint32_t rec_len;
 };
 
@@ -254,9 +255,9 @@ static bool key_exists(struct kvs *db, uint64_t hash, const void *key,
 	struct oslot *s = overlay_find(wb, hash, key, klen);
 	if (s && s->gen == wb->gen)
 		return wb->pends[s->pend].type == KVS_REC_SET;
-	urcu_memb_read_lock();
+	kvs__read_lock();
 	bool found = kvs__index_lookup(db->index, hash, key, klen) != NULL;
-	urcu_memb_read_unlock();
+	kvs__read_unlock();
 	return found;
 }
 
@@ -305,6 +306,7 @@ static int stage_op(struct kvs *db, struct kvs_op *op)
 	p->seg = seg;
 	p->off = seg->size;
 	p->rec_len = (uint32_t)rec_len;
+	p->seq = seq;
 	if (type == KVS_REC_SET) {
 		p->entry = kvs__entry_new(op->key, op->klen);
 		if (!p->entry)
@@ -313,7 +315,6 @@ static int stage_op(struct kvs *db, struct kvs_op *op)
 		p->entry->off = seg->size;
 		p->entry->rec_len = (uint32_t)rec_len;
 		p->entry->vlen = (uint32_t)op->vlen;
-		atomic_store_explicit(&p->entry->seq, seq, memory_order_relaxed);
 	} else {
 		p->key = op->key;
 		p->klen = op->klen;
@@ -359,13 +360,13 @@ static void retire_entry(struct kvs *db, struct kvs__entry *old)
 static void apply_round(struct kvs *db)
 {
 	struct kvs__writer_buf *wb = db->wbuf;
-	urcu_memb_read_lock();
+	kvs__read_lock();
 	for (size_t i = 0; i < wb->npends; i++) {
 		struct pend *p = &wb->pends[i];
 		if (p->type == KVS_REC_SET) {
 			struct kvs__entry *e = p->entry;
 			/* Release: a reader that finds e sees its fields. */
-			atomic_store_explicit(&e->seq, atomic_load(&e->seq),
+			atomic_store_explicit(&e->seq, p->seq,
 					      memory_order_release);
 			struct kvs__entry *old = kvs__index_put(db->index, p->hash, e);
 			p->seg->live_bytes += p->rec_len;
@@ -385,7 +386,7 @@ static void apply_round(struct kvs *db)
 			}
 		}
 	}
-	urcu_memb_read_unlock();
+	kvs__read_unlock();
 }
 
 static void discard_round(struct kvs__writer_buf *wb)

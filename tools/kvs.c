@@ -1,6 +1,7 @@
 /* kvs.c - the embedded command line: set, get and rm on the store in the
  * current directory (or --dir DIR), with talent-plan's exact behaviour. */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@ static void usage(FILE *out)
 		"       kvs [--dir DIR] rm KEY\n"
 		"       kvs -V | --version\n"
 		"       kvs -h | --help\n"
+		"A \"--\" after the subcommand lets KEY or VALUE start with '-'.\n"
 		"\n"
 		"Works on the store in the current directory, or in DIR.\n"
 		"get prints the value, or 'Key not found' (exit 0).\n"
@@ -47,8 +49,9 @@ int main(int argc, char **argv)
 	const char *dir = ".";
 	int c;
 
-	/* '+': stop at the first non-option, so values may start with '-'
-	 * after the subcommand (kvs set k -- -1 also works). */
+	/* '+': options come before the subcommand.  After it, an argument
+	 * starting with '-' is an unknown flag, unless a "--" came first:
+	 * kvs set -- k -1 sets k to "-1". */
 	while ((c = getopt_long(argc, argv, "+d:Vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd': dir = optarg; break;
@@ -59,12 +62,20 @@ int main(int argc, char **argv)
 	}
 	int nargs = argc - optind;
 	char **args = argv + optind;
+	bool literal = false;
 	if (nargs < 1) {
 		fprintf(stderr, "kvs: missing subcommand\n");
 		usage(stderr);
 		return 2;
 	}
 	const char *cmd = args[0];
+	if (nargs > 1 && strcmp(args[1], "--") == 0) {
+		/* Drop the "--": the rest are taken as they are. */
+		for (int i = 1; i + 1 < nargs; i++)
+			args[i] = args[i + 1];
+		nargs--;
+		literal = true;
+	}
 	int want = strcmp(cmd, "set") == 0 ? 3 :
 		   strcmp(cmd, "get") == 0 || strcmp(cmd, "rm") == 0 ? 2 : -1;
 	if (want < 0) {
@@ -72,13 +83,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (nargs != want) {
-		fprintf(stderr, "kvs: %s takes %d argument%s\n", cmd, want - 1,
-			want == 2 ? "" : "s");
-		usage(stderr);
-		return 2;
-	}
-	for (int i = 1; i < nargs; i++) {
+	for (int i = 1; i < nargs && !literal; i++) {
 		if (args[i][0] == '-' && args[i][1] != '\0') {
 			fprintf(stderr, "kvs: unknown option '%s'\n", args[i]);
 			usage(stderr);
@@ -86,6 +91,12 @@ int main(int argc, char **argv)
 		}
 	}
 
+	if (nargs != want) {
+		fprintf(stderr, "kvs: %s takes %d argument%s\n", cmd, want - 1,
+			want == 2 ? "" : "s");
+		usage(stderr);
+		return 2;
+	}
 	struct kvs_options opt = { .log = log_stderr };
 	struct kvs *db;
 	int rc = kvs_open(dir, &opt, &db);

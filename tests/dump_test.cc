@@ -1,0 +1,733 @@
+// dump_test.cc - tests of kvs-dump (listing, JSON, --verify, --stats) on
+// stores written through the C API, and of tests/check_cbor.py, the
+// independent cbor2-based checker of the segment format.
+#include <cinttypes>
+#include <map>
+#include <set>
+
+#include "test_util.h"
+
+namespace {
+
+using kvstest::Bin;
+using kvstest::RunResult;
+using kvstest::Segments;
+using kvstest::TempDir;
+
+const std::string kPython = "/usr/bin/python3";
+
+// A store with small segments, so that a few hundred records span several.
+class Store {
+ public:
+  explicit Store(const std::string& dir) {
+    kvs_options opt{};
+    opt.segment_size = 4096;
+    int rc = kvs_open(dir.c_str(), &opt, &db_);
+    if (rc != KVS_OK) ADD_FAILURE() << "kvs_open: " << kvs_errmsg();
+  }
+  ~Store() { Close(); }
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  void Set(const std::string& k, const std::string& v) {
+    ASSERT_EQ(kvs_set(db_, k.data(), k.size(), v.data(), v.size()), KVS_OK) << kvs_errmsg();
+  }
+  void Remove(const std::string& k) {
+    ASSERT_EQ(kvs_remove(db_, k.data(), k.size()), KVS_OK) << kvs_errmsg();
+  }
+  struct kvs_store_stats Stats() {
+    struct kvs_store_stats st{};
+    EXPECT_EQ(kvs_stats(db_, &st), KVS_OK);
+    return st;
+  }
+  void Close() {
+    if (db_) {
+      EXPECT_EQ(kvs_close(db_), KVS_OK);
+    }
+    db_ = nullptr;
+  }
+
+ private:
+  kvs* db_ = nullptr;
+};
+
+// Run kvs-dump; whatever it is given, it must not crash or trip a sanitizer.
+RunResult Dump(std::vector<std::string> args) {
+  args.insert(args.begin(), Bin("kvs-dump"));
+  RunResult r = kvstest::Run(args, "", 60);
+  EXPECT_LT(r.status, 3) << "kvs-dump died; stderr:\n" << r.err;
+  EXPECT_FALSE(kvstest::HasSanitizerReport(r.err)) << r.err;
+  return r;
+}
+
+RunResult CheckCbor(const std::vector<std::string>& paths) {
+  std::vector<std::string> argv = {kPython, std::string(KVS_SRC_DIR) + "/tests/check_cbor.py"};
+  argv.insert(argv.end(), paths.begin(), paths.end());
+  return kvstest::Run(argv, "", 120);
+}
+
+std::vector<std::string> Lines(const std::string& s) {
+  std::vector<std::string> v;
+  std::istringstream in(s);
+  for (std::string line; std::getline(in, line);) v.push_back(line);
+  return v;
+}
+
+bool Contains(const std::string& hay, const std::string& needle) {
+  return hay.find(needle) != std::string::npos;
+}
+
+// The unsigned number after "name": in a JSON line; -1 if absent.
+long long JsonNum(const std::string& line, const std::string& name) {
+  std::string pat = "\"" + name + "\":";
+  size_t p = line.find(pat);
+  if (p == std::string::npos) return -1;
+  return std::strtoll(line.c_str() + p + pat.size(), nullptr, 10);
+}
+
+// The number right after `prefix` in `s`; -1 if absent.
+long long NumAfter(const std::string& s, const std::string& prefix) {
+  size_t p = s.find(prefix);
+  if (p == std::string::npos) return -1;
+  return std::strtoll(s.c_str() + p + prefix.size(), nullptr, 10);
+}
+
+struct RecPos {
+  long long offset, length;
+  std::string op;
+};
+
+// Offsets, lengths and ops of a file's records, from kvs-dump --json.
+std::vector<RecPos> Records(const std::string& seg) {
+  RunResult r = Dump({"--json", seg});
+  EXPECT_EQ(r.status, 0) << r.err;
+  std::vector<RecPos> v;
+  for (const auto& line : Lines(r.out)) {
+    std::string op = Contains(line, "\"op\":\"set\"")      ? "set"
+                     : Contains(line, "\"op\":\"remove\"") ? "remove"
+                                                           : "footer";
+    v.push_back({JsonNum(line, "offset"), JsonNum(line, "length"), op});
+  }
+  return v;
+}
+
+void FlipByte(const std::string& path, long long off) {
+  std::string data = kvstest::ReadFile(path);
+  ASSERT_LT(off, static_cast<long long>(data.size()));
+  data[off] = static_cast<char>(data[off] ^ 0x20);
+  kvstest::WriteFile(path, data);
+}
+
+void TruncateTo(const std::string& path, long long size) {
+  ASSERT_EQ(truncate(path.c_str(), size), 0) << path;
+}
+
+std::string Value(int i, size_t len) {
+  std::string v = "value-" + std::to_string(i) + "-";
+  while (v.size() < len) v += static_cast<char>('a' + v.size() % 26);
+  return v;
+}
+
+// n records of about 120 bytes: several 4 KiB segments.
+void FillStore(const std::string& dir, int n) {
+  Store s(dir);
+  for (int i = 0; i < n; i++) s.Set("key-" + std::to_string(i), Value(i, 100));
+}
+
+// ---- listing ------------------------------------------------------------------
+
+TEST(DumpTest, ListsRecordsWithSegmentOffsetSeqAndOp) {
+  TempDir t;
+  {
+    Store s(t.path());
+    s.Set("alpha", "one");
+    s.Set("beta", "two words");
+    s.Remove("alpha");
+  }
+  std::string seg = t.file("0000000001.seg");
+  RunResult r = Dump({t.path()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  auto lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), 3u) << r.out;
+  // The first record follows the 12-byte header; "alpha"="one" is
+  // 85 01 00 45 alpha 43 one 1a crc: 18 bytes.
+  EXPECT_EQ(lines[0], seg + ":12: seq 1 set key \"alpha\" value \"one\"");
+  EXPECT_EQ(lines[1], seg + ":30: seq 2 set key \"beta\" value \"two words\"");
+  EXPECT_TRUE(Contains(lines[2], seg + ":")) << lines[2];
+  EXPECT_TRUE(Contains(lines[2], ": seq 3 remove key \"alpha\"")) << lines[2];
+  EXPECT_FALSE(Contains(lines[2], "value")) << lines[2];
+
+  // The segment file itself gives the same listing; a trailing slash on
+  // the directory does not double the separator.
+  RunResult f = Dump({seg});
+  EXPECT_EQ(f.status, 0);
+  EXPECT_EQ(f.out, r.out);
+  RunResult slash = Dump({t.path() + "/"});
+  EXPECT_EQ(slash.out, r.out);
+}
+
+TEST(DumpTest, DirectoryMeansTenDigitSegmentsInOrder) {
+  TempDir t;
+  FillStore(t.path(), 150);
+  auto segs = Segments(t.path());
+  ASSERT_GE(segs.size(), 3u);
+  // Files that are not NNNNNNNNNN.seg are ignored, however they look.
+  kvstest::WriteFile(t.file("123.seg"), "garbage");
+  kvstest::WriteFile(t.file("0000000001.seg.bak"), "garbage");
+  kvstest::WriteFile(t.file("00000000001.seg"), "garbage");
+  RunResult r = Dump({t.path()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto lines = Lines(r.out);
+  // 150 records, plus one footer per sealed segment (all but the newest).
+  EXPECT_EQ(lines.size(), 150 + segs.size() - 1);
+  size_t seg_i = 0, footers = 0;
+  long long prev_seq = 0;
+  for (const auto& line : lines) {
+    while (seg_i < segs.size() && line.compare(0, segs[seg_i].size() + 1, segs[seg_i] + ":") != 0)
+      seg_i++;
+    ASSERT_LT(seg_i, segs.size()) << "out of order: " << line;
+    if (Contains(line, ": footer ")) {
+      footers++;
+      EXPECT_EQ(NumAfter(line, "last_seq "), prev_seq) << line;
+      continue;
+    }
+    long long seq = NumAfter(line, ": seq ");
+    EXPECT_EQ(seq, prev_seq + 1) << line;
+    prev_seq = seq;
+  }
+  EXPECT_EQ(footers, segs.size() - 1);
+}
+
+TEST(DumpTest, EscapesBinaryKeysAndValues) {
+  TempDir t;
+  {
+    Store s(t.path());
+    s.Set(std::string("k\0\xff", 3), std::string("\x01" "a\"b\\c\n\x7f\x80", 9));
+    s.Set("empty", "");
+  }
+  RunResult r = Dump({t.path()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(Contains(r.out, "set key \"k\\x00\\xff\" value \"\\x01a\\\"b\\\\c\\x0a\\x7f\\x80\"\n"))
+      << r.out;
+  EXPECT_TRUE(Contains(r.out, "set key \"empty\" value \"\"\n")) << r.out;
+  // Nothing but printable ASCII reaches the terminal.
+  for (unsigned char c : r.out) EXPECT_TRUE(c == '\n' || (c >= 0x20 && c < 0x7f)) << int(c);
+}
+
+TEST(DumpTest, AbbreviatesLongValuesUnlessFull) {
+  TempDir t;
+  std::string big(1000, 'x');
+  big[999] = 'E';
+  std::string key(300, 'k');
+  {
+    Store s(t.path());
+    s.Set("big", big);
+    s.Set(key, "v");
+    s.Set("exactly64", std::string(64, 'y'));
+  }
+  RunResult r = Dump({t.path()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(Contains(r.out, "value \"" + std::string(64, 'x') + "\"... (1000 bytes)\n")) << r.out;
+  EXPECT_FALSE(Contains(r.out, std::string(65, 'x')));
+  EXPECT_FALSE(Contains(r.out, "E\""));
+  EXPECT_TRUE(Contains(r.out, "key \"" + std::string(64, 'k') + "\"... (300 bytes) value \"v\"\n"))
+      << r.out;
+  // At the limit nothing is cut.
+  EXPECT_TRUE(Contains(r.out, "value \"" + std::string(64, 'y') + "\"\n")) << r.out;
+
+  RunResult f = Dump({"--full", t.path()});
+  ASSERT_EQ(f.status, 0) << f.err;
+  EXPECT_TRUE(Contains(f.out, "value \"" + big + "\"\n"));
+  EXPECT_TRUE(Contains(f.out, "key \"" + key + "\" value \"v\"\n"));
+  EXPECT_FALSE(Contains(f.out, "bytes)"));
+}
+
+// ---- JSON -----------------------------------------------------------------------
+
+// Parses every line of kvs-dump --json with Python's json module, checks the
+// fields each op must have, decodes key and value by their encoding, and
+// prints "op seq key_hex value_hex" per record (footers: count and last_seq).
+const char kJsonCheck[] = R"PY(
+import base64, json, sys
+need = {"set": ["seq", "key", "key_encoding", "key_length", "value", "value_encoding", "value_length"],
+        "remove": ["seq", "key", "key_encoding", "key_length"],
+        "footer": ["last_seq", "count"]}
+def dec(o, name):
+    enc = o[name + "_encoding"]
+    b = o[name].encode("utf-8") if enc == "utf8" else base64.b64decode(o[name], validate=True)
+    assert enc in ("utf8", "base64"), enc
+    if not o.get(name + "_truncated"):
+        assert len(b) == o[name + "_length"], (o, len(b))
+    return b.hex()
+for line in open(sys.argv[1], encoding="utf-8"):
+    o = json.loads(line)
+    for f in ["segment", "offset", "length", "op"] + need[o["op"]]:
+        assert f in o, (f, o)
+    if o["op"] == "footer":
+        print("footer", o["count"], o["last_seq"])
+    elif o["op"] == "set":
+        print("set", o["seq"], dec(o, "key"), dec(o, "value") or "-")
+    else:
+        print("remove", o["seq"], dec(o, "key"))
+)PY";
+
+std::string Hex(const std::string& s) {
+  static const char d[] = "0123456789abcdef";
+  std::string h;
+  for (unsigned char c : s) {
+    h += d[c >> 4];
+    h += d[c & 15];
+  }
+  return h;
+}
+
+TEST(DumpTest, JsonLinesParseAndUseBase64ForBinary) {
+  TempDir t, work;
+  const std::string bin_key("b\0\xff", 3), bin_val("\xff\xfe\0v", 4);
+  const std::string utf8_val = "gr\xc3\xbc\xc3\x9f \xe2\x82\xac";  // "grüß €"
+  {
+    Store s(t.path());
+    s.Set("plain", "text value");
+    s.Set(bin_key, bin_val);
+    s.Set("utf8", utf8_val);
+    s.Set("ctl", "tab\there");  // printable UTF-8 only: a tab means base64
+    s.Set("empty", "");
+    s.Remove("plain");
+    for (int i = 0; i < 80; i++) s.Set("fill-" + std::to_string(i), Value(i, 100));
+  }
+  ASSERT_GE(Segments(t.path()).size(), 2u);
+  RunResult r = Dump({"--json", t.path()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(Contains(r.out, "\"key\":\"YgD/\",\"key_encoding\":\"base64\",\"key_length\":3,"
+                              "\"value\":\"//4Adg==\",\"value_encoding\":\"base64\",\"value_length\":4"))
+      << r.out;
+  EXPECT_TRUE(Contains(r.out, "\"op\":\"set\",\"seq\":1,\"key\":\"plain\",\"key_encoding\":\"utf8\""))
+      << r.out;
+  EXPECT_TRUE(Contains(r.out, "\"value\":\"" + utf8_val + "\",\"value_encoding\":\"utf8\"")) << r.out;
+  EXPECT_TRUE(Contains(r.out, "\"op\":\"footer\",\"last_seq\":")) << r.out;
+
+  std::string out_file = work.file("dump.json");
+  kvstest::WriteFile(out_file, r.out);
+  RunResult py = kvstest::Run({kPython, "-c", kJsonCheck, out_file});
+  ASSERT_EQ(py.status, 0) << py.err;
+  auto lines = Lines(py.out);
+  EXPECT_EQ(lines.size(), 86 + Segments(t.path()).size() - 1);
+  std::set<std::string> got(lines.begin(), lines.end());
+  EXPECT_TRUE(got.count("set 1 " + Hex("plain") + " " + Hex("text value"))) << py.out;
+  EXPECT_TRUE(got.count("set 2 " + Hex(bin_key) + " " + Hex(bin_val))) << py.out;
+  EXPECT_TRUE(got.count("set 3 " + Hex("utf8") + " " + Hex(utf8_val))) << py.out;
+  EXPECT_TRUE(got.count("set 4 " + Hex("ctl") + " " + Hex("tab\there"))) << py.out;
+  EXPECT_TRUE(got.count("set 5 " + Hex("empty") + " -")) << py.out;
+  EXPECT_TRUE(got.count("remove 6 " + Hex("plain"))) << py.out;
+}
+
+TEST(DumpTest, JsonAbbreviatesWithoutSplittingCharacters) {
+  TempDir t;
+  // 63 ASCII bytes, then a 2-byte character straddling the 64-byte cut.
+  std::string v = std::string(63, 'a') + "\xc3\xa9" + std::string(100, 'b');
+  {
+    Store s(t.path());
+    s.Set("k", v);
+  }
+  RunResult r = Dump({"--json", t.path()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(Contains(r.out, "\"value\":\"" + std::string(63, 'a') +
+                                  "\",\"value_encoding\":\"utf8\",\"value_length\":165,"
+                                  "\"value_truncated\":true}"))
+      << r.out;
+  RunResult f = Dump({"--json", "--full", t.path()});
+  EXPECT_TRUE(Contains(f.out, "\"value\":\"" + v + "\",\"value_encoding\":\"utf8\",\"value_length\":165}"))
+      << f.out;
+}
+
+// ---- --verify ---------------------------------------------------------------
+
+TEST(DumpTest, VerifyOkOnGoodStoreEvenWhileOpen) {
+  TempDir t;
+  Store s(t.path());
+  for (int i = 0; i < 200; i++) s.Set("key-" + std::to_string(i % 150), Value(i, 100));
+  for (int i = 0; i < 20; i++) s.Remove("key-" + std::to_string(i));
+  auto segs = Segments(t.path());
+  ASSERT_GE(segs.size(), 3u);
+  // The reader takes no lock: the store may be open meanwhile.
+  RunResult r = Dump({"--verify", t.path()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "OK: " + std::to_string(segs.size()) + " segments (" +
+                       std::to_string(segs.size() - 1) + " sealed), 220 records (200 sets, 20 removes)\n");
+  s.Close();
+  r = Dump({"--verify", "--json", t.path()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(Contains(r.out, "{\"ok\":true,\"segments\":")) << r.out;
+  EXPECT_EQ(JsonNum(r.out, "records"), 220);
+}
+
+TEST(DumpTest, VerifyNamesFileAndOffsetOfFlippedByteInOldSegment) {
+  TempDir t;
+  FillStore(t.path(), 150);
+  auto segs = Segments(t.path());
+  ASSERT_GE(segs.size(), 3u);
+  const std::string old = segs[1];
+  auto recs = Records(old);
+  ASSERT_GE(recs.size(), 10u);
+  size_t mid = recs.size() / 2;
+  // A byte of the value, well inside the record.
+  FlipByte(old, recs[mid].offset + recs[mid].length - 20);
+  std::string where = old + ": bad record at offset " + std::to_string(recs[mid].offset);
+
+  RunResult v = Dump({"--verify", t.path()});
+  EXPECT_EQ(v.status, 1);
+  EXPECT_EQ(v.out, "");
+  EXPECT_TRUE(Contains(v.err, where)) << v.err;
+  EXPECT_TRUE(Contains(v.err, "checksum")) << v.err;
+
+  // A plain dump lists the good records before the bad one, then fails.
+  RunResult d = Dump({old});
+  EXPECT_EQ(d.status, 1);
+  EXPECT_EQ(Lines(d.out).size(), mid);
+  EXPECT_TRUE(Contains(d.err, where)) << d.err;
+
+  // The other files are still read.
+  RunResult all = Dump({t.path()});
+  EXPECT_EQ(all.status, 1);
+  EXPECT_TRUE(Contains(all.out, segs.back() + ":")) << all.out;
+}
+
+TEST(DumpTest, VerifyFailsOnTruncatedSegments) {
+  TempDir t;
+  FillStore(t.path(), 150);
+  auto segs = Segments(t.path());
+  ASSERT_GE(segs.size(), 3u);
+  auto recs = Records(segs[0]);
+  ASSERT_GE(recs.size(), 4u);
+  // Cut an old segment inside a record.
+  TruncateTo(segs[0], recs[2].offset + 7);
+  RunResult v = Dump({"--verify", t.path()});
+  EXPECT_EQ(v.status, 1);
+  EXPECT_TRUE(Contains(v.err, segs[0] + ": bad record at offset " + std::to_string(recs[2].offset)))
+      << v.err;
+
+  // A torn tail of the newest segment is reported too (the engine would cut
+  // it off at open; the dump says it is there).
+  auto last = Records(segs.back());
+  ASSERT_GE(last.size(), 1u);
+  TruncateTo(segs.back(), kvstest::FileSize(segs.back()) - 1);
+  RunResult n = Dump({"--verify", segs.back()});
+  EXPECT_EQ(n.status, 1);
+  EXPECT_TRUE(Contains(n.err, segs.back() + ": bad record at offset " + std::to_string(last.back().offset)))
+      << n.err;
+}
+
+TEST(DumpTest, VerifyRequiresEveryOldSegmentSealed) {
+  TempDir t;
+  FillStore(t.path(), 150);
+  auto segs = Segments(t.path());
+  ASSERT_GE(segs.size(), 3u);
+  auto recs = Records(segs[1]);
+  ASSERT_EQ(recs.back().op, "footer");
+  // Cut the footer off cleanly: every record left is good.
+  TruncateTo(segs[1], recs.back().offset);
+  EXPECT_EQ(Dump({segs[1]}).status, 0);
+  EXPECT_EQ(Dump({"--verify", segs[1]}).status, 0);  // a lone file may be open
+  RunResult v = Dump({"--verify", t.path()});
+  EXPECT_EQ(v.status, 1);
+  EXPECT_TRUE(Contains(v.err, segs[1] + ": segment is not sealed")) << v.err;
+  EXPECT_EQ(v.out, "");
+}
+
+TEST(DumpTest, BadFilesExitOneWithAMessage) {
+  TempDir t;
+  FillStore(t.path(), 60);
+  ASSERT_GE(Segments(t.path()).size(), 2u);
+  std::string sealed = Segments(t.path()).at(0);
+  std::string data = kvstest::ReadFile(sealed);
+  auto recs = Records(sealed);
+  ASSERT_EQ(recs.back().op, "footer");
+
+  struct Case {
+    std::string name, content;
+  };
+  std::string garbage;
+  for (int i = 0; i < 5000; i++) garbage += static_cast<char>((i * 7919) >> 3);
+  std::vector<Case> cases = {
+      {"empty", ""},
+      {"garbage", garbage},
+      {"header-only-half", data.substr(0, 6)},
+      {"header-then-garbage", data.substr(0, 12) + garbage},
+      {"torn", data.substr(0, data.size() - 3)},
+      {"huge-length", data.substr(0, 12) + "\x85\x01\x00\x5b\xff\xff\xff\xff\xff\xff\xff\x00"},
+      {"deep-arrays", data.substr(0, 12) + std::string(10000, '\x81')},
+      // A good record again after the footer.
+      {"after-footer", data + data.substr(recs[0].offset, recs[0].length)},
+  };
+  for (const auto& c : cases) {
+    std::string path = t.file(c.name);
+    kvstest::WriteFile(path, c.content);
+    for (const char* mode : {"--verify", "--json", "--stats"}) {
+      RunResult r = Dump({mode, path});
+      EXPECT_EQ(r.status, 1) << c.name << " " << mode;
+      EXPECT_TRUE(Contains(r.err, path + ": ")) << c.name << ": " << r.err;
+    }
+  }
+  // Not a regular file, not there at all, a kvs file that is no segment.
+  EXPECT_EQ(Dump({t.file("nothing-here")}).status, 1);
+  EXPECT_EQ(Dump({t.file("ENGINE")}).status, 1);
+  // A directory or a FIFO named like a segment (opening a FIFO for
+  // reading would wait for a writer forever).
+  ASSERT_EQ(mkdir(t.file("0000000099.seg").c_str(), 0700), 0);
+  ASSERT_EQ(mkfifo(t.file("0000000098.seg").c_str(), 0600), 0);
+  RunResult d = Dump({"--verify", t.path()});
+  EXPECT_EQ(d.status, 1);
+  EXPECT_TRUE(Contains(d.err, t.file("0000000098.seg") + ": not a regular file")) << d.err;
+  EXPECT_TRUE(Contains(d.err, t.file("0000000099.seg") + ": not a regular file")) << d.err;
+  RunResult py = CheckCbor({t.file("0000000098.seg")});
+  EXPECT_EQ(py.status, 1);
+  EXPECT_TRUE(Contains(py.err, "not a regular file")) << py.err;
+}
+
+TEST(DumpTest, DirectoryWithoutSegmentsIsOk) {
+  TempDir t;
+  kvstest::WriteFile(t.file("README"), "not a segment");
+  RunResult r = Dump({t.path()});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "");
+  RunResult v = Dump({"--verify", t.path()});
+  EXPECT_EQ(v.status, 0);
+  EXPECT_EQ(v.out, "OK: 0 segments (0 sealed), 0 records (0 sets, 0 removes)\n");
+}
+
+TEST(DumpTest, VerifyOkAfterReopeningTheStore) {
+  TempDir t;
+  for (int round = 0; round < 4; round++) {
+    Store s(t.path());
+    for (int i = 0; i < 40; i++) s.Set("key-" + std::to_string(i), Value(round * 100 + i, 60));
+    s.Remove("key-" + std::to_string(round));
+  }
+  RunResult v = Dump({"--verify", t.path()});
+  ASSERT_EQ(v.status, 0) << v.err;
+  EXPECT_EQ(NumAfter(v.out, "sealed), "), 164) << v.out;
+  RunResult py = CheckCbor({t.path()});
+  EXPECT_EQ(py.status, 0) << py.err;
+  EXPECT_EQ(NumAfter(py.out, "files, "), 164) << py.out;
+}
+
+// ---- --stats -----------------------------------------------------------------
+
+struct StatsRow {
+  long long records, sets, removes, bytes, live, live_bytes;
+};
+
+StatsRow Row(const std::string& json_line) {
+  return {JsonNum(json_line, "records"), JsonNum(json_line, "sets"),
+          JsonNum(json_line, "removes"), JsonNum(json_line, "bytes"),
+          JsonNum(json_line, "live_records"), JsonNum(json_line, "live_bytes")};
+}
+
+TEST(DumpTest, StatsCountsLiveRecordsInOneSegment) {
+  TempDir t;
+  {
+    Store s(t.path());
+    s.Set("a", "1");
+    s.Set("b", "2");
+    s.Set("a", "3");  // a's first record is dead
+    s.Remove("b");    // b is gone: neither record is live
+    s.Set("c", "4");
+    s.Remove("c");
+    s.Set("c", "5");  // set again after a remove: live
+  }
+  RunResult r = Dump({"--stats", "--json", t.path()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), 2u) << r.out;
+  StatsRow seg = Row(lines[0]), total = Row(lines[1]);
+  EXPECT_EQ(seg.records, 7);
+  EXPECT_EQ(seg.sets, 5);
+  EXPECT_EQ(seg.removes, 2);
+  EXPECT_EQ(seg.live, 2);
+  // A SET of a one-byte key and value is 12 bytes: 85 seq 00 41 k 41 v 1a crc.
+  EXPECT_EQ(seg.live_bytes, 24);
+  EXPECT_EQ(seg.bytes, kvstest::FileSize(t.file("0000000001.seg")));
+  EXPECT_TRUE(Contains(lines[1], "\"total\":true")) << lines[1];
+  EXPECT_EQ(total.live, 2);
+
+  // The text table says the same.
+  RunResult txt = Dump({"--stats", t.path()});
+  ASSERT_EQ(txt.status, 0);
+  auto tl = Lines(txt.out);
+  ASSERT_EQ(tl.size(), 3u) << txt.out;
+  std::istringstream row(tl[1]);
+  long long recs, sets, removes, bytes, live, live_bytes;
+  row >> recs >> sets >> removes >> bytes >> live >> live_bytes;
+  EXPECT_EQ(recs, 7);
+  EXPECT_EQ(sets, 5);
+  EXPECT_EQ(removes, 2);
+  EXPECT_EQ(live, 2);
+  EXPECT_EQ(live_bytes, 24);
+  EXPECT_TRUE(Contains(tl[2], "total"));
+}
+
+TEST(DumpTest, StatsAgreeWithTheEngineAcrossSegments) {
+  TempDir t;
+  std::map<std::string, bool> present;
+  struct kvs_store_stats est{};
+  {
+    Store s(t.path());
+    for (int round = 0; round < 3; round++)
+      for (int i = 0; i < 60; i++) {
+        std::string k = "key-" + std::to_string(i);
+        if ((i + round) % 5 == 0 && present[k]) {
+          s.Remove(k);
+          present[k] = false;
+        } else {
+          s.Set(k, Value(i * 10 + round, 40 + (i * 13 + round) % 90));
+          present[k] = true;
+        }
+      }
+    est = s.Stats();
+  }
+  long long live_keys = 0;
+  for (const auto& kv : present) live_keys += kv.second;
+  auto segs = Segments(t.path());
+  ASSERT_GE(segs.size(), 3u);
+
+  RunResult r = Dump({"--stats", "--json", t.path()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), segs.size() + 1);
+  StatsRow sum{};
+  for (size_t i = 0; i < segs.size(); i++) {
+    EXPECT_TRUE(Contains(lines[i], "\"segment\":\"" + segs[i] + "\"")) << lines[i];
+    StatsRow s = Row(lines[i]);
+    EXPECT_EQ(s.bytes, kvstest::FileSize(segs[i]));
+    EXPECT_LE(s.live, s.sets);
+    sum.records += s.records;
+    sum.live += s.live;
+    sum.live_bytes += s.live_bytes;
+    sum.bytes += s.bytes;
+  }
+  StatsRow total = Row(lines.back());
+  EXPECT_EQ(total.records, 180);
+  EXPECT_EQ(total.live, live_keys);
+  EXPECT_EQ(sum.live, live_keys);
+  EXPECT_EQ(sum.live_bytes, total.live_bytes);
+  EXPECT_EQ(sum.bytes, total.bytes);
+  // The engine's own figures for the same store.
+  EXPECT_EQ(static_cast<long long>(est.live_keys), live_keys);
+  EXPECT_EQ(static_cast<long long>(est.live_bytes), total.live_bytes);
+  EXPECT_EQ(static_cast<long long>(est.disk_bytes), total.bytes);
+}
+
+TEST(DumpTest, StatsCountsALiveRecordOnceWhenAFileIsGivenTwice) {
+  TempDir t;
+  {
+    Store s(t.path());
+    s.Set("a", "1");
+    s.Set("b", "2");
+  }
+  std::string seg = t.file("0000000001.seg");
+  RunResult r = Dump({"--stats", "--json", seg, seg});
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), 3u) << r.out;
+  // Equal seqs: the copy given later holds the live records.
+  EXPECT_EQ(Row(lines[0]).live, 0);
+  EXPECT_EQ(Row(lines[1]).live, 2);
+  EXPECT_EQ(Row(lines[2]).records, 4);
+  EXPECT_EQ(Row(lines[2]).live, 2);
+}
+
+// ---- the command line --------------------------------------------------------
+
+TEST(DumpTest, UsageErrorsExitTwo) {
+  RunResult none = Dump({});
+  EXPECT_EQ(none.status, 2);
+  EXPECT_TRUE(Contains(none.err, "usage: kvs-dump")) << none.err;
+  EXPECT_EQ(none.out, "");
+  RunResult bad = Dump({"--no-such-option", "/"});
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_TRUE(Contains(bad.err, "usage: kvs-dump")) << bad.err;
+  EXPECT_EQ(Dump({"-q", "/"}).status, 2);
+  EXPECT_EQ(Dump({"--json"}).status, 2);
+}
+
+TEST(DumpTest, VersionAndHelp) {
+  for (const char* opt : {"-V", "--version"}) {
+    RunResult r = Dump({opt});
+    EXPECT_EQ(r.status, 0);
+    EXPECT_EQ(r.out, std::string("kvs-dump ") + KVS_VERSION + "\n");
+  }
+  RunResult h = Dump({"--help"});
+  EXPECT_EQ(h.status, 0);
+  EXPECT_TRUE(Contains(h.out, "usage: kvs-dump")) << h.out;
+  EXPECT_TRUE(Contains(h.out, "--verify")) << h.out;
+  EXPECT_EQ(Dump({"-h"}).out, h.out);
+}
+
+// ---- check_cbor.py -------------------------------------------------------------
+
+// A store of several segments with sets, removes, binary data and an empty
+// value; returns how many SET and REMOVE records it wrote.
+int BuildMixedStore(const std::string& dir) {
+  Store s(dir);
+  int n = 0;
+  s.Set(std::string("\0bin\xff", 5), std::string("\xff\0\x80", 3));
+  s.Set("empty", "");
+  n += 2;
+  for (int i = 0; i < 120; i++, n++) s.Set("k" + std::to_string(i % 70), Value(i, 10 + i % 150));
+  for (int i = 0; i < 30; i += 3, n++) s.Remove("k" + std::to_string(i));
+  s.Set("big", std::string(5000, 'z'));  // bigger than a segment
+  s.Set("empty", "");
+  return n + 2;
+}
+
+TEST(CborCheck, AgreesWithKvsDumpVerify) {
+  TempDir t;
+  int written = BuildMixedStore(t.path());
+  auto segs = Segments(t.path());
+  ASSERT_GE(segs.size(), 3u);
+
+  RunResult py = CheckCbor({t.path()});
+  ASSERT_EQ(py.status, 0) << py.out << py.err;
+  RunResult v = Dump({"--verify", t.path()});
+  ASSERT_EQ(v.status, 0) << v.err;
+  EXPECT_EQ(py.out, std::to_string(segs.size()) + " files, " + std::to_string(written) + " records, " +
+                        std::to_string(segs.size() - 1) + " footers\n");
+  EXPECT_EQ(NumAfter(v.out, "OK: "), static_cast<long long>(segs.size())) << v.out;
+  EXPECT_EQ(NumAfter(v.out, "sealed), "), written) << v.out;
+  // Files given one by one count the same.
+  RunResult each = CheckCbor(segs);
+  EXPECT_EQ(each.out, py.out);
+}
+
+TEST(CborCheck, FailsOnFlippedByteTruncationAndGarbage) {
+  TempDir t;
+  BuildMixedStore(t.path());
+  auto segs = Segments(t.path());
+  ASSERT_GE(segs.size(), 3u);
+  auto recs = Records(segs[1]);
+  ASSERT_GE(recs.size(), 3u);
+  size_t mid = recs.size() / 2;
+  std::string saved = kvstest::ReadFile(segs[1]);
+
+  FlipByte(segs[1], recs[mid].offset + recs[mid].length - 6);  // last byte before the crc
+  RunResult py = CheckCbor({t.path()});
+  EXPECT_EQ(py.status, 1);
+  EXPECT_TRUE(Contains(py.err, segs[1] + ": offset " + std::to_string(recs[mid].offset))) << py.err;
+  EXPECT_TRUE(Contains(py.err, "checksum mismatch")) << py.err;
+
+  kvstest::WriteFile(segs[1], saved);
+  ASSERT_EQ(CheckCbor({t.path()}).status, 0);
+  TruncateTo(segs[1], recs[mid].offset + 3);
+  py = CheckCbor({t.path()});
+  EXPECT_EQ(py.status, 1);
+  EXPECT_TRUE(Contains(py.err, segs[1] + ": offset " + std::to_string(recs[mid].offset))) << py.err;
+
+  std::string junk = t.file("junk");
+  kvstest::WriteFile(junk, "\xd9\xd9\xf8\xda" "kvs1C" "BOR" "not cbor at all \xff\xff");
+  EXPECT_EQ(CheckCbor({junk}).status, 1);
+  kvstest::WriteFile(junk, "");
+  EXPECT_EQ(CheckCbor({junk}).status, 1);
+}
+
+}  // namespace
