@@ -140,7 +140,7 @@ test: all $(TEST_BIN) $(TEST_HELPERS)
 	@echo "== unit and integration tests ($(or $(SAN),plain) build)"
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(abspath tests/tsan.supp)" \
 	ASAN_OPTIONS="detect_leaks=1 abort_on_error=0" UBSAN_OPTIONS="print_stacktrace=1" \
-	$(TEST_BIN) --gtest_brief=1 $(if $(GTEST_FILTER),--gtest_filter='$(GTEST_FILTER)')
+	tests/run-gtest.sh $(TEST_BIN) --gtest_brief=1 $(if $(GTEST_FILTER),--gtest_filter='$(GTEST_FILTER)')
 
 asan:
 	$(MAKE) BUILD=build-asan SAN=asan test

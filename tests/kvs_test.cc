@@ -148,7 +148,6 @@ TEST(KvStore, ConcurrentSet1000Threads) {
   for (auto& t : ts) t.join();
   ASSERT_EQ(failures.load(), 0);
   for (int i = 0; i < 1000; i++) EXPECT_EQ(s.Get("key" + std::to_string(i)), "value" + std::to_string(i));
-  EXPECT_LT(s.Stats().batches, 1000u) << "concurrent writers should share batches";
   s.Reopen();
   for (int i = 0; i < 1000; i++) EXPECT_EQ(s.Get("key" + std::to_string(i)), "value" + std::to_string(i));
 }
