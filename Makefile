@@ -52,6 +52,11 @@ ENGINE_SRC := $(wildcard engine/*.c)
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
 LIB        := $(BUILD)/lib/libkvs.a
 BINS       := $(BUILD)/bin/kvs $(BUILD)/bin/kvs-dump $(BUILD)/bin/kvs-engine-bench
+# threadpool/ and net/ (all but the server's main) form libkvsnet.a, which
+# kvs-server, kvs-client, kvs-bench and the tests link.
+NET_SRC    := $(wildcard threadpool/*.c) $(filter-out net/main.c,$(wildcard net/*.c))
+NET_OBJ    := $(NET_SRC:%.c=$(BUILD)/obj/%.o)
+NETLIB     := $(BUILD)/lib/libkvsnet.a
 TEST_SRC   := $(wildcard tests/*.cc)
 TEST_OBJ   := $(TEST_SRC:%.cc=$(BUILD)/obj/%.o)
 TEST_BIN   := $(BUILD)/tests/kvs-tests
@@ -78,16 +83,20 @@ deps-check:
 # ---- the library ----------------------------------------------------------
 $(BUILD)/obj/%.o: %.c | deps-check
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iengine -c $< -o $@
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iengine -Ithreadpool -Inet -c $< -o $@
 
 $(BUILD)/obj/tests/%.o: tests/%.cc | deps-check
 	@mkdir -p $(dir $@)
-	$(CXX) $(CXXFLAGS) $(PKG_CFLAGS) -Iengine -Itests \
+	$(CXX) $(CXXFLAGS) $(PKG_CFLAGS) -Iengine -Ithreadpool -Inet -Itests \
 	  -DKVS_BIN_DIR='"$(abspath $(BUILD)/bin)"' \
 	  -DKVS_TEST_DIR='"$(abspath $(BUILD)/tests)"' \
 	  -DKVS_SRC_DIR='"$(abspath .)"' -c $< -o $@
 
 $(LIB): $(ENGINE_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(NETLIB): $(NET_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
@@ -121,7 +130,7 @@ $(BUILD)/tests/crash-child: $(BUILD)/obj/tests/crash_child.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(TEST_BIN): $(TEST_OBJ) $(LIB)
+$(TEST_BIN): $(TEST_OBJ) $(NETLIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(GTEST_LIBS)
 

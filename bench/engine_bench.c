@@ -520,6 +520,7 @@ int main(int argc, char **argv)
 		{ "fsync", required_argument, NULL, 'f' },
 		{ "seed", required_argument, NULL, 's' },
 		{ "seconds", required_argument, NULL, 'S' },
+		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -539,7 +540,7 @@ int main(int argc, char **argv)
 	const char *top;
 	int c, rc, status = 1;
 
-	while ((c = getopt_long(argc, argv, "n:t:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:t:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n': nkeys = parse_num(optarg, 1, MAX_KEYS, "-n"); break;
 		case 'v':
@@ -573,6 +574,7 @@ int main(int argc, char **argv)
 		}
 		case 't': tlist = optarg; break;
 		case 'h': usage(stdout); return 0;
+		case 'V': printf("kvs-engine-bench %s\n", KVS_VERSION); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
