@@ -116,6 +116,10 @@ int kvs__io_fsync_dir(const char *dir);
  * fsync of the directory.  Returns a KVS error code. */
 int kvs__io_write_file_durably(const char *dir, const char *name,
 			       const void *buf, size_t len);
+/* The same without the syncs when !durable (hint files: a torn one fails
+ * its checksum and is ignored, so it needs no sync). */
+int kvs__io_write_file(const char *dir, const char *name, const void *buf,
+		       size_t len, bool durable);
 
 /* ---- the record codec (record.c) ------------------------------------- */
 /*
@@ -161,6 +165,52 @@ enum kvs__dec kvs__rec_decode(const unsigned char *buf, size_t len,
 /* Check a complete record's crc (rec_len bytes starting at buf). */
 bool kvs__rec_crc_ok(const unsigned char *buf, size_t rec_len);
 
+/* A generic view of one decoded CBOR item (record.c), for the hint codec. */
+enum kvs__item_kind { KVS__IT_NONE, KVS__IT_UINT, KVS__IT_BSTR, KVS__IT_ARRAY };
+struct kvs__item {
+	enum kvs__item_kind kind;
+	uint64_t u;
+	const unsigned char *p;
+	size_t n;
+};
+/* Decode the item at buf[*pos] (definite lengths only); advance *pos. */
+enum kvs__dec kvs__cbor_next(const unsigned char *buf, size_t len, size_t *pos,
+			     struct kvs__item *it);
+
+/* ---- hint files (hint.c) ----------------------------------------------- */
+/*
+ * NNNNNNNNNN.hint lists the records of sealed segment NNNNNNNNNN so that
+ * opening the store need not read values.  A CBOR Sequence:
+ *   header   d9 d9f8  da 6b766831  43 42 4f 52    ("kvh1")
+ *   meta     [count, footer_off, min_seq]
+ *   entry    [seq, type, key: bstr, offset, rec_len, vlen]   (count of them)
+ *   crc      uint32: CRC32C of every byte before it
+ * A hint is used only if its crc holds and the segment's footer sits at
+ * footer_off, ends the file and counts the same records; otherwise the
+ * segment is scanned (and its hint written again).
+ */
+struct kvs__hint_meta {
+	uint64_t count, footer_off, min_seq;
+};
+/* Check a whole hint file in memory: header, crc, meta.  On success the
+ * entries start at buf[*entries_at] and end 5 bytes before len. */
+bool kvs__hint_check(const unsigned char *buf, size_t len,
+		     struct kvs__hint_meta *meta, size_t *entries_at);
+/* Decode one entry into rec (type, seq, key, offset, length, vlen). */
+enum kvs__dec kvs__hint_next(const unsigned char *buf, size_t len,
+			     size_t *pos, struct kvs_record *rec);
+struct kvs__hintbuf {
+	unsigned char *buf;
+	size_t len, cap;
+	uint64_t count;
+	bool failed; /* out of memory once: the hint is skipped */
+};
+void kvs__hint_add(struct kvs__hintbuf *hb, enum kvs_record_type type,
+		   uint64_t seq, const void *key, size_t klen, uint64_t off,
+		   uint64_t rec_len, uint64_t vlen);
+void kvs__hint_reset(struct kvs__hintbuf *hb);
+char *kvs__hint_path(const char *dir, uint32_t id);
+
 /* ---- segments (segment.c) -------------------------------------------- */
 struct kvs__seg {
 	/* Immutable after creation. */
@@ -175,24 +225,37 @@ struct kvs__seg {
 	uint64_t map_len;
 
 	/* Writer thread only (and the opener before the writer starts). */
-	struct kvs__seg *next;   /* the writer's list, oldest first */
+	struct kvs__seg *next;   /* the writer's list, by id */
 	uint64_t size;           /* bytes in the file (append offset) */
 	uint64_t synced;         /* bytes known to be on stable storage */
 	uint64_t records;        /* records excluding the footer */
-	uint64_t last_seq;
+	uint64_t last_seq;       /* seq of the last record, in file order */
+	uint64_t min_seq;        /* lowest seq in the file; UINT64_MAX if none */
 	uint32_t chain;          /* running CRC over record crcs */
-	uint64_t live_bytes;     /* bytes of records the index points at */
-	uint64_t dead_bytes;     /* bytes of superseded records, tombstones */
+	uint64_t live_bytes;     /* records the index points at */
+	uint64_t dead_bytes;     /* superseded records, fresh tombstones */
+	uint64_t kept_bytes;     /* tombstones compaction had to keep: neither
+				    live nor garbage */
+	struct kvs__hintbuf hint; /* entries for the hint file, until sealed */
 	bool sealed;
+	bool retiring;           /* a victim of the running compaction pass */
 };
 
 char *kvs__seg_path(const char *dir, uint32_t id);
-/* Create a new, empty segment file (header written, directory synced). */
-int kvs__seg_create(const char *dir, uint32_t id, struct kvs__seg **out);
+/* Create a new, empty segment file (header written, directory synced).
+ * With tmp, the file is NNNNNNNNNN.seg.tmp (compaction output), renamed by
+ * kvs__seg_publish_tmp(). */
+int kvs__seg_create(const char *dir, uint32_t id, bool tmp,
+		    struct kvs__seg **out);
+int kvs__seg_publish_tmp(const char *dir, struct kvs__seg *seg);
 /* Open an existing segment read-write (recovery). */
 int kvs__seg_open(const char *dir, uint32_t id, struct kvs__seg **out);
-/* Append the footer, fdatasync, map read-only and publish the map. */
-int kvs__seg_seal(struct kvs__seg *seg);
+/* Append the footer, fdatasync, map read-only and publish the map; then
+ * write the hint file (a failure there is only logged). */
+int kvs__seg_seal(struct kvs *db, struct kvs__seg *seg);
+/* Write seg's hint file from seg->hint (footer_off: where the footer is). */
+int kvs__seg_write_hint(const char *dir, struct kvs__seg *seg,
+			uint64_t footer_off);
 /* Map a sealed segment found at recovery. */
 int kvs__seg_map(struct kvs__seg *seg);
 /* Free now (no reader can hold it) / after a grace period (call_rcu). */
@@ -212,15 +275,17 @@ struct kvs__entry {
 	struct cds_lfht_node node;
 	struct rcu_head rcu;
 	struct kvs__seg *seg;  /* segment holding the record */
-	uint64_t off;          /* record offset in the segment */
 	_Atomic uint64_t seq;  /* record sequence number */
+	uint32_t off;          /* record offset in the segment (a record
+				  starts below segment_size <= 1 GiB) */
 	uint32_t rec_len;      /* whole record, header to crc */
-	uint32_t vlen;         /* value length; the value ends 5 bytes before
-				  the record's end */
+	uint32_t vlen;         /* value length (the value ends 5 bytes before
+				  the record's end), or KVS__TOMB */
 	uint32_t klen;
-	uint8_t tomb;          /* a tombstone: only during recovery */
-	unsigned char key[];
+	unsigned char key[];   /* 64 bytes before the key on LP64 */
 };
+/* vlen of a tombstone entry; they exist only while recovery runs. */
+#define KVS__TOMB UINT32_MAX
 
 /* Make sure the calling thread is registered with RCU (done once per thread,
  * undone by a thread-exit destructor). */
@@ -252,7 +317,9 @@ struct cds_lfht *kvs__index_table(struct kvs__index *ix);
 /* A request queued to the writer.  The submitter owns it; the writer fills
  * `result` and then calls done(req) exactly once, after which the writer no
  * longer touches it. */
-enum kvs__req_kind { KVS__REQ_WRITE, KVS__REQ_STATS, KVS__REQ_STOP };
+enum kvs__req_kind {
+	KVS__REQ_WRITE, KVS__REQ_STATS, KVS__REQ_COMPACT, KVS__REQ_STOP,
+};
 struct kvs__req {
 	struct kvs__req *next;    /* queue link, guarded by kvs.q_mu */
 	enum kvs__req_kind kind;
@@ -276,7 +343,7 @@ struct kvs {
 	 * writer sleeps on q_cv when the queue is empty.  q_mu is a leaf lock:
 	 * nothing else is taken while holding it. */
 	pthread_mutex_t q_mu;
-	pthread_cond_t q_cv;
+	pthread_cond_t q_cv;      /* CLOCK_MONOTONIC */
 	struct kvs__req *q_head, *q_tail;
 	size_t q_len;
 	pthread_t writer;
@@ -305,6 +372,7 @@ struct kvs {
 	uint64_t live_keys;
 	struct kvs_store_stats counters;  /* writes, batches, syncs, ... */
 	struct kvs__writer_buf *wbuf;
+	struct kvs__compact *cp;    /* compaction state (compact.c) */
 };
 
 /* recovery.c: load every segment in db->dir into the index. */
@@ -315,5 +383,20 @@ void kvs__writer_stop(struct kvs *db);
 int kvs__submit_wait(struct kvs *db, struct kvs__req *req);
 /* Mark the handle failed after an I/O error (never cleared). */
 void kvs__set_failed(struct kvs *db, int errnum, const char *what);
+/* Seal the active segment and start a new one (writer only). */
+int kvs__rotate(struct kvs *db);
+
+/* compact.c - all writer thread only. */
+int kvs__compact_init(struct kvs *db);
+void kvs__compact_free(struct kvs *db);
+/* A kvs_compact() request: remember it; it completes when done. */
+void kvs__compact_request(struct kvs *db, struct kvs__req *req);
+/* After a round: seal the active segment early if it is mostly garbage. */
+void kvs__compact_check_active(struct kvs *db);
+/* Is there compaction work?  *delay_us: how long the rate limit wants the
+ * writer to wait before the next step (0: now). */
+bool kvs__compact_pending(struct kvs *db, uint64_t *delay_us);
+/* Do one bounded step of compaction. */
+void kvs__compact_step(struct kvs *db);
 
 #endif /* KVS_ENGINE_INT_H */

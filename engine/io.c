@@ -100,6 +100,12 @@ int kvs__io_fsync_dir(const char *dir)
 int kvs__io_write_file_durably(const char *dir, const char *name,
 			       const void *buf, size_t len)
 {
+	return kvs__io_write_file(dir, name, buf, len, true);
+}
+
+int kvs__io_write_file(const char *dir, const char *name, const void *buf,
+		       size_t len, bool durable)
+{
 	char tmp[4096], dst[4096];
 	int fd = -1, rc = KVS_OK, e;
 
@@ -112,7 +118,7 @@ int kvs__io_write_file_durably(const char *dir, const char *name,
 		rc = kvs__err_errno(KVS_EIO, e, "%s: write", tmp);
 		goto fail;
 	}
-	if ((e = kvs__io_fdatasync(fd)) != 0) {
+	if (durable && (e = kvs__io_fdatasync(fd)) != 0) {
 		rc = kvs__err_errno(KVS_EIO, e, "%s: fdatasync", tmp);
 		goto fail;
 	}
@@ -122,7 +128,7 @@ int kvs__io_write_file_durably(const char *dir, const char *name,
 		rc = kvs__err_errno(KVS_EIO, errno, "%s: rename", dst);
 		goto fail;
 	}
-	if ((e = kvs__io_fsync_dir(dir)) != 0)
+	if (durable && (e = kvs__io_fsync_dir(dir)) != 0)
 		return kvs__err_errno(KVS_EIO, e, "%s: fsync", dir);
 	return KVS_OK;
 fail:

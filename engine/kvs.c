@@ -117,6 +117,7 @@ int kvs_open(const char *dir, const struct kvs_options *opts, struct kvs **out)
 	pthread_condattr_t ca;
 	int rc;
 
+	uint64_t t0 = kvs__now_us();
 	if (!dir || !*dir || !out)
 		return kvs__err(KVS_EINVAL, "kvs_open: dir and out are required");
 	*out = NULL;
@@ -131,10 +132,10 @@ int kvs_open(const char *dir, const struct kvs_options *opts, struct kvs **out)
 	if (db->opt.segment_size == 0)
 		db->opt.segment_size = DEFAULT_SEGMENT_SIZE;
 	KVS_CHECK(pthread_mutex_init(&db->q_mu, NULL));
-	KVS_CHECK(pthread_cond_init(&db->q_cv, NULL));
 	KVS_CHECK(pthread_mutex_init(&db->sync_mu, NULL));
 	KVS_CHECK(pthread_condattr_init(&ca));
 	KVS_CHECK(pthread_condattr_setclock(&ca, CLOCK_MONOTONIC));
+	KVS_CHECK(pthread_cond_init(&db->q_cv, &ca));
 	KVS_CHECK(pthread_cond_init(&db->sync_cv, &ca));
 	pthread_condattr_destroy(&ca);
 
@@ -153,7 +154,10 @@ int kvs_open(const char *dir, const struct kvs_options *opts, struct kvs **out)
 	kvs__rcu_thread_online();
 	if ((rc = make_dir(dir)) || (rc = lock_dir(db)) ||
 	    (rc = check_engine(db)) || (rc = kvs__index_new(&db->index)) ||
-	    (rc = kvs__recover(db)) || (rc = kvs__writer_start(db)))
+	    (rc = kvs__recover(db)))
+		goto fail;
+	db->counters.open_us = kvs__now_us() - t0;
+	if ((rc = kvs__writer_start(db)) != KVS_OK)
 		goto fail;
 	*out = db;
 	return KVS_OK;
@@ -366,4 +370,15 @@ int kvs_stats(struct kvs *db, struct kvs_store_stats *st)
 		return kvs__err(KVS_EINVAL, "kvs_stats: NULL argument");
 	struct kvs__req req = { .kind = KVS__REQ_STATS, .stats = st };
 	return kvs__submit_wait(db, &req);
+}
+
+int kvs_compact(struct kvs *db)
+{
+	if (!db)
+		return kvs__err(KVS_EINVAL, "kvs_compact: NULL handle");
+	struct kvs__req req = { .kind = KVS__REQ_COMPACT };
+	int rc = kvs__submit_wait(db, &req);
+	if (rc != KVS_OK)
+		return kvs__err(rc, "compaction failed: %s", kvs_strerror(rc));
+	return KVS_OK;
 }

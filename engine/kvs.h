@@ -65,6 +65,17 @@ enum kvs_log_level { KVS_LOG_ERROR = 0, KVS_LOG_WARN = 1, KVS_LOG_INFO = 2 };
 struct kvs_options {
 	enum kvs_fsync fsync;   /* default KVS_FSYNC_EVERYSEC */
 	uint64_t segment_size;  /* bytes; 0 = 64 MiB; 4 KiB..1 GiB */
+	/* Compaction (see docs/COMPACTION.md).  A sealed segment whose dead
+	 * fraction reaches compact_ratio (0 = 0.5) is rewritten without its
+	 * dead records; the active segment is sealed early once it holds
+	 * compact_min_dead dead bytes (0 = 4 MiB) and that ratio.  Compaction
+	 * reads at most compact_rate bytes per second (0 = 32 MiB/s), in
+	 * steps between client writes.  no_auto_compact: only kvs_compact()
+	 * compacts. */
+	double compact_ratio;
+	uint64_t compact_min_dead;
+	uint64_t compact_rate;
+	int no_auto_compact;
 	/* Called (from any engine thread) for warnings and errors the engine
 	 * handles itself.  NULL: such messages are dropped. */
 	void (*log)(void *ctx, enum kvs_log_level level, const char *msg);
@@ -141,6 +152,14 @@ struct kvs_op {
  */
 int kvs_write_batch(struct kvs *db, struct kvs_op *ops, size_t n);
 
+/*
+ * Compact now: rewrite every sealed segment that holds dead records (sealing
+ * the active segment first), without the rate limit, and return when done.
+ * Client reads and writes go on meanwhile.  May block on disk I/O.
+ * Errors: KVS_EINVAL, KVS_EIO, KVS_EFAILED, KVS_ENOMEM.
+ */
+int kvs_compact(struct kvs *db);
+
 /* Figures of an open store, filled by kvs_stats(). */
 struct kvs_store_stats {
 	uint64_t live_keys;       /* keys present */
@@ -152,9 +171,12 @@ struct kvs_store_stats {
 	uint64_t writes;          /* records written since open */
 	uint64_t batches;         /* writer batches (group commits) since open */
 	uint64_t syncs;           /* fdatasync calls since open */
-	uint64_t compactions;     /* compactions run since open */
-	uint64_t bytes_reclaimed; /* bytes freed by compaction since open */
-	uint64_t last_compaction_us;
+	uint64_t compactions;     /* compaction passes finished since open */
+	uint64_t bytes_reclaimed; /* segment bytes deleted minus bytes written
+				     by compaction, since open */
+	uint64_t last_compaction_us; /* wall time of the last pass */
+	uint64_t hint_loads;      /* segments loaded from hint files at open */
+	uint64_t open_us;         /* time kvs_open took */
 	int failed;               /* nonzero once a write or sync has failed */
 };
 

@@ -49,20 +49,23 @@ size_t kvs__rec_encode_footer(unsigned char *out, uint64_t last_seq,
 
 /* ---- decoding ---------------------------------------------------------- */
 
-enum item_kind { IT_NONE, IT_UINT, IT_BSTR, IT_ARRAY };
-struct item {
-	enum item_kind kind;
-	uint64_t u;
-	const unsigned char *p;
-	size_t n;
-};
+#define IT_NONE KVS__IT_NONE
+#define IT_UINT KVS__IT_UINT
+#define IT_BSTR KVS__IT_BSTR
+#define IT_ARRAY KVS__IT_ARRAY
 
-static void on_u8(void *c, uint8_t v) { *(struct item *)c = (struct item){ IT_UINT, v, NULL, 0 }; }
-static void on_u16(void *c, uint16_t v) { *(struct item *)c = (struct item){ IT_UINT, v, NULL, 0 }; }
-static void on_u32(void *c, uint32_t v) { *(struct item *)c = (struct item){ IT_UINT, v, NULL, 0 }; }
-static void on_u64(void *c, uint64_t v) { *(struct item *)c = (struct item){ IT_UINT, v, NULL, 0 }; }
-static void on_bstr(void *c, cbor_data p, size_t n) { *(struct item *)c = (struct item){ IT_BSTR, 0, p, n }; }
-static void on_array(void *c, size_t n) { *(struct item *)c = (struct item){ IT_ARRAY, n, NULL, 0 }; }
+static void set_item(void *c, enum kvs__item_kind k, uint64_t u,
+		     const unsigned char *p, size_t n)
+{
+	*(struct kvs__item *)c = (struct kvs__item){ k, u, p, n };
+}
+
+static void on_u8(void *c, uint8_t v) { set_item(c, IT_UINT, v, NULL, 0); }
+static void on_u16(void *c, uint16_t v) { set_item(c, IT_UINT, v, NULL, 0); }
+static void on_u32(void *c, uint32_t v) { set_item(c, IT_UINT, v, NULL, 0); }
+static void on_u64(void *c, uint64_t v) { set_item(c, IT_UINT, v, NULL, 0); }
+static void on_bstr(void *c, cbor_data p, size_t n) { set_item(c, IT_BSTR, 0, p, n); }
+static void on_array(void *c, size_t n) { set_item(c, IT_ARRAY, n, NULL, 0); }
 
 static struct cbor_callbacks callbacks;
 static pthread_once_t callbacks_once = PTHREAD_ONCE_INIT;
@@ -78,12 +81,12 @@ static void callbacks_init(void)
 	callbacks.array_start = on_array; /* definite-length arrays */
 }
 
-/* Decode one item at buf[*pos]; advance *pos. */
-static enum kvs__dec next_item(const unsigned char *buf, size_t len,
-			       size_t *pos, struct item *it)
+enum kvs__dec kvs__cbor_next(const unsigned char *buf, size_t len, size_t *pos,
+			     struct kvs__item *it)
 {
 	if (*pos >= len)
 		return KVS__DEC_SHORT;
+	KVS_CHECK(pthread_once(&callbacks_once, callbacks_init));
 	it->kind = IT_NONE;
 	struct cbor_decoder_result r =
 		cbor_stream_decode(buf + *pos, len - *pos, &callbacks, it);
@@ -94,6 +97,8 @@ static enum kvs__dec next_item(const unsigned char *buf, size_t len,
 	*pos += r.read;
 	return KVS__DEC_OK;
 }
+
+#define next_item kvs__cbor_next
 
 static uint32_t be32(const unsigned char *p)
 {
@@ -136,11 +141,10 @@ enum kvs__dec kvs__rec_decode(const unsigned char *buf, size_t len,
 			      struct kvs_record *rec, uint32_t *crc_out,
 			      const char **why)
 {
-	struct item it;
+	struct kvs__item it;
 	size_t pos = 0;
 	uint32_t crc;
 
-	KVS_CHECK(pthread_once(&callbacks_once, callbacks_init));
 	memset(rec, 0, sizeof *rec);
 	STEP(next_item(buf, len, &pos, &it), "bad record start");
 	REQUIRE(it.kind == IT_ARRAY && (it.u == 4 || it.u == 5),

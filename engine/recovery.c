@@ -6,6 +6,7 @@
 #include "engine_int.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,47 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Names of hint files found while listing (orphans are removed later). */
+static _Thread_local char **hint_names;
+static _Thread_local size_t n_hint_names;
+
+static void hint_seen(const char *name)
+{
+	size_t len = strlen(name);
+	if (len != 15 || strcmp(name + 10, ".hint") != 0)
+		return;
+	char **p = realloc(hint_names, (n_hint_names + 1) * sizeof *p);
+	if (!p)
+		return;
+	hint_names = p;
+	if ((hint_names[n_hint_names] = strdup(name)) != NULL)
+		n_hint_names++;
+}
+
+/* Remove hint files whose segment is gone (a crash during compaction). */
+static void remove_orphan_hints(struct kvs *db, const uint32_t *ids, size_t n)
+{
+	for (size_t i = 0; i < n_hint_names; i++) {
+		char seg[32];
+		memcpy(seg, hint_names[i], 10);
+		strcpy(seg + 10, ".seg");
+		uint32_t id = seg_id_of(seg);
+		bool found = false;
+		for (size_t j = 0; j < n && !found; j++)
+			found = ids[j] == id;
+		if (!found) {
+			char path[4096];
+			snprintf(path, sizeof path, "%s/%s", db->dir,
+				 hint_names[i]);
+			unlink(path);
+		}
+		free(hint_names[i]);
+	}
+	free(hint_names);
+	hint_names = NULL;
+	n_hint_names = 0;
+}
+
 /* List segment ids in ascending order; remove leftover temporary files. */
 static int list_segments(const char *dir, uint32_t **ids_out, size_t *n_out)
 {
@@ -52,8 +94,10 @@ static int list_segments(const char *dir, uint32_t **ids_out, size_t *n_out)
 			continue;
 		}
 		uint32_t id = seg_id_of(de->d_name);
-		if (!id)
+		if (!id) {
+			hint_seen(de->d_name);
 			continue;
+		}
 		if (n == cap) {
 			cap = cap ? cap * 2 : 16;
 			uint32_t *p = realloc(ids, cap * sizeof *ids);
@@ -95,19 +139,19 @@ static int replay(struct kvs *db, struct kvs__seg *seg, uint64_t off,
 	struct kvs__entry *e = kvs__entry_new(rec->key, rec->klen);
 	if (!e)
 		return kvs__err(KVS_ENOMEM, "out of memory");
+	bool tomb = rec->type == KVS_REC_REMOVE;
 	e->seg = seg;
-	e->off = off;
+	e->off = (uint32_t)off;
 	e->rec_len = (uint32_t)rec->length;
-	e->vlen = (uint32_t)rec->vlen;
-	e->tomb = rec->type == KVS_REC_REMOVE;
+	e->vlen = tomb ? KVS__TOMB : (uint32_t)rec->vlen;
 	atomic_store_explicit(&e->seq, rec->seq, memory_order_release);
-	if (e->tomb)
+	if (tomb)
 		count_dead(seg, rec->length);
 	else
 		seg->live_bytes += rec->length;
 	struct kvs__entry *prev = kvs__index_put(db->index, hash, e);
 	if (prev) {
-		if (!prev->tomb) {
+		if (prev->vlen != KVS__TOMB) {
 			prev->seg->live_bytes -= prev->rec_len;
 			prev->seg->dead_bytes += prev->rec_len;
 		}
@@ -124,7 +168,7 @@ static void drop_tombstones(struct kvs *db)
 	struct kvs__entry *e;
 	uint64_t live = 0;
 	cds_lfht_for_each_entry(ht, &it, e, node) {
-		if (e->tomb) {
+		if (e->vlen == KVS__TOMB) {
 			cds_lfht_del(ht, &e->node);
 			kvs__entry_free_rcu(e);
 		} else {
@@ -167,6 +211,93 @@ static int truncate_tail(struct kvs *db, struct kvs__seg *seg, uint64_t keep,
 	if (e)
 		return kvs__err_errno(KVS_EIO, e, "%s: fdatasync", seg->path);
 	return KVS_OK;
+}
+
+/* Load a sealed segment from its hint file.  *used says whether it could;
+ * when not, the caller scans the segment.  A hint that passes its checksum
+ * but then does not decode is corruption, and fails the open. */
+static int load_from_hint(struct kvs *db, struct kvs__seg *seg, uint64_t size,
+			  bool *used, uint64_t *max_seq)
+{
+	char *path = kvs__hint_path(db->dir, seg->id);
+	unsigned char *buf = NULL;
+	int fd = -1, rc = KVS_OK;
+	struct stat st;
+	*used = false;
+	if (!path)
+		return kvs__err(KVS_ENOMEM, "out of memory");
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) != 0 || st.st_size <= 0)
+		goto out; /* no hint: scan */
+	size_t len = (size_t)st.st_size;
+	if (!(buf = malloc(len)))
+		goto out;
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = pread(fd, buf + got, len - got, (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			goto out;
+		got += (size_t)n;
+	}
+	struct kvs__hint_meta meta;
+	size_t pos;
+	if (!kvs__hint_check(buf, len, &meta, &pos))
+		goto bad_hint;
+
+	/* The segment's footer must sit where the hint says and agree. */
+	unsigned char foot[KVS__FOOTER_MAX];
+	struct kvs_record frec;
+	uint32_t fcrc;
+	const char *why;
+	if (meta.footer_off < KVS__HDR_LEN || meta.footer_off >= size ||
+	    size - meta.footer_off > sizeof foot)
+		goto bad_hint;
+	size_t flen = (size_t)(size - meta.footer_off);
+	if (pread(seg->fd, foot, flen, (off_t)meta.footer_off) != (ssize_t)flen ||
+	    kvs__rec_decode(foot, flen, &frec, &fcrc, &why) != KVS__DEC_OK ||
+	    frec.type != KVS_REC_FOOTER || frec.length != flen ||
+	    frec.count != meta.count)
+		goto bad_hint;
+
+	seg->size = seg->synced = size;
+	if ((rc = kvs__seg_map(seg)) != KVS_OK)
+		goto out;
+	for (uint64_t i = 0; i < meta.count; i++) {
+		struct kvs_record rec;
+		if (kvs__hint_next(buf, len - 5, &pos, &rec) != KVS__DEC_OK ||
+		    rec.offset < KVS__HDR_LEN ||
+		    rec.offset + rec.length > meta.footer_off) {
+			rc = kvs__err(KVS_ECORRUPT, "%s: bad hint entry %llu",
+				      path, (unsigned long long)i);
+			goto out;
+		}
+		if ((rc = replay(db, seg, rec.offset, &rec)) != KVS_OK)
+			goto out;
+		if (rec.seq > *max_seq)
+			*max_seq = rec.seq;
+	}
+	if (pos != len - 5) {
+		rc = kvs__err(KVS_ECORRUPT, "%s: trailing bytes", path);
+		goto out;
+	}
+	seg->records = frec.count;
+	seg->last_seq = frec.seq;
+	seg->chain = frec.chain;
+	seg->min_seq = meta.min_seq;
+	seg->sealed = true;
+	*used = true;
+	goto out;
+bad_hint:
+	kvs__log(db, KVS_LOG_WARN, "%s: bad or stale hint file; scanning the "
+		 "segment instead", path);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	free(path);
+	return rc;
 }
 
 /* Replay one segment file.  `newest`: it is the last one, whose tail may be
@@ -217,7 +348,7 @@ static int load_segment(struct kvs *db, struct kvs__seg *seg, bool newest,
 		goto out;
 	}
 
-	uint64_t pos = KVS__HDR_LEN;
+	uint64_t pos = KVS__HDR_LEN, footer_off = 0;
 	bool footer = false;
 	while (pos < size) {
 		struct kvs_record rec;
@@ -257,11 +388,16 @@ static int load_segment(struct kvs *db, struct kvs__seg *seg, bool newest,
 		}
 		if (rec.type == KVS_REC_FOOTER) {
 			footer = true;
+			footer_off = pos;
 			pos += rec.length;
 			continue;
 		}
 		if ((rc = replay(db, seg, pos, &rec)) != KVS_OK)
 			goto out;
+		kvs__hint_add(&seg->hint, rec.type, rec.seq, rec.key, rec.klen,
+			      pos, rec.length, rec.vlen);
+		if (rec.seq < seg->min_seq)
+			seg->min_seq = rec.seq;
 		seg->records++;
 		seg->last_seq = rec.seq;
 		seg->chain = kvs__crc32c(seg->chain, map + pos + rec.length - 4, 4);
@@ -285,6 +421,9 @@ static int load_segment(struct kvs *db, struct kvs__seg *seg, bool newest,
 		madvise(map, size, MADV_RANDOM);
 		__atomic_store_n(&seg->map, (const unsigned char *)map,
 				 __ATOMIC_RELEASE);
+		/* Its hint was missing or bad: write it for the next open. */
+		if (kvs__seg_write_hint(db->dir, seg, footer_off) != KVS_OK)
+			kvs__log(db, KVS_LOG_WARN, "%s", kvs_errmsg());
 		return KVS_OK;
 	}
 out:
@@ -312,12 +451,30 @@ int kvs__recover(struct kvs *db)
 		*tail = seg;
 		tail = &seg->next;
 		db->active = seg;
-		if ((rc = load_segment(db, seg, i == n - 1, &max_seq)) != KVS_OK)
+		bool newest = i == n - 1, hinted = false;
+		if (!newest) {
+			struct stat st;
+			if (fstat(seg->fd, &st) != 0) {
+				rc = kvs__err_errno(KVS_EIO, errno, "%s: stat",
+						    seg->path);
+				break;
+			}
+			rc = load_from_hint(db, seg, (uint64_t)st.st_size,
+					    &hinted, &max_seq);
+			if (rc != KVS_OK)
+				break;
+			if (hinted) {
+				db->counters.hint_loads++;
+				continue;
+			}
+		}
+		if ((rc = load_segment(db, seg, newest, &max_seq)) != KVS_OK)
 			break;
 	}
 	if (rc == KVS_OK)
 		drop_tombstones(db);
 	kvs__read_unlock();
+	remove_orphan_hints(db, ids, n);
 	db->next_seg_id = n ? ids[n - 1] + 1 : 1;
 	free(ids);
 	if (rc)
@@ -326,7 +483,7 @@ int kvs__recover(struct kvs *db)
 	db->next_seq = max_seq + 1;
 	if (!db->active || db->active->sealed) {
 		struct kvs__seg *seg;
-		if ((rc = kvs__seg_create(db->dir, db->next_seg_id, &seg)))
+		if ((rc = kvs__seg_create(db->dir, db->next_seg_id, false, &seg)))
 			return rc;
 		db->next_seg_id++;
 		*tail = seg;

@@ -33,33 +33,60 @@ static struct kvs__seg *seg_alloc(const char *dir, uint32_t id)
 	return seg;
 }
 
-int kvs__seg_create(const char *dir, uint32_t id, struct kvs__seg **out)
+int kvs__seg_create(const char *dir, uint32_t id, bool tmp,
+		    struct kvs__seg **out)
 {
 	int rc, e;
 	struct kvs__seg *seg = seg_alloc(dir, id);
-	if (!seg)
+	char *path = NULL;
+	if (!seg || (tmp && asprintf(&path, "%s.tmp", seg->path) < 0)) {
+		kvs__seg_free(seg);
 		return kvs__err(KVS_ENOMEM, "out of memory");
-	seg->fd = open(seg->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	}
+	const char *p = tmp ? path : seg->path;
+	seg->fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (seg->fd < 0) {
-		rc = kvs__err_errno(KVS_EIO, errno, "%s: create", seg->path);
+		rc = kvs__err_errno(KVS_EIO, errno, "%s: create", p);
 		goto fail;
 	}
 	if ((e = kvs__io_pwrite_all(seg->fd, kvs__seg_header, KVS__HDR_LEN, 0)) ||
-	    (e = kvs__io_fdatasync(seg->fd))) {
-		rc = kvs__err_errno(KVS_EIO, e, "%s: write header", seg->path);
-		unlink(seg->path);
+	    (!tmp && (e = kvs__io_fdatasync(seg->fd)))) {
+		rc = kvs__err_errno(KVS_EIO, e, "%s: write header", p);
+		unlink(p);
 		goto fail;
 	}
-	if ((e = kvs__io_fsync_dir(dir)) != 0) {
+	/* A compaction output becomes visible only by its rename, which
+	 * syncs the directory then. */
+	if (!tmp && (e = kvs__io_fsync_dir(dir)) != 0) {
 		rc = kvs__err_errno(KVS_EIO, e, "%s: fsync", dir);
 		goto fail;
 	}
 	seg->size = seg->synced = KVS__HDR_LEN;
+	seg->min_seq = UINT64_MAX;
+	free(path);
 	*out = seg;
 	return KVS_OK;
 fail:
+	free(path);
 	kvs__seg_free(seg);
 	return rc;
+}
+
+int kvs__seg_publish_tmp(const char *dir, struct kvs__seg *seg)
+{
+	char *tmp = NULL;
+	int e;
+	if (asprintf(&tmp, "%s.tmp", seg->path) < 0)
+		return kvs__err(KVS_ENOMEM, "out of memory");
+	if (rename(tmp, seg->path) != 0) {
+		int rc = kvs__err_errno(KVS_EIO, errno, "%s: rename", tmp);
+		free(tmp);
+		return rc;
+	}
+	free(tmp);
+	if ((e = kvs__io_fsync_dir(dir)) != 0)
+		return kvs__err_errno(KVS_EIO, e, "%s: fsync", dir);
+	return KVS_OK;
 }
 
 int kvs__seg_open(const char *dir, uint32_t id, struct kvs__seg **out)
@@ -73,6 +100,7 @@ int kvs__seg_open(const char *dir, uint32_t id, struct kvs__seg **out)
 		kvs__seg_free(seg);
 		return rc;
 	}
+	seg->min_seq = UINT64_MAX;
 	*out = seg;
 	return KVS_OK;
 }
@@ -89,12 +117,13 @@ int kvs__seg_map(struct kvs__seg *seg)
 	return KVS_OK;
 }
 
-int kvs__seg_seal(struct kvs__seg *seg)
+int kvs__seg_seal(struct kvs *db, struct kvs__seg *seg)
 {
 	unsigned char foot[KVS__REC_MAX_HEAD + 5];
 	size_t n = kvs__rec_encode_footer(foot, seg->last_seq, seg->records,
 					  seg->chain);
-	int e;
+	uint64_t footer_off = seg->size;
+	int e, rc;
 	if ((e = kvs__io_pwrite_all(seg->fd, foot, n, (off_t)seg->size)) != 0)
 		return kvs__err_errno(KVS_EIO, e, "%s: write footer", seg->path);
 	seg->size += n;
@@ -102,7 +131,13 @@ int kvs__seg_seal(struct kvs__seg *seg)
 		return kvs__err_errno(KVS_EIO, e, "%s: fdatasync", seg->path);
 	seg->synced = seg->size;
 	seg->sealed = true;
-	return kvs__seg_map(seg);
+	if ((rc = kvs__seg_map(seg)) != KVS_OK)
+		return rc;
+	/* The hint only speeds up the next open: failing to write it is
+	 * not a failed write. */
+	if (kvs__seg_write_hint(db->dir, seg, footer_off) != KVS_OK)
+		kvs__log(db, KVS_LOG_WARN, "%s", kvs_errmsg());
+	return KVS_OK;
 }
 
 void kvs__seg_free(struct kvs__seg *seg)
@@ -113,6 +148,7 @@ void kvs__seg_free(struct kvs__seg *seg)
 		munmap((void *)seg->map, seg->map_len);
 	if (seg->fd >= 0)
 		close(seg->fd);
+	kvs__hint_reset(&seg->hint);
 	free(seg->path);
 	free(seg);
 }

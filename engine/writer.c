@@ -156,19 +156,18 @@ static int out_flush(struct kvs *db)
 
 /* ---- segment rotation ------------------------------------------------------ */
 
-/* Seal the active segment and start a new one. */
-static int rotate(struct kvs *db)
+int kvs__rotate(struct kvs *db)
 {
 	int rc = out_flush(db);
 	if (rc)
 		return rc;
-	if ((rc = kvs__seg_seal(db->active)) != KVS_OK) {
+	if ((rc = kvs__seg_seal(db, db->active)) != KVS_OK) {
 		kvs__set_failed(db, EIO, db->active->path);
 		return rc;
 	}
 	db->counters.syncs++;
 	struct kvs__seg *seg;
-	if ((rc = kvs__seg_create(db->dir, db->next_seg_id, &seg)) != KVS_OK) {
+	if ((rc = kvs__seg_create(db->dir, db->next_seg_id, false, &seg))) {
 		kvs__set_failed(db, EIO, "creating a segment");
 		return rc;
 	}
@@ -291,7 +290,7 @@ static int stage_op(struct kvs *db, struct kvs_op *op)
 	struct kvs__seg *seg = db->active;
 	if (seg->records > 0 &&
 	    seg->size + rec_len + KVS__FOOTER_MAX > db->opt.segment_size) {
-		if ((rc = rotate(db)) != KVS_OK)
+		if ((rc = kvs__rotate(db)) != KVS_OK)
 			return rc;
 		seg = db->active;
 	}
@@ -312,7 +311,7 @@ static int stage_op(struct kvs *db, struct kvs_op *op)
 		if (!p->entry)
 			return kvs__err(KVS_ENOMEM, "out of memory");
 		p->entry->seg = seg;
-		p->entry->off = seg->size;
+		p->entry->off = (uint32_t)seg->size;
 		p->entry->rec_len = (uint32_t)rec_len;
 		p->entry->vlen = (uint32_t)op->vlen;
 	} else {
@@ -338,10 +337,14 @@ static int stage_op(struct kvs *db, struct kvs_op *op)
 	    out_add(wb, crcb, 5, true))
 		return kvs__err(KVS_ENOMEM, "out of memory");
 
+	kvs__hint_add(&seg->hint, type, seq, op->key, op->klen, seg->size,
+		      rec_len, vlen);
 	db->next_seq++;
 	seg->size += rec_len;
 	seg->records++;
 	seg->last_seq = seq;
+	if (seq < seg->min_seq)
+		seg->min_seq = seq;
 	seg->chain = kvs__crc32c(seg->chain, crcb + 1, 4);
 	db->counters.writes++;
 	return KVS_OK;
@@ -482,6 +485,8 @@ static bool writer_round(struct kvs *db, struct kvs__req *list)
 			if (r->kind == KVS__REQ_WRITE && r->result == KVS_OK)
 				r->result = rc == KVS_ENOMEM ? KVS_ENOMEM : KVS_EIO;
 	}
+	if (!stop && rc == KVS_OK)
+		kvs__compact_check_active(db);
 	if (stop) {
 		/* kvs_close(): make everything durable before saying done. */
 		int e = kvs__io_fdatasync(db->active->fd);
@@ -490,6 +495,11 @@ static bool writer_round(struct kvs *db, struct kvs__req *list)
 	}
 	for (struct kvs__req *r = list, *next; r; r = next) {
 		next = r->next; /* r may be gone after complete() */
+		if (r->kind == KVS__REQ_COMPACT) {
+			/* Completed by compact.c when the pass is done. */
+			kvs__compact_request(db, r);
+			continue;
+		}
 		if (r->kind == KVS__REQ_STATS) {
 			fill_stats(db, r->stats);
 			r->result = KVS_OK;
@@ -508,14 +518,36 @@ static void *writer_main(void *arg)
 
 	kvs__rcu_thread_online();
 	while (!stop) {
+		/* Client requests first; compaction steps fill the gaps, as
+		 * often as its rate limit allows. */
+		uint64_t delay = 0;
+		bool work = false;
 		KVS_CHECK(pthread_mutex_lock(&db->q_mu));
-		while (!db->q_head)
-			KVS_CHECK(pthread_cond_wait(&db->q_cv, &db->q_mu));
+		while (!db->q_head) {
+			work = kvs__compact_pending(db, &delay);
+			if (work && delay == 0)
+				break;
+			if (!work) {
+				KVS_CHECK(pthread_cond_wait(&db->q_cv, &db->q_mu));
+				continue;
+			}
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			uint64_t ns = (uint64_t)ts.tv_nsec + delay * 1000u;
+			ts.tv_sec += (time_t)(ns / 1000000000u);
+			ts.tv_nsec = (long)(ns % 1000000000u);
+			int e = pthread_cond_timedwait(&db->q_cv, &db->q_mu, &ts);
+			if (e != 0 && e != ETIMEDOUT)
+				kvs__die(__FILE__, __LINE__, "pthread_cond_timedwait", e);
+		}
 		struct kvs__req *list = db->q_head;
 		db->q_head = db->q_tail = NULL;
 		db->q_len = 0;
 		KVS_CHECK(pthread_mutex_unlock(&db->q_mu));
-		stop = writer_round(db, list);
+		if (list)
+			stop = writer_round(db, list);
+		if (!stop && kvs__compact_pending(db, &delay) && delay == 0)
+			kvs__compact_step(db);
 	}
 	return NULL;
 }
@@ -576,6 +608,8 @@ int kvs__writer_start(struct kvs *db)
 	db->wbuf = calloc(1, sizeof *db->wbuf);
 	if (!db->wbuf)
 		return kvs__err(KVS_ENOMEM, "out of memory");
+	if ((rc = kvs__compact_init(db)) != KVS_OK)
+		return rc;
 	db->sync_seg = db->active;
 	if ((rc = pthread_create(&db->writer, NULL, writer_main, db)) != 0)
 		return kvs__err_errno(KVS_ENOMEM, rc, "cannot start the writer");
@@ -637,6 +671,7 @@ void kvs__writer_stop(struct kvs *db)
 		KVS_CHECK(pthread_join(db->syncer, NULL));
 		db->syncer_started = false;
 	}
+	kvs__compact_free(db);
 	if (db->wbuf) {
 		struct kvs__writer_buf *wb = db->wbuf;
 		free(wb->arena);

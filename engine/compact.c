@@ -1,0 +1,597 @@
+/* compact.c - background compaction, run by the writer thread in bounded
+ * steps between client writes: live records of mostly-dead sealed segments
+ * are copied (byte for byte: same seq, same CRC) into a new segment, the
+ * index is switched to the copies, and the old segments are deleted.
+ *
+ * Readers never see the past and never get a spurious not-found:
+ *   - Only the writer mutates the index, so between the copy and the switch
+ *     nothing else can move a key.  The switch replaces an entry only if it
+ *     still points at the copied record (a key written or removed during the
+ *     pass keeps its newer entry), with cds_lfht_add_replace, which a
+ *     concurrent lookup sees either before or after, never in between.
+ *   - The copy is complete, synced, mapped and renamed into place before the
+ *     first entry points at it.
+ *   - An old segment leaves the list first; it is unmapped and closed by a
+ *     call_rcu callback, so a reader still inside its read-side section with
+ *     an old entry keeps a valid mapping.
+ *
+ * Tombstones: a remove record of key k with seq t may be dropped only when
+ * no set of k older than t can be left on disk.  The rule used: drop it when
+ * the index has a newer entry for k, or when every other segment (the other
+ * victims of the pass included) holds only records with seq > t.  Since a
+ * victim is deleted only after the copy is durable, a crash between two
+ * deletions can never leave an older set without its tombstone.
+ *
+ * Crash safety: the copy is written as NNNNNNNNNN.seg.tmp (removed on open)
+ * and renamed only once it is sealed and synced; the victims are unlinked
+ * only after that, so at every moment the directory holds every live record
+ * at least once, and recovery resolves duplicates by sequence number. */
+#include "engine_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define STEP_BYTES (256u << 10)   /* input read per step */
+#define PASS_COST (1u << 20)      /* tokens a pass's syncs and renames cost */
+#define OBUF_MAX (1u << 20)       /* output written per pwrite */
+#define DEFAULT_RATIO 0.5
+#define DEFAULT_MIN_DEAD (4ull << 20)
+#define DEFAULT_RATE (32ull << 20)
+
+/* A live SET record copied by the running pass. */
+struct moved {
+	const unsigned char *key; /* into the victim's mapping */
+	uint32_t klen;
+	uint32_t old_off, new_off;
+	uint32_t rec_len, vlen;
+	uint64_t hash, seq;
+	struct kvs__seg *victim;
+};
+
+struct kvs__compact {
+	double ratio;
+	uint64_t min_dead, rate;
+	bool disabled;           /* after an I/O error in a pass */
+
+	/* The rate limit: a token bucket of input bytes. */
+	double tokens;
+	uint64_t refill_us;
+
+	/* kvs_compact() callers, completed when the forced work is done. */
+	struct kvs__req *waiters;
+	bool forced;
+	uint32_t force_max_id;
+
+	/* The pass in progress. */
+	bool running;
+	struct kvs__seg **victims;
+	size_t nvictims, vi;
+	uint64_t cursor;         /* offset in victims[vi] */
+	uint64_t min1, min2;     /* the two lowest min_seq over all segments */
+	struct kvs__seg *min1_seg;
+	struct kvs__seg *out;    /* the output, NNNNNNNNNN.seg.tmp */
+	unsigned char *obuf;
+	size_t olen, ocap;
+	struct moved *moved;
+	size_t nmoved, capmoved;
+	uint64_t start_us;
+};
+
+int kvs__compact_init(struct kvs *db)
+{
+	struct kvs__compact *cp = calloc(1, sizeof *cp);
+	if (!cp)
+		return kvs__err(KVS_ENOMEM, "out of memory");
+	cp->ratio = db->opt.compact_ratio > 0 ? db->opt.compact_ratio
+					      : DEFAULT_RATIO;
+	cp->min_dead = db->opt.compact_min_dead ? db->opt.compact_min_dead
+						: DEFAULT_MIN_DEAD;
+	cp->rate = db->opt.compact_rate ? db->opt.compact_rate : DEFAULT_RATE;
+	cp->tokens = STEP_BYTES;
+	cp->refill_us = kvs__now_us();
+	db->cp = cp;
+	return KVS_OK;
+}
+
+/* ---- choosing victims -------------------------------------------------- */
+
+static bool is_trigger(const struct kvs *db, const struct kvs__seg *s)
+{
+	const struct kvs__compact *cp = db->cp;
+	if (!s->sealed || s == db->active || s->dead_bytes == 0)
+		return false;
+	if (cp->forced && s->id <= cp->force_max_id)
+		return true;
+	if (db->opt.no_auto_compact)
+		return false;
+	return (double)s->dead_bytes >=
+	       cp->ratio * (double)(s->dead_bytes + s->live_bytes +
+				    s->kept_bytes);
+}
+
+static double dead_ratio(const struct kvs__seg *s)
+{
+	uint64_t total = s->dead_bytes + s->live_bytes + s->kept_bytes;
+	return total ? (double)s->dead_bytes / (double)total : 1.0;
+}
+
+static int by_ratio_desc(const void *a, const void *b)
+{
+	double x = dead_ratio(*(struct kvs__seg *const *)a);
+	double y = dead_ratio(*(struct kvs__seg *const *)b);
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Pick this pass's victims; false if there is nothing to do. */
+static bool choose_victims(struct kvs *db)
+{
+	struct kvs__compact *cp = db->cp;
+	size_t n = 0, empties = 0;
+	for (struct kvs__seg *s = db->segs; s; s = s->next) {
+		if (is_trigger(db, s))
+			n++;
+		else if (s->sealed && s != db->active && s->records == 0)
+			empties++;
+	}
+	if (n == 0)
+		return false;
+	struct kvs__seg **v = malloc((n + empties) * sizeof *v);
+	if (!v)
+		return false;
+	size_t i = 0;
+	for (struct kvs__seg *s = db->segs; s; s = s->next)
+		if (is_trigger(db, s))
+			v[i++] = s;
+	qsort(v, n, sizeof *v, by_ratio_desc);
+	/* Keep the output to about one segment of live data. */
+	uint64_t live = 0;
+	size_t keep = 0;
+	while (keep < n && (keep == 0 || live + v[keep]->live_bytes <=
+						 db->opt.segment_size)) {
+		live += v[keep]->live_bytes;
+		keep++;
+	}
+	/* Empty sealed segments (left by earlier passes) go along for free;
+	 * they never start a pass on their own. */
+	for (struct kvs__seg *s = db->segs; s; s = s->next)
+		if (s->sealed && s != db->active && s->records == 0 &&
+		    !is_trigger(db, s))
+			v[keep++] = s;
+	for (size_t j = 0; j < keep; j++)
+		v[j]->retiring = true;
+	cp->victims = v;
+	cp->nvictims = keep;
+	cp->vi = 0;
+	cp->cursor = KVS__HDR_LEN;
+
+	cp->min1 = cp->min2 = UINT64_MAX;
+	cp->min1_seg = NULL;
+	for (struct kvs__seg *s = db->segs; s; s = s->next) {
+		if (s->min_seq < cp->min1) {
+			cp->min2 = cp->min1;
+			cp->min1 = s->min_seq;
+			cp->min1_seg = s;
+		} else if (s->min_seq < cp->min2) {
+			cp->min2 = s->min_seq;
+		}
+	}
+	cp->running = true;
+	cp->start_us = kvs__now_us();
+	return true;
+}
+
+/* ---- the pass ----------------------------------------------------------- */
+
+static void abort_pass(struct kvs *db)
+{
+	struct kvs__compact *cp = db->cp;
+	for (size_t i = 0; i < cp->nvictims; i++)
+		cp->victims[i]->retiring = false;
+	if (cp->out) {
+		char *tmp = NULL;
+		if (asprintf(&tmp, "%s.tmp", cp->out->path) >= 0)
+			unlink(tmp);
+		free(tmp);
+		kvs__seg_free(cp->out);
+	}
+	free(cp->victims);
+	cp->victims = NULL;
+	cp->nvictims = cp->vi = 0;
+	cp->out = NULL;
+	cp->olen = 0;
+	cp->nmoved = 0;
+	cp->running = false;
+}
+
+static void complete_waiters(struct kvs *db, int result)
+{
+	struct kvs__compact *cp = db->cp;
+	struct kvs__req *r = cp->waiters, *next;
+	cp->waiters = NULL;
+	cp->forced = false;
+	for (; r; r = next) {
+		next = r->next;
+		r->result = result;
+		r->done(r);
+	}
+}
+
+static void fail_pass(struct kvs *db, const char *what)
+{
+	kvs__log(db, KVS_LOG_ERROR, "compaction stopped: %s: %s", what,
+		 kvs_errmsg());
+	abort_pass(db);
+	db->cp->disabled = true;
+	complete_waiters(db, KVS_EIO);
+}
+
+static int out_flush(struct kvs *db)
+{
+	struct kvs__compact *cp = db->cp;
+	if (cp->olen == 0)
+		return KVS_OK;
+	uint64_t at = cp->out->size - cp->olen;
+	int e = kvs__io_pwrite_all(cp->out->fd, cp->obuf, cp->olen, (off_t)at);
+	if (e)
+		return kvs__err_errno(KVS_EIO, e, "%s.tmp: write", cp->out->path);
+	cp->olen = 0;
+	return KVS_OK;
+}
+
+/* Append one record (its bytes unchanged) to the output. */
+static int out_append(struct kvs *db, const unsigned char *rec,
+		      const struct kvs_record *r)
+{
+	struct kvs__compact *cp = db->cp;
+	int rc;
+	if (!cp->out) {
+		rc = kvs__seg_create(db->dir, db->next_seg_id, true, &cp->out);
+		if (rc)
+			return rc;
+		db->next_seg_id++;
+	}
+	struct kvs__seg *o = cp->out;
+	if (cp->olen + r->length > cp->ocap) {
+		if (cp->olen && (rc = out_flush(db)) != KVS_OK)
+			return rc;
+		if (r->length > cp->ocap) {
+			size_t cap = r->length > OBUF_MAX ? r->length : OBUF_MAX;
+			unsigned char *p = realloc(cp->obuf, cap);
+			if (!p)
+				return kvs__err(KVS_ENOMEM, "out of memory");
+			cp->obuf = p;
+			cp->ocap = cap;
+		}
+	}
+	memcpy(cp->obuf + cp->olen, rec, r->length);
+	cp->olen += r->length;
+	uint64_t off = o->size;
+	kvs__hint_add(&o->hint, r->type, r->seq, r->key, r->klen, off,
+		      r->length, r->vlen);
+	o->size += r->length;
+	o->records++;
+	o->last_seq = r->seq;
+	if (r->seq < o->min_seq)
+		o->min_seq = r->seq;
+	o->chain = kvs__crc32c(o->chain, rec + r->length - 4, 4);
+	return KVS_OK;
+}
+
+/* Copy (or drop) the record at the cursor; returns its length, or 0 at the
+ * victim's footer, or a negative error. */
+static int64_t copy_one(struct kvs *db, struct kvs__seg *v)
+{
+	struct kvs__compact *cp = db->cp;
+	const unsigned char *rec = v->map + cp->cursor;
+	struct kvs_record r;
+	uint32_t crc;
+	const char *why = "";
+	if (kvs__rec_decode(rec, v->map_len - cp->cursor, &r, &crc, &why) !=
+	    KVS__DEC_OK)
+		return kvs__err(KVS_ECORRUPT, "%s: bad record at offset %llu: %s",
+				v->path, (unsigned long long)cp->cursor, why);
+	if (r.type == KVS_REC_FOOTER)
+		return 0;
+
+	uint64_t hash = kvs__index_hash(db->index, r.key, r.klen);
+	kvs__read_lock();
+	struct kvs__entry *e = kvs__index_lookup(db->index, hash, r.key, r.klen);
+	bool keep;
+	if (r.type == KVS_REC_SET) {
+		keep = e && e->seg == v && e->off == cp->cursor;
+	} else {
+		uint64_t others = v == cp->min1_seg ? cp->min2 : cp->min1;
+		keep = !e && others < r.seq;
+	}
+	kvs__read_unlock();
+	if (!keep)
+		return (int64_t)r.length;
+
+	uint32_t new_off = (uint32_t)(cp->out ? cp->out->size : KVS__HDR_LEN);
+	int rc = out_append(db, rec, &r);
+	if (rc)
+		return rc;
+	if (r.type == KVS_REC_REMOVE) {
+		/* A tombstone that must stay is not garbage: the output must
+		 * not become a candidate again at once because of it. */
+		cp->out->kept_bytes += r.length;
+		return (int64_t)r.length;
+	}
+	if (cp->nmoved == cp->capmoved) {
+		size_t cap = cp->capmoved ? cp->capmoved * 2 : 1024;
+		struct moved *m = realloc(cp->moved, cap * sizeof *m);
+		if (!m)
+			return kvs__err(KVS_ENOMEM, "out of memory");
+		cp->moved = m;
+		cp->capmoved = cap;
+	}
+	cp->moved[cp->nmoved++] = (struct moved){
+		.key = r.key, .klen = (uint32_t)r.klen,
+		.old_off = (uint32_t)cp->cursor, .new_off = new_off,
+		.rec_len = (uint32_t)r.length, .vlen = (uint32_t)r.vlen,
+		.hash = hash, .seq = r.seq, .victim = v,
+	};
+	return (int64_t)r.length;
+}
+
+/* Switch every still-current entry to its copy in `out`. */
+static void switch_entries(struct kvs *db, struct kvs__seg *out)
+{
+	struct kvs__compact *cp = db->cp;
+	kvs__read_lock();
+	for (size_t i = 0; i < cp->nmoved; i++) {
+		const struct moved *m = &cp->moved[i];
+		struct kvs__entry *e =
+			kvs__index_lookup(db->index, m->hash, m->key, m->klen);
+		if (!e || e->seg != m->victim || e->off != m->old_off) {
+			out->dead_bytes += m->rec_len; /* overwritten meanwhile */
+			continue;
+		}
+		struct kvs__entry *n = kvs__entry_new(m->key, m->klen);
+		if (!n) {
+			/* Keep the old entry: the victim then cannot go. */
+			m->victim->retiring = false;
+			out->dead_bytes += m->rec_len;
+			continue;
+		}
+		n->seg = out;
+		n->off = m->new_off;
+		n->rec_len = m->rec_len;
+		n->vlen = m->vlen;
+		atomic_store_explicit(&n->seq, m->seq, memory_order_release);
+		struct kvs__entry *old = kvs__index_put(db->index, m->hash, n);
+		out->live_bytes += m->rec_len;
+		kvs__entry_free_rcu(old);
+	}
+	kvs__read_unlock();
+}
+
+static void insert_by_id(struct kvs *db, struct kvs__seg *seg)
+{
+	struct kvs__seg **pp = &db->segs;
+	while (*pp && (*pp)->id < seg->id)
+		pp = &(*pp)->next;
+	seg->next = *pp;
+	*pp = seg;
+}
+
+/* The copy is complete: make it durable and visible, switch the index, and
+ * delete the victims. */
+static void finish_pass(struct kvs *db)
+{
+	struct kvs__compact *cp = db->cp;
+	struct kvs__seg *out = cp->out;
+	uint64_t freed = 0, written = 0;
+	int rc;
+
+	if (out) {
+		if ((rc = out_flush(db)) != KVS_OK) {
+			fail_pass(db, "writing the output");
+			return;
+		}
+		unsigned char foot[KVS__REC_MAX_HEAD + 5];
+		size_t n = kvs__rec_encode_footer(foot, out->last_seq,
+						  out->records, out->chain);
+		uint64_t footer_off = out->size;
+		int e = kvs__io_pwrite_all(out->fd, foot, n, (off_t)out->size);
+		if (!e)
+			e = kvs__io_fdatasync(out->fd);
+		if (e) {
+			kvs__err_errno(KVS_EIO, e, "%s.tmp: write", out->path);
+			fail_pass(db, "sealing the output");
+			return;
+		}
+		out->size += n;
+		out->synced = out->size;
+		out->sealed = true;
+		if ((rc = kvs__seg_map(out)) != KVS_OK) {
+			fail_pass(db, "mapping the output");
+			return;
+		}
+		/* Only the newest segment may lack a footer: if the active
+		 * one is older than the output, seal it and start another. */
+		if (db->active->id < out->id && kvs__rotate(db) != KVS_OK) {
+			abort_pass(db);
+			complete_waiters(db, KVS_EIO);
+			return;
+		}
+		if ((rc = kvs__seg_publish_tmp(db->dir, out)) != KVS_OK) {
+			fail_pass(db, "renaming the output");
+			return;
+		}
+		if (kvs__seg_write_hint(db->dir, out, footer_off) != KVS_OK)
+			kvs__log(db, KVS_LOG_WARN, "%s", kvs_errmsg());
+		switch_entries(db, out);
+		insert_by_id(db, out);
+		written = out->size;
+		cp->out = NULL;
+	}
+
+	/* Unlink the victims (out of the list first; freed after a grace
+	 * period), then make the unlinks durable with one directory fsync. */
+	struct kvs__seg **gone = cp->victims;
+	size_t ngone = 0;
+	for (size_t i = 0; i < cp->nvictims; i++) {
+		struct kvs__seg *v = cp->victims[i];
+		if (!v->retiring)
+			continue; /* kept: an entry could not be switched */
+		struct kvs__seg **pp = &db->segs;
+		while (*pp != v)
+			pp = &(*pp)->next;
+		*pp = v->next;
+		unlink(v->path);
+		char *hint = kvs__hint_path(db->dir, v->id);
+		if (hint)
+			unlink(hint);
+		free(hint);
+		freed += v->size;
+		gone[ngone++] = v;
+	}
+	int e = kvs__io_fsync_dir(db->dir);
+	if (e)
+		kvs__log(db, KVS_LOG_WARN, "%s: fsync: %s", db->dir, strerror(e));
+	for (size_t i = 0; i < ngone; i++)
+		kvs__seg_free_rcu(gone[i]);
+	free(cp->victims);
+	cp->victims = NULL;
+	cp->nvictims = cp->vi = 0;
+	cp->nmoved = 0;
+	cp->running = false;
+
+	db->counters.compactions++;
+	db->counters.bytes_reclaimed += freed > written ? freed - written : 0;
+	db->counters.last_compaction_us = kvs__now_us() - cp->start_us;
+}
+
+void kvs__compact_step(struct kvs *db)
+{
+	struct kvs__compact *cp = db->cp;
+	if (!cp->running && !choose_victims(db))
+		return;
+	uint64_t done = 0;
+	while (cp->vi < cp->nvictims && done < STEP_BYTES) {
+		struct kvs__seg *v = cp->victims[cp->vi];
+		int64_t n = v->records ? copy_one(db, v) : 0;
+		if (n < 0) {
+			if (n == KVS_ECORRUPT) {
+				/* Leave the damaged segment as it is; the
+				 * next open reports it. */
+				kvs__log(db, KVS_LOG_ERROR, "compaction: %s",
+					 kvs_errmsg());
+				abort_pass(db);
+				cp->disabled = true;
+				complete_waiters(db, KVS_ECORRUPT);
+				return;
+			}
+			fail_pass(db, "copying");
+			return;
+		}
+		if (n == 0) { /* the footer: next victim */
+			cp->vi++;
+			cp->cursor = KVS__HDR_LEN;
+			continue;
+		}
+		cp->cursor += (uint64_t)n;
+		done += (uint64_t)n;
+	}
+	if (!cp->forced)
+		cp->tokens -= (double)done;
+	if (cp->vi == cp->nvictims) {
+		finish_pass(db);
+		if (!cp->forced)
+			cp->tokens -= PASS_COST;
+		/* Forced work is over when no candidate it covers is left. */
+		if (cp->forced && !cp->running) {
+			bool more = false;
+			for (struct kvs__seg *s = db->segs; s; s = s->next)
+				if (s->sealed && s != db->active &&
+				    s->id <= cp->force_max_id && s->dead_bytes)
+					more = true;
+			if (!more)
+				complete_waiters(db, KVS_OK);
+		}
+	}
+}
+
+bool kvs__compact_pending(struct kvs *db, uint64_t *delay_us)
+{
+	struct kvs__compact *cp = db->cp;
+	*delay_us = 0;
+	if (cp->disabled || atomic_load(&db->failed))
+		return false;
+	if (!cp->running) {
+		bool any = false;
+		for (struct kvs__seg *s = db->segs; s && !any; s = s->next)
+			any = is_trigger(db, s);
+		if (!any) {
+			if (cp->forced) /* nothing (left) to do */
+				complete_waiters(db, KVS_OK);
+			return false;
+		}
+	}
+	if (cp->forced)
+		return true;
+	uint64_t now = kvs__now_us();
+	cp->tokens += (double)(now - cp->refill_us) * (double)cp->rate / 1e6;
+	cp->refill_us = now;
+	if (cp->tokens > 2.0 * STEP_BYTES)
+		cp->tokens = 2.0 * STEP_BYTES;
+	if (cp->tokens < STEP_BYTES)
+		*delay_us = (uint64_t)(((double)STEP_BYTES - cp->tokens) * 1e6 /
+				       (double)cp->rate) + 1;
+	return true;
+}
+
+void kvs__compact_check_active(struct kvs *db)
+{
+	struct kvs__compact *cp = db->cp;
+	struct kvs__seg *a = db->active;
+	if (db->opt.no_auto_compact || cp->disabled || a->records == 0)
+		return;
+	if (a->dead_bytes >= cp->min_dead &&
+	    (double)a->dead_bytes >= cp->ratio * (double)(a->dead_bytes +
+							  a->live_bytes))
+		(void)kvs__rotate(db); /* a failure marks the handle failed */
+}
+
+void kvs__compact_request(struct kvs *db, struct kvs__req *req)
+{
+	struct kvs__compact *cp = db->cp;
+	if (atomic_load(&db->failed) || cp->disabled) {
+		req->result = atomic_load(&db->failed) ? KVS_EFAILED : KVS_EIO;
+		req->done(req);
+		return;
+	}
+	/* Seal the active segment so that its garbage is covered too. */
+	if (db->active->records > 0 && kvs__rotate(db) != KVS_OK) {
+		req->result = KVS_EIO;
+		req->done(req);
+		return;
+	}
+	uint32_t max_id = 0;
+	for (struct kvs__seg *s = db->segs; s; s = s->next)
+		if (s->sealed && s->id > max_id)
+			max_id = s->id;
+	if (!cp->forced || max_id > cp->force_max_id)
+		cp->force_max_id = max_id;
+	cp->forced = true;
+	req->next = cp->waiters;
+	cp->waiters = req;
+}
+
+void kvs__compact_free(struct kvs *db)
+{
+	struct kvs__compact *cp = db->cp;
+	if (!cp)
+		return;
+	if (cp->running)
+		abort_pass(db);
+	complete_waiters(db, KVS_OK);
+	free(cp->obuf);
+	free(cp->moved);
+	free(cp);
+	db->cp = NULL;
+}
