@@ -35,7 +35,8 @@
 #include <unistd.h>
 
 #define STEP_BYTES (256u << 10)   /* input read per step */
-#define PASS_COST (1u << 20)      /* tokens a pass's syncs and renames cost */
+#define PASS_COST (256u << 10)    /* tokens a pass's syncs and renames cost */
+#define WRITE_CREDIT 2            /* compaction bytes earned per byte written */
 #define OBUF_MAX (1u << 20)       /* output written per pwrite */
 #define DEFAULT_RATIO 0.5
 #define DEFAULT_MIN_DEAD (4ull << 20)
@@ -56,9 +57,13 @@ struct kvs__compact {
 	uint64_t min_dead, rate;
 	bool disabled;           /* after an I/O error in a pass */
 
-	/* The rate limit: a token bucket of input bytes. */
+	/* The rate limit: a token bucket of input bytes, filled at `rate`
+	 * plus WRITE_CREDIT per byte clients write, so that compaction keeps
+	 * up with any sustained overwrite load while idle-time work stays
+	 * capped. */
 	double tokens;
 	uint64_t refill_us;
+	uint64_t written_seen;   /* db->counters-based byte count */
 
 	/* kvs_compact() callers, completed when the forced work is done. */
 	struct kvs__req *waiters;
@@ -97,6 +102,39 @@ int kvs__compact_init(struct kvs *db)
 }
 
 /* ---- choosing victims -------------------------------------------------- */
+
+/* The two lowest min_seq over all segments, and whose the lowest is: the
+ * lowest seq in every segment but s is (s == min1_seg ? min2 : min1). */
+static void lowest_seqs(struct kvs *db)
+{
+	struct kvs__compact *cp = db->cp;
+	cp->min1 = cp->min2 = UINT64_MAX;
+	cp->min1_seg = NULL;
+	for (struct kvs__seg *s = db->segs; s; s = s->next) {
+		if (s->min_seq < cp->min1) {
+			cp->min2 = cp->min1;
+			cp->min1 = s->min_seq;
+			cp->min1_seg = s;
+		} else if (s->min_seq < cp->min2) {
+			cp->min2 = s->min_seq;
+		}
+	}
+}
+
+/* Kept tombstones become garbage once every other segment is newer than
+ * the newest of them: no older set of their keys is left. */
+static void release_kept(struct kvs *db)
+{
+	struct kvs__compact *cp = db->cp;
+	lowest_seqs(db);
+	for (struct kvs__seg *s = db->segs; s; s = s->next) {
+		uint64_t others = s == cp->min1_seg ? cp->min2 : cp->min1;
+		if (s->kept_bytes && others > s->kept_max_seq) {
+			s->dead_bytes += s->kept_bytes;
+			s->kept_bytes = 0;
+		}
+	}
+}
 
 static bool is_trigger(const struct kvs *db, const struct kvs__seg *s)
 {
@@ -167,17 +205,7 @@ static bool choose_victims(struct kvs *db)
 	cp->vi = 0;
 	cp->cursor = KVS__HDR_LEN;
 
-	cp->min1 = cp->min2 = UINT64_MAX;
-	cp->min1_seg = NULL;
-	for (struct kvs__seg *s = db->segs; s; s = s->next) {
-		if (s->min_seq < cp->min1) {
-			cp->min2 = cp->min1;
-			cp->min1 = s->min_seq;
-			cp->min1_seg = s;
-		} else if (s->min_seq < cp->min2) {
-			cp->min2 = s->min_seq;
-		}
-	}
+	lowest_seqs(db);
 	cp->running = true;
 	cp->start_us = kvs__now_us();
 	return true;
@@ -318,6 +346,8 @@ static int64_t copy_one(struct kvs *db, struct kvs__seg *v)
 		/* A tombstone that must stay is not garbage: the output must
 		 * not become a candidate again at once because of it. */
 		cp->out->kept_bytes += r.length;
+		if (r.seq > cp->out->kept_max_seq)
+			cp->out->kept_max_seq = r.seq;
 		return (int64_t)r.length;
 	}
 	if (cp->nmoved == cp->capmoved) {
@@ -461,6 +491,7 @@ static void finish_pass(struct kvs *db)
 	cp->nmoved = 0;
 	cp->running = false;
 
+	release_kept(db);
 	db->counters.compactions++;
 	db->counters.bytes_reclaimed += freed > written ? freed - written : 0;
 	db->counters.last_compaction_us = kvs__now_us() - cp->start_us;
@@ -535,10 +566,13 @@ bool kvs__compact_pending(struct kvs *db, uint64_t *delay_us)
 	if (cp->forced)
 		return true;
 	uint64_t now = kvs__now_us();
-	cp->tokens += (double)(now - cp->refill_us) * (double)cp->rate / 1e6;
+	uint64_t written = db->counters.bytes_written;
+	cp->tokens += (double)(now - cp->refill_us) * (double)cp->rate / 1e6 +
+		      (double)(WRITE_CREDIT * (written - cp->written_seen));
 	cp->refill_us = now;
-	if (cp->tokens > 2.0 * STEP_BYTES)
-		cp->tokens = 2.0 * STEP_BYTES;
+	cp->written_seen = written;
+	if (cp->tokens > 4.0 * STEP_BYTES)
+		cp->tokens = 4.0 * STEP_BYTES;
 	if (cp->tokens < STEP_BYTES)
 		*delay_us = (uint64_t)(((double)STEP_BYTES - cp->tokens) * 1e6 /
 				       (double)cp->rate) + 1;

@@ -235,7 +235,9 @@ struct kvs__seg {
 	uint64_t live_bytes;     /* records the index points at */
 	uint64_t dead_bytes;     /* superseded records, fresh tombstones */
 	uint64_t kept_bytes;     /* tombstones compaction had to keep: neither
-				    live nor garbage */
+				    live nor garbage (until kept_max_seq is
+				    older than every other segment) */
+	uint64_t kept_max_seq;
 	struct kvs__hintbuf hint; /* entries for the hint file, until sealed */
 	bool sealed;
 	bool retiring;           /* a victim of the running compaction pass */

@@ -69,9 +69,10 @@ struct kvs_options {
 	 * fraction reaches compact_ratio (0 = 0.5) is rewritten without its
 	 * dead records; the active segment is sealed early once it holds
 	 * compact_min_dead dead bytes (0 = 4 MiB) and that ratio.  Compaction
-	 * reads at most compact_rate bytes per second (0 = 32 MiB/s), in
-	 * steps between client writes.  no_auto_compact: only kvs_compact()
-	 * compacts. */
+	 * runs in steps between client writes and reads at most compact_rate
+	 * bytes per second (0 = 32 MiB/s) plus twice the bytes clients write,
+	 * so it keeps up with any sustained overwrite load.  no_auto_compact:
+	 * only kvs_compact() compacts. */
 	double compact_ratio;
 	uint64_t compact_min_dead;
 	uint64_t compact_rate;
@@ -169,6 +170,7 @@ struct kvs_store_stats {
 	uint64_t segments;        /* segment files */
 	uint64_t next_seq;        /* next record sequence number */
 	uint64_t writes;          /* records written since open */
+	uint64_t bytes_written;   /* bytes of those records */
 	uint64_t batches;         /* writer batches (group commits) since open */
 	uint64_t syncs;           /* fdatasync calls since open */
 	uint64_t compactions;     /* compaction passes finished since open */

@@ -347,6 +347,7 @@ static int stage_op(struct kvs *db, struct kvs_op *op)
 		seg->min_seq = seq;
 	seg->chain = kvs__crc32c(seg->chain, crcb + 1, 4);
 	db->counters.writes++;
+	db->counters.bytes_written += rec_len;
 	return KVS_OK;
 }
 

@@ -294,53 +294,8 @@ bool ChildRemoves(const std::string& key) { return std::stol(key.substr(key.rfin
 // Start crash-child, let it run for `ms` milliseconds, SIGKILL it, and
 // collect what it acknowledged.
 Acked RunAndKill(const std::string& dir, const std::string& prefix, const char* policy, int threads, int ms) {
-  int fds[2];
-  if (pipe(fds) != 0) abort();
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(fds[1], 1);
-    close(fds[0]);
-    close(fds[1]);
-    std::string child = std::string(KVS_TEST_DIR) + "/crash-child";
-    std::string th = std::to_string(threads);
-    execl(child.c_str(), child.c_str(), dir.c_str(), prefix.c_str(), policy, th.c_str(), (char*)nullptr);
-    _exit(127);
-  }
-  close(fds[1]);
-  std::string out;
-  char buf[65536];
-  bool opened = false;
-  auto start = std::chrono::steady_clock::now();
-  auto deadline = start + std::chrono::milliseconds(ms);
-  for (;;) {
-    auto now = std::chrono::steady_clock::now();
-    // Count the run time from the child's open (ASan start-up is slow).
-    if (opened && now >= deadline) break;
-    if (now - start > std::chrono::seconds(30)) {
-      ADD_FAILURE() << "crash-child did not open the store";
-      break;
-    }
-    struct pollfd p = {fds[0], POLLIN, 0};
-    if (poll(&p, 1, 5) > 0) {
-      ssize_t n = read(fds[0], buf, sizeof buf);
-      if (n <= 0) break;
-      out.append(buf, static_cast<size_t>(n));
-      if (!opened && out.find("O open\n") != std::string::npos) {
-        opened = true;
-        deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-      }
-    }
-  }
-  kill(pid, SIGKILL);
-  for (;;) {  // what it wrote before dying is acknowledged too
-    ssize_t n = read(fds[0], buf, sizeof buf);
-    if (n <= 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  close(fds[0]);
-  int st;
-  waitpid(pid, &st, 0);
-  EXPECT_TRUE(WIFSIGNALED(st)) << "the child should still be running when killed";
+  std::string out = kvstest::RunAndKill(
+      {std::string(KVS_TEST_DIR) + "/crash-child", dir, prefix, policy, std::to_string(threads)}, "O open\n", ms);
   Acked a;
   size_t pos = 0;
   while (pos < out.size()) {

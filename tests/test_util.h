@@ -5,11 +5,13 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -126,6 +128,60 @@ inline RunResult Run(const std::vector<std::string>& argv, const std::string& cw
   unlink(out_tmpl);
   unlink(err_tmpl);
   return r;
+}
+
+// Start argv with stdout on a pipe; once `marker` has appeared on it, let it
+// run for `ms` more milliseconds, then SIGKILL it.  Returns all it wrote
+// (what a killed child wrote is complete up to its last write()).
+inline std::string RunAndKill(const std::vector<std::string>& argv, const std::string& marker, int ms) {
+  int fds[2];
+  if (pipe(fds) != 0) abort();
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    close(fds[0]);
+    close(fds[1]);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(fds[1]);
+  std::string out;
+  char buf[65536];
+  bool started = false;
+  auto start = std::chrono::steady_clock::now();
+  auto deadline = start;
+  for (;;) {
+    auto now = std::chrono::steady_clock::now();
+    if (started && now >= deadline) break;
+    if (now - start > std::chrono::seconds(30)) {
+      ADD_FAILURE() << argv[0] << " did not print '" << marker << "' within 30 s";
+      break;
+    }
+    struct pollfd p = {fds[0], POLLIN, 0};
+    if (poll(&p, 1, 5) > 0) {
+      ssize_t n = read(fds[0], buf, sizeof buf);
+      if (n <= 0) break;
+      out.append(buf, static_cast<size_t>(n));
+      if (!started && out.find(marker) != std::string::npos) {
+        started = true;  // count from here: sanitizer start-up is slow
+        deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+      }
+    }
+  }
+  kill(pid, SIGKILL);
+  for (;;) {
+    ssize_t n = read(fds[0], buf, sizeof buf);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  close(fds[0]);
+  int st;
+  waitpid(pid, &st, 0);
+  EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << argv[0] << " ended before it was killed";
+  return out;
 }
 
 inline std::string Bin(const std::string& name) { return std::string(KVS_BIN_DIR) + "/" + name; }

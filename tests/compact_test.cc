@@ -1,0 +1,443 @@
+// compact_test.cc - compaction: space is reclaimed, readers never see the
+// past, tombstones never let a removed key come back, a crash at any moment
+// loses nothing, and hint files make the open fast and are checked.
+#include <sys/resource.h>
+
+#include <atomic>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "test_util.h"
+
+using kvstest::TempDir;
+
+namespace {
+
+int64_t DirBytes(const std::string& dir) {
+  int64_t total = 0;
+  DIR* d = opendir(dir.c_str());
+  if (!d) return -1;
+  while (dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n == "." || n == "..") continue;
+    total += kvstest::FileSize(dir + "/" + n);
+  }
+  closedir(d);
+  return total;
+}
+
+kvs* Open(const std::string& dir, kvs_options o = {}) {
+  kvs* db = nullptr;
+  EXPECT_EQ(kvs_open(dir.c_str(), &o, &db), KVS_OK) << kvs_errmsg();
+  return db;
+}
+
+std::string Get(kvs* db, const std::string& k) {
+  void* v;
+  size_t n;
+  int rc = kvs_get(db, k.data(), k.size(), &v, &n);
+  if (rc != KVS_OK) return rc == KVS_ENOTFOUND ? "<not found>" : "<error " + std::to_string(rc) + ">";
+  std::string s(static_cast<char*>(v), n);
+  kvs_free(v);
+  return s;
+}
+
+int Set(kvs* db, const std::string& k, const std::string& v) {
+  return kvs_set(db, k.data(), k.size(), v.data(), v.size());
+}
+
+int Remove(kvs* db, const std::string& k) { return kvs_remove(db, k.data(), k.size()); }
+
+kvs_store_stats Stats(kvs* db) {
+  kvs_store_stats st{};
+  EXPECT_EQ(kvs_stats(db, &st), KVS_OK);
+  return st;
+}
+
+// talent-plan's compaction test: 1000 rounds of setting the same 1000 keys
+// with the default options; the directory must shrink at some point, and
+// after a reopen every key has its last value.
+TEST(Compaction, TalentPlanDirectoryShrinks) {
+  TempDir d;
+  kvs* db = Open(d.path());
+  int64_t prev = DirBytes(d.path());
+  bool shrank = false;
+  const int rounds = getenv("KVS_SANITIZER") ? 300 : 1000;  // ~1M sets plain
+  for (int iter = 0; iter < rounds && !shrank; iter++) {
+    for (int k = 0; k < 1000; k++)
+      ASSERT_EQ(Set(db, "key" + std::to_string(k), std::to_string(iter)), KVS_OK);
+    // Compaction runs in the background: give it a moment to catch up.
+    for (int wait = 0; wait < 20 && !shrank; wait++) {
+      int64_t now = DirBytes(d.path());
+      if (now < prev) shrank = true;
+      prev = now;
+      if (Stats(db).compactions == 0) break;
+      usleep(5000);
+    }
+  }
+  EXPECT_TRUE(shrank) << "the directory never shrank";
+  kvs_store_stats st = Stats(db);
+  EXPECT_GT(st.compactions, 0u);
+  EXPECT_GT(st.bytes_reclaimed, 0u);
+  std::string last = Get(db, "key0");
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+  db = Open(d.path());
+  for (int k = 0; k < 1000; k++) ASSERT_EQ(Get(db, "key" + std::to_string(k)), last) << k;
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+}
+
+TEST(Compaction, ForcedCompactionKeepsEveryLiveValue) {
+  TempDir d;
+  kvs_options o{};
+  o.segment_size = 8192;
+  o.no_auto_compact = 1;
+  kvs* db = Open(d.path(), o);
+  std::map<std::string, std::string> want;
+  std::mt19937 rng(7);
+  for (int i = 0; i < 5000; i++) {
+    std::string k = "k" + std::to_string(rng() % 300);
+    if (rng() % 4 == 0) {
+      int rc = Remove(db, k);
+      ASSERT_EQ(rc, want.count(k) ? KVS_OK : KVS_ENOTFOUND);
+      want.erase(k);
+    } else {
+      std::string v = "v" + std::to_string(i) + std::string(rng() % 50, 'x');
+      ASSERT_EQ(Set(db, k, v), KVS_OK);
+      want[k] = v;
+    }
+  }
+  kvs_store_stats before = Stats(db);
+  int64_t bytes_before = DirBytes(d.path());
+  ASSERT_EQ(kvs_compact(db), KVS_OK) << kvs_errmsg();
+  kvs_store_stats after = Stats(db);
+  EXPECT_GT(after.compactions, before.compactions);
+  EXPECT_LT(after.dead_bytes, before.dead_bytes / 10) << "most garbage is gone";
+  EXPECT_LT(DirBytes(d.path()), bytes_before / 2);
+  EXPECT_EQ(after.live_keys, want.size());
+  auto check = [&] {
+    for (int k = 0; k < 300; k++) {
+      std::string key = "k" + std::to_string(k);
+      EXPECT_EQ(Get(db, key), want.count(key) ? want[key] : "<not found>") << key;
+    }
+  };
+  check();
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+  db = Open(d.path(), o);
+  check();
+  EXPECT_EQ(Stats(db).live_keys, want.size());
+  // A second forced compaction right after has nothing left to do.
+  ASSERT_EQ(kvs_compact(db), KVS_OK);
+  ASSERT_EQ(kvs_compact(db), KVS_OK);
+  check();
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+  kvstest::RunResult v = kvstest::Run({kvstest::Bin("kvs-dump"), "--verify", d.path()});
+  EXPECT_EQ(v.status, 0) << v.out << v.err;
+}
+
+// A removed key must not come back when the segment holding its tombstone
+// is compacted while an older segment still holds a set of it.
+TEST(Compaction, RemovedKeyNeverComesBack) {
+  TempDir d;
+  kvs_options o{};
+  o.segment_size = 4096;
+  o.no_auto_compact = 1;
+  kvs* db = Open(d.path(), o);
+  const std::string pad(200, 'p');
+  ASSERT_EQ(Set(db, "victim", "old"), KVS_OK);
+  for (int i = 0; i < 40; i++) ASSERT_EQ(Set(db, "keep" + std::to_string(i), pad), KVS_OK);
+  ASSERT_EQ(Remove(db, "victim"), KVS_OK);
+  // Make the tombstone's segment mostly dead, the set's segment mostly live.
+  for (int r = 0; r < 5; r++)
+    for (int i = 0; i < 20; i++) ASSERT_EQ(Set(db, "churn" + std::to_string(i), pad), KVS_OK);
+  for (int pass = 0; pass < 3; pass++) {
+    ASSERT_EQ(kvs_compact(db), KVS_OK);
+    EXPECT_EQ(Get(db, "victim"), "<not found>");
+    ASSERT_EQ(kvs_close(db), KVS_OK);
+    db = Open(d.path(), o);
+    EXPECT_EQ(Get(db, "victim"), "<not found>") << "pass " << pass;
+  }
+  // Once the old set is gone too, the tombstone can go as well.
+  for (int i = 0; i < 40; i++) ASSERT_EQ(Set(db, "keep" + std::to_string(i), pad + "2"), KVS_OK);
+  ASSERT_EQ(kvs_compact(db), KVS_OK);
+  ASSERT_EQ(kvs_compact(db), KVS_OK);
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+  db = Open(d.path(), o);
+  EXPECT_EQ(Get(db, "victim"), "<not found>");
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+  kvstest::RunResult dump = kvstest::Run({kvstest::Bin("kvs-dump"), d.path()});
+  EXPECT_EQ(dump.out.find("\"victim\""), std::string::npos) << "no record of the key is left:\n" << dump.out;
+}
+
+// Overwriting a fixed set of keys forever keeps the directory under about
+// twice the live data plus two segments.
+TEST(Compaction, DiskUseStaysBounded) {
+  TempDir d;
+  kvs_options o{};
+  o.segment_size = 64 << 10;
+  o.compact_min_dead = 64 << 10;
+  kvs* db = Open(d.path(), o);
+  const int kKeys = 500;
+  const std::string val(200, 'v');
+  int64_t worst = 0, live = 0;
+  for (int round = 0; round < 60; round++) {
+    for (int k = 0; k < kKeys; k++) ASSERT_EQ(Set(db, "key" + std::to_string(k), val), KVS_OK);
+    kvs_store_stats st = Stats(db);
+    live = static_cast<int64_t>(st.live_bytes);
+    worst = std::max(worst, DirBytes(d.path()));
+  }
+  usleep(200000);
+  int64_t bound = 2 * live + 2 * static_cast<int64_t>(o.segment_size) + 64 * 1024;  // + hints, marker
+  EXPECT_LE(worst, bound) << "live " << live << " bytes";
+  EXPECT_GT(Stats(db).compactions, 5u);
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+}
+
+// Readers check that versions never go backwards and never vanish while
+// writers overwrite and remove and compactions run back to back.
+TEST(Compaction, StressReadersNeverSeeThePast) {
+  TempDir d;
+  kvs_options o{};
+  o.segment_size = 16384;
+  kvs* db = Open(d.path(), o);
+  const int kKeys = 64;
+  // Key k is written only by writer k % 2.  Version v of key k sets
+  // "k:v", except every 7th version, which removes it.
+  std::vector<std::atomic<long>> acked(kKeys);  // last acked version
+  for (auto& a : acked) a = -1;
+  std::atomic<bool> stop{false};
+  std::atomic<long> bad{0}, reads{0}, compactions{0};
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(getenv("KVS_SANITIZER") ? 4 : 3);
+  std::vector<std::thread> ts;
+  for (int w = 0; w < 2; w++)
+    ts.emplace_back([&, w] {
+      for (long v = 0; std::chrono::steady_clock::now() < deadline; v++)
+        for (int k = w; k < kKeys; k += 2) {
+          std::string key = "k" + std::to_string(k);
+          int rc = v % 7 == 6 ? Remove(db, key) : Set(db, key, key + ":" + std::to_string(v));
+          if (rc != KVS_OK) bad++;
+          acked[k] = v;
+        }
+    });
+  ts.emplace_back([&] {
+    while (!stop) {
+      if (kvs_compact(db) != KVS_OK) bad++;
+      compactions++;
+    }
+  });
+  for (int r = 0; r < 2; r++)
+    ts.emplace_back([&] {
+      std::vector<long> seen(kKeys, -1);
+      while (!stop) {
+        for (int k = 0; k < kKeys; k++) {
+          long floor = acked[k].load();
+          std::string key = "k" + std::to_string(k);
+          std::string got = Get(db, key);
+          reads++;
+          long ver;
+          if (got == "<not found>") {
+            long base = std::max(seen[k], floor);
+            if (base < 0) continue;  // nothing written yet
+            // It was removed by a remove (version 6 mod 7) at or after
+            // everything seen: later reads must show a newer version.
+            ver = base;
+            while (ver % 7 != 6) ver++;
+          } else if (got.compare(0, key.size() + 1, key + ":") == 0) {
+            ver = std::stol(got.substr(key.size() + 1));
+            if (ver % 7 == 6) bad++;  // that version was a remove
+          } else {
+            bad++;
+            continue;
+          }
+          if (ver < seen[k] || ver < floor) bad++;
+          seen[k] = ver;
+        }
+      }
+    });
+  ts[0].join();
+  ts[1].join();
+  stop = true;
+  for (size_t i = 2; i < ts.size(); i++) ts[i].join();
+  EXPECT_EQ(bad.load(), 0) << reads.load() << " reads, " << compactions.load() << " compactions";
+  EXPECT_GT(compactions.load(), 3);
+  // Final state: every key holds its last version (or is removed).
+  for (int k = 0; k < kKeys; k++) {
+    std::string key = "k" + std::to_string(k);
+    long v = acked[k];
+    EXPECT_EQ(Get(db, key), v % 7 == 6 ? "<not found>" : key + ":" + std::to_string(v));
+  }
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+  db = Open(d.path(), o);
+  for (int k = 0; k < kKeys; k++) {
+    std::string key = "k" + std::to_string(k);
+    long v = acked[k];
+    EXPECT_EQ(Get(db, key), v % 7 == 6 ? "<not found>" : key + ":" + std::to_string(v)) << "after reopen";
+  }
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+}
+
+// ---- crash during compaction -------------------------------------------------
+
+// The op sequence of crash-child's "compact" mode, for thread t.
+struct OpModel {
+  static constexpr int kKeys = 50;
+  static std::string Key(int t, long n) { return "c-" + std::to_string(t) + "-" + std::to_string(n % kKeys); }
+  static bool IsRemove(long n) { return (n / kKeys) % 5 == 4; }
+  static std::string Value(const std::string& prefix, int t, long n) {
+    return prefix + "-" + std::to_string(t) + "-" + std::to_string(n);
+  }
+};
+
+TEST(CrashCompaction, KillDuringCompactionLosesNothing) {
+  TempDir d;
+  const int kThreads = 2;
+  const char* env = getenv("KVS_STRESS_ROUNDS");
+  const int rounds = env ? atoi(env) : 20;
+  std::mt19937 rng(4242);
+  std::map<std::string, std::string> state;  // key -> value, or "" removed
+  for (int round = 0; round < rounds; round++) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    std::string prefix = "r" + std::to_string(round);
+    std::string out = kvstest::RunAndKill({std::string(KVS_TEST_DIR) + "/crash-child", d.path(), prefix, "everysec",
+                                           std::to_string(kThreads), "compact"},
+                                          "O open\n", 30 + static_cast<int>(rng() % 300));
+    std::vector<long> last(kThreads, -1);
+    size_t pos = 0;
+    while (pos < out.size()) {
+      size_t nl = out.find('\n', pos);
+      if (nl == std::string::npos) break;
+      std::string line = out.substr(pos, nl - pos);
+      pos = nl + 1;
+      int t;
+      long n;
+      if (sscanf(line.c_str(), "N %d %ld", &t, &n) == 2 && t >= 0 && t < kThreads) last[t] = std::max(last[t], n);
+    }
+    // Every acknowledged op happened; the one after it may have.
+    std::map<std::string, std::vector<std::string>> either;
+    for (int t = 0; t < kThreads; t++) {
+      for (long n = 0; n <= last[t]; n++)
+        state[OpModel::Key(t, n)] = OpModel::IsRemove(n) ? "" : OpModel::Value(prefix, t, n);
+      long n = last[t] + 1;
+      std::string k = OpModel::Key(t, n);
+      either[k] = {state.count(k) ? state[k] : "", OpModel::IsRemove(n) ? "" : OpModel::Value(prefix, t, n)};
+    }
+    kvs* db = Open(d.path());
+    ASSERT_NE(db, nullptr);
+    for (auto& [k, v] : state) {
+      if (either.count(k)) continue;
+      EXPECT_EQ(Get(db, k), v.empty() ? "<not found>" : v) << k;
+    }
+    for (auto& [k, vs] : either) {
+      std::string got = Get(db, k), want0 = vs[0].empty() ? "<not found>" : vs[0],
+                  want1 = vs[1].empty() ? "<not found>" : vs[1];
+      EXPECT_TRUE(got == want0 || got == want1) << k << ": " << got;
+      state[k] = got == "<not found>" ? "" : got;  // what the next round builds on
+    }
+    ASSERT_EQ(kvs_close(db), KVS_OK);
+    kvstest::RunResult v = kvstest::Run({kvstest::Bin("kvs-dump"), "--verify", d.path()});
+    EXPECT_EQ(v.status, 0) << v.out << v.err;
+    for (const auto& name : {std::string(".tmp")}) {
+      DIR* dir = opendir(d.path().c_str());
+      while (dirent* e = readdir(dir)) {
+        std::string n = e->d_name;
+        EXPECT_FALSE(n.size() > 4 && n.substr(n.size() - 4) == name) << "leftover " << n;
+      }
+      closedir(dir);
+    }
+  }
+}
+
+// ---- hint files ------------------------------------------------------------------
+
+class HintTest : public ::testing::Test {
+ protected:
+  static std::string V(int i) { return "v" + std::to_string(i) + std::string(40, '.'); }
+  void SetUp() override {
+    o_.segment_size = 16384;
+    o_.no_auto_compact = 1;
+    kvs* db = Open(d_.path(), o_);
+    for (int i = 0; i < 2000; i++) ASSERT_EQ(Set(db, "k" + std::to_string(i % 700), V(i)), KVS_OK);
+    for (int i = 0; i < 700; i += 5) ASSERT_EQ(Remove(db, "k" + std::to_string(i)), KVS_OK);
+    ASSERT_EQ(kvs_close(db), KVS_OK);
+  }
+  void ExpectContents(kvs* db) {
+    for (int k = 0; k < 700; k++) {
+      int last = k + 1400 < 2000 ? k + 1400 : k + 700;
+      EXPECT_EQ(Get(db, "k" + std::to_string(k)), k % 5 == 0 ? "<not found>" : V(last)) << k;
+    }
+  }
+  std::vector<std::string> Hints() {
+    std::vector<std::string> v;
+    for (auto& s : kvstest::Segments(d_.path())) {
+      std::string h = s.substr(0, s.size() - 4) + ".hint";
+      if (kvstest::FileSize(h) > 0) v.push_back(h);
+    }
+    return v;
+  }
+  TempDir d_;
+  kvs_options o_{};
+};
+
+TEST_F(HintTest, OpenUsesHints) {
+  auto hints = Hints();
+  ASSERT_GE(hints.size(), 3u) << "every sealed segment has a hint";
+  EXPECT_EQ(hints.size(), kvstest::Segments(d_.path()).size() - 1) << "but the active one";
+  kvs* db = Open(d_.path(), o_);
+  EXPECT_EQ(Stats(db).hint_loads, hints.size());
+  ExpectContents(db);
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+}
+
+TEST_F(HintTest, DeletedHintFallsBackAndIsRewritten) {
+  auto hints = Hints();
+  unlink(hints[1].c_str());
+  kvs* db = Open(d_.path(), o_);
+  EXPECT_EQ(Stats(db).hint_loads, hints.size() - 1);
+  ExpectContents(db);
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+  EXPECT_GT(kvstest::FileSize(hints[1]), 0) << "the scan wrote the hint again";
+  db = Open(d_.path(), o_);
+  EXPECT_EQ(Stats(db).hint_loads, hints.size());
+  ExpectContents(db);
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+}
+
+TEST_F(HintTest, CorruptHintFallsBack) {
+  auto hints = Hints();
+  for (size_t h = 0; h < hints.size(); h++) {
+    std::string data = kvstest::ReadFile(hints[h]);
+    // A flipped byte, a truncated file, garbage, an empty file.
+    std::string bad = data;
+    switch (h % 4) {
+      case 0: bad[bad.size() / 2] ^= 0x40; break;
+      case 1: bad.resize(bad.size() / 2); break;
+      case 2: bad = std::string(bad.size(), '\x85'); break;
+      case 3: bad.clear(); break;
+    }
+    kvstest::WriteFile(hints[h], bad);
+  }
+  kvs* db = Open(d_.path(), o_);
+  EXPECT_EQ(Stats(db).hint_loads, 0u);
+  ExpectContents(db);
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+}
+
+TEST_F(HintTest, HintOfAnotherSegmentIsRejected) {
+  auto hints = Hints();
+  ASSERT_GE(hints.size(), 2u);
+  kvstest::WriteFile(hints[0], kvstest::ReadFile(hints[1]));
+  kvs* db = Open(d_.path(), o_);
+  EXPECT_EQ(Stats(db).hint_loads, hints.size() - 1);
+  ExpectContents(db);
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+}
+
+TEST_F(HintTest, OrphanHintIsRemoved) {
+  kvstest::WriteFile(d_.file("0000009999.hint"), kvstest::ReadFile(Hints()[0]));
+  kvs* db = Open(d_.path(), o_);
+  ExpectContents(db);
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+  EXPECT_EQ(kvstest::FileSize(d_.file("0000009999.hint")), -1);
+}
+
+}  // namespace
