@@ -534,6 +534,7 @@ TEST(KvStoreConcurrency, ReadersSeeMonotonicVersions) {
   TempDir d;
   kvs_options o{};
   o.segment_size = 16384;  // many rotations while readers read
+  o.no_auto_compact = 1;   // (compact_test.cc stresses compaction)
   Store s(d.path(), o);
   const int kKeys = 64;
   // Values are "key:version"; the writer of key k is thread k % 2.
