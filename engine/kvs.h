@@ -197,7 +197,10 @@ const char *kvs_errmsg(void);
 /*
  * Reading log files record by record, for tools (kvs-dump) and tests.  It
  * uses the engine's own record codec, and takes no lock: it may read the
- * files of a store that is open elsewhere.
+ * files of a store that is open elsewhere.  It reads segment files
+ * (NNNNNNNNNN.seg) and hint files (NNNNNNNNNN.hint).  A hint entry comes back
+ * as a SET or REMOVE record whose offset and length are those of the record
+ * in its segment, with key and vlen but no value (val == NULL).
  */
 enum kvs_record_type {
 	KVS_REC_SET = 0,
@@ -232,6 +235,8 @@ int kvs_reader_next(struct kvs_reader *r, struct kvs_record *rec);
 uint64_t kvs_reader_size(const struct kvs_reader *r);
 /* Nonzero once a footer has been read: the segment is sealed. */
 int kvs_reader_sealed(const struct kvs_reader *r);
+/* Nonzero if the file is a hint file (its checksum was checked at open). */
+int kvs_reader_is_hint(const struct kvs_reader *r);
 void kvs_reader_close(struct kvs_reader *r);
 
 #ifdef __cplusplus

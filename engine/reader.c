@@ -22,6 +22,8 @@ struct kvs_reader {
 	uint64_t records; /* SET/REMOVE records read so far */
 	uint64_t last_seq;
 	uint32_t chain;   /* CRC32C over their crc fields */
+	bool hint;        /* a hint file: entries end 5 bytes before size */
+	uint64_t hint_left; /* entries still to read */
 };
 
 int kvs_reader_open(const char *path, struct kvs_reader **out)
@@ -65,6 +67,20 @@ int kvs_reader_open(const char *path, struct kvs_reader **out)
 	}
 	close(fd);
 	fd = -1;
+	struct kvs__hint_meta meta;
+	size_t at;
+	if (r->size >= KVS__HDR_LEN && memcmp(r->map, "\xd9\xd9\xf8\xdakvh1", 8) == 0) {
+		if (!kvs__hint_check(r->map, r->size, &meta, &at)) {
+			rc = kvs__err(KVS_ECORRUPT, "%s: bad hint file (checksum "
+				      "or header)", path);
+			goto fail;
+		}
+		r->hint = true;
+		r->hint_left = meta.count;
+		r->pos = at;
+		*out = r;
+		return KVS_OK;
+	}
 	if (r->size < KVS__HDR_LEN ||
 	    memcmp(r->map, kvs__seg_header, KVS__HDR_LEN) != 0) {
 		rc = kvs__err(KVS_ECORRUPT,
@@ -83,8 +99,34 @@ fail:
 	return rc;
 }
 
+static int hint_next(struct kvs_reader *r, struct kvs_record *rec)
+{
+	if (r->hint_left == 0) {
+		memset(rec, 0, sizeof *rec);
+		if (r->pos != r->size - 5) {
+			r->failed = true;
+			return kvs__err(KVS_ECORRUPT, "%s: bad hint file: "
+					"trailing bytes at offset %llu", r->path,
+					(unsigned long long)r->pos);
+		}
+		return KVS_EEND;
+	}
+	size_t pos = (size_t)r->pos;
+	if (kvs__hint_next(r->map, (size_t)r->size - 5, &pos, rec) !=
+	    KVS__DEC_OK) {
+		r->failed = true;
+		return kvs__err(KVS_ECORRUPT, "%s: bad hint entry at offset %llu",
+				r->path, (unsigned long long)r->pos);
+	}
+	r->pos = pos;
+	r->hint_left--;
+	return KVS_OK;
+}
+
 int kvs_reader_next(struct kvs_reader *r, struct kvs_record *rec)
 {
+	if (r->hint && !r->failed)
+		return hint_next(r, rec);
 	if (r->failed || r->pos >= r->size) {
 		memset(rec, 0, sizeof *rec);
 		rec->offset = r->pos;
@@ -144,4 +186,9 @@ void kvs_reader_close(struct kvs_reader *r)
 int kvs_reader_sealed(const struct kvs_reader *r)
 {
 	return r->footer;
+}
+
+int kvs_reader_is_hint(const struct kvs_reader *r)
+{
+	return r->hint;
 }
