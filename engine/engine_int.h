@@ -331,6 +331,8 @@ struct kvs__req {
 	int result;
 	void (*done)(struct kvs__req *req);
 	_Atomic uint32_t futex;   /* the synchronous waiter's word */
+	void (*user_done)(void *ctx, int result); /* kvs_submit() */
+	void *user_ctx;
 };
 
 struct kvs {
@@ -383,6 +385,11 @@ int kvs__recover(struct kvs *db);
 int kvs__writer_start(struct kvs *db);
 void kvs__writer_stop(struct kvs *db);
 int kvs__submit_wait(struct kvs *db, struct kvs__req *req);
+/* Queue req; req->done runs on the writer thread when it is complete. */
+void kvs__submit(struct kvs *db, struct kvs__req *req);
+/* Copy the value of entry e into buf (e->vlen bytes), checking its CRC.
+ * Call with rcu_read_lock held. */
+int kvs__read_value(const struct kvs__entry *e, void *buf);
 /* Mark the handle failed after an I/O error (never cleared). */
 void kvs__set_failed(struct kvs *db, int errnum, const char *what);
 /* Seal the active segment and start a new one (writer only). */

@@ -196,7 +196,7 @@ static int check_key(const void *key, size_t klen)
 /* Copy the value of `e` into buf, checking the record's CRC.  Runs inside
  * the caller's read-side section: the segment (and its mapping or file
  * descriptor) cannot be released before the section ends. */
-static int read_value(const struct kvs__entry *e, void *buf)
+int kvs__read_value(const struct kvs__entry *e, void *buf)
 {
 	struct kvs__seg *seg = e->seg;
 	size_t vlen = e->vlen, hlen = e->rec_len - 5 - vlen;
@@ -278,7 +278,7 @@ int kvs_get(struct kvs *db, const void *key, size_t klen, void **val,
 		return kvs__err(KVS_ENOMEM, "out of memory");
 	}
 	size_t n = e->vlen;
-	rc = read_value(e, buf);
+	rc = kvs__read_value(e, buf);
 	kvs__read_unlock();
 	if (rc != KVS_OK) {
 		free(buf);
@@ -296,10 +296,13 @@ static int check_op(const struct kvs_op *op)
 	int rc = check_key(op->key, op->klen);
 	if (rc)
 		return rc;
-	if (op->type == KVS_OP_REMOVE)
+	if (op->type == KVS_OP_REMOVE || op->type == KVS_OP_INCR)
 		return KVS_OK;
 	if (op->type != KVS_OP_SET)
 		return kvs__err(KVS_EINVAL, "unknown operation %d", (int)op->type);
+	if (op->flags & ~(KVS_SET_NX | KVS_SET_XX) ||
+	    op->flags == (KVS_SET_NX | KVS_SET_XX))
+		return kvs__err(KVS_EINVAL, "invalid set flags %#x", op->flags);
 	if (!op->val && op->vlen)
 		return kvs__err(KVS_EINVAL, "NULL value with a nonzero length");
 	if (op->vlen > KVS_MAX_VALUE)
@@ -329,7 +332,8 @@ static int submit_ops(struct kvs *db, struct kvs_op *ops, size_t n)
 int kvs_set(struct kvs *db, const void *key, size_t klen, const void *val,
 	    size_t vlen)
 {
-	struct kvs_op op = { KVS_OP_SET, key, klen, val, vlen, 0 };
+	struct kvs_op op = { .type = KVS_OP_SET, .key = key, .klen = klen,
+			      .val = val, .vlen = vlen };
 	int rc;
 	if (!db)
 		return kvs__err(KVS_EINVAL, "kvs_set: NULL handle");
@@ -340,7 +344,8 @@ int kvs_set(struct kvs *db, const void *key, size_t klen, const void *val,
 
 int kvs_remove(struct kvs *db, const void *key, size_t klen)
 {
-	struct kvs_op op = { KVS_OP_REMOVE, key, klen, NULL, 0, 0 };
+	struct kvs_op op = { .type = KVS_OP_REMOVE, .key = key,
+			      .klen = klen };
 	int rc;
 	if (!db)
 		return kvs__err(KVS_EINVAL, "kvs_remove: NULL handle");
@@ -362,6 +367,38 @@ int kvs_write_batch(struct kvs *db, struct kvs_op *ops, size_t n)
 	if (n == 0)
 		return KVS_OK;
 	return submit_ops(db, ops, n);
+}
+
+static void async_done(struct kvs__req *req)
+{
+	req->user_done(req->user_ctx, req->result);
+	free(req);
+}
+
+int kvs_submit(struct kvs *db, struct kvs_op *ops, size_t n,
+	       void (*done)(void *ctx, int result), void *ctx)
+{
+	int rc;
+	if (!db || (!ops && n) || !done)
+		return kvs__err(KVS_EINVAL, "kvs_submit: NULL argument");
+	for (size_t i = 0; i < n; i++)
+		if ((rc = check_op(&ops[i])) != KVS_OK)
+			return rc;
+	if (atomic_load(&db->failed))
+		return kvs__err_errno(KVS_EFAILED, atomic_load(&db->failed),
+				      "writes refused: an earlier write or sync "
+				      "failed");
+	struct kvs__req *req = calloc(1, sizeof *req);
+	if (!req)
+		return kvs__err(KVS_ENOMEM, "out of memory");
+	req->kind = KVS__REQ_WRITE;
+	req->ops = ops;
+	req->nops = n;
+	req->done = async_done;
+	req->user_done = done;
+	req->user_ctx = ctx;
+	kvs__submit(db, req);
+	return KVS_OK;
 }
 
 int kvs_stats(struct kvs *db, struct kvs_store_stats *st)

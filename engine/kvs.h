@@ -42,6 +42,9 @@ enum kvs_error {
 	KVS_EFAILED = -8,    /* an earlier write or sync failed: writes refused */
 	KVS_EENGINE = -9,    /* the directory belongs to another engine */
 	KVS_EEND = -10,      /* kvs_reader_next(): no more records */
+	KVS_EEXIST = -11,    /* KVS_SET_NX: the key is already present */
+	KVS_ENOTINT = -12,   /* KVS_OP_INCR: the value is not a 64-bit integer */
+	KVS_EOVERFLOW = -13, /* KVS_OP_INCR: the result would overflow */
 };
 /* Short names used throughout the code and the talent-plan tests. */
 #define KVS_NOT_FOUND KVS_ENOTFOUND
@@ -132,15 +135,29 @@ int kvs_remove(struct kvs *db, const void *key, size_t klen);
 /* Release a buffer returned by the library. */
 void kvs_free(void *p);
 
-/* One operation of a batch. */
-enum kvs_op_type { KVS_OP_SET = 1, KVS_OP_REMOVE = 2 };
+/* One operation of a batch.  A zeroed tail (flags, delta) means a plain
+ * operation.  Read-modify-write operations run on the writer thread, so
+ * they are atomic with respect to every other write. */
+enum kvs_op_type {
+	KVS_OP_SET = 1,
+	KVS_OP_REMOVE = 2,
+	KVS_OP_INCR = 3, /* add delta to the decimal integer value (a missing
+			    key counts as 0), as Redis's INCRBY */
+};
+#define KVS_SET_NX 1u /* set only if absent; else result KVS_EEXIST */
+#define KVS_SET_XX 2u /* set only if present; else result KVS_ENOTFOUND */
 struct kvs_op {
 	enum kvs_op_type type;
 	const void *key;
 	size_t klen;
 	const void *val; /* KVS_OP_SET only */
 	size_t vlen;
-	int result;      /* out: KVS_OK, or KVS_ENOTFOUND for a missing remove */
+	int result;      /* out: KVS_OK, or why this op was not applied:
+			    KVS_ENOTFOUND (remove of a missing key, XX),
+			    KVS_EEXIST (NX), KVS_ENOTINT, KVS_EOVERFLOW */
+	unsigned flags;  /* KVS_OP_SET: KVS_SET_NX or KVS_SET_XX */
+	int64_t delta;   /* KVS_OP_INCR */
+	int64_t num;     /* out, KVS_OP_INCR: the new value */
 };
 
 /*
@@ -152,6 +169,21 @@ struct kvs_op {
  * Errors: those of kvs_set().
  */
 int kvs_write_batch(struct kvs *db, struct kvs_op *ops, size_t n);
+
+/*
+ * The asynchronous form of kvs_write_batch(), for servers: validates the
+ * ops, queues them and returns at once.  Later the writer thread calls
+ * done(ctx, result) exactly once, with the result kvs_write_batch() would
+ * have returned, after the ops are applied (and, under KVS_FSYNC_ALWAYS,
+ * synced).  ops and everything they point at must stay valid and unchanged
+ * until then.  done runs on the writer thread: it must be quick and must
+ * not call kvs_set/kvs_remove/kvs_write_batch/kvs_compact/kvs_close on this
+ * handle (kvs_get is fine).  If validation fails, the error is returned and
+ * done is never called.
+ * Errors: those of kvs_set().
+ */
+int kvs_submit(struct kvs *db, struct kvs_op *ops, size_t n,
+	       void (*done)(void *ctx, int result), void *ctx);
 
 /*
  * Compact now: rewrite every sealed segment that holds dead records (sealing

@@ -78,6 +78,9 @@ const char *kvs_strerror(int err)
 				 "writes are refused";
 	case KVS_EENGINE: return "directory belongs to another engine";
 	case KVS_EEND: return "end of file";
+	case KVS_EEXIST: return "key already exists";
+	case KVS_ENOTINT: return "value is not an integer or out of range";
+	case KVS_EOVERFLOW: return "increment or decrement would overflow";
 	}
 	return "unknown error";
 }

@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <linux/futex.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -50,6 +51,12 @@ struct pend {
 	uint64_t off;
 	uint64_t seq;
 	uint32_t rec_len;
+	/* SET: the value written, for a later INCR of the key in this round
+	 * (val points into the caller's op, or is_num holds the number). */
+	const void *val;
+	size_t vlen;
+	bool is_num;
+	int64_t num;
 };
 
 /* The round's view of keys it has already written, so that a remove after a
@@ -246,18 +253,74 @@ static int overlay_note(struct kvs__writer_buf *wb, uint64_t hash,
 	return KVS_OK;
 }
 
-/* Is `key` present, counting this round's writes? */
-static bool key_exists(struct kvs *db, uint64_t hash, const void *key,
-		       size_t klen)
+/* Parse a Redis-style integer: an optional '-', then digits without
+ * leading zeros ("0" itself is fine), at most 20 bytes, within int64. */
+static bool parse_int(const void *buf, size_t len, int64_t *out)
+{
+	const unsigned char *p = buf;
+	bool neg = false;
+	uint64_t v = 0;
+	if (len == 0 || len > 20)
+		return false;
+	if (*p == '-') {
+		neg = true;
+		p++;
+		len--;
+		if (len == 0)
+			return false;
+	}
+	if (p[0] == '0')
+		return len == 1 && !neg ? (*out = 0, true) : false;
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+		if (v > (UINT64_MAX - (uint64_t)(p[i] - '0')) / 10)
+			return false;
+		v = v * 10 + (uint64_t)(p[i] - '0');
+	}
+	if (neg) {
+		if (v > (uint64_t)INT64_MAX + 1)
+			return false;
+		*out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+	} else {
+		if (v > (uint64_t)INT64_MAX)
+			return false;
+		*out = (int64_t)v;
+	}
+	return true;
+}
+
+/* The key's state counting this round's writes.  Returns KVS_OK (present),
+ * KVS_ENOTFOUND, or a read error.  With num != NULL, also parses the value
+ * as an integer: *is_int says whether it is one. */
+static int key_state(struct kvs *db, uint64_t hash, const void *key,
+		     size_t klen, int64_t *num, bool *is_int)
 {
 	struct kvs__writer_buf *wb = db->wbuf;
 	struct oslot *s = overlay_find(wb, hash, key, klen);
-	if (s && s->gen == wb->gen)
-		return wb->pends[s->pend].type == KVS_REC_SET;
+	if (s && s->gen == wb->gen) {
+		const struct pend *p = &wb->pends[s->pend];
+		if (p->type != KVS_REC_SET)
+			return KVS_ENOTFOUND;
+		if (num)
+			*is_int = p->is_num ? (*num = p->num, true)
+					    : parse_int(p->val, p->vlen, num);
+		return KVS_OK;
+	}
+	int rc = KVS_OK;
 	kvs__read_lock();
-	bool found = kvs__index_lookup(db->index, hash, key, klen) != NULL;
+	struct kvs__entry *e = kvs__index_lookup(db->index, hash, key, klen);
+	if (!e) {
+		rc = KVS_ENOTFOUND;
+	} else if (num) {
+		unsigned char buf[20];
+		*is_int = false;
+		if (e->vlen <= sizeof buf &&
+		    (rc = kvs__read_value(e, buf)) == KVS_OK)
+			*is_int = parse_int(buf, e->vlen, num);
+	}
 	kvs__read_unlock();
-	return found;
+	return rc;
 }
 
 /* ---- staging one operation -------------------------------------------------- */
@@ -266,22 +329,52 @@ static int stage_op(struct kvs *db, struct kvs_op *op)
 {
 	struct kvs__writer_buf *wb = db->wbuf;
 	enum kvs_record_type type =
-		op->type == KVS_OP_SET ? KVS_REC_SET : KVS_REC_REMOVE;
+		op->type == KVS_OP_REMOVE ? KVS_REC_REMOVE : KVS_REC_SET;
 	uint64_t hash = kvs__index_hash(db->index, op->key, op->klen);
 	unsigned char head[KVS__REC_MAX_HEAD], vhead[9], crcb[5];
+	char numbuf[24];
+	const void *val = op->val;
+	size_t vlen = type == KVS_REC_SET ? op->vlen : 0;
+	bool is_num = false;
+	int64_t num = 0;
 	int rc;
 
+	/* Conditions and read-modify-write see every earlier write, this
+	 * round's included: the writer is the only one that writes. */
 	op->result = KVS_OK;
-	if (type == KVS_REC_REMOVE && !key_exists(db, hash, op->key, op->klen)) {
-		op->result = KVS_ENOTFOUND;
-		return KVS_OK;
+	if (op->type == KVS_OP_REMOVE || (op->type == KVS_OP_SET && op->flags)) {
+		rc = key_state(db, hash, op->key, op->klen, NULL, NULL);
+		if (rc != KVS_OK && rc != KVS_ENOTFOUND)
+			return op->result = rc, KVS_OK;
+		bool present = rc == KVS_OK;
+		if (op->type == KVS_OP_REMOVE && !present)
+			return op->result = KVS_ENOTFOUND, KVS_OK;
+		if ((op->flags & KVS_SET_NX) && present)
+			return op->result = KVS_EEXIST, KVS_OK;
+		if ((op->flags & KVS_SET_XX) && !present)
+			return op->result = KVS_ENOTFOUND, KVS_OK;
+	} else if (op->type == KVS_OP_INCR) {
+		bool is_int = true;
+		rc = key_state(db, hash, op->key, op->klen, &num, &is_int);
+		if (rc == KVS_ENOTFOUND)
+			num = 0;
+		else if (rc != KVS_OK)
+			return op->result = rc, KVS_OK;
+		else if (!is_int)
+			return op->result = KVS_ENOTINT, KVS_OK;
+		if (__builtin_add_overflow(num, op->delta, &num))
+			return op->result = KVS_EOVERFLOW, KVS_OK;
+		op->num = num;
+		is_num = true;
+		vlen = (size_t)snprintf(numbuf, sizeof numbuf, "%lld",
+					(long long)num);
+		val = numbuf;
 	}
 
 	uint64_t seq = db->next_seq;
 	size_t hlen = kvs__rec_encode_head(head, type, seq, op->klen);
-	size_t vhlen = type == KVS_REC_SET ? kvs__rec_encode_vhead(vhead, op->vlen)
+	size_t vhlen = type == KVS_REC_SET ? kvs__rec_encode_vhead(vhead, vlen)
 					   : 0;
-	size_t vlen = type == KVS_REC_SET ? op->vlen : 0;
 	uint64_t rec_len = hlen + op->klen + vhlen + vlen + 5;
 
 	/* A record that does not fit (with room left for the footer) starts a
@@ -313,7 +406,11 @@ static int stage_op(struct kvs *db, struct kvs_op *op)
 		p->entry->seg = seg;
 		p->entry->off = (uint32_t)seg->size;
 		p->entry->rec_len = (uint32_t)rec_len;
-		p->entry->vlen = (uint32_t)op->vlen;
+		p->entry->vlen = (uint32_t)vlen;
+		p->val = val;
+		p->vlen = vlen;
+		p->is_num = is_num;
+		p->num = num;
 	} else {
 		p->key = op->key;
 		p->klen = op->klen;
@@ -326,14 +423,14 @@ static int stage_op(struct kvs *db, struct kvs_op *op)
 	crc = kvs__crc32c(crc, op->key, op->klen);
 	if (type == KVS_REC_SET) {
 		crc = kvs__crc32c(crc, vhead, vhlen);
-		crc = kvs__crc32c(crc, op->val, op->vlen);
+		crc = kvs__crc32c(crc, val, vlen);
 	}
 	kvs__rec_encode_crc(crcb, crc);
 	if (out_add(wb, head, hlen, true) ||
 	    out_add(wb, op->key, op->klen, op->klen <= COPY_MAX) ||
 	    (type == KVS_REC_SET &&
 	     (out_add(wb, vhead, vhlen, true) ||
-	      out_add(wb, op->val, op->vlen, op->vlen <= COPY_MAX))) ||
+	      out_add(wb, val, vlen, is_num || vlen <= COPY_MAX))) ||
 	    out_add(wb, crcb, 5, true))
 		return kvs__err(KVS_ENOMEM, "out of memory");
 
@@ -643,6 +740,11 @@ static void enqueue(struct kvs *db, struct kvs__req *req)
 	KVS_CHECK(pthread_mutex_unlock(&db->q_mu));
 	if (was_empty)
 		KVS_CHECK(pthread_cond_signal(&db->q_cv));
+}
+
+void kvs__submit(struct kvs *db, struct kvs__req *req)
+{
+	enqueue(db, req);
 }
 
 int kvs__submit_wait(struct kvs *db, struct kvs__req *req)

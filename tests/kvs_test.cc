@@ -31,6 +31,18 @@ struct LogSink {
   }
 };
 
+// One batch operation (the fields not named stay zero).
+kvs_op Op(kvs_op_type type, const void* key, size_t klen, const void* val = nullptr, size_t vlen = 0) {
+  kvs_op op{};
+  op.type = type;
+  op.key = key;
+  op.klen = klen;
+  op.val = val;
+  op.vlen = vlen;
+  op.result = 99;  // must be overwritten
+  return op;
+}
+
 class Store {
  public:
   explicit Store(const std::string& dir, kvs_options opt = {}) : dir_(dir), opt_(opt) { Open(); }
@@ -212,8 +224,8 @@ TEST(KvStoreLimits, ValueOverTheLimitIsRefusedUnread) {
   char byte = 'x';
   // The length is checked before a single byte is read.
   EXPECT_EQ(kvs_set(s.db(), "k", 1, &byte, size_t{KVS_MAX_VALUE} + 1), KVS_ETOOBIG);
-  kvs_op op{KVS_OP_SET, "a", 1, "b", 1, 0};
-  kvs_op big{KVS_OP_SET, "k", 1, &byte, size_t{KVS_MAX_VALUE} + 1, 0};
+  kvs_op op = Op(KVS_OP_SET, "a", 1, "b", 1);
+  kvs_op big = Op(KVS_OP_SET, "k", 1, &byte, size_t{KVS_MAX_VALUE} + 1);
   kvs_op ops[2] = {op, big};
   EXPECT_EQ(kvs_write_batch(s.db(), ops, 2), KVS_ETOOBIG);
   EXPECT_EQ(s.Get("a"), "<not found>") << "an invalid batch writes nothing";
@@ -324,10 +336,10 @@ TEST(KvStoreBatch, AppliesInOrderWithResults) {
   Store s(d.path());
   ASSERT_EQ(s.Set("gone", "x"), KVS_OK);
   kvs_op ops[] = {
-      {KVS_OP_SET, "a", 1, "1", 1, 99},     {KVS_OP_SET, "a", 1, "2", 1, 99},
-      {KVS_OP_REMOVE, "b", 1, nullptr, 0, 99}, {KVS_OP_SET, "b", 1, "3", 1, 99},
-      {KVS_OP_REMOVE, "gone", 4, nullptr, 0, 99}, {KVS_OP_REMOVE, "gone", 4, nullptr, 0, 99},
-      {KVS_OP_SET, "c", 1, "4", 1, 99},     {KVS_OP_REMOVE, "c", 1, nullptr, 0, 99},
+      Op(KVS_OP_SET, "a", 1, "1", 1),     Op(KVS_OP_SET, "a", 1, "2", 1),
+      Op(KVS_OP_REMOVE, "b", 1, nullptr, 0), Op(KVS_OP_SET, "b", 1, "3", 1),
+      Op(KVS_OP_REMOVE, "gone", 4, nullptr, 0), Op(KVS_OP_REMOVE, "gone", 4, nullptr, 0),
+      Op(KVS_OP_SET, "c", 1, "4", 1),     Op(KVS_OP_REMOVE, "c", 1, nullptr, 0),
   };
   ASSERT_EQ(kvs_write_batch(s.db(), ops, 8), KVS_OK);
   int want[] = {KVS_OK, KVS_OK, KVS_ENOTFOUND, KVS_OK, KVS_OK, KVS_ENOTFOUND, KVS_OK, KVS_OK};
@@ -356,7 +368,7 @@ TEST(KvStoreBatch, IsNotInterleaved) {
         std::vector<std::string> keys;
         std::vector<kvs_op> ops;
         for (int k = 0; k < kKeys; k++) keys.push_back("k" + std::to_string(k));
-        for (int k = 0; k < kKeys; k++) ops.push_back({KVS_OP_SET, keys[k].data(), keys[k].size(), v.data(), v.size(), 0});
+        for (int k = 0; k < kKeys; k++) ops.push_back(Op(KVS_OP_SET, keys[k].data(), keys[k].size(), v.data(), v.size()));
         ASSERT_EQ(kvs_write_batch(s.db(), ops.data(), ops.size()), KVS_OK);
       }
     });
@@ -581,6 +593,143 @@ TEST(KvStoreConcurrency, ReadersSeeMonotonicVersions) {
   for (size_t i = 2; i < ts.size(); i++) ts[i].join();
   EXPECT_EQ(bad.load(), 0) << "after " << reads.load() << " reads";
   EXPECT_GT(s.Stats().segments, 3u);
+}
+
+}  // namespace
+
+namespace {
+
+// ---- conditional sets, INCR, asynchronous submits -----------------------------
+
+TEST(KvStoreRmw, SetNxAndXx) {
+  TempDir d;
+  Store s(d.path());
+  kvs_op nx = Op(KVS_OP_SET, "k", 1, "1", 1);
+  nx.flags = KVS_SET_NX;
+  ASSERT_EQ(kvs_write_batch(s.db(), &nx, 1), KVS_OK);
+  EXPECT_EQ(nx.result, KVS_OK);
+  nx = Op(KVS_OP_SET, "k", 1, "2", 1);
+  nx.flags = KVS_SET_NX;
+  ASSERT_EQ(kvs_write_batch(s.db(), &nx, 1), KVS_OK);
+  EXPECT_EQ(nx.result, KVS_EEXIST);
+  EXPECT_EQ(s.Get("k"), "1");
+  kvs_op xx = Op(KVS_OP_SET, "other", 5, "3", 1);
+  xx.flags = KVS_SET_XX;
+  ASSERT_EQ(kvs_write_batch(s.db(), &xx, 1), KVS_OK);
+  EXPECT_EQ(xx.result, KVS_ENOTFOUND);
+  EXPECT_EQ(s.Get("other"), "<not found>");
+  xx = Op(KVS_OP_SET, "k", 1, "4", 1);
+  xx.flags = KVS_SET_XX;
+  ASSERT_EQ(kvs_write_batch(s.db(), &xx, 1), KVS_OK);
+  EXPECT_EQ(xx.result, KVS_OK);
+  EXPECT_EQ(s.Get("k"), "4");
+  // Within one batch, conditions see the earlier ops of the batch.
+  kvs_op ops[] = {Op(KVS_OP_SET, "b", 1, "x", 1), Op(KVS_OP_SET, "b", 1, "y", 1), Op(KVS_OP_REMOVE, "b", 1),
+                  Op(KVS_OP_SET, "b", 1, "z", 1)};
+  ops[1].flags = KVS_SET_NX;
+  ops[3].flags = KVS_SET_XX;
+  ASSERT_EQ(kvs_write_batch(s.db(), ops, 4), KVS_OK);
+  EXPECT_EQ(ops[1].result, KVS_EEXIST);
+  EXPECT_EQ(ops[3].result, KVS_ENOTFOUND);
+  EXPECT_EQ(s.Get("b"), "<not found>");
+  kvs_op both = Op(KVS_OP_SET, "k", 1, "5", 1);
+  both.flags = KVS_SET_NX | KVS_SET_XX;
+  EXPECT_EQ(kvs_write_batch(s.db(), &both, 1), KVS_EINVAL);
+}
+
+int64_t Incr(Store& s, const std::string& k, int64_t delta, int* result) {
+  kvs_op op = Op(KVS_OP_INCR, k.data(), k.size());
+  op.delta = delta;
+  EXPECT_EQ(kvs_write_batch(s.db(), &op, 1), KVS_OK);
+  *result = op.result;
+  return op.num;
+}
+
+TEST(KvStoreRmw, IncrLikeRedis) {
+  TempDir d;
+  Store s(d.path());
+  int r;
+  EXPECT_EQ(Incr(s, "n", 1, &r), 1);
+  EXPECT_EQ(r, KVS_OK);
+  EXPECT_EQ(Incr(s, "n", 41, &r), 42);
+  EXPECT_EQ(Incr(s, "n", -50, &r), -8);
+  EXPECT_EQ(s.Get("n"), "-8");
+  for (const char* bad : {"abc", " 1", "1 ", "01", "+1", "-0", "-", "", "1.5", "99999999999999999999",
+                          "9223372036854775808", "-9223372036854775809"}) {
+    ASSERT_EQ(s.Set("b", bad), KVS_OK);
+    Incr(s, "b", 1, &r);
+    EXPECT_EQ(r, KVS_ENOTINT) << "'" << bad << "'";
+    EXPECT_EQ(s.Get("b"), bad) << "unchanged";
+  }
+  ASSERT_EQ(s.Set("m", "9223372036854775807"), KVS_OK);
+  Incr(s, "m", 1, &r);
+  EXPECT_EQ(r, KVS_EOVERFLOW);
+  EXPECT_EQ(s.Get("m"), "9223372036854775807");
+  ASSERT_EQ(s.Set("m", "-9223372036854775807"), KVS_OK);
+  EXPECT_EQ(Incr(s, "m", -1, &r), INT64_MIN);
+  EXPECT_EQ(s.Get("m"), "-9223372036854775808");
+  Incr(s, "m", -1, &r);
+  EXPECT_EQ(r, KVS_EOVERFLOW);
+  // A batch: SET then INCR then INCR of the same key.
+  kvs_op ops[] = {Op(KVS_OP_SET, "c", 1, "5", 1), Op(KVS_OP_INCR, "c", 1), Op(KVS_OP_INCR, "c", 1)};
+  ops[1].delta = 2;
+  ops[2].delta = 3;
+  ASSERT_EQ(kvs_write_batch(s.db(), ops, 3), KVS_OK);
+  EXPECT_EQ(ops[1].num, 7);
+  EXPECT_EQ(ops[2].num, 10);
+  s.Reopen();
+  EXPECT_EQ(s.Get("c"), "10");
+  EXPECT_EQ(s.Get("n"), "-8");
+}
+
+TEST(KvStoreRmw, ConcurrentIncrIsAtomic) {
+  TempDir d;
+  Store s(d.path());
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 8; t++)
+    ts.emplace_back([&] {
+      int r;
+      for (int i = 0; i < 300; i++) {
+        Incr(s, "counter", 1, &r);
+        ASSERT_EQ(r, KVS_OK);
+      }
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(s.Get("counter"), "2400");
+}
+
+TEST(KvStoreAsync, SubmitCallsBackOnce) {
+  TempDir d;
+  kvs_options o{};
+  o.fsync = KVS_FSYNC_ALWAYS;
+  Store s(d.path(), o);
+  const int kN = 1000;
+  struct Ctx {
+    std::atomic<int> calls{0};
+    std::atomic<int> bad{0};
+  } ctx;
+  std::vector<std::string> keys(kN);
+  std::vector<kvs_op> ops(kN);
+  for (int i = 0; i < kN; i++) {
+    keys[i] = "a" + std::to_string(i);
+    ops[i] = Op(KVS_OP_SET, keys[i].data(), keys[i].size(), keys[i].data(), keys[i].size());
+    ASSERT_EQ(kvs_submit(
+                  s.db(), &ops[i], 1,
+                  [](void* c, int result) {
+                    auto* x = static_cast<Ctx*>(c);
+                    if (result != KVS_OK) x->bad++;
+                    x->calls++;
+                  },
+                  &ctx),
+              KVS_OK);
+  }
+  for (int w = 0; w < 1000 && ctx.calls.load() < kN; w++) usleep(10000);
+  EXPECT_EQ(ctx.calls.load(), kN);
+  EXPECT_EQ(ctx.bad.load(), 0);
+  for (int i = 0; i < kN; i += 97) EXPECT_EQ(s.Get(keys[i]), keys[i]);
+  EXPECT_LT(s.Stats().syncs, static_cast<uint64_t>(kN)) << "queued writes share syncs";
+  kvs_op bad = Op(KVS_OP_SET, "", 0, "x", 1);
+  EXPECT_EQ(kvs_submit(s.db(), &bad, 1, [](void*, int) { abort(); }, nullptr), KVS_EINVAL);
 }
 
 }  // namespace
