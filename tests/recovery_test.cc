@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 
+#include <deque>
 #include <map>
 #include <mutex>
 #include <random>
@@ -52,14 +53,21 @@ void Set(kvs* db, const std::string& k, const std::string& v) {
 
 std::string Val(int i) { return "value-" + std::to_string(i) + std::string(40, 'x'); }
 
-// Records of a segment file (offset, length), footer included.
+// Records of a segment file (offset, length), footer included.  The keys
+// are copied (the reader's buffer goes away); values are not kept.
 std::vector<kvs_record> Records(const std::string& path) {
+  static std::deque<std::string> keys;  // stable addresses for rec.key
   std::vector<kvs_record> v;
   kvs_reader* r = nullptr;
   EXPECT_EQ(kvs_reader_open(path.c_str(), &r), KVS_OK) << kvs_errmsg();
   if (!r) return v;
   kvs_record rec;
-  while (kvs_reader_next(r, &rec) == KVS_OK) v.push_back(rec);
+  while (kvs_reader_next(r, &rec) == KVS_OK) {
+    keys.emplace_back(static_cast<const char*>(rec.key), rec.klen);
+    rec.key = keys.back().data();
+    rec.val = nullptr;
+    v.push_back(rec);
+  }
   kvs_reader_close(r);
   return v;
 }
