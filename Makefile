@@ -24,9 +24,9 @@ CC      ?= cc
 CXX     ?= c++
 
 # Debian packages: what the build needs, and what the tests need besides.
-DEB_BUILD := pkg-config liburcu-dev libcbor-dev libgtest-dev
+DEB_BUILD := pkg-config liburcu-dev libcbor-dev liblmdb-dev libgtest-dev
 DEB_TEST  := python3 python3-cbor2
-PKGS      := liburcu-memb liburcu-cds libcbor
+PKGS      := liburcu-memb liburcu-cds libcbor lmdb
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wpointer-arith \
         -Wundef -Wvla -Wnull-dereference

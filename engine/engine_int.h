@@ -57,6 +57,9 @@ int kvs__err_errno(int code, int errnum, const char *fmt, ...)
 void kvs__log(const struct kvs *db, enum kvs_log_level lvl, const char *fmt,
 	      ...) __attribute__((format(printf, 3, 4)));
 uint64_t kvs__now_us(void);
+/* Parse a Redis-style decimal int64 (no sign '+', no leading zeros, no
+ * spaces, at most 20 bytes), as INCR requires. */
+bool kvs__parse_int(const void *buf, size_t len, int64_t *out);
 
 /* ---- RCU read-side sections -------------------------------------------- */
 /*
@@ -335,11 +338,40 @@ struct kvs__req {
 	void *user_ctx;
 };
 
+/* ---- engines (api.c) ---------------------------------------------------- */
+
+/* What api.c needs of an engine.  Arguments are checked before these run;
+ * the directory is created, locked and marked by api.c. */
+struct kvs__vtable {
+	const char *name;   /* as in the directory's ENGINE marker */
+	size_t max_key;
+	int (*open)(const char *dir, const struct kvs_options *opt,
+		    struct kvs **out);
+	int (*close)(struct kvs *db);
+	int (*get)(struct kvs *db, const void *key, size_t klen, void **val,
+		   size_t *vlen);
+	int (*write)(struct kvs *db, struct kvs_op *ops, size_t n);
+	int (*submit)(struct kvs *db, struct kvs_op *ops, size_t n,
+		      void (*done)(void *ctx, int result), void *ctx);
+	int (*compact)(struct kvs *db);
+	int (*stats)(struct kvs *db, struct kvs_store_stats *st);
+};
+/* Every engine's handle starts with this (set by api.c after open). */
+struct kvs__handle {
+	const struct kvs__vtable *vt;
+	int lock_fd;  /* the directory's flock, released by kvs_close */
+};
+extern const struct kvs__vtable kvs__log_engine;
+extern const struct kvs__vtable kvs__lmdb_engine;
+
+/* ---- the log engine's handle ------------------------------------------------ */
+
 struct kvs {
+	struct kvs__handle h;    /* first: see api.c */
+
 	/* Immutable after open. */
 	char *dir;
 	struct kvs_options opt;
-	int lock_fd;
 	struct kvs__index *index;
 
 	/* The writer's queue: any thread appends, only the writer takes the

@@ -1,6 +1,9 @@
-/* kvs.c - the public API of the log engine: open and close, the lock-free
- * read path, and the write calls that hand their records to the writer. */
+/* kvs.c - the log engine's entry points (behind api.c's vtable): open and
+ * close, the lock-free read path, and the write calls that hand their
+ * records to the writer. */
 #include "engine_int.h"
+
+#include <time.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,85 +17,8 @@
 #define DEFAULT_SEGMENT_SIZE (64ull << 20)
 #define MIN_SEGMENT_SIZE (4ull << 10)
 #define MAX_SEGMENT_SIZE (1ull << 30)
-#define ENGINE_FILE "ENGINE"
-#define ENGINE_NAME "kvs\n"
-#define LOCK_FILE "LOCK"
 
 /* ---- opening ------------------------------------------------------------- */
-
-/* mkdir -p */
-static int make_dir(const char *dir)
-{
-	char path[4096];
-	size_t len = strlen(dir);
-	if (len == 0 || len >= sizeof path)
-		return kvs__err(KVS_EINVAL, "invalid directory name");
-	memcpy(path, dir, len + 1);
-	for (size_t i = 1; i <= len; i++) {
-		if (path[i] != '/' && path[i] != '\0')
-			continue;
-		char c = path[i];
-		path[i] = '\0';
-		if (mkdir(path, 0755) != 0 && errno != EEXIST)
-			return kvs__err_errno(KVS_EIO, errno, "%s: mkdir", path);
-		path[i] = c;
-	}
-	struct stat st;
-	if (stat(dir, &st) != 0)
-		return kvs__err_errno(KVS_EIO, errno, "%s", dir);
-	if (!S_ISDIR(st.st_mode))
-		return kvs__err(KVS_EINVAL, "%s: not a directory", dir);
-	return KVS_OK;
-}
-
-static int lock_dir(struct kvs *db)
-{
-	char path[4096];
-	snprintf(path, sizeof path, "%s/%s", db->dir, LOCK_FILE);
-	db->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (db->lock_fd < 0)
-		return kvs__err_errno(KVS_EIO, errno, "%s: open", path);
-	/* flock locks belong to the open file description, so a second
-	 * kvs_open of the same directory in this process conflicts too. */
-	if (flock(db->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-		if (errno == EWOULDBLOCK)
-			return kvs__err(KVS_ELOCKED,
-					"%s: the store is already open (locked "
-					"by another kvs handle or process)",
-					db->dir);
-		return kvs__err_errno(KVS_EIO, errno, "%s: flock", path);
-	}
-	return KVS_OK;
-}
-
-/* The marker naming the engine that owns the directory. */
-static int check_engine(struct kvs *db)
-{
-	char path[4096], buf[64];
-	snprintf(path, sizeof path, "%s/%s", db->dir, ENGINE_FILE);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno != ENOENT)
-			return kvs__err_errno(KVS_EIO, errno, "%s: open", path);
-		return kvs__io_write_file_durably(db->dir, ENGINE_FILE,
-						  ENGINE_NAME,
-						  strlen(ENGINE_NAME));
-	}
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	int e = errno;
-	close(fd);
-	if (n < 0)
-		return kvs__err_errno(KVS_EIO, e, "%s: read", path);
-	buf[n] = '\0';
-	if (strcmp(buf, ENGINE_NAME) != 0) {
-		buf[strcspn(buf, "\n")] = '\0';
-		return kvs__err(KVS_EENGINE,
-				"%s: the directory holds a '%s' store, not a "
-				"'kvs' one",
-				db->dir, buf);
-	}
-	return KVS_OK;
-}
 
 static void free_handle(struct kvs *db)
 {
@@ -101,8 +27,6 @@ static void free_handle(struct kvs *db)
 		next = s->next;
 		kvs__seg_free(s);
 	}
-	if (db->lock_fd >= 0)
-		close(db->lock_fd);
 	pthread_mutex_destroy(&db->q_mu);
 	pthread_cond_destroy(&db->q_cv);
 	pthread_mutex_destroy(&db->sync_mu);
@@ -111,24 +35,21 @@ static void free_handle(struct kvs *db)
 	free(db);
 }
 
-int kvs_open(const char *dir, const struct kvs_options *opts, struct kvs **out)
+static int log_open(const char *dir, const struct kvs_options *opts,
+		    struct kvs **out)
 {
 	struct kvs *db = NULL;
 	pthread_condattr_t ca;
 	int rc;
 
 	uint64_t t0 = kvs__now_us();
-	if (!dir || !*dir || !out)
-		return kvs__err(KVS_EINVAL, "kvs_open: dir and out are required");
-	*out = NULL;
 	db = calloc(1, sizeof *db);
 	if (!db || !(db->dir = strdup(dir))) {
 		free(db);
 		return kvs__err(KVS_ENOMEM, "out of memory");
 	}
-	db->lock_fd = -1;
-	if (opts)
-		db->opt = *opts;
+	db->h.lock_fd = -1;
+	db->opt = *opts;
 	if (db->opt.segment_size == 0)
 		db->opt.segment_size = DEFAULT_SEGMENT_SIZE;
 	KVS_CHECK(pthread_mutex_init(&db->q_mu, NULL));
@@ -139,11 +60,6 @@ int kvs_open(const char *dir, const struct kvs_options *opts, struct kvs **out)
 	KVS_CHECK(pthread_cond_init(&db->sync_cv, &ca));
 	pthread_condattr_destroy(&ca);
 
-	if ((unsigned)db->opt.fsync > KVS_FSYNC_NEVER) {
-		rc = kvs__err(KVS_EINVAL, "invalid fsync policy %d",
-			      (int)db->opt.fsync);
-		goto fail;
-	}
 	if (db->opt.segment_size < MIN_SEGMENT_SIZE ||
 	    db->opt.segment_size > MAX_SEGMENT_SIZE) {
 		rc = kvs__err(KVS_EINVAL,
@@ -152,9 +68,7 @@ int kvs_open(const char *dir, const struct kvs_options *opts, struct kvs **out)
 		goto fail;
 	}
 	kvs__rcu_thread_online();
-	if ((rc = make_dir(dir)) || (rc = lock_dir(db)) ||
-	    (rc = check_engine(db)) || (rc = kvs__index_new(&db->index)) ||
-	    (rc = kvs__recover(db)))
+	if ((rc = kvs__index_new(&db->index)) || (rc = kvs__recover(db)))
 		goto fail;
 	db->counters.open_us = kvs__now_us() - t0;
 	if ((rc = kvs__writer_start(db)) != KVS_OK)
@@ -167,10 +81,8 @@ fail:
 	return rc;
 }
 
-int kvs_close(struct kvs *db)
+static int log_close(struct kvs *db)
 {
-	if (!db)
-		return kvs__err(KVS_EINVAL, "kvs_close: NULL handle");
 	kvs__rcu_thread_online();
 	kvs__writer_stop(db);
 	int failed = atomic_load(&db->failed);
@@ -182,16 +94,6 @@ int kvs_close(struct kvs *db)
 }
 
 /* ---- reading --------------------------------------------------------------- */
-
-static int check_key(const void *key, size_t klen)
-{
-	if (!key || klen == 0)
-		return kvs__err(KVS_EINVAL, "the key must not be empty");
-	if (klen > KVS_MAX_KEY)
-		return kvs__err(KVS_ETOOBIG, "key of %zu bytes is over the "
-				"limit of %u bytes", klen, KVS_MAX_KEY);
-	return KVS_OK;
-}
 
 /* Copy the value of `e` into buf, checking the record's CRC.  Runs inside
  * the caller's read-side section: the segment (and its mapping or file
@@ -255,14 +157,10 @@ int kvs__read_value(const struct kvs__entry *e, void *buf)
 	return rc;
 }
 
-int kvs_get(struct kvs *db, const void *key, size_t klen, void **val,
-	    size_t *vlen)
+static int log_get(struct kvs *db, const void *key, size_t klen, void **val,
+		   size_t *vlen)
 {
 	int rc;
-	if (!db || !val || !vlen)
-		return kvs__err(KVS_EINVAL, "kvs_get: NULL argument");
-	if ((rc = check_key(key, klen)) != KVS_OK)
-		return rc;
 	kvs__rcu_thread_online();
 	uint64_t hash = kvs__index_hash(db->index, key, klen);
 
@@ -291,26 +189,6 @@ int kvs_get(struct kvs *db, const void *key, size_t klen, void **val,
 
 /* ---- writing ----------------------------------------------------------------- */
 
-static int check_op(const struct kvs_op *op)
-{
-	int rc = check_key(op->key, op->klen);
-	if (rc)
-		return rc;
-	if (op->type == KVS_OP_REMOVE || op->type == KVS_OP_INCR)
-		return KVS_OK;
-	if (op->type != KVS_OP_SET)
-		return kvs__err(KVS_EINVAL, "unknown operation %d", (int)op->type);
-	if (op->flags & ~(KVS_SET_NX | KVS_SET_XX) ||
-	    op->flags == (KVS_SET_NX | KVS_SET_XX))
-		return kvs__err(KVS_EINVAL, "invalid set flags %#x", op->flags);
-	if (!op->val && op->vlen)
-		return kvs__err(KVS_EINVAL, "NULL value with a nonzero length");
-	if (op->vlen > KVS_MAX_VALUE)
-		return kvs__err(KVS_ETOOBIG, "value of %zu bytes is over the "
-				"limit of %u bytes", op->vlen, KVS_MAX_VALUE);
-	return KVS_OK;
-}
-
 static int submit_ops(struct kvs *db, struct kvs_op *ops, size_t n)
 {
 	if (atomic_load(&db->failed))
@@ -329,43 +207,8 @@ static int submit_ops(struct kvs *db, struct kvs_op *ops, size_t n)
 	return KVS_OK;
 }
 
-int kvs_set(struct kvs *db, const void *key, size_t klen, const void *val,
-	    size_t vlen)
+static int log_write(struct kvs *db, struct kvs_op *ops, size_t n)
 {
-	struct kvs_op op = { .type = KVS_OP_SET, .key = key, .klen = klen,
-			      .val = val, .vlen = vlen };
-	int rc;
-	if (!db)
-		return kvs__err(KVS_EINVAL, "kvs_set: NULL handle");
-	if ((rc = check_op(&op)) != KVS_OK)
-		return rc;
-	return submit_ops(db, &op, 1);
-}
-
-int kvs_remove(struct kvs *db, const void *key, size_t klen)
-{
-	struct kvs_op op = { .type = KVS_OP_REMOVE, .key = key,
-			      .klen = klen };
-	int rc;
-	if (!db)
-		return kvs__err(KVS_EINVAL, "kvs_remove: NULL handle");
-	if ((rc = check_op(&op)) != KVS_OK)
-		return rc;
-	if ((rc = submit_ops(db, &op, 1)) != KVS_OK)
-		return rc;
-	return op.result;
-}
-
-int kvs_write_batch(struct kvs *db, struct kvs_op *ops, size_t n)
-{
-	int rc;
-	if (!db || (!ops && n))
-		return kvs__err(KVS_EINVAL, "kvs_write_batch: NULL argument");
-	for (size_t i = 0; i < n; i++)
-		if ((rc = check_op(&ops[i])) != KVS_OK)
-			return rc;
-	if (n == 0)
-		return KVS_OK;
 	return submit_ops(db, ops, n);
 }
 
@@ -375,15 +218,9 @@ static void async_done(struct kvs__req *req)
 	free(req);
 }
 
-int kvs_submit(struct kvs *db, struct kvs_op *ops, size_t n,
-	       void (*done)(void *ctx, int result), void *ctx)
+static int log_submit(struct kvs *db, struct kvs_op *ops, size_t n,
+		      void (*done)(void *ctx, int result), void *ctx)
 {
-	int rc;
-	if (!db || (!ops && n) || !done)
-		return kvs__err(KVS_EINVAL, "kvs_submit: NULL argument");
-	for (size_t i = 0; i < n; i++)
-		if ((rc = check_op(&ops[i])) != KVS_OK)
-			return rc;
 	if (atomic_load(&db->failed))
 		return kvs__err_errno(KVS_EFAILED, atomic_load(&db->failed),
 				      "writes refused: an earlier write or sync "
@@ -401,21 +238,29 @@ int kvs_submit(struct kvs *db, struct kvs_op *ops, size_t n,
 	return KVS_OK;
 }
 
-int kvs_stats(struct kvs *db, struct kvs_store_stats *st)
+static int log_stats(struct kvs *db, struct kvs_store_stats *st)
 {
-	if (!db || !st)
-		return kvs__err(KVS_EINVAL, "kvs_stats: NULL argument");
 	struct kvs__req req = { .kind = KVS__REQ_STATS, .stats = st };
 	return kvs__submit_wait(db, &req);
 }
 
-int kvs_compact(struct kvs *db)
+static int log_compact(struct kvs *db)
 {
-	if (!db)
-		return kvs__err(KVS_EINVAL, "kvs_compact: NULL handle");
 	struct kvs__req req = { .kind = KVS__REQ_COMPACT };
 	int rc = kvs__submit_wait(db, &req);
 	if (rc != KVS_OK)
 		return kvs__err(rc, "compaction failed: %s", kvs_strerror(rc));
 	return KVS_OK;
 }
+
+const struct kvs__vtable kvs__log_engine = {
+	.name = "kvs",
+	.max_key = KVS_MAX_KEY,
+	.open = log_open,
+	.close = log_close,
+	.get = log_get,
+	.write = log_write,
+	.submit = log_submit,
+	.compact = log_compact,
+	.stats = log_stats,
+};

@@ -64,8 +64,17 @@ enum kvs_fsync {
 
 enum kvs_log_level { KVS_LOG_ERROR = 0, KVS_LOG_WARN = 1, KVS_LOG_INFO = 2 };
 
+/* The engines.  A directory records which one owns it; opening it with
+ * another is refused with KVS_EENGINE. */
+enum kvs_engine {
+	KVS_ENGINE_AUTO = 0, /* the one recorded in the directory, else kvs */
+	KVS_ENGINE_KVS = 1,  /* the log-structured engine ("kvs") */
+	KVS_ENGINE_LMDB = 2, /* LMDB ("lmdb"), the yardstick: see docs */
+};
+
 /* Options for kvs_open().  A zeroed struct (or NULL) means the defaults. */
 struct kvs_options {
+	enum kvs_engine engine;
 	enum kvs_fsync fsync;   /* default KVS_FSYNC_EVERYSEC */
 	uint64_t segment_size;  /* bytes; 0 = 64 MiB; 4 KiB..1 GiB */
 	/* Compaction (see docs/COMPACTION.md).  A sealed segment whose dead
@@ -131,6 +140,9 @@ int kvs_get(struct kvs *db, const void *key, size_t klen, void **val,
  * Errors: KVS_ENOTFOUND, and those of kvs_set().
  */
 int kvs_remove(struct kvs *db, const void *key, size_t klen);
+
+/* The name of the handle's engine: "kvs" or "lmdb". */
+const char *kvs_engine_name(const struct kvs *db);
 
 /* Release a buffer returned by the library. */
 void kvs_free(void *p);

@@ -58,6 +58,43 @@ uint64_t kvs__now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* Parse a Redis-style integer: an optional '-', then digits without
+ * leading zeros ("0" itself is fine), at most 20 bytes, within int64. */
+bool kvs__parse_int(const void *buf, size_t len, int64_t *out)
+{
+	const unsigned char *p = buf;
+	bool neg = false;
+	uint64_t v = 0;
+	if (len == 0 || len > 20)
+		return false;
+	if (*p == '-') {
+		neg = true;
+		p++;
+		len--;
+		if (len == 0)
+			return false;
+	}
+	if (p[0] == '0')
+		return len == 1 && !neg ? (*out = 0, true) : false;
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+		if (v > (UINT64_MAX - (uint64_t)(p[i] - '0')) / 10)
+			return false;
+		v = v * 10 + (uint64_t)(p[i] - '0');
+	}
+	if (neg) {
+		if (v > (uint64_t)INT64_MAX + 1)
+			return false;
+		*out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+	} else {
+		if (v > (uint64_t)INT64_MAX)
+			return false;
+		*out = (int64_t)v;
+	}
+	return true;
+}
+
 const char *kvs_errmsg(void)
 {
 	return errbuf;

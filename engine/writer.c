@@ -253,43 +253,6 @@ static int overlay_note(struct kvs__writer_buf *wb, uint64_t hash,
 	return KVS_OK;
 }
 
-/* Parse a Redis-style integer: an optional '-', then digits without
- * leading zeros ("0" itself is fine), at most 20 bytes, within int64. */
-static bool parse_int(const void *buf, size_t len, int64_t *out)
-{
-	const unsigned char *p = buf;
-	bool neg = false;
-	uint64_t v = 0;
-	if (len == 0 || len > 20)
-		return false;
-	if (*p == '-') {
-		neg = true;
-		p++;
-		len--;
-		if (len == 0)
-			return false;
-	}
-	if (p[0] == '0')
-		return len == 1 && !neg ? (*out = 0, true) : false;
-	for (size_t i = 0; i < len; i++) {
-		if (p[i] < '0' || p[i] > '9')
-			return false;
-		if (v > (UINT64_MAX - (uint64_t)(p[i] - '0')) / 10)
-			return false;
-		v = v * 10 + (uint64_t)(p[i] - '0');
-	}
-	if (neg) {
-		if (v > (uint64_t)INT64_MAX + 1)
-			return false;
-		*out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
-	} else {
-		if (v > (uint64_t)INT64_MAX)
-			return false;
-		*out = (int64_t)v;
-	}
-	return true;
-}
-
 /* The key's state counting this round's writes.  Returns KVS_OK (present),
  * KVS_ENOTFOUND, or a read error.  With num != NULL, also parses the value
  * as an integer: *is_int says whether it is one. */
@@ -304,7 +267,7 @@ static int key_state(struct kvs *db, uint64_t hash, const void *key,
 			return KVS_ENOTFOUND;
 		if (num)
 			*is_int = p->is_num ? (*num = p->num, true)
-					    : parse_int(p->val, p->vlen, num);
+					    : kvs__parse_int(p->val, p->vlen, num);
 		return KVS_OK;
 	}
 	int rc = KVS_OK;
@@ -317,7 +280,7 @@ static int key_state(struct kvs *db, uint64_t hash, const void *key,
 		*is_int = false;
 		if (e->vlen <= sizeof buf &&
 		    (rc = kvs__read_value(e, buf)) == KVS_OK)
-			*is_int = parse_int(buf, e->vlen, num);
+			*is_int = kvs__parse_int(buf, e->vlen, num);
 	}
 	kvs__read_unlock();
 	return rc;

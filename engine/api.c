@@ -1,0 +1,270 @@
+/* api.c - the public API: argument checks, the data directory (its lock and
+ * the marker naming its engine), and dispatch to the engine that owns it
+ * (the log engine, kvs.c, or the LMDB engine, lmdb.c). */
+#include "engine_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ENGINE_FILE "ENGINE"
+#define LOCK_FILE "LOCK"
+
+#define VT(db) (((const struct kvs__handle *)(db))->vt)
+
+/* mkdir -p */
+static int make_dir(const char *dir)
+{
+	char path[4096];
+	size_t len = strlen(dir);
+	if (len == 0 || len >= sizeof path)
+		return kvs__err(KVS_EINVAL, "invalid directory name");
+	memcpy(path, dir, len + 1);
+	for (size_t i = 1; i <= len; i++) {
+		if (path[i] != '/' && path[i] != '\0')
+			continue;
+		char c = path[i];
+		path[i] = '\0';
+		if (mkdir(path, 0755) != 0 && errno != EEXIST)
+			return kvs__err_errno(KVS_EIO, errno, "%s: mkdir", path);
+		path[i] = c;
+	}
+	struct stat st;
+	if (stat(dir, &st) != 0)
+		return kvs__err_errno(KVS_EIO, errno, "%s", dir);
+	if (!S_ISDIR(st.st_mode))
+		return kvs__err(KVS_EINVAL, "%s: not a directory", dir);
+	return KVS_OK;
+}
+
+static int lock_dir(const char *dir, int *fd_out)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/%s", dir, LOCK_FILE);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return kvs__err_errno(KVS_EIO, errno, "%s: open", path);
+	/* flock locks belong to the open file description, so a second
+	 * kvs_open of the same directory in this process conflicts too. */
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+		close(fd);
+		if (e == EWOULDBLOCK)
+			return kvs__err(KVS_ELOCKED,
+					"%s: the store is already open (locked "
+					"by another kvs handle or process)",
+					dir);
+		return kvs__err_errno(KVS_EIO, e, "%s: flock", path);
+	}
+	*fd_out = fd;
+	return KVS_OK;
+}
+
+/* Read the marker naming the engine that owns the directory into name
+ * ("" when there is none yet). */
+static int read_marker(const char *dir, char *name, size_t size)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/%s", dir, ENGINE_FILE);
+	name[0] = '\0';
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return KVS_OK;
+		return kvs__err_errno(KVS_EIO, errno, "%s: open", path);
+	}
+	ssize_t n = read(fd, name, size - 1);
+	int e = errno;
+	close(fd);
+	if (n < 0)
+		return kvs__err_errno(KVS_EIO, e, "%s: read", path);
+	name[n] = '\0';
+	name[strcspn(name, "\n")] = '\0';
+	return KVS_OK;
+}
+
+static const struct kvs__vtable *engine_named(const char *name)
+{
+	if (strcmp(name, kvs__log_engine.name) == 0)
+		return &kvs__log_engine;
+	if (strcmp(name, kvs__lmdb_engine.name) == 0)
+		return &kvs__lmdb_engine;
+	return NULL;
+}
+
+static int check_key(const struct kvs *db, const void *key, size_t klen)
+{
+	size_t max = VT(db)->max_key;
+	if (!key || klen == 0)
+		return kvs__err(KVS_EINVAL, "the key must not be empty");
+	if (klen > max)
+		return kvs__err(KVS_ETOOBIG, "key of %zu bytes is over the "
+				"%s engine's limit of %zu bytes", klen,
+				VT(db)->name, max);
+	return KVS_OK;
+}
+
+static int check_op(const struct kvs *db, const struct kvs_op *op)
+{
+	int rc = check_key(db, op->key, op->klen);
+	if (rc)
+		return rc;
+	if (op->type == KVS_OP_REMOVE || op->type == KVS_OP_INCR)
+		return KVS_OK;
+	if (op->type != KVS_OP_SET)
+		return kvs__err(KVS_EINVAL, "unknown operation %d", (int)op->type);
+	if (op->flags & ~(KVS_SET_NX | KVS_SET_XX) ||
+	    op->flags == (KVS_SET_NX | KVS_SET_XX))
+		return kvs__err(KVS_EINVAL, "invalid set flags %#x", op->flags);
+	if (!op->val && op->vlen)
+		return kvs__err(KVS_EINVAL, "NULL value with a nonzero length");
+	if (op->vlen > KVS_MAX_VALUE)
+		return kvs__err(KVS_ETOOBIG, "value of %zu bytes is over the "
+				"limit of %u bytes", op->vlen, KVS_MAX_VALUE);
+	return KVS_OK;
+}
+
+int kvs_open(const char *dir, const struct kvs_options *opts, struct kvs **out)
+{
+	struct kvs_options opt = { 0 };
+	const struct kvs__vtable *vt = NULL;
+	char recorded[64];
+	int lock_fd = -1, rc;
+
+	if (!dir || !*dir || !out)
+		return kvs__err(KVS_EINVAL, "kvs_open: dir and out are required");
+	*out = NULL;
+	if (opts)
+		opt = *opts;
+	if ((unsigned)opt.fsync > KVS_FSYNC_NEVER)
+		return kvs__err(KVS_EINVAL, "invalid fsync policy %d",
+				(int)opt.fsync);
+	if ((unsigned)opt.engine > KVS_ENGINE_LMDB)
+		return kvs__err(KVS_EINVAL, "invalid engine %d", (int)opt.engine);
+	const struct kvs__vtable *wanted =
+		opt.engine == KVS_ENGINE_LMDB ? &kvs__lmdb_engine :
+		opt.engine == KVS_ENGINE_KVS ? &kvs__log_engine : NULL;
+
+	if ((rc = make_dir(dir)) || (rc = lock_dir(dir, &lock_fd)) ||
+	    (rc = read_marker(dir, recorded, sizeof recorded)))
+		goto fail;
+	if (recorded[0]) {
+		vt = engine_named(recorded);
+		if (!vt || (wanted && wanted != vt)) {
+			rc = kvs__err(KVS_EENGINE,
+				      "%s: the directory holds a '%s' store, "
+				      "not a '%s' one",
+				      dir, recorded,
+				      wanted ? wanted->name : "known");
+			goto fail;
+		}
+	} else {
+		vt = wanted ? wanted : &kvs__log_engine;
+		char marker[64];
+		int n = snprintf(marker, sizeof marker, "%s\n", vt->name);
+		rc = kvs__io_write_file_durably(dir, ENGINE_FILE, marker,
+						(size_t)n);
+		if (rc)
+			goto fail;
+	}
+	if ((rc = vt->open(dir, &opt, out)) != KVS_OK)
+		goto fail;
+	((struct kvs__handle *)*out)->vt = vt;
+	((struct kvs__handle *)*out)->lock_fd = lock_fd;
+	return KVS_OK;
+fail:
+	if (lock_fd >= 0)
+		close(lock_fd);
+	return rc;
+}
+
+int kvs_close(struct kvs *db)
+{
+	if (!db)
+		return kvs__err(KVS_EINVAL, "kvs_close: NULL handle");
+	/* The lock goes last, once the engine has made everything durable. */
+	int lock_fd = ((struct kvs__handle *)db)->lock_fd;
+	int rc = VT(db)->close(db);
+	if (lock_fd >= 0)
+		close(lock_fd);
+	return rc;
+}
+
+const char *kvs_engine_name(const struct kvs *db)
+{
+	return db ? VT(db)->name : "";
+}
+
+int kvs_get(struct kvs *db, const void *key, size_t klen, void **val,
+	    size_t *vlen)
+{
+	int rc;
+	if (!db || !val || !vlen)
+		return kvs__err(KVS_EINVAL, "kvs_get: NULL argument");
+	if ((rc = check_key(db, key, klen)) != KVS_OK)
+		return rc;
+	return VT(db)->get(db, key, klen, val, vlen);
+}
+
+int kvs_write_batch(struct kvs *db, struct kvs_op *ops, size_t n)
+{
+	int rc;
+	if (!db || (!ops && n))
+		return kvs__err(KVS_EINVAL, "kvs_write_batch: NULL argument");
+	for (size_t i = 0; i < n; i++)
+		if ((rc = check_op(db, &ops[i])) != KVS_OK)
+			return rc;
+	if (n == 0)
+		return KVS_OK;
+	return VT(db)->write(db, ops, n);
+}
+
+int kvs_set(struct kvs *db, const void *key, size_t klen, const void *val,
+	    size_t vlen)
+{
+	struct kvs_op op = { .type = KVS_OP_SET, .key = key, .klen = klen,
+			     .val = val, .vlen = vlen };
+	if (!db)
+		return kvs__err(KVS_EINVAL, "kvs_set: NULL handle");
+	return kvs_write_batch(db, &op, 1);
+}
+
+int kvs_remove(struct kvs *db, const void *key, size_t klen)
+{
+	struct kvs_op op = { .type = KVS_OP_REMOVE, .key = key, .klen = klen };
+	if (!db)
+		return kvs__err(KVS_EINVAL, "kvs_remove: NULL handle");
+	int rc = kvs_write_batch(db, &op, 1);
+	return rc != KVS_OK ? rc : op.result;
+}
+
+int kvs_submit(struct kvs *db, struct kvs_op *ops, size_t n,
+	       void (*done)(void *ctx, int result), void *ctx)
+{
+	int rc;
+	if (!db || (!ops && n) || !done)
+		return kvs__err(KVS_EINVAL, "kvs_submit: NULL argument");
+	for (size_t i = 0; i < n; i++)
+		if ((rc = check_op(db, &ops[i])) != KVS_OK)
+			return rc;
+	return VT(db)->submit(db, ops, n, done, ctx);
+}
+
+int kvs_stats(struct kvs *db, struct kvs_store_stats *st)
+{
+	if (!db || !st)
+		return kvs__err(KVS_EINVAL, "kvs_stats: NULL argument");
+	return VT(db)->stats(db, st);
+}
+
+int kvs_compact(struct kvs *db)
+{
+	if (!db)
+		return kvs__err(KVS_EINVAL, "kvs_compact: NULL handle");
+	return VT(db)->compact(db);
+}
