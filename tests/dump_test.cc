@@ -1,6 +1,6 @@
-// dump_test.cc - tests of kvs-dump (listing, JSON, --verify, --stats) on
-// stores written through the C API, and of tests/check_cbor.py, the
-// independent cbor2-based checker of the segment format.
+// dump_test.cc - tests of kvs-dump (listing, JSON, --verify, --stats, hint
+// files) on stores written through the C API, and of tests/check_cbor.py,
+// the independent cbor2-based checker of the segment and hint formats.
 #include <cinttypes>
 #include <map>
 #include <set>
@@ -37,6 +37,7 @@ class Store {
   void Remove(const std::string& k) {
     ASSERT_EQ(kvs_remove(db_, k.data(), k.size()), KVS_OK) << kvs_errmsg();
   }
+  void Compact() { ASSERT_EQ(kvs_compact(db_), KVS_OK) << kvs_errmsg(); }
   struct kvs_store_stats Stats() {
     struct kvs_store_stats st{};
     EXPECT_EQ(kvs_stats(db_, &st), KVS_OK);
@@ -94,6 +95,24 @@ long long NumAfter(const std::string& s, const std::string& prefix) {
   return std::strtoll(s.c_str() + p + prefix.size(), nullptr, 10);
 }
 
+// The number (possibly fractional) after "name": in a JSON line; -1 if absent.
+double JsonDouble(const std::string& line, const std::string& name) {
+  std::string pat = "\"" + name + "\":";
+  size_t p = line.find(pat);
+  if (p == std::string::npos) return -1;
+  return std::strtod(line.c_str() + p + pat.size(), nullptr);
+}
+
+// The string after "name": in a JSON line, up to the next quote (for the
+// plain ASCII keys of these tests); "" if absent.
+std::string JsonStr(const std::string& line, const std::string& name) {
+  std::string pat = "\"" + name + "\":\"";
+  size_t p = line.find(pat);
+  if (p == std::string::npos) return "";
+  p += pat.size();
+  return line.substr(p, line.find('"', p) - p);
+}
+
 struct RecPos {
   long long offset, length;
   std::string op;
@@ -122,6 +141,41 @@ void FlipByte(const std::string& path, long long off) {
 
 void TruncateTo(const std::string& path, long long size) {
   ASSERT_EQ(truncate(path.c_str(), size), 0) << path;
+}
+
+// A segment's hint file (the engine writes one per sealed segment).
+std::string HintOf(const std::string& seg) { return seg.substr(0, seg.size() - 4) + ".hint"; }
+
+// The hint files of a store: those of its segments that have one.
+std::vector<std::string> Hints(const std::string& dir) {
+  std::vector<std::string> v;
+  for (const auto& seg : Segments(dir))
+    if (kvstest::FileSize(HintOf(seg)) > 0) v.push_back(HintOf(seg));
+  return v;
+}
+
+// CRC-32C (Castagnoli), as the engine computes it, to forge hint files.
+uint32_t Crc32c(const std::string& data) {
+  uint32_t crc = 0xffffffffu;
+  for (unsigned char c : data) {
+    crc ^= c;
+    for (int k = 0; k < 8; k++) crc = (crc >> 1) ^ (0x82f63b78u & (0u - (crc & 1)));
+  }
+  return ~crc;
+}
+
+// Recompute the trailing checksum of a hint file (5 bytes: 1a + big-endian
+// CRC-32C of every byte before it) after an edit.
+void FixHintCrc(std::string& h) {
+  uint32_t crc = Crc32c(h.substr(0, h.size() - 5));
+  h[h.size() - 5] = '\x1a';
+  for (int i = 0; i < 4; i++) h[h.size() - 4 + i] = static_cast<char>(crc >> (24 - 8 * i));
+}
+
+// The length of the CBOR head (initial byte plus argument) at h[p].
+size_t CborHead(const std::string& h, size_t p) {
+  unsigned ai = static_cast<unsigned char>(h.at(p)) & 0x1f;
+  return ai < 24 ? 1 : ai == 24 ? 2 : ai == 25 ? 3 : ai == 26 ? 5 : 9;
 }
 
 std::string Value(int i, size_t len) {
@@ -355,13 +409,16 @@ TEST(DumpTest, VerifyOkOnGoodStoreEvenWhileOpen) {
   // The reader takes no lock: the store may be open meanwhile.
   RunResult r = Dump({"--verify", t.path()});
   ASSERT_EQ(r.status, 0) << r.err;
+  // Every sealed segment has a hint file, checked too.
   EXPECT_EQ(r.out, "OK: " + std::to_string(segs.size()) + " segments (" +
-                       std::to_string(segs.size() - 1) + " sealed), 220 records (200 sets, 20 removes)\n");
+                       std::to_string(segs.size() - 1) + " sealed), 220 records (200 sets, 20 removes), " +
+                       std::to_string(segs.size() - 1) + " hint files\n");
   s.Close();
   r = Dump({"--verify", "--json", t.path()});
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_TRUE(Contains(r.out, "{\"ok\":true,\"segments\":")) << r.out;
   EXPECT_EQ(JsonNum(r.out, "records"), 220);
+  EXPECT_EQ(JsonNum(r.out, "hints"), static_cast<long long>(segs.size() - 1));
 }
 
 TEST(DumpTest, VerifyNamesFileAndOffsetOfFlippedByteInOldSegment) {
@@ -639,6 +696,374 @@ TEST(DumpTest, StatsCountsALiveRecordOnceWhenAFileIsGivenTwice) {
   EXPECT_EQ(Row(lines[2]).live, 2);
 }
 
+// ---- dead bytes ---------------------------------------------------------------
+
+TEST(DumpTest, StatsDeadRatioIsZeroWithDistinctKeys) {
+  TempDir t;
+  FillStore(t.path(), 150);
+  auto segs = Segments(t.path());
+  ASSERT_GE(segs.size(), 3u);
+  RunResult r = Dump({"--stats", "--json", t.path()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), segs.size() + 1);
+  for (const auto& line : lines) {
+    EXPECT_EQ(JsonNum(line, "dead_bytes"), 0) << line;
+    EXPECT_EQ(JsonDouble(line, "dead_ratio"), 0.0) << line;
+    EXPECT_EQ(JsonNum(line, "record_bytes"), JsonNum(line, "live_bytes")) << line;
+  }
+  for (size_t i = 0; i + 1 < lines.size(); i++)
+    EXPECT_TRUE(Contains(lines[i], "\"file_kind\":\"segment\"")) << lines[i];
+  // The text table: dead_bytes and dead_ratio follow live_bytes.
+  RunResult txt = Dump({"--stats", t.path()});
+  ASSERT_EQ(txt.status, 0);
+  auto tl = Lines(txt.out);
+  ASSERT_EQ(tl.size(), segs.size() + 2) << txt.out;
+  EXPECT_TRUE(Contains(tl[0], "live_bytes   dead_bytes dead_ratio  sealed")) << tl[0];
+  std::istringstream total(tl.back());
+  long long n[7];
+  std::string ratio, word;
+  for (long long& x : n) total >> x;
+  total >> ratio >> word;
+  EXPECT_EQ(n[6], 0) << tl.back();
+  EXPECT_EQ(ratio, "0.000") << tl.back();
+  EXPECT_EQ(word, "total") << tl.back();
+}
+
+TEST(DumpTest, StatsDeadRatioAfterOverwritingEveryKeyTwice) {
+  TempDir t;
+  struct kvs_store_stats est{};
+  {
+    Store s(t.path());  // no_auto_compact: every record stays
+    for (int round = 0; round < 3; round++)
+      for (int i = 0; i < 60; i++) s.Set("key-" + std::to_string(i), Value(round * 100 + i, 100));
+    est = s.Stats();
+  }
+  auto segs = Segments(t.path());
+  ASSERT_GE(segs.size(), 3u);
+  RunResult r = Dump({"--stats", "--json", t.path()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), segs.size() + 1);
+  long long dead_sum = 0, rec_sum = 0;
+  for (size_t i = 0; i < segs.size(); i++) {
+    long long rec = JsonNum(lines[i], "record_bytes"), dead = JsonNum(lines[i], "dead_bytes");
+    EXPECT_EQ(dead, rec - JsonNum(lines[i], "live_bytes")) << lines[i];
+    // Record bytes: the file but its 12-byte header and (if sealed) footer.
+    EXPECT_LT(rec, JsonNum(lines[i], "bytes")) << lines[i];
+    if (rec > 0) {
+      EXPECT_NEAR(JsonDouble(lines[i], "dead_ratio"), double(dead) / rec, 1e-4) << lines[i];
+    }
+    dead_sum += dead;
+    rec_sum += rec;
+  }
+  const std::string& total = lines.back();
+  EXPECT_EQ(JsonNum(total, "dead_bytes"), dead_sum);
+  EXPECT_EQ(JsonNum(total, "record_bytes"), rec_sum);
+  // Two of every three records of a key are dead: the ratio is about 2/3.
+  double ratio = JsonDouble(total, "dead_ratio");
+  EXPECT_GT(ratio, 0.5) << total;
+  EXPECT_NEAR(ratio, 2.0 / 3, 0.02) << total;
+  // The first segments hold only overwritten records.
+  EXPECT_EQ(JsonDouble(lines[0], "dead_ratio"), 1.0) << lines[0];
+  // Without removes, dead means overwritten: the engine counts the same.
+  EXPECT_EQ(static_cast<long long>(est.dead_bytes), dead_sum);
+  EXPECT_EQ(static_cast<long long>(est.live_bytes), JsonNum(total, "live_bytes"));
+}
+
+TEST(DumpTest, StatsCountsTombstonesAsDead) {
+  TempDir t;
+  {
+    Store s(t.path());
+    s.Set("a", "1");  // 12 bytes, dead: removed below
+    s.Set("b", "2");  // 12 bytes, live
+    s.Remove("a");    // 10 bytes (84 seq 01 41 a 1a crc), dead
+  }
+  RunResult r = Dump({"--stats", "--json", t.path()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), 2u) << r.out;
+  EXPECT_EQ(JsonNum(lines[0], "record_bytes"), 34);
+  EXPECT_EQ(JsonNum(lines[0], "live_bytes"), 12);
+  EXPECT_EQ(JsonNum(lines[0], "dead_bytes"), 22);
+  EXPECT_NEAR(JsonDouble(lines[1], "dead_ratio"), 22.0 / 34, 1e-4) << lines[1];
+  RunResult h = Dump({"--help"});
+  EXPECT_TRUE(Contains(h.out, "dead")) << h.out;
+  EXPECT_TRUE(Contains(h.out, "every REMOVE")) << h.out;
+}
+
+// ---- hint files ----------------------------------------------------------------
+
+// A store of several sealed segments (each with its hint file) holding
+// sets, overwrites and removes.
+void FillMixedStore(const std::string& dir) {
+  Store s(dir);
+  for (int i = 0; i < 200; i++) s.Set("key-" + std::to_string(i % 120), Value(i, 60 + i % 50));
+  for (int i = 0; i < 120; i += 7) s.Remove("key-" + std::to_string(i));
+  for (int i = 0; i < 40; i++) s.Set("more-" + std::to_string(i), Value(i, 80));
+}
+
+struct Entry {
+  long long offset, length, seq, vlen;
+  std::string op, key;
+};
+
+// Records of a segment or entries of a hint file, from kvs-dump --json
+// (footers left out); vlen: value_length, -1 for removes.
+std::vector<Entry> Entries(const std::string& file, const std::string& kind) {
+  RunResult r = Dump({"--json", file});
+  EXPECT_EQ(r.status, 0) << r.err;
+  std::vector<Entry> v;
+  for (const auto& line : Lines(r.out)) {
+    EXPECT_TRUE(Contains(line, "\"file_kind\":\"" + kind + "\"")) << line;
+    std::string op = JsonStr(line, "op");
+    if (op == "footer") continue;
+    v.push_back({JsonNum(line, "offset"), JsonNum(line, "length"), JsonNum(line, "seq"),
+                 JsonNum(line, "value_length"), op, JsonStr(line, "key")});
+  }
+  return v;
+}
+
+TEST(DumpHint, ListsEntriesMatchingTheSegmentsRecords) {
+  TempDir t;
+  FillMixedStore(t.path());
+  auto segs = Segments(t.path());
+  ASSERT_GE(segs.size(), 4u);
+  auto hints = Hints(t.path());
+  ASSERT_EQ(hints.size(), segs.size() - 1) << "one per sealed segment";
+  size_t removes = 0;
+  for (size_t i = 0; i + 1 < segs.size(); i++) {
+    ASSERT_EQ(hints[i], HintOf(segs[i]));
+    auto recs = Entries(segs[i], "segment");
+    auto ents = Entries(hints[i], "hint");
+    ASSERT_EQ(ents.size(), recs.size()) << hints[i];
+    for (size_t k = 0; k < recs.size(); k++) {
+      EXPECT_EQ(ents[k].offset, recs[k].offset) << hints[i] << " " << k;
+      EXPECT_EQ(ents[k].length, recs[k].length) << hints[i] << " " << k;
+      EXPECT_EQ(ents[k].seq, recs[k].seq) << hints[i] << " " << k;
+      EXPECT_EQ(ents[k].op, recs[k].op) << hints[i] << " " << k;
+      EXPECT_EQ(ents[k].key, recs[k].key) << hints[i] << " " << k;
+      EXPECT_EQ(ents[k].vlen, recs[k].vlen) << hints[i] << " " << k;
+      removes += ents[k].op == "remove";
+    }
+  }
+  EXPECT_GT(removes, 0u);
+
+  // Plain lines: the hint word, the record's place in the segment, and the
+  // value's length but no value.
+  RunResult r = Dump({hints[0]});
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto lines = Lines(r.out);
+  auto recs = Records(segs[0]);
+  ASSERT_EQ(lines.size(), recs.size() - 1);  // no footer
+  EXPECT_EQ(lines[0], hints[0] + ": hint offset 12 length " + std::to_string(recs[0].length) +
+                          " seq 1 set key \"key-0\" value (60 bytes)");
+  for (const auto& line : lines) {
+    EXPECT_EQ(line.compare(0, hints[0].size() + 13, hints[0] + ": hint offset"), 0) << line;
+    EXPECT_FALSE(Contains(line, "value \"")) << line;
+  }
+}
+
+TEST(DumpHint, HintsOptionMakesADirectoryMeanItsHintFiles) {
+  TempDir t;
+  FillMixedStore(t.path());
+  auto segs = Segments(t.path());
+  auto hints = Hints(t.path());
+  ASSERT_GE(hints.size(), 3u);
+  RunResult r = Dump({"--hints", t.path()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::string want;
+  for (const auto& h : hints) want += Dump({h}).out;
+  EXPECT_EQ(r.out, want);
+  // Without --hints a DIR still means its segments only.
+  RunResult plain = Dump({t.path()});
+  EXPECT_FALSE(Contains(plain.out, ".hint")) << plain.out;
+
+  RunResult j = Dump({"--hints", "--json", t.path()});
+  ASSERT_EQ(j.status, 0) << j.err;
+  for (const auto& line : Lines(j.out)) EXPECT_TRUE(Contains(line, "\"file_kind\":\"hint\"")) << line;
+
+  // --stats over the hint files: one row per hint file, marked as such;
+  // the records are counted without reading the segments.
+  RunResult st = Dump({"--hints", "--stats", "--json", t.path()});
+  ASSERT_EQ(st.status, 0) << st.err;
+  auto rows = Lines(st.out);
+  ASSERT_EQ(rows.size(), hints.size() + 1);
+  RunResult seg_st = Dump({"--stats", "--json", t.path()});
+  auto seg_rows = Lines(seg_st.out);
+  for (size_t i = 0; i < hints.size(); i++) {
+    EXPECT_TRUE(Contains(rows[i], "\"segment\":\"" + hints[i] + "\",\"file_kind\":\"hint\"")) << rows[i];
+    EXPECT_EQ(JsonNum(rows[i], "records"), JsonNum(seg_rows[i], "records"));
+    EXPECT_EQ(JsonNum(rows[i], "record_bytes"), JsonNum(seg_rows[i], "record_bytes"));
+    EXPECT_EQ(JsonNum(rows[i], "bytes"), kvstest::FileSize(hints[i]));
+  }
+  // With the newest segment added by name, the live figures are the same
+  // as from the segments.
+  RunResult both = Dump({"--hints", "--stats", "--json", t.path(), segs.back()});
+  ASSERT_EQ(both.status, 0) << both.err;
+  EXPECT_EQ(JsonNum(Lines(both.out).back(), "live_bytes"), JsonNum(seg_rows.back(), "live_bytes"));
+  EXPECT_EQ(JsonNum(Lines(both.out).back(), "dead_bytes"), JsonNum(seg_rows.back(), "dead_bytes"));
+  RunResult txt = Dump({"--hints", "--stats", t.path()});
+  EXPECT_TRUE(Contains(txt.out, "  hint   " + hints[0] + "\n")) << txt.out;
+
+  // --verify of a DIR checks segments and hints, with or without --hints.
+  RunResult v = Dump({"--hints", "--verify", t.path()});
+  ASSERT_EQ(v.status, 0) << v.err;
+  EXPECT_EQ(v.out, Dump({"--verify", t.path()}).out);
+  EXPECT_TRUE(Contains(v.out, ", " + std::to_string(hints.size()) + " hint files\n")) << v.out;
+}
+
+TEST(DumpHint, VerifyPassesWithHintsAndAfterCompaction) {
+  TempDir t;
+  FillMixedStore(t.path());
+  size_t n_hints = Hints(t.path()).size();
+  ASSERT_GE(n_hints, 3u);
+  RunResult v = Dump({"--verify", t.path()});
+  ASSERT_EQ(v.status, 0) << v.err;
+  EXPECT_EQ(v.err, "");
+  EXPECT_TRUE(Contains(v.out, ", " + std::to_string(n_hints) + " hint files\n")) << v.out;
+
+  // Compaction rewrites the segments and writes new hint files; the store
+  // may stay open meanwhile.
+  Store s(t.path());
+  s.Compact();
+  for (int i = 0; i < 50; i++) s.Set("after-" + std::to_string(i), Value(i, 70));
+  auto segs = Segments(t.path());
+  auto hints = Hints(t.path());
+  ASSERT_EQ(hints.size(), segs.size() - 1);
+  v = Dump({"--verify", "--json", t.path()});
+  ASSERT_EQ(v.status, 0) << v.err;
+  EXPECT_EQ(JsonNum(v.out, "hints"), static_cast<long long>(hints.size())) << v.out;
+  s.Close();
+  v = Dump({"--verify", t.path()});
+  ASSERT_EQ(v.status, 0) << v.err;
+  RunResult py = CheckCbor({t.path()});
+  ASSERT_EQ(py.status, 0) << py.err;
+  EXPECT_TRUE(Contains(py.out, "\n" + std::to_string(hints.size()) + " hint files, ")) << py.out;
+  // Nothing is dead after a compaction but tombstones it had to keep.
+  RunResult st = Dump({"--stats", "--json", t.path()});
+  EXPECT_LT(JsonDouble(Lines(st.out).back(), "dead_ratio"), 0.1) << st.out;
+}
+
+TEST(DumpHint, VerifyFailsOnAnotherSegmentsHint) {
+  TempDir t;
+  FillMixedStore(t.path());
+  auto hints = Hints(t.path());
+  ASSERT_GE(hints.size(), 2u);
+  // A valid hint file (its checksum holds), but of another segment.
+  kvstest::WriteFile(hints[0], kvstest::ReadFile(hints[1]));
+  RunResult v = Dump({"--verify", t.path()});
+  EXPECT_EQ(v.status, 1);
+  EXPECT_EQ(v.out, "");
+  EXPECT_TRUE(Contains(v.err, hints[0] + ": hint entry for offset 12: seq ")) << v.err;
+  // The hint file alone is well formed.
+  EXPECT_EQ(Dump({"--verify", hints[0]}).status, 0);
+  RunResult py = CheckCbor({t.path()});
+  EXPECT_EQ(py.status, 1);
+  EXPECT_TRUE(Contains(py.err, hints[0] + ": offset ")) << py.err;
+}
+
+TEST(DumpHint, VerifyFailsOnAnEditedEntryWithAValidChecksum) {
+  TempDir t;
+  FillMixedStore(t.path());
+  auto hints = Hints(t.path());
+  ASSERT_GE(hints.size(), 2u);
+  std::string h = kvstest::ReadFile(hints[1]);
+  // Walk to the first entry's offset: header, meta [count, footer_off,
+  // min_seq], then [seq, type, key, offset, ...].
+  size_t p = 12;
+  ASSERT_EQ(static_cast<unsigned char>(h[p]), 0x83);
+  p++;
+  for (int i = 0; i < 3; i++) p += CborHead(h, p);
+  ASSERT_EQ(static_cast<unsigned char>(h[p]), 0x86);
+  p++;
+  p += CborHead(h, p);  // seq
+  p += CborHead(h, p);  // type
+  size_t klen = static_cast<unsigned char>(h[p]) & 0x1f;
+  ASSERT_LT(klen, 24u);
+  p += 1 + klen;          // key
+  ASSERT_EQ(h[p], 12);    // the first record follows the segment's header
+  h[p] = 13;
+  FixHintCrc(h);
+  kvstest::WriteFile(hints[1], h);
+  EXPECT_EQ(Dump({"--verify", hints[1]}).status, 0) << "still a well-formed hint file";
+
+  RunResult v = Dump({"--verify", t.path()});
+  EXPECT_EQ(v.status, 1);
+  EXPECT_TRUE(Contains(v.err, hints[1] + ": hint entry for offset 13 does not match ")) << v.err;
+  EXPECT_TRUE(Contains(v.err, "is at offset 12")) << v.err;
+  RunResult py = CheckCbor({t.path()});
+  EXPECT_EQ(py.status, 1);
+  // (It finds the first record overlapping the second.)
+  EXPECT_TRUE(Contains(py.err, hints[1] + ": offset ")) << py.err;
+  EXPECT_TRUE(Contains(py.err, "out of order")) << py.err;
+}
+
+TEST(DumpHint, VerifyFailsOnAFlippedByte) {
+  TempDir t;
+  FillMixedStore(t.path());
+  auto hints = Hints(t.path());
+  ASSERT_GE(hints.size(), 2u);
+  // A byte of a key in the middle of the file: only the checksum tells.
+  std::string h = kvstest::ReadFile(hints[1]);
+  size_t at = h.find("key-", h.size() / 2);
+  ASSERT_NE(at, std::string::npos);
+  FlipByte(hints[1], static_cast<long long>(at) + 1);
+  RunResult v = Dump({"--verify", t.path()});
+  EXPECT_EQ(v.status, 1);
+  EXPECT_TRUE(Contains(v.err, hints[1] + ": bad hint file (checksum")) << v.err;
+  EXPECT_EQ(v.out, "");
+  // Listing it fails the same way.
+  RunResult d = Dump({hints[1]});
+  EXPECT_EQ(d.status, 1);
+  EXPECT_TRUE(Contains(d.err, hints[1] + ": bad hint file")) << d.err;
+  RunResult py = CheckCbor({t.path()});
+  EXPECT_EQ(py.status, 1);
+  EXPECT_TRUE(Contains(py.err, hints[1] + ": offset ")) << py.err;
+  EXPECT_TRUE(Contains(py.err, "checksum mismatch")) << py.err;
+}
+
+TEST(DumpHint, VerifyFailsOnAHintOfAnUnsealedSegmentOrAWrongFile) {
+  TempDir t;
+  FillMixedStore(t.path());
+  auto segs = Segments(t.path());
+  auto hints = Hints(t.path());
+  ASSERT_GE(hints.size(), 2u);
+  // The newest segment has no hint; one that lists its records exactly
+  // would still be wrong, since it is not sealed.  Here: another one's.
+  kvstest::WriteFile(HintOf(segs.back()), kvstest::ReadFile(hints[0]));
+  RunResult v = Dump({"--verify", t.path()});
+  EXPECT_EQ(v.status, 1);
+  EXPECT_TRUE(Contains(v.err, HintOf(segs.back()) + ": ")) << v.err;
+  unlink(HintOf(segs.back()).c_str());
+  // A segment file named like a hint file.
+  std::string saved = kvstest::ReadFile(hints[0]);
+  kvstest::WriteFile(hints[0], kvstest::ReadFile(segs[0]));
+  v = Dump({"--verify", t.path()});
+  EXPECT_EQ(v.status, 1);
+  EXPECT_TRUE(Contains(v.err, hints[0] + ": not a hint file")) << v.err;
+  kvstest::WriteFile(hints[0], saved);
+  EXPECT_EQ(Dump({"--verify", t.path()}).status, 0);
+}
+
+TEST(DumpHint, OrphanHintIsOnlyAWarning) {
+  TempDir t;
+  FillMixedStore(t.path());
+  auto hints = Hints(t.path());
+  ASSERT_GE(hints.size(), 1u);
+  const std::string orphan = t.file("0000009999.hint");
+  kvstest::WriteFile(orphan, kvstest::ReadFile(hints[0]));
+  RunResult v = Dump({"--verify", t.path()});
+  EXPECT_EQ(v.status, 0) << v.err;
+  EXPECT_TRUE(Contains(v.err, "warning: " + orphan + ": its segment is missing")) << v.err;
+  EXPECT_TRUE(Contains(v.out, ", " + std::to_string(hints.size()) + " hint files\n")) << v.out;
+  RunResult py = CheckCbor({t.path()});
+  EXPECT_EQ(py.status, 0) << py.err;
+  EXPECT_TRUE(Contains(py.err, "warning: " + orphan)) << py.err;
+  // Only --verify looks for orphans; a listing of segments says nothing.
+  EXPECT_EQ(Dump({t.path()}).err, "");
+}
+
 // ---- the command line --------------------------------------------------------
 
 TEST(DumpTest, UsageErrorsExitTwo) {
@@ -693,13 +1118,19 @@ TEST(CborCheck, AgreesWithKvsDumpVerify) {
   ASSERT_EQ(py.status, 0) << py.out << py.err;
   RunResult v = Dump({"--verify", t.path()});
   ASSERT_EQ(v.status, 0) << v.err;
-  EXPECT_EQ(py.out, std::to_string(segs.size()) + " files, " + std::to_string(written) + " records, " +
-                        std::to_string(segs.size() - 1) + " footers\n");
+  const std::string seg_line = std::to_string(segs.size()) + " files, " + std::to_string(written) +
+                               " records, " + std::to_string(segs.size() - 1) + " footers\n";
+  // A DIR's hint files are checked too: one per sealed segment, one entry
+  // per record of it (all but the newest segment's).
+  auto last = Records(segs.back());
+  long long in_active = static_cast<long long>(last.size());
+  EXPECT_EQ(py.out, seg_line + std::to_string(segs.size() - 1) + " hint files, " +
+                        std::to_string(written - in_active) + " entries\n");
   EXPECT_EQ(NumAfter(v.out, "OK: "), static_cast<long long>(segs.size())) << v.out;
   EXPECT_EQ(NumAfter(v.out, "sealed), "), written) << v.out;
-  // Files given one by one count the same.
+  // Segment files given one by one count the same (and no hints).
   RunResult each = CheckCbor(segs);
-  EXPECT_EQ(each.out, py.out);
+  EXPECT_EQ(each.out, seg_line);
 }
 
 TEST(CborCheck, FailsOnFlippedByteTruncationAndGarbage) {

@@ -1,6 +1,7 @@
 /* kvs-dump.c - lists, verifies and summarises the records of kvs segment
- * files (a store directory or single .seg files), reading them through the
- * engine's own record reader (kvs_reader_*), so it never disagrees with it. */
+ * files and the entries of their hint files (a store directory or single
+ * files), reading them through the engine's own record reader
+ * (kvs_reader_*), so it never disagrees with it. */
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
@@ -22,14 +23,16 @@ enum { EXIT_BAD_DATA = 1, EXIT_USAGE = 2 };
 struct opts {
 	bool json;   /* one JSON object per line instead of text */
 	bool full;   /* never abbreviate keys and values */
-	bool verify; /* no listing; check seals, print an OK summary */
-	bool stats;  /* no listing; per-segment counts and live records */
+	bool verify; /* no listing; check seals and hints, print a summary */
+	bool stats;  /* no listing; per-file counts, live and dead records */
+	bool hints;  /* a DIR stands for its hint files, not its segments */
 };
 
-/* One file to read, in the order given (a DIR's segments ascending). */
+/* One file to read, in the order given (a DIR's files ascending). */
 struct input {
 	char *path;
 	bool must_seal; /* from a DIR and not its newest segment */
+	char *hint;     /* --verify of a DIR: the segment's hint file or NULL */
 };
 
 struct input_list {
@@ -37,16 +40,20 @@ struct input_list {
 	size_t n, cap;
 };
 
-/* What --stats reports for one file. */
+/* What --stats (and --verify's summary) reports for one file.  For a hint
+ * file, bytes is the hint file's size, while rec_bytes and live_bytes are
+ * the sizes of the segment records its entries describe. */
 struct seg_stats {
 	uint64_t sets, removes, bytes, live, live_bytes;
+	uint64_t rec_bytes; /* SET and REMOVE records (no header, no footer) */
 	bool sealed;
+	bool hint;          /* the file is a hint file */
 };
 
 static void usage(FILE *out, bool details)
 {
 	fputs("usage: kvs-dump [--json] [--full] [--verify] [--stats] "
-	      "DIR|SEGMENT...\n"
+	      "[--hints] DIR|FILE...\n"
 	      "       kvs-dump -V | --version\n"
 	      "       kvs-dump -h | --help\n", out);
 	if (!details) {
@@ -54,20 +61,39 @@ static void usage(FILE *out, bool details)
 		return;
 	}
 	fprintf(out, "\n"
-	"Prints every record of the given segment files.  A DIR stands for\n"
-	"its files named NNNNNNNNNN.seg (ten digits), in ascending order.\n"
+	"Prints every record of the given segment files, and every entry of\n"
+	"the given hint files (NNNNNNNNNN.hint: where each record of a sealed\n"
+	"segment is, its seq, op, key and value length, but not the value).\n"
+	"A DIR stands for its files named NNNNNNNNNN.seg (ten digits), in\n"
+	"ascending order.\n"
 	"\n"
-	"  --json    one JSON object per record (per segment with --stats);\n"
+	"  --json    one JSON object per record (per file with --stats);\n"
 	"            keys and values are UTF-8 text when printable, else\n"
-	"            base64, as key_encoding and value_encoding say\n"
+	"            base64, as key_encoding and value_encoding say;\n"
+	"            \"segment\" names the file read, \"file_kind\" says\n"
+	"            whether it is a \"segment\" or a \"hint\" file\n"
 	"  --full    whole keys and values (default: the first %d bytes,\n"
 	"            and the full length)\n"
+	"  --hints   a DIR stands for its NNNNNNNNNN.hint files instead.\n"
+	"            The newest segment, still open for appends, has none:\n"
+	"            for --stats, name it too (--hints DIR DIR/N.seg)\n"
 	"  --verify  no listing: check every record's checksum and footer,\n"
 	"            and that every segment of a DIR but the newest is\n"
-	"            sealed; print a one-line summary when all is well\n"
-	"  --stats   no listing: per segment, its SET and REMOVE records,\n"
-	"            bytes, and live records (the newest record of their\n"
-	"            key among all files given, and a SET) and their bytes\n"
+	"            sealed.  For a DIR (with or without --hints) also check\n"
+	"            its hint files: each one's checksum, and that its\n"
+	"            entries are the segment's records, all and in order\n"
+	"            (offset, length, seq, op, key, value length); a hint\n"
+	"            file whose segment is missing is only a warning (the\n"
+	"            engine removes it).  Print a one-line summary when all\n"
+	"            is well\n"
+	"  --stats   no listing: per file, its SET and REMOVE records, bytes,\n"
+	"            live records (the newest record of their key among all\n"
+	"            files given, and a SET) and their bytes, dead bytes\n"
+	"            (all other records: values overwritten or removed\n"
+	"            since, and every REMOVE: a tombstone counts as dead\n"
+	"            here), and the dead ratio, dead bytes / bytes of SET\n"
+	"            and REMOVE records (header and footer left out); the\n"
+	"            total row has the ratio over all files\n"
 	"\n"
 	"A bad record ends the reading of its file (after the good records\n"
 	"before it) with a message naming the file and offset; the other\n"
@@ -105,7 +131,8 @@ static void oom(void)
 
 /* ---- collecting the input files -------------------------------------- */
 
-static void add_input(struct input_list *l, char *path, bool must_seal)
+static void add_input(struct input_list *l, char *path, bool must_seal,
+		      char *hint)
 {
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 16;
@@ -115,16 +142,16 @@ static void add_input(struct input_list *l, char *path, bool must_seal)
 		l->v = v;
 		l->cap = cap;
 	}
-	l->v[l->n++] = (struct input){ path, must_seal };
+	l->v[l->n++] = (struct input){ path, must_seal, hint };
 }
 
-/* "NNNNNNNNNN.seg" with exactly ten digits. */
-static bool is_segment_name(const char *name)
+/* "NNNNNNNNNN" + suffix, with exactly ten digits. */
+static bool is_store_name(const char *name, const char *suffix)
 {
 	for (int i = 0; i < 10; i++)
 		if (name[i] < '0' || name[i] > '9')
 			return false;
-	return strcmp(name + 10, ".seg") == 0;
+	return strcmp(name + 10, suffix) == 0;
 }
 
 static int cmp_names(const void *a, const void *b)
@@ -132,33 +159,82 @@ static int cmp_names(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Add the segments of `dir`, ascending (ten-digit names sort as numbers).
+/* A growable, sortable list of file names. */
+struct names {
+	char **v;
+	size_t n, cap;
+};
+
+static void names_add(struct names *ns, const char *name)
+{
+	if (ns->n == ns->cap) {
+		size_t cap = ns->cap ? ns->cap * 2 : 16;
+		char **p = xrealloc_array(ns->v, cap, sizeof *p);
+		if (!p)
+			oom();
+		ns->v = p;
+		ns->cap = cap;
+	}
+	if (!(ns->v[ns->n++] = strdup(name)))
+		oom();
+}
+
+static void names_free(struct names *ns)
+{
+	for (size_t i = 0; i < ns->n; i++)
+		free(ns->v[i]);
+	free(ns->v);
+	*ns = (struct names){ 0 };
+}
+
+/* dir + "/" + name, without doubling a trailing slash ("data/" + name). */
+static char *join(const char *dir, const char *name)
+{
+	size_t dlen = strlen(dir);
+	while (dlen > 1 && dir[dlen - 1] == '/')
+		dlen--;
+	const char *sep = dir[dlen - 1] == '/' ? "" : "/";
+	char *path;
+	if (asprintf(&path, "%.*s%s%s", (int)dlen, dir, sep, name) < 0)
+		oom();
+	return path;
+}
+
+/* A hint file without its segment: left over by a crash during compaction,
+ * and removed by the engine's next open, so --verify only mentions it. */
+static void orphan_hint(const struct opts *o, const char *dir,
+			const char *name)
+{
+	if (!o->verify)
+		return;
+	char *path = join(dir, name);
+	complain("warning: %s: its segment is missing (an orphan hint file; "
+		 "the engine removes it on open)", path);
+	free(path);
+}
+
+/* Add the files of `dir` that the options ask for, ascending (ten-digit
+ * names sort as numbers): its segments; or with --hints its hint files; or
+ * with --verify its segments, each with its hint file if it has one.
  * Returns 0, or -1 after printing why the directory cannot be listed. */
-static int add_dir(struct input_list *l, const char *dir)
+static int add_dir(const struct opts *o, struct input_list *l,
+		   const char *dir)
 {
 	DIR *d = opendir(dir);
 	if (!d) {
 		complain("%s: %s", dir, strerror(errno));
 		return -1;
 	}
-	char **names = NULL;
-	size_t n = 0, cap = 0;
+	struct names segs = { 0 }, hints = { 0 };
 	for (;;) {
 		errno = 0; /* how readdir tells an error from the end */
 		struct dirent *de = readdir(d);
 		if (!de)
 			break;
-		if (!is_segment_name(de->d_name))
-			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			char **p = xrealloc_array(names, cap, sizeof *p);
-			if (!p)
-				oom();
-			names = p;
-		}
-		if (!(names[n++] = strdup(de->d_name)))
-			oom();
+		if (is_store_name(de->d_name, ".seg"))
+			names_add(&segs, de->d_name);
+		else if (is_store_name(de->d_name, ".hint"))
+			names_add(&hints, de->d_name);
 	}
 	int rc = 0;
 	if (errno != 0) {
@@ -166,23 +242,36 @@ static int add_dir(struct input_list *l, const char *dir)
 		rc = -1;
 	}
 	closedir(d);
-	if (n)
-		qsort(names, n, sizeof *names, cmp_names);
+	if (segs.n)
+		qsort(segs.v, segs.n, sizeof *segs.v, cmp_names);
+	if (hints.n)
+		qsort(hints.v, hints.n, sizeof *hints.v, cmp_names);
 
-	/* Join without doubling a trailing slash ("data/" + name). */
-	size_t dlen = strlen(dir);
-	while (dlen > 1 && dir[dlen - 1] == '/')
-		dlen--;
-	const char *sep = dir[dlen - 1] == '/' ? "" : "/";
-	for (size_t i = 0; i < n; i++) {
-		char *path;
-		if (asprintf(&path, "%.*s%s%s", (int)dlen, dir, sep,
-			     names[i]) < 0)
-			oom();
-		add_input(l, path, rc == 0 && i + 1 < n);
-		free(names[i]);
+	if (o->hints && !o->verify) {
+		for (size_t i = 0; i < hints.n; i++)
+			add_input(l, join(dir, hints.v[i]), false, NULL);
+	} else {
+		/* Both lists are sorted by their ten digits: merge them. */
+		size_t h = 0;
+		for (size_t i = 0; i < segs.n; i++) {
+			while (h < hints.n &&
+			       strncmp(hints.v[h], segs.v[i], 10) < 0)
+				orphan_hint(o, dir, hints.v[h++]);
+			char *hint = NULL;
+			if (h < hints.n &&
+			    strncmp(hints.v[h], segs.v[i], 10) == 0) {
+				if (o->verify)
+					hint = join(dir, hints.v[h]);
+				h++;
+			}
+			add_input(l, join(dir, segs.v[i]),
+				  rc == 0 && i + 1 < segs.n, hint);
+		}
+		while (h < hints.n)
+			orphan_hint(o, dir, hints.v[h++]);
 	}
-	free(names);
+	names_free(&segs);
+	names_free(&hints);
 	return rc;
 }
 
@@ -463,16 +552,21 @@ static const char *op_name(enum kvs_record_type t)
 	       "footer";
 }
 
+/* One record of a segment file, or one entry of a hint file (is_hint): the
+ * entry gives the offset and length of its record in the segment, and the
+ * value's length but not the value. */
 static void print_record(const struct opts *o, const char *path,
-			 const struct kvs_record *rec)
+			 bool is_hint, const struct kvs_record *rec)
 {
 	unsigned long long off = (unsigned long long)rec->offset;
+	unsigned long long len = (unsigned long long)rec->length;
 	unsigned long long seq = (unsigned long long)rec->seq;
 	if (o->json) {
 		fputs("{\"segment\":", stdout);
 		put_json_text((const unsigned char *)path, strlen(path));
-		printf(",\"offset\":%llu,\"length\":%llu,\"op\":\"%s\"", off,
-		       (unsigned long long)rec->length, op_name(rec->type));
+		printf(",\"file_kind\":\"%s\",\"offset\":%llu,\"length\":%llu,"
+		       "\"op\":\"%s\"", is_hint ? "hint" : "segment", off, len,
+		       op_name(rec->type));
 		if (rec->type == KVS_REC_FOOTER) {
 			printf(",\"last_seq\":%llu,\"count\":%llu,"
 			       "\"chain\":%lu}\n", seq,
@@ -482,9 +576,20 @@ static void print_record(const struct opts *o, const char *path,
 		}
 		printf(",\"seq\":%llu", seq);
 		put_json_bytes("key", rec->key, rec->klen, o->full);
-		if (rec->type == KVS_REC_SET)
+		if (rec->type == KVS_REC_SET && is_hint)
+			printf(",\"value_length\":%zu", rec->vlen);
+		else if (rec->type == KVS_REC_SET)
 			put_json_bytes("value", rec->val, rec->vlen, o->full);
 		fputs("}\n", stdout);
+		return;
+	}
+	if (is_hint) {
+		printf("%s: hint offset %llu length %llu seq %llu %s", path,
+		       off, len, seq, op_name(rec->type));
+		put_text_bytes("key", rec->key, rec->klen, o->full);
+		if (rec->type == KVS_REC_SET)
+			printf(" value (%zu bytes)", rec->vlen);
+		putchar('\n');
 		return;
 	}
 	printf("%s:%llu: ", path, off);
@@ -503,46 +608,211 @@ static void print_record(const struct opts *o, const char *path,
 
 /* ---- reading ------------------------------------------------------------- */
 
-/* Read one file, listing or counting its records.  Returns 0, or 1 after
- * printing what is wrong with it. */
-static int read_file(const struct opts *o, const struct input *in,
-		     size_t idx, struct seg_stats *st, struct key_table *keys)
+/* Open `path` with the engine's reader.  Returns NULL after printing why
+ * it cannot be read. */
+static struct kvs_reader *open_reader(const char *path)
 {
 	struct kvs_reader *r = NULL;
-	struct kvs_record rec;
 	struct stat sb;
 
-	/* kvs_reader_open() refuses anything but a regular file only after
-	 * open(), which waits forever for a writer on a FIFO: look first. */
-	if (stat(in->path, &sb) != 0) {
-		complain("%s: %s", in->path, strerror(errno));
-		return 1;
+	/* Say "not a regular file" for a directory or a FIFO before the
+	 * reader opens it. */
+	if (stat(path, &sb) != 0) {
+		complain("%s: %s", path, strerror(errno));
+		return NULL;
 	}
 	if (!S_ISREG(sb.st_mode)) {
-		complain("%s: not a regular file", in->path);
-		return 1;
+		complain("%s: not a regular file", path);
+		return NULL;
 	}
-	int rc = kvs_reader_open(in->path, &r);
+	int rc = kvs_reader_open(path, &r);
 	if (rc != KVS_OK) {
 		const char *m = kvs_errmsg();
 		if (*m)
 			complain("%s", m);
 		else
-			complain("%s: %s", in->path, kvs_strerror(rc));
+			complain("%s: %s", path, kvs_strerror(rc));
+		return NULL;
+	}
+	return r;
+}
+
+/*
+ * --verify of a DIR checks each hint file against its segment in step with
+ * the segment's reading: the engine writes a hint's entries in the order
+ * of the segment's records, one per SET or REMOVE, so entry i must describe
+ * record i exactly.  The first difference is reported and ends the check
+ * of that hint file.
+ */
+struct hint_check {
+	const char *path;     /* the hint file */
+	const char *seg;      /* its segment */
+	struct kvs_reader *r; /* NULL once done or failed */
+	uint64_t entries;     /* matched so far */
+	bool bad;             /* a problem was reported */
+};
+
+static void hint_check_stop(struct hint_check *hc)
+{
+	hc->bad = true;
+	kvs_reader_close(hc->r);
+	hc->r = NULL;
+}
+
+/* Report a difference, prefixed with the hint file's name, and stop. */
+static void hint_check_fail(struct hint_check *hc, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void hint_check_fail(struct hint_check *hc, const char *fmt, ...)
+{
+	char *msg;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vasprintf(&msg, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		oom();
+	complain("%s: %s", hc->path, msg);
+	free(msg);
+	hint_check_stop(hc);
+}
+
+/* The reader's own error (its message names the hint file). */
+static void hint_check_error(struct hint_check *hc)
+{
+	complain("%s", kvs_errmsg());
+	hint_check_stop(hc);
+}
+
+/* Start checking hint file `path` (NULL: none) against segment `seg`. */
+static void hint_check_open(struct hint_check *hc, const char *path,
+			    const char *seg)
+{
+	*hc = (struct hint_check){ .path = path, .seg = seg };
+	if (!path)
+		return;
+	hc->r = open_reader(path);
+	if (!hc->r)
+		hc->bad = true;
+	else if (!kvs_reader_is_hint(hc->r))
+		hint_check_fail(hc, "not a hint file");
+}
+
+/* The segment's next SET or REMOVE record, `rec`: the next entry must
+ * describe it. */
+static void hint_check_record(struct hint_check *hc,
+			      const struct kvs_record *rec)
+{
+	struct kvs_record e;
+	if (!hc->r)
+		return;
+	int rc = kvs_reader_next(hc->r, &e);
+	if (rc == KVS_EEND) {
+		hint_check_fail(hc, "lists %llu records, but %s has more (the "
+				"next at offset %llu)",
+				(unsigned long long)hc->entries, hc->seg,
+				(unsigned long long)rec->offset);
+		return;
+	}
+	if (rc != KVS_OK) {
+		hint_check_error(hc);
+		return;
+	}
+	unsigned long long off = (unsigned long long)e.offset;
+	if (e.offset != rec->offset)
+		hint_check_fail(hc, "hint entry for offset %llu does not match "
+				"%s: its record number %llu is at offset %llu",
+				off, hc->seg,
+				(unsigned long long)hc->entries + 1,
+				(unsigned long long)rec->offset);
+	else if (e.seq != rec->seq)
+		hint_check_fail(hc, "hint entry for offset %llu: seq %llu, but "
+				"the record has seq %llu", off,
+				(unsigned long long)e.seq,
+				(unsigned long long)rec->seq);
+	else if (e.type != rec->type)
+		hint_check_fail(hc, "hint entry for offset %llu: op %s, but "
+				"the record is a %s", off, op_name(e.type),
+				op_name(rec->type));
+	else if (e.length != rec->length)
+		hint_check_fail(hc, "hint entry for offset %llu: length %llu, "
+				"but the record is %llu bytes", off,
+				(unsigned long long)e.length,
+				(unsigned long long)rec->length);
+	else if (e.klen != rec->klen || memcmp(e.key, rec->key, e.klen) != 0)
+		hint_check_fail(hc, "hint entry for offset %llu: the key "
+				"differs from the record's", off);
+	else if (e.vlen != rec->vlen)
+		hint_check_fail(hc, "hint entry for offset %llu: value length "
+				"%zu, but the record's value is %zu bytes",
+				off, e.vlen, rec->vlen);
+	else
+		hc->entries++;
+}
+
+/* The segment has been read: seg_ok if all of it was good.  A hint of a
+ * bad segment is not judged further (the segment's error is reported). */
+static void hint_check_finish(struct hint_check *hc, bool seg_ok, bool sealed)
+{
+	struct kvs_record e;
+	if (!hc->r)
+		return;
+	if (seg_ok) {
+		int rc = kvs_reader_next(hc->r, &e);
+		if (rc == KVS_OK) {
+			hint_check_fail(hc, "hint entry for offset %llu: %s "
+					"has no record left (it has %llu)",
+					(unsigned long long)e.offset, hc->seg,
+					(unsigned long long)hc->entries);
+			return;
+		}
+		if (rc != KVS_EEND) {
+			hint_check_error(hc);
+			return;
+		}
+		if (!sealed) {
+			hint_check_fail(hc, "%s has a hint file but is not "
+					"sealed", hc->seg);
+			return;
+		}
+	}
+	kvs_reader_close(hc->r);
+	hc->r = NULL;
+}
+
+/* Read one file, listing or counting its records, and with --verify of a
+ * DIR check its hint file.  Returns 0, or 1 after printing what is wrong
+ * (with the file, or with its hint file). */
+static int read_file(const struct opts *o, const struct input *in,
+		     size_t idx, struct seg_stats *st, struct key_table *keys)
+{
+	struct kvs_reader *r = NULL;
+	struct kvs_record rec;
+	struct hint_check hc;
+
+	hint_check_open(&hc, in->hint, in->path);
+	if (!(r = open_reader(in->path))) {
+		hint_check_finish(&hc, false, false);
 		return 1;
 	}
+	st->hint = kvs_reader_is_hint(r) != 0;
 	st->bytes = kvs_reader_size(r);
+	int rc;
 	while ((rc = kvs_reader_next(r, &rec)) == KVS_OK) {
 		if (rec.type == KVS_REC_SET)
 			st->sets++;
 		else if (rec.type == KVS_REC_REMOVE)
 			st->removes++;
-		if (o->stats && rec.type != KVS_REC_FOOTER)
-			table_note(keys, &rec, idx);
+		if (rec.type != KVS_REC_FOOTER) {
+			st->rec_bytes += rec.length;
+			hint_check_record(&hc, &rec);
+			if (o->stats)
+				table_note(keys, &rec, idx);
+		}
 		if (!o->stats && !o->verify)
-			print_record(o, in->path, &rec);
+			print_record(o, in->path, st->hint, &rec);
 	}
-	st->sealed = kvs_reader_sealed(r) != 0;
+	/* A hint file describes a sealed segment. */
+	st->sealed = st->hint || kvs_reader_sealed(r) != 0;
 	int status = 0;
 	if (rc != KVS_EEND) {
 		const char *m = kvs_errmsg();
@@ -559,8 +829,9 @@ static int read_file(const struct opts *o, const struct input *in,
 			 (unsigned long long)st->bytes);
 		status = 1;
 	}
+	hint_check_finish(&hc, rc == KVS_EEND, kvs_reader_sealed(r) != 0);
 	kvs_reader_close(r);
-	return status;
+	return status || hc.bad;
 }
 
 /* ---- reports ------------------------------------------------------------- */
@@ -572,6 +843,20 @@ static void add_stats(struct seg_stats *sum, const struct seg_stats *s)
 	sum->bytes += s->bytes;
 	sum->live += s->live;
 	sum->live_bytes += s->live_bytes;
+	sum->rec_bytes += s->rec_bytes;
+}
+
+/* Bytes of the records that are not live: overwritten SETs, every REMOVE,
+ * and a SET of a key removed later. */
+static uint64_t dead_bytes(const struct seg_stats *s)
+{
+	return s->rec_bytes - s->live_bytes;
+}
+
+static double dead_ratio(const struct seg_stats *s)
+{
+	return s->rec_bytes ? (double)dead_bytes(s) / (double)s->rec_bytes
+			    : 0.0;
 }
 
 static void print_stats_line(const struct opts *o, const char *path,
@@ -586,23 +871,30 @@ static void print_stats_line(const struct opts *o, const char *path,
 			fputs("\"segment\":", stdout);
 			put_json_text((const unsigned char *)path,
 				      strlen(path));
-			printf(",\"sealed\":%s", s->sealed ? "true" : "false");
+			printf(",\"file_kind\":\"%s\",\"sealed\":%s",
+			       s->hint ? "hint" : "segment",
+			       s->sealed ? "true" : "false");
 		}
 		printf(",\"records\":%llu,\"sets\":%llu,\"removes\":%llu,"
 		       "\"bytes\":%llu,\"live_records\":%llu,"
-		       "\"live_bytes\":%llu}\n",
+		       "\"live_bytes\":%llu,\"record_bytes\":%llu,"
+		       "\"dead_bytes\":%llu,\"dead_ratio\":%.4f}\n",
 		       recs, (unsigned long long)s->sets,
 		       (unsigned long long)s->removes,
 		       (unsigned long long)s->bytes,
 		       (unsigned long long)s->live,
-		       (unsigned long long)s->live_bytes);
+		       (unsigned long long)s->live_bytes,
+		       (unsigned long long)s->rec_bytes,
+		       (unsigned long long)dead_bytes(s), dead_ratio(s));
 		return;
 	}
-	printf("%9llu %9llu %9llu %12llu %9llu %12llu  %-6s %s\n", recs,
-	       (unsigned long long)s->sets, (unsigned long long)s->removes,
-	       (unsigned long long)s->bytes, (unsigned long long)s->live,
-	       (unsigned long long)s->live_bytes,
-	       total ? "" : s->sealed ? "yes" : "no", total ? "total" : path);
+	printf("%9llu %9llu %9llu %12llu %9llu %12llu %12llu %10.3f  %-6s %s\n",
+	       recs, (unsigned long long)s->sets,
+	       (unsigned long long)s->removes, (unsigned long long)s->bytes,
+	       (unsigned long long)s->live, (unsigned long long)s->live_bytes,
+	       (unsigned long long)dead_bytes(s), dead_ratio(s),
+	       total ? "" : s->hint ? "hint" : s->sealed ? "yes" : "no",
+	       total ? "total" : path);
 }
 
 static void print_stats(const struct opts *o, const struct input_list *in,
@@ -610,9 +902,10 @@ static void print_stats(const struct opts *o, const struct input_list *in,
 {
 	struct seg_stats sum = { 0 };
 	if (!o->json)
-		printf("%9s %9s %9s %12s %9s %12s  %-6s %s\n", "records",
-		       "sets", "removes", "bytes", "live", "live_bytes",
-		       "sealed", "segment");
+		printf("%9s %9s %9s %12s %9s %12s %12s %10s  %-6s %s\n",
+		       "records", "sets", "removes", "bytes", "live",
+		       "live_bytes", "dead_bytes", "dead_ratio", "sealed",
+		       "segment");
 	for (size_t i = 0; i < in->n; i++) {
 		print_stats_line(o, in->v[i].path, &st[i], false);
 		add_stats(&sum, &st[i]);
@@ -625,34 +918,49 @@ static const char *plural(unsigned long long n)
 	return n == 1 ? "" : "s";
 }
 
+/* Segments, their records, and the hint files checked: those given and
+ * those of a DIR's segments. */
 static void print_verify_ok(const struct opts *o, const struct input_list *in,
 			    const struct seg_stats *st)
 {
-	unsigned long long sets = 0, removes = 0, sealed = 0;
+	unsigned long long segs = 0, sets = 0, removes = 0, sealed = 0;
+	unsigned long long hints = 0;
 	for (size_t i = 0; i < in->n; i++) {
+		hints += in->v[i].hint != NULL;
+		if (st[i].hint) {
+			hints++;
+			continue;
+		}
+		segs++;
 		sets += st[i].sets;
 		removes += st[i].removes;
 		sealed += st[i].sealed;
 	}
-	if (o->json)
-		printf("{\"ok\":true,\"segments\":%zu,\"sealed\":%llu,"
-		       "\"records\":%llu,\"sets\":%llu,\"removes\":%llu}\n",
-		       in->n, sealed, sets + removes, sets, removes);
-	else
-		printf("OK: %zu segment%s (%llu sealed), %llu record%s (%llu "
-		       "set%s, %llu remove%s)\n", in->n, plural(in->n), sealed,
-		       sets + removes, plural(sets + removes), sets,
-		       plural(sets), removes, plural(removes));
+	if (o->json) {
+		printf("{\"ok\":true,\"segments\":%llu,\"sealed\":%llu,"
+		       "\"records\":%llu,\"sets\":%llu,\"removes\":%llu,"
+		       "\"hints\":%llu}\n", segs, sealed, sets + removes, sets,
+		       removes, hints);
+		return;
+	}
+	printf("OK: %llu segment%s (%llu sealed), %llu record%s (%llu set%s, "
+	       "%llu remove%s)", segs, plural(segs), sealed, sets + removes,
+	       plural(sets + removes), sets, plural(sets), removes,
+	       plural(removes));
+	if (hints)
+		printf(", %llu hint file%s", hints, plural(hints));
+	putchar('\n');
 }
 
 int main(int argc, char **argv)
 {
-	enum { OPT_JSON = 256, OPT_FULL, OPT_VERIFY, OPT_STATS };
+	enum { OPT_JSON = 256, OPT_FULL, OPT_VERIFY, OPT_STATS, OPT_HINTS };
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "full", no_argument, NULL, OPT_FULL },
 		{ "verify", no_argument, NULL, OPT_VERIFY },
 		{ "stats", no_argument, NULL, OPT_STATS },
+		{ "hints", no_argument, NULL, OPT_HINTS },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -666,13 +974,14 @@ int main(int argc, char **argv)
 		case OPT_FULL: o.full = true; break;
 		case OPT_VERIFY: o.verify = true; break;
 		case OPT_STATS: o.stats = true; break;
+		case OPT_HINTS: o.hints = true; break;
 		case 'V': printf("kvs-dump %s\n", KVS_VERSION); return 0;
 		case 'h': usage(stdout, true); return 0;
 		default: usage(stderr, false); return EXIT_USAGE;
 		}
 	}
 	if (optind == argc) {
-		complain("no DIR or SEGMENT given");
+		complain("no DIR or FILE given");
 		usage(stderr, false);
 		return EXIT_USAGE;
 	}
@@ -685,13 +994,13 @@ int main(int argc, char **argv)
 			complain("%s: %s", argv[i], strerror(errno));
 			status = EXIT_BAD_DATA;
 		} else if (S_ISDIR(sb.st_mode)) {
-			if (add_dir(&in, argv[i]) != 0)
+			if (add_dir(&o, &in, argv[i]) != 0)
 				status = EXIT_BAD_DATA;
 		} else {
 			char *p = strdup(argv[i]);
 			if (!p)
 				oom();
-			add_input(&in, p, false);
+			add_input(&in, p, false, NULL);
 		}
 	}
 
@@ -709,8 +1018,10 @@ int main(int argc, char **argv)
 	if (o.verify && status == 0)
 		print_verify_ok(&o, &in, st);
 
-	for (size_t i = 0; i < in.n; i++)
+	for (size_t i = 0; i < in.n; i++) {
 		free(in.v[i].path);
+		free(in.v[i].hint);
+	}
 	free(in.v);
 	free(st);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
