@@ -7,6 +7,7 @@
 #   make tsan       the same tests built with ThreadSanitizer (build-tsan/)
 #   make stress     longer crash loops (STRESS_ROUNDS=N)
 #   make bench-engine   in-process engine benchmark
+#   make fuzz       libFuzzer on the RESP parsers (FUZZ_SECONDS=60)
 #   make deps       install the Debian packages the build and tests need
 #   make install PREFIX=/usr/local    binaries, libkvs.a, kvs.h, kvs.pc
 #   make clean
@@ -25,7 +26,7 @@ CXX     ?= c++
 
 # Debian packages: what the build needs, and what the tests need besides.
 DEB_BUILD := pkg-config liburcu-dev libcbor-dev liblmdb-dev libgtest-dev
-DEB_TEST  := python3 python3-cbor2
+DEB_TEST  := python3 python3-cbor2 redis-server redis-tools python3-redis
 PKGS      := liburcu-memb liburcu-cds libcbor lmdb
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wpointer-arith \
@@ -51,7 +52,8 @@ LDFLAGS  := $(filter -fsanitize=%,$(OPT))
 ENGINE_SRC := $(wildcard engine/*.c)
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
 LIB        := $(BUILD)/lib/libkvs.a
-BINS       := $(BUILD)/bin/kvs $(BUILD)/bin/kvs-dump $(BUILD)/bin/kvs-engine-bench
+BINS       := $(BUILD)/bin/kvs $(BUILD)/bin/kvs-dump $(BUILD)/bin/kvs-client \
+              $(BUILD)/bin/kvs-engine-bench
 # threadpool/ and net/ (all but the server's main) form libkvsnet.a, which
 # kvs-server, kvs-client, kvs-bench and the tests link.
 NET_SRC    := $(wildcard threadpool/*.c) $(filter-out net/main.c,$(wildcard net/*.c))
@@ -62,7 +64,7 @@ TEST_OBJ   := $(TEST_SRC:%.cc=$(BUILD)/obj/%.o)
 TEST_BIN   := $(BUILD)/tests/kvs-tests
 TEST_HELPERS := $(BUILD)/tests/crash-child
 
-.PHONY: all run test asan tsan stress bench-engine deps deps-check install clean
+.PHONY: all run test asan tsan stress bench-engine fuzz deps deps-check install clean
 
 all: $(LIB) $(BUILD)/include/kvs.h $(BUILD)/lib/pkgconfig/kvs.pc $(BINS)
 
@@ -70,7 +72,8 @@ all: $(LIB) $(BUILD)/include/kvs.h $(BUILD)/lib/pkgconfig/kvs.pc $(BINS)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEPS_OK = pkg-config --exists $(PKGS) gtest 2>/dev/null && \
           [ -f /usr/include/gtest/gtest.h ] && \
-          /usr/bin/python3 -c 'import cbor2' 2>/dev/null
+          /usr/bin/python3 -c 'import cbor2, redis' 2>/dev/null && \
+          command -v redis-server >/dev/null
 
 deps:
 	@echo "== installing Debian packages: $(DEB_BUILD) $(DEB_TEST)"
@@ -122,6 +125,10 @@ $(BUILD)/bin/kvs-dump: $(BUILD)/obj/tools/kvs-dump.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+$(BUILD)/bin/kvs-client: $(BUILD)/obj/tools/kvs-client.o $(NETLIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
 $(BUILD)/bin/kvs-engine-bench: $(BUILD)/obj/bench/engine_bench.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
@@ -163,9 +170,23 @@ stress: all $(TEST_BIN) $(TEST_HELPERS)
 bench-engine: all
 	$(BUILD)/bin/kvs-engine-bench
 
+# ---- fuzzing (clang + libFuzzer): make fuzz FUZZ_SECONDS=N -------------------
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(CWARN)
+$(BUILD)/fuzz/fuzz_resp: tests/fuzz_resp.c net/resp.c net/resp.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Inet -o $@ tests/fuzz_resp.c net/resp.c
+
+fuzz: $(BUILD)/fuzz/fuzz_resp
+	@mkdir -p $(BUILD)/fuzz/corpus-resp
+	$(BUILD)/fuzz/fuzz_resp -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -malloc_limit_mb=64 \
+	  $(BUILD)/fuzz/corpus-resp tests/fuzz/resp
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
-	install -m 755 $(BUILD)/bin/kvs $(BUILD)/bin/kvs-dump $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(BUILD)/bin/kvs $(BUILD)/bin/kvs-dump $(BUILD)/bin/kvs-client $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 engine/kvs.h $(DESTDIR)$(PREFIX)/include/
 	sed 's|^prefix=.*|prefix=$(PREFIX)|' $(BUILD)/lib/pkgconfig/kvs.pc > $(DESTDIR)$(PREFIX)/lib/pkgconfig/kvs.pc
