@@ -268,3 +268,13 @@ int kvs_compact(struct kvs *db)
 		return kvs__err(KVS_EINVAL, "kvs_compact: NULL handle");
 	return VT(db)->compact(db);
 }
+
+int kvs_scan(struct kvs *db, uint64_t cursor, size_t count,
+	     int (*cb)(void *ctx, const void *key, size_t klen), void *ctx,
+	     uint64_t *next_cursor)
+{
+	if (!db || !cb || !next_cursor)
+		return kvs__err(KVS_EINVAL, "kvs_scan: NULL argument");
+	return VT(db)->scan(db, cursor, count ? count : 10, cb, ctx,
+			    next_cursor);
+}

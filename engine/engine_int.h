@@ -355,6 +355,9 @@ struct kvs__vtable {
 		      void (*done)(void *ctx, int result), void *ctx);
 	int (*compact)(struct kvs *db);
 	int (*stats)(struct kvs *db, struct kvs_store_stats *st);
+	int (*scan)(struct kvs *db, uint64_t cursor, size_t count,
+		    int (*cb)(void *ctx, const void *key, size_t klen),
+		    void *ctx, uint64_t *next_cursor);
 };
 /* Every engine's handle starts with this (set by api.c after open). */
 struct kvs__handle {

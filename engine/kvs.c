@@ -253,6 +253,52 @@ static int log_compact(struct kvs *db)
 	return KVS_OK;
 }
 
+/* SCAN over the split-ordered list of cds_lfht: its nodes stay sorted by
+ * bit-reversed hash whatever the table's size, so "every node at or after
+ * reverse hash c" is a stable cursor through resizes.  Skipping to the cursor
+ * walks the nodes before it. */
+static int log_scan(struct kvs *db, uint64_t cursor, size_t count,
+		    int (*cb)(void *ctx, const void *key, size_t klen),
+		    void *ctx, uint64_t *next_cursor)
+{
+	struct cds_lfht *ht = kvs__index_table(db->index);
+	struct cds_lfht_iter it;
+	size_t passed = 0;
+	uint64_t last = 0;
+	bool stopped = false;
+
+	kvs__rcu_thread_online();
+	kvs__read_lock();
+	cds_lfht_first(ht, &it);
+	struct cds_lfht_node *node;
+	while ((node = cds_lfht_iter_get_node(&it)) != NULL) {
+		uint64_t rh = node->reverse_hash;
+		/* Stop between two hash values only, so keys sharing a hash
+		 * are never split across calls. */
+		if (passed >= count && rh != last) {
+			stopped = true;
+			break;
+		}
+		if (rh >= cursor) {
+			struct kvs__entry *e =
+				caa_container_of(node, struct kvs__entry, node);
+			(void)atomic_load_explicit(&e->seq, memory_order_acquire);
+			last = rh;
+			passed++;
+			if (cb(ctx, e->key, e->klen) != 0) {
+				stopped = true; /* resume after this hash */
+				break;
+			}
+		}
+		cds_lfht_next(ht, &it);
+	}
+	kvs__read_unlock();
+	*next_cursor = stopped && last != UINT64_MAX ? last + 1 : 0;
+	if (stopped && passed == 0)
+		*next_cursor = cursor;
+	return KVS_OK;
+}
+
 const struct kvs__vtable kvs__log_engine = {
 	.name = "kvs",
 	.max_key = KVS_MAX_KEY,
@@ -263,4 +309,5 @@ const struct kvs__vtable kvs__log_engine = {
 	.submit = log_submit,
 	.compact = log_compact,
 	.stats = log_stats,
+	.scan = log_scan,
 };

@@ -205,6 +205,24 @@ int kvs_submit(struct kvs *db, struct kvs_op *ops, size_t n,
  */
 int kvs_compact(struct kvs *db);
 
+/*
+ * Iterate over the keys, a few at a time, like Redis's SCAN: start with
+ * cursor 0; each call passes up to about `count` keys to cb (it may pass
+ * more) and sets *next_cursor, 0 when the iteration is complete.  Every key
+ * present for the whole iteration is passed at least once; a key written or
+ * removed meanwhile may or may not be.  cb runs inside the engine's read-side
+ * section: it must not block and must not call this handle's write
+ * functions; a nonzero return from cb stops the call early (the cursor then
+ * resumes after the last key's 64-bit hash).  Keys are passed in no particular
+ * order.  The kvs engine walks its hash table in hash order (a call costs
+ * time proportional to the keys before the cursor); the lmdb engine passes
+ * every key in the first call.
+ * Errors: KVS_EINVAL, KVS_EIO.
+ */
+int kvs_scan(struct kvs *db, uint64_t cursor, size_t count,
+	     int (*cb)(void *ctx, const void *key, size_t klen), void *ctx,
+	     uint64_t *next_cursor);
+
 /* Figures of an open store, filled by kvs_stats(). */
 struct kvs_store_stats {
 	uint64_t live_keys;       /* keys present */

@@ -378,6 +378,36 @@ fail:
 	return rc;
 }
 
+/* LMDB's keys have no integer position that survives writes, so the first
+ * call passes every key and the iteration ends there. */
+static int lm_scan(struct kvs *db, uint64_t cursor, size_t count,
+		   int (*cb)(void *ctx, const void *key, size_t klen),
+		   void *ctx, uint64_t *next_cursor)
+{
+	struct kvs__lmdb *lm = (struct kvs__lmdb *)db;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+	(void)count;
+	*next_cursor = 0;
+	if (cursor != 0)
+		return KVS_OK;
+	if ((rc = mdb_txn_begin(lm->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return mdb_err(rc, "begin read");
+	if ((rc = mdb_cursor_open(txn, lm->dbi, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		return mdb_err(rc, "cursor");
+	}
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+		if (cb(ctx, k.mv_data, k.mv_size) != 0)
+			break;
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return KVS_OK;
+}
+
 const struct kvs__vtable kvs__lmdb_engine = {
 	.name = "lmdb",
 	.max_key = LMDB_MAX_KEY,
@@ -388,4 +418,5 @@ const struct kvs__vtable kvs__lmdb_engine = {
 	.submit = lm_submit,
 	.compact = lm_compact,
 	.stats = lm_stats,
+	.scan = lm_scan,
 };

@@ -5,6 +5,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "kvs_fault.h"
@@ -792,6 +793,40 @@ TEST(KvStoreLmdb, EnginesRefuseEachOthersDirectories) {
   Store s(a.path());
   EXPECT_STREQ(kvs_engine_name(s.db()), "lmdb");
   EXPECT_EQ(s.Get("k"), "v");
+}
+
+}  // namespace
+
+namespace {
+
+// SCAN: every key present for the whole iteration is returned at least once.
+TEST_P(AllEngines, ScanReturnsEveryStableKey) {
+  TempDir d;
+  Store s(d.path(), Opts());
+  for (int i = 0; i < 2000; i++) ASSERT_EQ(s.Set("stable" + std::to_string(i), "v"), KVS_OK);
+  std::set<std::string> seen;
+  uint64_t cursor = 0;
+  int calls = 0, churn = 0;
+  do {
+    ASSERT_EQ(kvs_scan(
+                  s.db(), cursor, 10,
+                  [](void* ctx, const void* k, size_t n) {
+                    static_cast<std::set<std::string>*>(ctx)->emplace(static_cast<const char*>(k), n);
+                    return 0;
+                  },
+                  &seen, &cursor),
+              KVS_OK);
+    // Writes during the iteration: new keys and removed churn keys.
+    ASSERT_EQ(s.Set("churn" + std::to_string(churn++), "x"), KVS_OK);
+    if (churn > 5) {
+      ASSERT_EQ(s.Remove("churn" + std::to_string(churn - 5)), KVS_OK);
+    }
+    ASSERT_LT(++calls, 100000);
+  } while (cursor != 0);
+  for (int i = 0; i < 2000; i++) EXPECT_TRUE(seen.count("stable" + std::to_string(i))) << i;
+  if (!Lmdb()) {
+    EXPECT_GT(calls, 100) << "about 10 keys per call";
+  }
 }
 
 }  // namespace
