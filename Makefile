@@ -1,7 +1,7 @@
 # kvs - GNU Makefile.
 #
 # Targets:
-#   make run        build, then start the main job (see README.md)
+#   make run        build, then run kvs-server on 127.0.0.1:4000 (store in ./data)
 #   make test       install missing Debian packages, build, run every test
 #   make asan       the same tests built with AddressSanitizer + UBSan (build-asan/)
 #   make tsan       the same tests built with ThreadSanitizer (build-tsan/)
@@ -53,6 +53,7 @@ ENGINE_SRC := $(wildcard engine/*.c)
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
 LIB        := $(BUILD)/lib/libkvs.a
 BINS       := $(BUILD)/bin/kvs $(BUILD)/bin/kvs-dump $(BUILD)/bin/kvs-client \
+              $(BUILD)/bin/kvs-server \
               $(BUILD)/bin/kvs-engine-bench
 # threadpool/ and net/ (all but the server's main) form libkvsnet.a, which
 # kvs-server, kvs-client, kvs-bench and the tests link.
@@ -129,6 +130,10 @@ $(BUILD)/bin/kvs-client: $(BUILD)/obj/tools/kvs-client.o $(NETLIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+$(BUILD)/bin/kvs-server: $(BUILD)/obj/net/main.o $(NETLIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
 $(BUILD)/bin/kvs-engine-bench: $(BUILD)/obj/bench/engine_bench.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
@@ -142,15 +147,11 @@ $(TEST_BIN): $(TEST_OBJ) $(NETLIB) $(LIB)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(GTEST_LIBS)
 
 # ---- running -------------------------------------------------------------------
+# The server in the foreground, logging to the terminal; Ctrl-C stops it
+# cleanly.  Talk to it with kvs-client or redis-cli -p 4000.
 run: all
-	@echo "== demo: the kvs command on the store in ./data"
-	$(BUILD)/bin/kvs --dir data set greeting "hello, world"
-	$(BUILD)/bin/kvs --dir data get greeting
-	$(BUILD)/bin/kvs --dir data set greeting "hello again"
-	$(BUILD)/bin/kvs --dir data get greeting
-	$(BUILD)/bin/kvs --dir data rm greeting
-	$(BUILD)/bin/kvs --dir data get greeting
-	$(BUILD)/bin/kvs-dump data
+	@mkdir -p data
+	$(BUILD)/bin/kvs-server --addr 127.0.0.1:4000 --engine kvs --dir data
 
 test: all $(TEST_BIN) $(TEST_HELPERS)
 	@echo "== unit and integration tests ($(or $(SAN),plain) build)"
@@ -186,12 +187,13 @@ fuzz: $(BUILD)/fuzz/fuzz_resp
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
-	install -m 755 $(BUILD)/bin/kvs $(BUILD)/bin/kvs-dump $(BUILD)/bin/kvs-client $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(BUILD)/bin/kvs $(BUILD)/bin/kvs-dump $(BUILD)/bin/kvs-client \
+	  $(BUILD)/bin/kvs-server $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 engine/kvs.h $(DESTDIR)$(PREFIX)/include/
 	sed 's|^prefix=.*|prefix=$(PREFIX)|' $(BUILD)/lib/pkgconfig/kvs.pc > $(DESTDIR)$(PREFIX)/lib/pkgconfig/kvs.pc
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-*
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

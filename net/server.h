@@ -1,0 +1,106 @@
+/*
+ * server.h - kvs-server's network layer: the one public header of the server
+ * part of net/ (the RESP codec has its own, resp.h).
+ *
+ * A server is an acceptor thread and N worker event loops (memcached's
+ * model) in front of one open store; docs/THREADS.md draws the threads and
+ * locks, docs/PROTOCOL.md lists the commands.
+ *
+ * Who may call what
+ *   - net_server_start(), net_server_stop(): the application's main thread
+ *     (any one thread), start once and stop once per server.
+ *   - net_server_port(): any thread while the server exists.
+ *   - net_log(), net_parse_addr(), net_addr_is_loopback(),
+ *     net_glob_match(): any thread; they share no state (net_log writes
+ *     each line with one call, so lines never interleave).
+ */
+#ifndef KVS_NET_SERVER_H
+#define KVS_NET_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "kvs.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Defaults, as Redis's. */
+#define NET_DEFAULT_ADDR "127.0.0.1:4000"
+#define NET_DEFAULT_OUTPUT_LIMIT (64ull << 20)  /* client-output-buffer-limit */
+#define NET_QUERYBUF_MAX ((1ull << 30) + (64u << 10)) /* client-query-buffer-limit */
+#define NET_CMDS_PER_WAKEUP 256 /* commands per connection per turn */
+
+/* What a server needs to know.  Strings are only read during
+ * net_server_start() (copied where kept). */
+struct net_server_config {
+	const char *addr;         /* "IP:PORT" or "[IPv6]:PORT"; port 0: any */
+	unsigned threads;         /* worker event loops, >= 1 */
+	const char *password;     /* NULL or "": no authentication */
+	uint64_t output_limit;    /* bytes of pending replies; 0: the default */
+	const char *port_file;    /* NULL, or where to write the bound port */
+	/* Shown by INFO and the start-up log only. */
+	const char *dir;
+	const char *fsync_name;   /* "always", "everysec" or "never" */
+};
+
+struct net_server; /* a running server: opaque */
+
+/*
+ * Bind and listen on cfg->addr, start the workers (a TP_SHARED_QUEUE pool of
+ * cfg->threads threads, each running one event loop) and the acceptor, then
+ * write the bound port to cfg->port_file (atomically: a temporary file
+ * renamed into place).  db must stay open until net_server_stop() returns.
+ * Failures are logged with net_log(); returns 0 and *out, or -1 with nothing
+ * left running.
+ */
+int net_server_start(struct kvs *db, const struct net_server_config *cfg,
+		     struct net_server **out);
+
+/* The port the server listens on (the ephemeral one when asked for 0). */
+int net_server_port(const struct net_server *s);
+
+/*
+ * Graceful stop: stop accepting, let every write in flight complete and its
+ * reply be sent, flush pending replies (at most a few seconds for clients
+ * that do not read), close every connection, join every thread and free the
+ * server.  The store is left open: the caller kvs_close()s it afterwards,
+ * which makes everything durable.  Blocks until done.
+ */
+void net_server_stop(struct net_server *s);
+
+/* Log levels of net_log(). */
+enum net_log_level { NET_LOG_ERROR = 0, NET_LOG_WARN, NET_LOG_INFO };
+
+/* One line on stderr: "YYYY-mm-dd HH:MM:SS.mmm [level] message". */
+void net_log(enum net_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/*
+ * Parse "IP:PORT" or "[IPv6]:PORT" (numeric only, port 0..65535) into *ss
+ * and *len.  Returns 0, or -1 if the text is not such an address.
+ */
+int net_parse_addr(const char *text, struct sockaddr_storage *ss,
+		   socklen_t *len);
+
+/* Nonzero if sa is a loopback address: 127.0.0.0/8, ::1 or ::ffff:127.x.
+ * Protected mode (a non-loopback bind without a password) serves only the
+ * clients for which this is true. */
+int net_addr_is_loopback(const struct sockaddr *sa);
+
+/*
+ * Glob-style match of s[0..slen) against pat[0..plen), as Redis's KEYS and
+ * SCAN MATCH: '*' any run of bytes, '?' one byte, "[abc]", "[a-z]", "[^a]"
+ * (a set, a range, a negated set), '\x' the byte x literally.  nocase:
+ * ASCII letters compare case-insensitively.  Both are binary-safe.
+ * Returns 1 on a match, else 0.
+ */
+int net_glob_match(const char *pat, size_t plen, const char *s, size_t slen,
+		   int nocase);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KVS_NET_SERVER_H */

@@ -1,0 +1,156 @@
+/*
+ * server_int.h - the structures shared by server.c (acceptor, workers,
+ * connections) and commands.c (the command table).  Nothing outside net/
+ * includes it.
+ */
+#ifndef KVS_NET_SERVER_INT_H
+#define KVS_NET_SERVER_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "kvs.h"
+#include "resp.h"
+#include "server.h"
+
+/*
+ * The states of a connection.  A worker owns its connections: only it reads
+ * or changes these fields, except where a field says otherwise.
+ */
+enum net_conn_state {
+	/* Reading requests and executing them, up to NET_CMDS_PER_WAKEUP per
+	 * turn; replies are appended to `out` and sent as the socket takes
+	 * them. */
+	NET_CONN_ACTIVE = 0,
+	/* A write was handed to the engine (kvs_submit) and its completion has
+	 * not arrived.  The ops point into `in` (or the parser's scratch), so
+	 * nothing is read into `in`, nothing is parsed and `in` is not
+	 * compacted; replies already queued are still sent. */
+	NET_CONN_PARKED,
+	/* A last reply is queued (QUIT, a protocol error, shutdown, end of
+	 * input): send it, then free the connection.  Nothing more is read. */
+	NET_CONN_CLOSING,
+	/* The socket is gone (closed by the peer, an error, an output limit)
+	 * while a write was in flight.  The fd is closed; the connection is
+	 * freed when the completion arrives, because the engine still reads
+	 * the ops and the bytes they point at. */
+	NET_CONN_ORPHANED,
+};
+
+/* Which reply a parked write will get once its completion arrives. */
+enum net_write_kind {
+	NET_W_SET = 1,   /* +OK, or nil when NX/XX did not apply */
+	NET_W_SETNX,     /* :1 or :0 */
+	NET_W_DEL,       /* :count of keys removed */
+	NET_W_MSET,      /* +OK */
+	NET_W_INCR,      /* :new value, or the error */
+};
+
+struct net_worker;
+struct net_server;
+
+struct net_conn {
+	int fd;                    /* -1 once ORPHANED */
+	uint64_t id;               /* CLIENT ID: unique, from 1 */
+	struct net_worker *w;      /* its owner: immutable */
+	enum net_conn_state state;
+	int eof;                   /* the peer shut its side down */
+	int authed;                /* AUTH succeeded (or no password) */
+	unsigned events;           /* the epoll interest registered now */
+	struct net_buf in;         /* bytes read, not yet consumed */
+	size_t in_pos;             /* bytes of `in` parsed and executed */
+	struct net_buf out;        /* replies */
+	size_t out_pos;            /* bytes of `out` already sent */
+	struct net_resp_parser parser;
+	/* The write in flight (PARKED, ORPHANED).  The writer thread fills
+	 * ops[].result/num and wresult before it queues the connection on its
+	 * worker's completion list under the worker's mutex, which orders
+	 * those stores before the worker's reads. */
+	struct kvs_op *ops;
+	size_t opscap;
+	size_t nops;
+	enum net_write_kind wkind;
+	int wresult;
+	char *name;                /* CLIENT SETNAME, or NULL */
+	char addr[64];             /* the peer, "ip:port" */
+	time_t since;              /* when it connected */
+	/* Links: the worker's list of all its connections; the worker's list
+	 * of connections with commands still to run (`ready`); the
+	 * completion list (guarded by the worker's mutex). */
+	struct net_conn *prev, *next;
+	struct net_conn *rprev, *rnext;
+	int ready;
+	struct net_conn *done_next;
+};
+
+/* A connection handed from the acceptor to a worker. */
+struct net_handoff {
+	int fd;
+	char addr[64];
+};
+
+struct net_worker {
+	struct net_server *srv;    /* immutable */
+	unsigned idx;              /* immutable */
+	int epfd;                  /* immutable; used by the worker only */
+	int evfd;                  /* immutable: the mailbox doorbell */
+	/* The mailbox, guarded by mu: connections handed over by the
+	 * acceptor, write completions from the engine's writer thread, and
+	 * the stop request.  mu is a leaf lock held for pointer updates
+	 * only. */
+	pthread_mutex_t mu;
+	struct net_handoff *hand;
+	size_t nhand, caphand;
+	struct net_conn *done_head, *done_tail;
+	int stop;
+	/* Worker thread only. */
+	struct net_conn *conns;    /* all of its connections */
+	size_t nconns;
+	size_t nparked;            /* PARKED or ORPHANED */
+	struct net_conn *ready_head, *ready_tail;
+	int draining;
+	struct timespec drain_deadline;
+};
+
+struct net_server {
+	struct kvs *db;            /* immutable; owned by the caller */
+	struct net_server_config cfg; /* immutable; strings below */
+	char *password;            /* NULL: none */
+	size_t passlen;
+	int protected_mode;        /* non-loopback bind without a password */
+	uint64_t output_limit;
+	int lfd;                   /* the listening socket */
+	int port;
+	unsigned nworkers;
+	struct net_worker *workers;
+	struct tp_pool *pool;
+	pthread_t acceptor;
+	atomic_int stopping;       /* the acceptor must end */
+	time_t started;
+	uint64_t maxclients;       /* from RLIMIT_NOFILE */
+	/* Statistics (INFO), relaxed atomics. */
+	atomic_ullong next_id;
+	atomic_ullong connected;
+	atomic_ullong total_conns;
+	atomic_ullong rejected;
+	atomic_ullong total_cmds;
+	atomic_ullong net_in, net_out;
+	atomic_ullong closed_by_limit;
+	atomic_ullong auth_failures;
+};
+
+/* commands.c: run one parsed command on c (ACTIVE).  May append a reply,
+ * park c (a write submitted) or make it CLOSING. */
+void net_cmd_execute(struct net_conn *c, const struct net_resp_cmd *cmd);
+/* commands.c: append the reply of c's completed write. */
+void net_cmd_complete(struct net_conn *c);
+
+/* server.c: hand c->ops[0..n) to the engine and park c.  Returns KVS_OK or
+ * the kvs_submit() error (c not parked, no completion will come). */
+int net_conn_submit(struct net_conn *c, size_t n);
+/* server.c: ensure c->ops holds n ops (zeroed).  Returns 0 or -1 (ENOMEM). */
+int net_conn_ops(struct net_conn *c, size_t n);
+
+#endif /* KVS_NET_SERVER_INT_H */
