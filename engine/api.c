@@ -278,3 +278,10 @@ int kvs_scan(struct kvs *db, uint64_t cursor, size_t count,
 	return VT(db)->scan(db, cursor, count ? count : 10, cb, ctx,
 			    next_cursor);
 }
+
+int kvs_stats_cached(struct kvs *db, struct kvs_store_stats *st)
+{
+	if (!db || !st)
+		return kvs__err(KVS_EINVAL, "kvs_stats_cached: NULL argument");
+	return VT(db)->stats_cached(db, st);
+}

@@ -355,6 +355,7 @@ struct kvs__vtable {
 		      void (*done)(void *ctx, int result), void *ctx);
 	int (*compact)(struct kvs *db);
 	int (*stats)(struct kvs *db, struct kvs_store_stats *st);
+	int (*stats_cached)(struct kvs *db, struct kvs_store_stats *st);
 	int (*scan)(struct kvs *db, uint64_t cursor, size_t count,
 		    int (*cb)(void *ctx, const void *key, size_t klen),
 		    void *ctx, uint64_t *next_cursor);
@@ -412,6 +413,16 @@ struct kvs {
 	struct kvs_store_stats counters;  /* writes, batches, syncs, ... */
 	struct kvs__writer_buf *wbuf;
 	struct kvs__compact *cp;    /* compaction state (compact.c) */
+
+	/* The stats snapshot the writer publishes for kvs_stats_cached();
+	 * snap_mu (a leaf lock) guards snap.  snap_us: writer only. */
+	pthread_mutex_t snap_mu;
+	struct kvs_store_stats snap;
+	uint64_t snap_us;
+	bool snap_dirty;
+	/* live_keys, stored by the writer before it completes a round, so
+	 * that a DBSIZE after an acknowledged write counts that write. */
+	_Atomic uint64_t live_keys_pub;
 };
 
 /* recovery.c: load every segment in db->dir into the index. */

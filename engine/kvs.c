@@ -30,6 +30,7 @@ static void free_handle(struct kvs *db)
 	pthread_mutex_destroy(&db->q_mu);
 	pthread_cond_destroy(&db->q_cv);
 	pthread_mutex_destroy(&db->sync_mu);
+	pthread_mutex_destroy(&db->snap_mu);
 	pthread_cond_destroy(&db->sync_cv);
 	free(db->dir);
 	free(db);
@@ -54,6 +55,7 @@ static int log_open(const char *dir, const struct kvs_options *opts,
 		db->opt.segment_size = DEFAULT_SEGMENT_SIZE;
 	KVS_CHECK(pthread_mutex_init(&db->q_mu, NULL));
 	KVS_CHECK(pthread_mutex_init(&db->sync_mu, NULL));
+	KVS_CHECK(pthread_mutex_init(&db->snap_mu, NULL));
 	KVS_CHECK(pthread_condattr_init(&ca));
 	KVS_CHECK(pthread_condattr_setclock(&ca, CLOCK_MONOTONIC));
 	KVS_CHECK(pthread_cond_init(&db->q_cv, &ca));
@@ -71,6 +73,7 @@ static int log_open(const char *dir, const struct kvs_options *opts,
 	if ((rc = kvs__index_new(&db->index)) || (rc = kvs__recover(db)))
 		goto fail;
 	db->counters.open_us = kvs__now_us() - t0;
+	atomic_store(&db->live_keys_pub, db->live_keys);
 	if ((rc = kvs__writer_start(db)) != KVS_OK)
 		goto fail;
 	*out = db;
@@ -244,6 +247,15 @@ static int log_stats(struct kvs *db, struct kvs_store_stats *st)
 	return kvs__submit_wait(db, &req);
 }
 
+static int log_stats_cached(struct kvs *db, struct kvs_store_stats *st)
+{
+	KVS_CHECK(pthread_mutex_lock(&db->snap_mu));
+	*st = db->snap;
+	KVS_CHECK(pthread_mutex_unlock(&db->snap_mu));
+	st->live_keys = atomic_load(&db->live_keys_pub);
+	return KVS_OK;
+}
+
 static int log_compact(struct kvs *db)
 {
 	struct kvs__req req = { .kind = KVS__REQ_COMPACT };
@@ -309,5 +321,6 @@ const struct kvs__vtable kvs__log_engine = {
 	.submit = log_submit,
 	.compact = log_compact,
 	.stats = log_stats,
+	.stats_cached = log_stats_cached,
 	.scan = log_scan,
 };

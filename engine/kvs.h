@@ -245,9 +245,14 @@ struct kvs_store_stats {
 	int failed;               /* nonzero once a write or sync has failed */
 };
 
-/* Fill *st with a consistent snapshot (taken by the writer thread).
+/* Fill *st with a consistent snapshot taken by the writer thread: waits
+ * for the writer's current round (under KVS_FSYNC_ALWAYS, its fdatasync).
  * Errors: KVS_EINVAL. */
 int kvs_stats(struct kvs *db, struct kvs_store_stats *st);
+/* The same figures as the writer last published them (at most about 50 ms
+ * old while writes go on; current when the writer is idle).  Never waits
+ * for the writer: for servers' INFO and DBSIZE.  Errors: KVS_EINVAL. */
+int kvs_stats_cached(struct kvs *db, struct kvs_store_stats *st);
 
 /* The fixed name of an error code ("key not found", ...); never NULL. */
 const char *kvs_strerror(int err);

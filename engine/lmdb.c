@@ -418,5 +418,6 @@ const struct kvs__vtable kvs__lmdb_engine = {
 	.submit = lm_submit,
 	.compact = lm_compact,
 	.stats = lm_stats,
+	.stats_cached = lm_stats, /* a read transaction: never waits */
 	.scan = lm_scan,
 };

@@ -488,6 +488,22 @@ static void fill_stats(struct kvs *db, struct kvs_store_stats *st)
 	st->failed = atomic_load(&db->failed) != 0;
 }
 
+/* Publish the stats snapshot: at most every 50 ms while busy, and always
+ * before the writer goes idle (force). */
+static void publish_stats(struct kvs *db, bool force)
+{
+	uint64_t now = kvs__now_us();
+	if (!db->snap_dirty || (!force && now - db->snap_us < 50000))
+		return;
+	struct kvs_store_stats st;
+	fill_stats(db, &st);
+	KVS_CHECK(pthread_mutex_lock(&db->snap_mu));
+	db->snap = st;
+	KVS_CHECK(pthread_mutex_unlock(&db->snap_mu));
+	db->snap_us = now;
+	db->snap_dirty = false;
+}
+
 /* ---- the writer loop ------------------------------------------------------------- */
 
 static void complete(struct kvs__req *req)
@@ -535,6 +551,7 @@ static bool writer_round(struct kvs *db, struct kvs__req *list)
 	}
 	if (rc == KVS_OK) {
 		apply_round(db);
+		atomic_store(&db->live_keys_pub, db->live_keys);
 		if (wb->npends)
 			db->counters.batches++;
 	} else {
@@ -578,11 +595,20 @@ static void *writer_main(void *arg)
 	bool stop = false;
 
 	kvs__rcu_thread_online();
+	db->snap_dirty = true;
 	while (!stop) {
 		/* Client requests first; compaction steps fill the gaps, as
 		 * often as its rate limit allows. */
 		uint64_t delay = 0;
 		bool work = false;
+		publish_stats(db, false);
+		if (db->snap_dirty) {
+			KVS_CHECK(pthread_mutex_lock(&db->q_mu));
+			bool idle = !db->q_head;
+			KVS_CHECK(pthread_mutex_unlock(&db->q_mu));
+			if (idle)
+				publish_stats(db, true);
+		}
 		KVS_CHECK(pthread_mutex_lock(&db->q_mu));
 		while (!db->q_head) {
 			work = kvs__compact_pending(db, &delay);
@@ -609,6 +635,7 @@ static void *writer_main(void *arg)
 			stop = writer_round(db, list);
 		if (!stop && kvs__compact_pending(db, &delay) && delay == 0)
 			kvs__compact_step(db);
+		db->snap_dirty = true;
 	}
 	return NULL;
 }

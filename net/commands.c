@@ -587,9 +587,8 @@ static void cmd_info(struct net_conn *c, const struct net_resp_cmd *cmd)
 		r_bulk(c, "", 0);
 		return;
 	}
-	/* kvs_stats() asks the writer thread for a snapshot: a short wait
-	 * (docs/PROTOCOL.md). */
-	if ((want[3] || want[4]) && kvs_stats(s->db, &st) == KVS_OK)
+	/* The figures the writer last published: never waits for it. */
+	if ((want[3] || want[4]) && kvs_stats_cached(s->db, &st) == KVS_OK)
 		have_stats = 1;
 	if (want[0]) {
 		info_line(&b, "# Server");
@@ -674,7 +673,7 @@ static void cmd_info(struct net_conn *c, const struct net_resp_cmd *cmd)
 static void cmd_dbsize(struct net_conn *c, const struct net_resp_cmd *cmd)
 {
 	struct kvs_store_stats st;
-	int rc = kvs_stats(c->w->srv->db, &st);
+	int rc = kvs_stats_cached(c->w->srv->db, &st);
 
 	(void)cmd;
 	if (rc != KVS_OK)
