@@ -54,7 +54,8 @@ ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
 LIB        := $(BUILD)/lib/libkvs.a
 BINS       := $(BUILD)/bin/kvs $(BUILD)/bin/kvs-dump $(BUILD)/bin/kvs-client \
               $(BUILD)/bin/kvs-server \
-              $(BUILD)/bin/kvs-engine-bench
+              $(BUILD)/bin/kvs-engine-bench $(BUILD)/bin/kvs-startup-bench \
+              $(BUILD)/bin/kvs-compaction-bench
 # threadpool/ and net/ (all but the server's main) form libkvsnet.a, which
 # kvs-server, kvs-client, kvs-bench and the tests link.
 NET_SRC    := $(wildcard threadpool/*.c) $(filter-out net/main.c,$(wildcard net/*.c))
@@ -138,6 +139,14 @@ $(BUILD)/bin/kvs-engine-bench: $(BUILD)/obj/bench/engine_bench.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
+$(BUILD)/bin/kvs-startup-bench: $(BUILD)/obj/bench/startup_bench.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/bin/kvs-compaction-bench: $(BUILD)/obj/bench/compaction_bench.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
 $(BUILD)/tests/crash-child: $(BUILD)/obj/tests/crash_child.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
@@ -170,6 +179,8 @@ stress: all $(TEST_BIN) $(TEST_HELPERS)
 
 bench-engine: all
 	$(BUILD)/bin/kvs-engine-bench
+	$(BUILD)/bin/kvs-startup-bench -n 1000000
+	$(BUILD)/bin/kvs-compaction-bench
 
 # ---- fuzzing (clang + libFuzzer): make fuzz FUZZ_SECONDS=N -------------------
 FUZZ_CC      ?= clang

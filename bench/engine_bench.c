@@ -2,7 +2,6 @@
  * batch load, random gets (1..T threads) and durable overwrites with group
  * commit, printed as a table of throughput and p50/p99 latency. */
 #include <errno.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -14,6 +13,9 @@
 #include <unistd.h>
 
 #include "kvs.h"
+#include "bench.h"
+
+#define PROG "engine_bench"
 
 #define KEY_FMT "key%08u"
 #define KEY_MAX 16              /* "key" + 8 digits + NUL, with room */
@@ -22,112 +24,6 @@
 #define MAX_THREAD_RUNS 16      /* entries of -t LIST */
 #define BATCH_OPS 1000
 #define DURABLE_THREADS 8       /* the group-commit run of the overwrite */
-
-/* ---- a seeded PRNG: xorshift64*, with a splitmix64 step for seeding --------- */
-
-struct rng {
-	uint64_t s;
-};
-
-static void rng_seed(struct rng *r, uint64_t seed)
-{
-	/* splitmix64, so that nearby seeds give unrelated streams and the
-	 * state is never the all-zero fixed point of xorshift. */
-	uint64_t z = seed + 0x9e3779b97f4a7c15ull;
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	z ^= z >> 31;
-	r->s = z ? z : 0x2545f4914f6cdd1dull;
-}
-
-static uint64_t rng_next(struct rng *r)
-{
-	r->s ^= r->s >> 12;
-	r->s ^= r->s << 25;
-	r->s ^= r->s >> 27;
-	return r->s * 0x2545f4914f6cdd1dull;
-}
-
-/* Uniform in [0, bound), bound <= 2^32: the top 32 bits scaled (Lemire),
- * whose bias is far below anything a benchmark can see. */
-static uint32_t rng_below(struct rng *r, uint32_t bound)
-{
-	return (uint32_t)(((rng_next(r) >> 32) * (uint64_t)bound) >> 32);
-}
-
-/* ---- latency: a log-linear histogram of nanoseconds --------------------------
- *
- * Values below 16 ns have a bucket each; above, every power of two is cut
- * into 16 equal buckets, so a reported percentile is within 1/32 (about 3%)
- * of the true one.  976 buckets cover all of uint64_t: memory is fixed
- * however many operations a phase runs. */
-
-#define SUB_BITS 4
-#define SUB (1u << SUB_BITS)
-#define NBUCKETS ((64 - SUB_BITS + 1) * SUB)
-
-struct hist {
-	uint64_t count;
-	uint64_t b[NBUCKETS];
-};
-
-static unsigned hist_index(uint64_t v)
-{
-	if (v < SUB)
-		return (unsigned)v;
-	unsigned msb = 63u - (unsigned)__builtin_clzll(v);
-	unsigned shift = msb - SUB_BITS;
-	return (shift + 1) * SUB + (unsigned)((v >> shift) - SUB);
-}
-
-/* The middle of bucket i. */
-static double hist_value(unsigned i)
-{
-	if (i < SUB)
-		return i;
-	unsigned g = i / SUB, s = i % SUB;
-	double lo = (double)((uint64_t)(SUB + s) << (g - 1));
-	return lo + (double)((uint64_t)1 << (g - 1)) / 2.0;
-}
-
-static void hist_add(struct hist *h, uint64_t ns)
-{
-	h->b[hist_index(ns)]++;
-	h->count++;
-}
-
-static void hist_merge(struct hist *into, const struct hist *from)
-{
-	for (unsigned i = 0; i < NBUCKETS; i++)
-		into->b[i] += from->b[i];
-	into->count += from->count;
-}
-
-/* The q-quantile (0 < q <= 1) in microseconds; 0 for an empty histogram. */
-static double hist_quantile_us(const struct hist *h, double q)
-{
-	if (h->count == 0)
-		return 0.0;
-	uint64_t rank = (uint64_t)(q * (double)h->count + 0.5);
-	if (rank < 1)
-		rank = 1;
-	uint64_t seen = 0;
-	for (unsigned i = 0; i < NBUCKETS; i++) {
-		seen += h->b[i];
-		if (seen >= rank)
-			return hist_value(i) / 1000.0;
-	}
-	return hist_value(NBUCKETS - 1) / 1000.0;
-}
-
-/* ---- time ------------------------------------------------------------------------ */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- workers ------------------------------------------------------------------------ */
 
@@ -434,23 +330,6 @@ static int close_store(struct kvs *db)
 	return rc;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	if (remove(path) != 0)
-		fprintf(stderr, "engine_bench: remove %s: %s\n", path,
-			strerror(errno));
-	return 0;
-}
-
-static void rm_tree(const char *dir)
-{
-	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -470,21 +349,6 @@ static void usage(FILE *out)
 		"  --seconds S        time limit of each phase (default 3)\n");
 }
 
-static uint64_t parse_num(const char *s, uint64_t min, uint64_t max,
-			  const char *what)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || *end || *s == '-' || v < min || v > max) {
-		fprintf(stderr, "engine_bench: %s: '%s' is not a number in "
-			"%llu..%llu\n", what, s, (unsigned long long)min,
-			(unsigned long long)max);
-		exit(2);
-	}
-	return v;
-}
-
 /* Parse "1,2,4" into t[], with 1 first (the single-thread get). */
 static unsigned parse_threads(const char *s, unsigned t[MAX_THREAD_RUNS])
 {
@@ -499,7 +363,7 @@ static unsigned parse_threads(const char *s, unsigned t[MAX_THREAD_RUNS])
 	strcpy(buf, s);
 	for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
 	     tok = strtok_r(NULL, ",", &save)) {
-		unsigned v = (unsigned)parse_num(tok, 1, MAX_THREADS, "-t");
+		unsigned v = (unsigned)parse_num(PROG, tok, 1, MAX_THREADS, "-t");
 		if (v == 1)
 			continue;
 		if (n == MAX_THREAD_RUNS) {
@@ -535,16 +399,18 @@ int main(int argc, char **argv)
 	struct kvs *db = NULL;
 	struct bench b = { 0 };
 	struct result res;
-	struct rng r;
 	char name[64];
 	const char *top;
 	int c, rc, status = 1;
 
 	while ((c = getopt_long(argc, argv, "n:t:hV", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'n': nkeys = parse_num(optarg, 1, MAX_KEYS, "-n"); break;
+		case 'n':
+			nkeys = parse_num(PROG, optarg, 1, MAX_KEYS, "-n");
+			break;
 		case 'v':
-			vsize = parse_num(optarg, 0, KVS_MAX_VALUE, "--value-size");
+			vsize = parse_num(PROG, optarg, 0, KVS_MAX_VALUE,
+					  "--value-size");
 			break;
 		case 'd': user_dir = optarg; break;
 		case 'f':
@@ -560,7 +426,9 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
-		case 's': seed = parse_num(optarg, 0, UINT64_MAX, "--seed"); break;
+		case 's':
+			seed = parse_num(PROG, optarg, 0, UINT64_MAX, "--seed");
+			break;
 		case 'S': {
 			char *end;
 			seconds = strtod(optarg, &end);
@@ -607,14 +475,7 @@ int main(int argc, char **argv)
 			(unsigned long long)nkeys);
 		goto out;
 	}
-	rng_seed(&r, seed);
-	for (uint32_t i = 0; i < nkeys; i++)
-		perm[i] = i;
-	for (uint32_t i = (uint32_t)nkeys - 1; i > 0; i--) {
-		uint32_t j = rng_below(&r, i + 1), t = perm[i];
-		perm[i] = perm[j];
-		perm[j] = t;
-	}
+	rng_shuffle(perm, (uint32_t)nkeys, seed);
 
 	printf("kvs engine bench: %llu keys, %llu-byte values, fsync=%s, "
 	       "seed %llu, %ld cpus, limit %.1f s a phase\n"

@@ -303,6 +303,9 @@ int kvs__index_new(struct kvs__index **out);
 void kvs__index_destroy(struct kvs__index *ix);
 uint64_t kvs__index_hash(const struct kvs__index *ix, const void *key,
 			 size_t klen);
+/* The mutator (writer, or the opener), outside any read-side section:
+ * make the table at least nkeys buckets big (see index.c for why). */
+void kvs__index_grow(struct kvs__index *ix, uint64_t nkeys);
 /* Call with rcu_read_lock held; the result is valid until it is released. */
 struct kvs__entry *kvs__index_lookup(struct kvs__index *ix, uint64_t hash,
 				     const void *key, size_t klen);
@@ -423,6 +426,7 @@ struct kvs {
 	/* live_keys, stored by the writer before it completes a round, so
 	 * that a DBSIZE after an acknowledged write counts that write. */
 	_Atomic uint64_t live_keys_pub;
+	uint64_t recovered_entries; /* index entries made by recovery so far */
 };
 
 /* recovery.c: load every segment in db->dir into the index. */

@@ -11,7 +11,10 @@
 struct kvs__index {
 	struct cds_lfht *ht;  /* immutable after open */
 	uint8_t sipkey[16];   /* immutable after open */
+	unsigned long buckets; /* size last asked for: the mutator only */
 };
+
+#define INITIAL_BUCKETS 1024ul
 
 /* ---- per-thread RCU registration --------------------------------------- */
 
@@ -70,7 +73,8 @@ int kvs__index_new(struct kvs__index **out)
 		free(ix);
 		return kvs__err_errno(KVS_EIO, e, "getrandom");
 	}
-	ix->ht = cds_lfht_new_flavor(1024, 1024, 0,
+	ix->buckets = INITIAL_BUCKETS;
+	ix->ht = cds_lfht_new_flavor(INITIAL_BUCKETS, INITIAL_BUCKETS, 0,
 				     CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
 				     &urcu_memb_flavor, NULL);
 	if (!ix->ht) {
@@ -110,6 +114,26 @@ void kvs__index_destroy(struct kvs__index *ix)
 	urcu_memb_barrier();
 	KVS_CHECK(cds_lfht_destroy(ix->ht, NULL));
 	free(ix);
+}
+
+/*
+ * liburcu 0.13's automatic resize can stall for good: its lazy launch queues
+ * the resize work before it marks a resize as started, so when the worker
+ * finishes first the mark stays set and no resize is ever started again,
+ * leaving chains hundreds of nodes long (seen on 2-CPU machines: a 1M-key
+ * open went from 1 s to over 20 s).  So the engine also grows the table
+ * itself, to one bucket per key, whenever the key count passes its size.
+ * cds_lfht_resize runs in the calling thread and clears the stuck mark.
+ */
+void kvs__index_grow(struct kvs__index *ix, uint64_t nkeys)
+{
+	if (nkeys <= ix->buckets)
+		return;
+	unsigned long n = ix->buckets;
+	while (n < nkeys)
+		n *= 2;
+	cds_lfht_resize(ix->ht, n);
+	ix->buckets = n;
 }
 
 uint64_t kvs__index_hash(const struct kvs__index *ix, const void *key,

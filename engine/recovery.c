@@ -150,12 +150,19 @@ static int replay(struct kvs *db, struct kvs__seg *seg, uint64_t off,
 	else
 		seg->live_bytes += rec->length;
 	struct kvs__entry *prev = kvs__index_put(db->index, hash, e);
+	if (!prev && (++db->recovered_entries & 0xffff) == 0) {
+		/* Grow the table as it fills (outside the read-side section
+		 * recovery holds only to satisfy cds_lfht's rules). */
+		kvs__read_unlock();
+		kvs__index_grow(db->index, db->recovered_entries * 2);
+		kvs__read_lock();
+	}
 	if (prev) {
 		if (prev->vlen != KVS__TOMB) {
 			prev->seg->live_bytes -= prev->rec_len;
 			prev->seg->dead_bytes += prev->rec_len;
 		}
-		free(prev);
+		kvs__entry_free_rcu(prev); /* the table's resize worker may walk it */
 	}
 	return KVS_OK;
 }

@@ -552,6 +552,7 @@ static bool writer_round(struct kvs *db, struct kvs__req *list)
 	if (rc == KVS_OK) {
 		apply_round(db);
 		atomic_store(&db->live_keys_pub, db->live_keys);
+		kvs__index_grow(db->index, db->live_keys);
 		if (wb->npends)
 			db->counters.batches++;
 	} else {

@@ -372,7 +372,8 @@ TEST_F(CliTest, DoubleDashAllowsLeadingDash) {
 
 // One version string, printed by every binary's -V.
 TEST(Version, EveryBinaryPrintsTheVersion) {
-  for (const char* bin : {"kvs", "kvs-dump", "kvs-client", "kvs-engine-bench"}) {
+  for (const char* bin : {"kvs", "kvs-dump", "kvs-client", "kvs-server", "kvs-engine-bench", "kvs-startup-bench",
+                          "kvs-compaction-bench"}) {
     RunResult r = kvstest::Run({Bin(bin), "-V"});
     EXPECT_EQ(r.status, 0) << bin;
     EXPECT_EQ(r.out, std::string(bin) + " " KVS_VERSION "\n") << bin;
