@@ -313,6 +313,10 @@ struct kvs__entry *kvs__index_lookup(struct kvs__index *ix, uint64_t hash,
  * caller must retire the replaced entry with kvs__entry_free_rcu(). */
 struct kvs__entry *kvs__index_put(struct kvs__index *ix, uint64_t hash,
 				  struct kvs__entry *e);
+/* Writer only (or the opener).  Publish `e` unless the key is present:
+ * returns the present entry (e is then not published), or NULL. */
+struct kvs__entry *kvs__index_add_unique(struct kvs__index *ix, uint64_t hash,
+					 struct kvs__entry *e);
 /* Writer only, under rcu_read_lock.  Unpublish `e` (found by lookup). */
 void kvs__index_del(struct kvs__index *ix, struct kvs__entry *e);
 struct kvs__entry *kvs__entry_new(const void *key, size_t klen);
@@ -427,6 +431,7 @@ struct kvs {
 	 * that a DBSIZE after an acknowledged write counts that write. */
 	_Atomic uint64_t live_keys_pub;
 	uint64_t recovered_entries; /* index entries made by recovery so far */
+	uint64_t recovered_tombs;   /* tombstone entries among them */
 };
 
 /* recovery.c: load every segment in db->dir into the index. */

@@ -163,6 +163,16 @@ struct kvs__entry *kvs__index_put(struct kvs__index *ix, uint64_t hash,
 	return old ? caa_container_of(old, struct kvs__entry, node) : NULL;
 }
 
+struct kvs__entry *kvs__index_add_unique(struct kvs__index *ix, uint64_t hash,
+					 struct kvs__entry *e)
+{
+	struct lookup_key lk = { e->key, e->klen };
+	struct cds_lfht_node *n =
+		cds_lfht_add_unique(ix->ht, hash, match, &lk, &e->node);
+	return n == &e->node ? NULL
+			     : caa_container_of(n, struct kvs__entry, node);
+}
+
 void kvs__index_del(struct kvs__index *ix, struct kvs__entry *e)
 {
 	int rc = cds_lfht_del(ix->ht, &e->node);

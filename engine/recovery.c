@@ -130,26 +130,33 @@ static int replay(struct kvs *db, struct kvs__seg *seg, uint64_t off,
 		  const struct kvs_record *rec)
 {
 	uint64_t hash = kvs__index_hash(db->index, rec->key, rec->klen);
-	struct kvs__entry *old =
-		kvs__index_lookup(db->index, hash, rec->key, rec->klen);
-	if (old && atomic_load(&old->seq) > rec->seq) {
-		count_dead(seg, rec->length); /* an older write of the key */
-		return KVS_OK;
-	}
+	bool tomb = rec->type == KVS_REC_REMOVE;
 	struct kvs__entry *e = kvs__entry_new(rec->key, rec->klen);
 	if (!e)
 		return kvs__err(KVS_ENOMEM, "out of memory");
-	bool tomb = rec->type == KVS_REC_REMOVE;
 	e->seg = seg;
 	e->off = (uint32_t)off;
 	e->rec_len = (uint32_t)rec->length;
 	e->vlen = tomb ? KVS__TOMB : (uint32_t)rec->vlen;
 	atomic_store_explicit(&e->seq, rec->seq, memory_order_release);
-	if (tomb)
+
+	/* One walk of the chain for a key seen for the first time (the common
+	 * case); a second one only to replace an older record of the key. */
+	struct kvs__entry *prev = kvs__index_add_unique(db->index, hash, e);
+	if (prev) {
+		if (atomic_load(&prev->seq) > rec->seq) {
+			free(e); /* never published */
+			count_dead(seg, rec->length); /* an older write */
+			return KVS_OK;
+		}
+		prev = kvs__index_put(db->index, hash, e);
+	}
+	if (tomb) {
 		count_dead(seg, rec->length);
-	else
+		db->recovered_tombs++;
+	} else {
 		seg->live_bytes += rec->length;
-	struct kvs__entry *prev = kvs__index_put(db->index, hash, e);
+	}
 	if (!prev && (++db->recovered_entries & 0xffff) == 0) {
 		/* Grow the table as it fills (outside the read-side section
 		 * recovery holds only to satisfy cds_lfht's rules). */
@@ -161,6 +168,8 @@ static int replay(struct kvs *db, struct kvs__seg *seg, uint64_t off,
 		if (prev->vlen != KVS__TOMB) {
 			prev->seg->live_bytes -= prev->rec_len;
 			prev->seg->dead_bytes += prev->rec_len;
+		} else {
+			db->recovered_tombs--;
 		}
 		kvs__entry_free_rcu(prev); /* the table's resize worker may walk it */
 	}
@@ -174,6 +183,12 @@ static void drop_tombstones(struct kvs *db)
 	struct cds_lfht_iter it;
 	struct kvs__entry *e;
 	uint64_t live = 0;
+	/* The walk touches every node (a cache miss each): skip it when no
+	 * tombstone is left in the index, as in a store without removes. */
+	if (db->recovered_tombs == 0) {
+		db->live_keys = db->recovered_entries;
+		return;
+	}
 	cds_lfht_for_each_entry(ht, &it, e, node) {
 		if (e->vlen == KVS__TOMB) {
 			cds_lfht_del(ht, &e->node);
