@@ -392,7 +392,8 @@ struct kvs {
 	pthread_mutex_t q_mu;
 	pthread_cond_t q_cv;      /* CLOCK_MONOTONIC */
 	struct kvs__req *q_head, *q_tail;
-	size_t q_len;
+	_Atomic size_t q_len;  /* written under q_mu; read without it by the
+				  writer's brief spin before it sleeps */
 	pthread_t writer;
 	bool writer_started;
 

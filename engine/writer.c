@@ -27,6 +27,21 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Pause rounds (a few microseconds in all) before a waiting thread sleeps:
+ * a small write comes back sooner than a futex wake-up reaches a sleeping
+ * thread on a VM.  Short, because on a 2-core machine the waiter may be
+ * sharing its CPU with the thread it waits for. */
+#define SPIN_LOOPS 256
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#else
+	atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
 /* Keys and values up to this size are copied into the round's buffer so that
  * many small records go out in one contiguous write; larger ones are written
  * straight from the caller's memory. */
@@ -610,6 +625,13 @@ static void *writer_main(void *arg)
 			if (idle)
 				publish_stats(db, true);
 		}
+		/* A thread wake-up costs tens of microseconds on a VM: before
+		 * sleeping, watch the queue a little while (a caller that
+		 * waits for its previous write usually sends the next one at
+		 * once). */
+		for (int spin = 0; spin < SPIN_LOOPS && !atomic_load(&db->q_len);
+		     spin++)
+			cpu_relax();
 		KVS_CHECK(pthread_mutex_lock(&db->q_mu));
 		while (!db->q_head) {
 			work = kvs__compact_pending(db, &delay);
@@ -630,7 +652,7 @@ static void *writer_main(void *arg)
 		}
 		struct kvs__req *list = db->q_head;
 		db->q_head = db->q_tail = NULL;
-		db->q_len = 0;
+		atomic_store(&db->q_len, 0);
 		KVS_CHECK(pthread_mutex_unlock(&db->q_mu));
 		if (list)
 			stop = writer_round(db, list);
@@ -727,7 +749,7 @@ static void enqueue(struct kvs *db, struct kvs__req *req)
 	else
 		db->q_head = req;
 	db->q_tail = req;
-	bool was_empty = db->q_len++ == 0;
+	bool was_empty = atomic_fetch_add(&db->q_len, 1) == 0;
 	KVS_CHECK(pthread_mutex_unlock(&db->q_mu));
 	if (was_empty)
 		KVS_CHECK(pthread_cond_signal(&db->q_cv));
@@ -743,6 +765,11 @@ int kvs__submit_wait(struct kvs *db, struct kvs__req *req)
 	atomic_init(&req->futex, 0);
 	req->done = sync_done;
 	enqueue(db, req);
+	/* Spin briefly first: a small write comes back in a few microseconds,
+	 * sooner than the futex wake-up would reach a sleeping thread. */
+	for (int spin = 0; spin < SPIN_LOOPS &&
+	     !atomic_load_explicit(&req->futex, memory_order_acquire); spin++)
+		cpu_relax();
 	while (atomic_load_explicit(&req->futex, memory_order_acquire) == 0)
 		syscall(SYS_futex, &req->futex, FUTEX_WAIT_PRIVATE, 0, NULL,
 			NULL, 0);
