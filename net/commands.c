@@ -41,6 +41,23 @@ static void put_check(struct net_conn *c, int rc)
 			c->addr);
 		c->state = NET_CONN_CLOSING;
 	}
+	/* The output limit holds inside one reply too (MGET of one big
+	 * value many times): past it, drop everything and close.  A reply
+	 * of one or two pieces (GET of a big value) may pass it alone. */
+	struct net_server *s = c->w->srv;
+	if (!c->over_limit && ++c->reply_pieces > 2 &&
+	    c->out.len - c->out_pos > s->output_limit) {
+		c->over_limit = 1;
+		net_log(NET_LOG_WARN, "closing client %s (id %llu): a reply "
+			"went over the output limit", c->addr,
+			(unsigned long long)c->id);
+		atomic_fetch_add_explicit(&s->closed_by_limit, 1,
+					  memory_order_relaxed);
+	}
+	if (c->over_limit) {
+		c->out.len = c->out_pos; /* nothing more is sent */
+		c->state = NET_CONN_CLOSING;
+	}
 }
 
 static void r_simple(struct net_conn *c, const char *s)
@@ -711,7 +728,7 @@ static void cmd_get(struct net_conn *c, const struct net_resp_cmd *cmd)
 static void cmd_mget(struct net_conn *c, const struct net_resp_cmd *cmd)
 {
 	r_array(c, cmd->argc - 1);
-	for (size_t i = 1; i < cmd->argc; i++)
+	for (size_t i = 1; i < cmd->argc && !c->over_limit; i++)
 		get_one(c, cmd->argv[i], cmd->argvlen[i]);
 }
 

@@ -90,9 +90,14 @@ int net_glob_match(const char *pat, size_t plen, const char *s, size_t slen,
 		   int nocase)
 {
 	size_t pi = 0, si = 0, star_p = 0, star_s = 0;
+	/* A step budget keeps one SCAN MATCH from stalling its worker (and
+	 * every client on it) on a hostile pattern: past it, no match. */
+	unsigned long steps = NET_GLOB_MAX_STEPS;
 	int star = 0;
 
 	while (si < slen) {
+		if (steps-- == 0)
+			return 0;
 		if (pi < plen && pat[pi] == '*') {
 			while (pi < plen && pat[pi] == '*')
 				pi++;

@@ -261,12 +261,12 @@ int main(int argc, char **argv)
 		"threads, fsync %s%s", KVS_VERSION, (long)getpid(), cfg.addr,
 		net_server_port(srv), kvs_engine_name(db), cfg.dir,
 		cfg.threads, cfg.fsync_name,
-		cfg.password ? ", password required" : "");
+		cfg.password && cfg.password[0] ? ", password required" : "");
 	{
 		struct sockaddr_storage ss;
 		socklen_t len;
 		net_parse_addr(cfg.addr, &ss, &len);
-		if (!cfg.password &&
+		if (!(cfg.password && cfg.password[0]) &&
 		    !net_addr_is_loopback((struct sockaddr *)&ss))
 			net_log(NET_LOG_WARN, "protected mode is on: no "
 				"password is set and the address is not "

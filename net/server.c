@@ -166,7 +166,9 @@ static void conn_interest(struct net_conn *c)
 	unsigned want = 0;
 	struct epoll_event ev;
 
-	if (c->state == NET_CONN_ACTIVE && !c->eof)
+	/* No reading while buffered commands wait their turn: the backlog
+	 * (and the memmove of it) stays one read big. */
+	if (c->state == NET_CONN_ACTIVE && !c->eof && !c->ready)
 		want |= EPOLLIN;
 	if (out_pending(c))
 		want |= EPOLLOUT;
@@ -270,6 +272,7 @@ static void conn_process(struct net_conn *c)
 		}
 		atomic_fetch_add_explicit(&s->total_cmds, 1,
 					  memory_order_relaxed);
+		c->reply_pieces = 0;
 		net_cmd_execute(c, &cmd);
 	}
 	/* While parked the ops point into `in`: it stays as it is. */
@@ -339,7 +342,7 @@ static void conn_event(struct net_conn *c, unsigned events)
 		}
 		conn_interest(c);
 	}
-	if (c->state == NET_CONN_ACTIVE && !c->eof &&
+	if (c->state == NET_CONN_ACTIVE && !c->eof && !c->ready &&
 	    (events & (EPOLLIN | EPOLLHUP))) {
 		conn_read(c);
 		return;
@@ -385,10 +388,12 @@ static void write_done(void *ctx, int result)
 	else
 		w->done_head = c;
 	w->done_tail = c;
-	CHECK(pthread_mutex_unlock(&w->mu));
-	/* An eventfd write fails only if the counter would overflow. */
+	/* Ring before unlocking: once the worker can see the completion it
+	 * may finish, and the server free w and close the eventfd.  (An
+	 * eventfd write fails only if the counter would overflow.) */
 	if (write(w->evfd, &one, sizeof one) < 0) {
 	}
+	CHECK(pthread_mutex_unlock(&w->mu));
 }
 
 int net_conn_submit(struct net_conn *c, size_t n)

@@ -97,6 +97,7 @@ int net_addr_is_loopback(const struct sockaddr *sa);
  * ASCII letters compare case-insensitively.  Both are binary-safe.
  * Returns 1 on a match, else 0.
  */
+#define NET_GLOB_MAX_STEPS 10000000ul /* then the key does not match */
 int net_glob_match(const char *pat, size_t plen, const char *s, size_t slen,
 		   int nocase);
 

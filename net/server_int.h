@@ -63,6 +63,9 @@ struct net_conn {
 	size_t in_pos;             /* bytes of `in` parsed and executed */
 	struct net_buf out;        /* replies */
 	size_t out_pos;            /* bytes of `out` already sent */
+	int over_limit;            /* replies passed the output limit: they
+				      are dropped and the connection closes */
+	unsigned reply_pieces;     /* pieces the running command appended */
 	struct net_resp_parser parser;
 	/* The write in flight (PARKED, ORPHANED).  The writer thread fills
 	 * ops[].result/num and wresult before it queues the connection on its

@@ -720,6 +720,53 @@ TEST_F(ServerTest, OutputLimitClosesNonReader) {
   EXPECT_EQ(Cmd({"PING"}), "simple:PONG");
 }
 
+// The limit holds inside one reply too: MGET of the same big value many
+// times would otherwise build a reply of any size in memory.
+TEST(ServerLimits, OutputLimitInsideOneReply) {
+  TempDir t;
+  Server s;
+  ASSERT_TRUE(s.Start(t.path(), {"--client-output-limit", "1048576"})) << s.log();
+  Conn c(s.port());
+  std::string v(256 << 10, 'v');
+  ASSERT_EQ(c.Cmd({"SET", "big", v}), "simple:OK");
+  std::vector<std::string> mget = {"MGET"};
+  for (int i = 0; i < 4096; i++) mget.push_back("big");  // 1 GiB of reply
+  ASSERT_TRUE(c.Send(mget));
+  EXPECT_TRUE(c.Closed(10000));
+  EXPECT_NE(s.log().find("output limit"), std::string::npos) << s.log();
+  Conn d(s.port());
+  EXPECT_EQ(d.Cmd({"PING"}), "simple:PONG");
+  // A big reply of one value alone still goes through.
+  std::string big(3 << 20, 'w');
+  ASSERT_EQ(d.Cmd({"SET", "big3", big}), "simple:OK");
+  EXPECT_EQ(d.Cmd({"GET", "big3"}).size(), std::string("bulk:").size() + big.size());
+}
+
+// A client pipelining far more than it reads back: the server reads no more
+// while commands wait, so the backlog stays one read big and every command
+// is answered in order, in bounded time.
+TEST_F(ServerTest, PipelineFloodAnsweredInOrder) {
+  Conn c(port_);
+  const int n = 200000;
+  std::string all;
+  for (int i = 0; i < n; i++) all += "PING\r\n";
+  std::thread sender([&] { c.SendRaw(all); });
+  auto start = Clock::now();
+  size_t got = 0;
+  std::string buf;
+  char tmp[65536];
+  while (got < static_cast<size_t>(n) * 7 && Clock::now() - start < std::chrono::seconds(60)) {
+    pollfd p{c.fd(), POLLIN, 0};
+    if (poll(&p, 1, 1000) <= 0) continue;
+    ssize_t k = recv(c.fd(), tmp, sizeof tmp, 0);
+    if (k <= 0) break;
+    got += static_cast<size_t>(k);
+  }
+  sender.join();
+  EXPECT_EQ(got, static_cast<size_t>(n) * 7);  // "+PONG\r\n" each
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(60));
+}
+
 TEST_F(ServerTest, MalformedInput) {
   const std::vector<std::string> inputs = {
       "!bad\r\n",
