@@ -7,6 +7,8 @@
 #   make tsan       the same tests built with ThreadSanitizer (build-tsan/)
 #   make stress     longer crash loops (STRESS_ROUNDS=N)
 #   make bench-engine   in-process engine benchmark
+#   make bench      kvs-server vs redis-server: table on stdout; CSV, JSON and
+#                   PNG charts in bench/results/ (about 13 minutes)
 #   make fuzz       libFuzzer on the RESP parsers (FUZZ_SECONDS=60)
 #   make deps       install the Debian packages the build and tests need
 #   make install PREFIX=/usr/local    binaries, libkvs.a, kvs.h, kvs.pc
@@ -16,6 +18,9 @@
 #   BUILD=dir       output directory (default build/)
 #   SAN=asan|tsan   sanitizer flavour (normally set by `make asan`/`make tsan`)
 #   CC, CXX, PREFIX, GTEST_FILTER=pattern (run some tests only)
+#   BENCH_QUICK=1   make bench in seconds (few rows, short runs);
+#   BENCH_OUT=dir   its results elsewhere; BENCH_ROWS=regex some rows only;
+#   BENCH_ARGS='--rounds 5 ...'  any other bench/server_bench.py option
 
 VERSION := $(shell sed -n 's/^\#define KVS_VERSION "\(.*\)"/\1/p' engine/kvs.h)
 BUILD   ?= build
@@ -27,6 +32,7 @@ CXX     ?= c++
 # Debian packages: what the build needs, and what the tests need besides.
 DEB_BUILD := pkg-config liburcu-dev libcbor-dev liblmdb-dev libgtest-dev
 DEB_TEST  := python3 python3-cbor2 redis-server redis-tools python3-redis
+DEB_BENCH := gnuplot-nox
 PKGS      := liburcu-memb liburcu-cds libcbor lmdb
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wpointer-arith \
@@ -66,7 +72,8 @@ TEST_OBJ   := $(TEST_SRC:%.cc=$(BUILD)/obj/%.o)
 TEST_BIN   := $(BUILD)/tests/kvs-tests
 TEST_HELPERS := $(BUILD)/tests/crash-child
 
-.PHONY: all run test asan tsan stress bench-engine fuzz deps deps-check install clean
+.PHONY: all run test asan tsan stress bench-engine bench deps deps-bench deps-check fuzz \
+        install clean
 
 all: $(LIB) $(BUILD)/include/kvs.h $(BUILD)/lib/pkgconfig/kvs.pc $(BINS)
 
@@ -84,6 +91,14 @@ deps:
 
 deps-check:
 	@$(DEPS_OK) || $(MAKE) --no-print-directory deps
+
+# Only `make bench` needs gnuplot; without it the charts are skipped.
+deps-bench: deps-check
+	@command -v gnuplot >/dev/null || { \
+	  echo "== installing Debian packages: $(DEB_BENCH)" && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(DEB_BENCH); } || \
+	  echo "== $(DEB_BENCH) could not be installed: the charts will be skipped"
 
 # ---- the library ----------------------------------------------------------
 $(BUILD)/obj/%.o: %.c | deps-check
@@ -181,6 +196,12 @@ bench-engine: all
 	$(BUILD)/bin/kvs-engine-bench
 	$(BUILD)/bin/kvs-startup-bench -n 1000000
 	$(BUILD)/bin/kvs-compaction-bench
+
+# kvs-server against Debian's redis-server with matching persistence, under
+# kvs-bench (bench/server_bench.py; Debian's python, standard library only).
+bench: all deps-bench
+	/usr/bin/python3 bench/server_bench.py --bin-dir $(BUILD)/bin $(if $(BENCH_QUICK),--quick) \
+	  $(if $(BENCH_OUT),--out '$(BENCH_OUT)') $(if $(BENCH_ROWS),--rows '$(BENCH_ROWS)') $(BENCH_ARGS)
 
 # ---- fuzzing (clang + libFuzzer): make fuzz FUZZ_SECONDS=N -------------------
 FUZZ_CC      ?= clang
