@@ -29,6 +29,7 @@
 #include "engine_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,7 @@
 #define DEFAULT_RATIO 0.5
 #define DEFAULT_MIN_DEAD (4ull << 20)
 #define DEFAULT_RATE (32ull << 20)
+#define SWITCH_CHUNK 2048         /* index entries switched per step */
 
 /* A live SET record copied by the running pass. */
 struct moved {
@@ -48,7 +50,7 @@ struct moved {
 	uint32_t klen;
 	uint32_t old_off, new_off;
 	uint32_t rec_len, vlen;
-	uint64_t hash, seq;
+	uint64_t hash;
 	struct kvs__seg *victim;
 };
 
@@ -70,8 +72,13 @@ struct kvs__compact {
 	bool forced;
 	uint32_t force_max_id;
 
-	/* The pass in progress. */
+	/* The pass in progress: copy the live records (bounded steps), seal
+	 * the output, switch the index to it (bounded steps), drop the
+	 * victims.  Client writes run between any two steps. */
 	bool running;
+	enum { PH_COPY, PH_SWITCH, PH_DROP } phase;
+	size_t si;               /* PH_SWITCH: moved[] done so far */
+	uint64_t out_bytes;      /* size of the sealed output */
 	struct kvs__seg **victims;
 	size_t nvictims, vi;
 	uint64_t cursor;         /* offset in victims[vi] */
@@ -232,6 +239,7 @@ static void abort_pass(struct kvs *db)
 	cp->olen = 0;
 	cp->nmoved = 0;
 	cp->running = false;
+	cp->phase = PH_COPY;
 }
 
 static void complete_waiters(struct kvs *db, int result)
@@ -265,6 +273,11 @@ static int out_flush(struct kvs *db)
 	int e = kvs__io_pwrite_all(cp->out->fd, cp->obuf, cp->olen, (off_t)at);
 	if (e)
 		return kvs__err_errno(KVS_EIO, e, "%s.tmp: write", cp->out->path);
+	/* Start the write-back now, in the background, so that the final
+	 * fdatasync (on the writer thread) has little left to wait for.  A
+	 * failure here only costs that. */
+	(void)sync_file_range(cp->out->fd, (off_t)at, (off_t)cp->olen,
+			      SYNC_FILE_RANGE_WRITE);
 	cp->olen = 0;
 	return KVS_OK;
 }
@@ -362,17 +375,21 @@ static int64_t copy_one(struct kvs *db, struct kvs__seg *v)
 		.key = r.key, .klen = (uint32_t)r.klen,
 		.old_off = (uint32_t)cp->cursor, .new_off = new_off,
 		.rec_len = (uint32_t)r.length, .vlen = (uint32_t)r.vlen,
-		.hash = hash, .seq = r.seq, .victim = v,
+		.hash = hash, .victim = v,
 	};
 	return (int64_t)r.length;
 }
 
-/* Switch every still-current entry to its copy in `out`. */
-static void switch_entries(struct kvs *db, struct kvs__seg *out)
+/* Switch up to SWITCH_CHUNK still-current entries to their copies in the
+ * output (sealed, durable and published already); then the victims go. */
+static void switch_some(struct kvs *db)
 {
 	struct kvs__compact *cp = db->cp;
+	struct kvs__seg *out = cp->out;
+	size_t end = cp->nmoved - cp->si > SWITCH_CHUNK ? cp->si + SWITCH_CHUNK
+							 : cp->nmoved;
 	kvs__read_lock();
-	for (size_t i = 0; i < cp->nmoved; i++) {
+	for (size_t i = cp->si; i < end; i++) {
 		const struct moved *m = &cp->moved[i];
 		struct kvs__entry *e =
 			kvs__index_lookup(db->index, m->hash, m->key, m->klen);
@@ -391,12 +408,16 @@ static void switch_entries(struct kvs *db, struct kvs__seg *out)
 		n->off = m->new_off;
 		n->rec_len = m->rec_len;
 		n->vlen = m->vlen;
-		atomic_store_explicit(&n->seq, m->seq, memory_order_release);
 		struct kvs__entry *old = kvs__index_put(db->index, m->hash, n);
 		out->live_bytes += m->rec_len;
-		kvs__entry_free_rcu(old);
+		kvs__index_retire(db->index, old);
 	}
 	kvs__read_unlock();
+	cp->si = end;
+	if (end == cp->nmoved) {
+		cp->out = NULL;
+		cp->phase = PH_DROP;
+	}
 }
 
 static void insert_by_id(struct kvs *db, struct kvs__seg *seg)
@@ -408,15 +429,17 @@ static void insert_by_id(struct kvs *db, struct kvs__seg *seg)
 	*pp = seg;
 }
 
-/* The copy is complete: make it durable and visible, switch the index, and
- * delete the victims. */
-static void finish_pass(struct kvs *db)
+/* The copy is complete: make the output durable and visible (the index
+ * switches to it in the steps that follow). */
+static void seal_output(struct kvs *db)
 {
 	struct kvs__compact *cp = db->cp;
 	struct kvs__seg *out = cp->out;
-	uint64_t freed = 0, written = 0;
 	int rc;
 
+	cp->out_bytes = 0;
+	cp->si = 0;
+	cp->phase = PH_DROP;
 	if (out) {
 		if ((rc = out_flush(db)) != KVS_OK) {
 			fail_pass(db, "writing the output");
@@ -454,11 +477,20 @@ static void finish_pass(struct kvs *db)
 		}
 		if (kvs__seg_write_hint(db->dir, out, footer_off) != KVS_OK)
 			kvs__log(db, KVS_LOG_WARN, "%s", kvs_errmsg());
-		switch_entries(db, out);
 		insert_by_id(db, out);
-		written = out->size;
-		cp->out = NULL;
+		cp->out_bytes = out->size;
+		if (cp->nmoved)
+			cp->phase = PH_SWITCH;
+		else
+			cp->out = NULL;
 	}
+}
+
+/* Every entry is switched: delete the victims. */
+static void drop_victims(struct kvs *db)
+{
+	struct kvs__compact *cp = db->cp;
+	uint64_t freed = 0, written = cp->out_bytes;
 
 	/* Unlink the victims (out of the list first; freed after a grace
 	 * period), then make the unlinks durable with one directory fsync. */
@@ -490,6 +522,7 @@ static void finish_pass(struct kvs *db)
 	cp->nvictims = cp->vi = 0;
 	cp->nmoved = 0;
 	cp->running = false;
+	cp->phase = PH_COPY;
 
 	release_kept(db);
 	db->counters.compactions++;
@@ -500,6 +533,24 @@ static void finish_pass(struct kvs *db)
 void kvs__compact_step(struct kvs *db)
 {
 	struct kvs__compact *cp = db->cp;
+	if (cp->running && cp->phase == PH_SWITCH) {
+		switch_some(db);
+		return;
+	}
+	if (cp->running && cp->phase == PH_DROP) {
+		drop_victims(db);
+		/* Forced work is over when no candidate it covers is left. */
+		if (cp->forced) {
+			bool more = false;
+			for (struct kvs__seg *s = db->segs; s; s = s->next)
+				if (s->sealed && s != db->active &&
+				    s->id <= cp->force_max_id && s->dead_bytes)
+					more = true;
+			if (!more)
+				complete_waiters(db, KVS_OK);
+		}
+		return;
+	}
 	if (!cp->running && !choose_victims(db))
 		return;
 	uint64_t done = 0;
@@ -531,26 +582,25 @@ void kvs__compact_step(struct kvs *db)
 	if (!cp->forced)
 		cp->tokens -= (double)done;
 	if (cp->vi == cp->nvictims) {
-		finish_pass(db);
+		seal_output(db);
 		if (!cp->forced)
 			cp->tokens -= PASS_COST;
-		/* Forced work is over when no candidate it covers is left. */
-		if (cp->forced && !cp->running) {
-			bool more = false;
-			for (struct kvs__seg *s = db->segs; s; s = s->next)
-				if (s->sealed && s != db->active &&
-				    s->id <= cp->force_max_id && s->dead_bytes)
-					more = true;
-			if (!more)
-				complete_waiters(db, KVS_OK);
-		}
 	}
+}
+
+void kvs__compact_settle(struct kvs *db)
+{
+	struct kvs__compact *cp = db->cp;
+	while (cp->running && cp->phase != PH_COPY)
+		kvs__compact_step(db);
 }
 
 bool kvs__compact_pending(struct kvs *db, uint64_t *delay_us)
 {
 	struct kvs__compact *cp = db->cp;
 	*delay_us = 0;
+	if (cp->running && cp->phase != PH_COPY)
+		return true; /* no I/O to pace; the index must not wait */
 	if (cp->disabled || atomic_load(&db->failed))
 		return false;
 	if (!cp->running) {

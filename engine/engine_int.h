@@ -269,25 +269,27 @@ void kvs__seg_free_rcu(struct kvs__seg *seg);
 
 /* ---- the index (index.c) --------------------------------------------- */
 /*
- * One entry per live key.  Entries are created by the writer, published into
- * the table (cds_lfht_add_replace) and never changed afterwards: a new write
- * of the key publishes a new entry and the old one is freed with call_rcu.
- * `seq` is stored with release order last, and loaded with acquire order
- * first by readers, which makes the publication visible to ThreadSanitizer
- * (the table's own barriers are inside liburcu, which TSan cannot see).
+ * One entry per live key: 40 bytes before the key on LP64, as an index entry
+ * costs memory for every key of the store.  Entries are created by the
+ * writer, published into the table (cds_lfht_add_replace) and never changed
+ * afterwards: a new write of the key publishes a new entry and the old one is
+ * retired (kvs__index_retire), to be freed after a grace period.  `klen` is
+ * stored again with release order just before publication, and loaded with
+ * acquire order by readers, which makes the publication visible to
+ * ThreadSanitizer (the table's own barriers are inside liburcu, which TSan
+ * cannot see).  The record's sequence number is not kept: only recovery
+ * needs it, and it reads it from the record (kvs__entry_seq).
  */
 struct kvs__entry {
 	struct cds_lfht_node node;
-	struct rcu_head rcu;
 	struct kvs__seg *seg;  /* segment holding the record */
-	_Atomic uint64_t seq;  /* record sequence number */
 	uint32_t off;          /* record offset in the segment (a record
 				  starts below segment_size <= 1 GiB) */
 	uint32_t rec_len;      /* whole record, header to crc */
 	uint32_t vlen;         /* value length (the value ends 5 bytes before
 				  the record's end), or KVS__TOMB */
-	uint32_t klen;
-	unsigned char key[];   /* 64 bytes before the key on LP64 */
+	_Atomic uint32_t klen;
+	unsigned char key[];
 };
 /* vlen of a tombstone entry; they exist only while recovery runs. */
 #define KVS__TOMB UINT32_MAX
@@ -310,7 +312,7 @@ void kvs__index_grow(struct kvs__index *ix, uint64_t nkeys);
 struct kvs__entry *kvs__index_lookup(struct kvs__index *ix, uint64_t hash,
 				     const void *key, size_t klen);
 /* Writer only.  Publish `e`; returns the entry it replaced, or NULL.  The
- * caller must retire the replaced entry with kvs__entry_free_rcu(). */
+ * caller must retire the replaced entry with kvs__index_retire(). */
 struct kvs__entry *kvs__index_put(struct kvs__index *ix, uint64_t hash,
 				  struct kvs__entry *e);
 /* Writer only (or the opener).  Publish `e` unless the key is present:
@@ -320,7 +322,24 @@ struct kvs__entry *kvs__index_add_unique(struct kvs__index *ix, uint64_t hash,
 /* Writer only, under rcu_read_lock.  Unpublish `e` (found by lookup). */
 void kvs__index_del(struct kvs__index *ix, struct kvs__entry *e);
 struct kvs__entry *kvs__entry_new(const void *key, size_t klen);
-void kvs__entry_free_rcu(struct kvs__entry *e);
+/* The mutator, after filling e and before publishing it. */
+static inline void kvs__entry_ready(struct kvs__entry *e)
+{
+	atomic_store_explicit(&e->klen,
+			      atomic_load_explicit(&e->klen, memory_order_relaxed),
+			      memory_order_release);
+}
+/* Readers, before the other fields of an entry found in the table. */
+static inline uint32_t kvs__entry_klen(struct kvs__entry *e)
+{
+	return atomic_load_explicit(&e->klen, memory_order_acquire);
+}
+/* The mutator only.  Free e (unpublished, or replaced or deleted from the
+ * table) once every reader that may hold it is done.  Entries are retired
+ * in batches, one call_rcu a batch, so an entry needs no rcu_head. */
+void kvs__index_retire(struct kvs__index *ix, struct kvs__entry *e);
+/* The mutator only: start the grace period of a partial batch (when idle). */
+void kvs__index_retire_flush(struct kvs__index *ix);
 /* Writer only: iterate every entry (under rcu_read_lock). */
 struct cds_lfht *kvs__index_table(struct kvs__index *ix);
 
@@ -463,5 +482,8 @@ void kvs__compact_check_active(struct kvs *db);
 bool kvs__compact_pending(struct kvs *db, uint64_t *delay_us);
 /* Do one bounded step of compaction. */
 void kvs__compact_step(struct kvs *db);
+/* At stop: finish a pass whose output is published (the index switch and
+ * the victims' removal), so that nothing points at a freed segment. */
+void kvs__compact_settle(struct kvs *db);
 
 #endif /* KVS_ENGINE_INT_H */

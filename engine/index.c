@@ -8,10 +8,19 @@
 #include <string.h>
 #include <sys/random.h>
 
+/* Entries waiting for a grace period, freed together by one callback. */
+struct retired {
+	struct rcu_head rcu;
+	size_t n;
+	struct kvs__entry *e[];
+};
+#define RETIRE_BATCH 1024
+
 struct kvs__index {
 	struct cds_lfht *ht;  /* immutable after open */
 	uint8_t sipkey[16];   /* immutable after open */
 	unsigned long buckets; /* size last asked for: the mutator only */
+	struct retired *retired; /* the batch being filled: the mutator only */
 };
 
 #define INITIAL_BUCKETS 1024ul
@@ -57,10 +66,11 @@ static int match(struct cds_lfht_node *node, const void *arg)
 	const struct lookup_key *lk = arg;
 	struct kvs__entry *e = caa_container_of(node, struct kvs__entry, node);
 	/* Pairs with the writer's release store of seq, made after it filled
-	 * the entry and before it published it: the fields read below are
-	 * complete (free on x86; what lets TSan see the publication). */
-	(void)atomic_load_explicit(&e->seq, memory_order_acquire);
-	return e->klen == lk->klen && memcmp(e->key, lk->key, lk->klen) == 0;
+	 * the entry and before it published it: the fields read after are
+	 * complete (free on x86; what lets TSan see the publication).  The
+	 * acquire load is that of klen. */
+	return kvs__entry_klen(e) == lk->klen &&
+	       memcmp(e->key, lk->key, lk->klen) == 0;
 }
 
 int kvs__index_new(struct kvs__index **out)
@@ -74,8 +84,9 @@ int kvs__index_new(struct kvs__index **out)
 		return kvs__err_errno(KVS_EIO, e, "getrandom");
 	}
 	ix->buckets = INITIAL_BUCKETS;
-	ix->ht = cds_lfht_new_flavor(INITIAL_BUCKETS, INITIAL_BUCKETS, 0,
-				     CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING,
+	/* No CDS_LFHT_AUTO_RESIZE: it may stall (see kvs__index_grow), and
+	 * it sizes the table to several buckets a key. */
+	ix->ht = cds_lfht_new_flavor(INITIAL_BUCKETS, INITIAL_BUCKETS, 0, 0,
 				     &urcu_memb_flavor, NULL);
 	if (!ix->ht) {
 		free(ix);
@@ -89,10 +100,41 @@ int kvs__index_new(struct kvs__index **out)
 char kvs__rcu_hb;
 #endif
 
-static void entry_free_cb(struct rcu_head *head)
+static void retired_free_cb(struct rcu_head *head)
 {
 	KVS__TSAN_ACQUIRE();
-	free(caa_container_of(head, struct kvs__entry, rcu));
+	struct retired *r = caa_container_of(head, struct retired, rcu);
+	for (size_t i = 0; i < r->n; i++)
+		free(r->e[i]);
+	free(r);
+}
+
+void kvs__index_retire_flush(struct kvs__index *ix)
+{
+	struct retired *r = ix->retired;
+	if (!r || r->n == 0)
+		return;
+	ix->retired = NULL;
+	kvs__call_rcu(&r->rcu, retired_free_cb);
+}
+
+void kvs__index_retire(struct kvs__index *ix, struct kvs__entry *e)
+{
+	if (!ix->retired) {
+		ix->retired = malloc(sizeof *ix->retired +
+				     RETIRE_BATCH * sizeof ix->retired->e[0]);
+		if (!ix->retired) {
+			/* No memory even for a batch.  The caller may be in a
+			 * read-side section, so it cannot wait for a grace
+			 * period: the entry is left allocated (a leak of one
+			 * entry, only when memory has already run out). */
+			return;
+		}
+		ix->retired->n = 0;
+	}
+	ix->retired->e[ix->retired->n++] = e;
+	if (ix->retired->n == RETIRE_BATCH)
+		kvs__index_retire_flush(ix);
 }
 
 void kvs__index_destroy(struct kvs__index *ix)
@@ -106,9 +148,10 @@ void kvs__index_destroy(struct kvs__index *ix)
 	kvs__read_lock();
 	cds_lfht_for_each_entry(ix->ht, &it, e, node) {
 		cds_lfht_del(ix->ht, &e->node);
-		kvs__call_rcu(&e->rcu, entry_free_cb);
+		kvs__index_retire(ix, e);
 	}
 	kvs__read_unlock();
+	kvs__index_retire_flush(ix);
 	/* Let every queued callback (entries, segments) run before the table
 	 * and the handle go away. */
 	urcu_memb_barrier();
@@ -157,6 +200,7 @@ struct kvs__entry *kvs__index_lookup(struct kvs__index *ix, uint64_t hash,
 struct kvs__entry *kvs__index_put(struct kvs__index *ix, uint64_t hash,
 				  struct kvs__entry *e)
 {
+	kvs__entry_ready(e);
 	struct lookup_key lk = { e->key, e->klen };
 	struct cds_lfht_node *old =
 		cds_lfht_add_replace(ix->ht, hash, match, &lk, &e->node);
@@ -166,6 +210,7 @@ struct kvs__entry *kvs__index_put(struct kvs__index *ix, uint64_t hash,
 struct kvs__entry *kvs__index_add_unique(struct kvs__index *ix, uint64_t hash,
 					 struct kvs__entry *e)
 {
+	kvs__entry_ready(e);
 	struct lookup_key lk = { e->key, e->klen };
 	struct cds_lfht_node *n =
 		cds_lfht_add_unique(ix->ht, hash, match, &lk, &e->node);
@@ -188,15 +233,11 @@ struct kvs__entry *kvs__entry_new(const void *key, size_t klen)
 		return NULL;
 	memset(e, 0, sizeof *e);
 	cds_lfht_node_init(&e->node);
-	e->klen = (uint32_t)klen;
+	atomic_init(&e->klen, (uint32_t)klen);
 	memcpy(e->key, key, klen);
 	return e;
 }
 
-void kvs__entry_free_rcu(struct kvs__entry *e)
-{
-	kvs__call_rcu(&e->rcu, entry_free_cb);
-}
 
 struct cds_lfht *kvs__index_table(struct kvs__index *ix)
 {

@@ -294,10 +294,10 @@ static int log_scan(struct kvs *db, uint64_t cursor, size_t count,
 		if (rh >= cursor) {
 			struct kvs__entry *e =
 				caa_container_of(node, struct kvs__entry, node);
-			(void)atomic_load_explicit(&e->seq, memory_order_acquire);
+			uint32_t klen = kvs__entry_klen(e);
 			last = rh;
 			passed++;
-			if (cb(ctx, e->key, e->klen) != 0) {
+			if (cb(ctx, e->key, klen) != 0) {
 				stopped = true; /* resume after this hash */
 				break;
 			}

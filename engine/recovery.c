@@ -124,6 +124,36 @@ static void count_dead(struct kvs__seg *seg, uint64_t len)
 	seg->dead_bytes += len;
 }
 
+/* The sequence number of the record e points at (entries do not keep it:
+ * only recovery needs it, for a key written more than once).  A record is
+ * a CBOR array whose first item is the sequence number. */
+static int entry_seq(const struct kvs__entry *e, uint64_t *seq)
+{
+	const struct kvs__seg *seg = e->seg;
+	unsigned char buf[10];
+	const unsigned char *p;
+	size_t n = e->rec_len < sizeof buf ? e->rec_len : sizeof buf;
+
+	if (seg->map && (uint64_t)e->off + n <= seg->map_len) {
+		p = seg->map + e->off;
+	} else {
+		if (pread(seg->fd, buf, n, (off_t)e->off) != (ssize_t)n)
+			return kvs__err_errno(KVS_EIO, errno, "%s: read",
+					      seg->path);
+		p = buf;
+	}
+	unsigned ai = n >= 2 ? p[1] & 0x1fu : 31;
+	size_t len = ai < 24 ? 0 : ai <= 27 ? (size_t)1 << (ai - 24) : 99;
+	if ((p[0] != 0x84 && p[0] != 0x85) || (p[1] >> 5) != 0 || 2 + len > n)
+		return kvs__err(KVS_ECORRUPT, "%s: offset %u: no record where "
+				"the index points", seg->path, e->off);
+	uint64_t v = ai < 24 ? ai : 0;
+	for (size_t i = 0; i < len; i++)
+		v = v << 8 | p[2 + i];
+	*seq = v;
+	return KVS_OK;
+}
+
 /* Apply one SET or REMOVE record found at recovery.  Entries that are
  * replaced are freed at once: no reader exists before kvs_open returns. */
 static int replay(struct kvs *db, struct kvs__seg *seg, uint64_t off,
@@ -138,13 +168,18 @@ static int replay(struct kvs *db, struct kvs__seg *seg, uint64_t off,
 	e->off = (uint32_t)off;
 	e->rec_len = (uint32_t)rec->length;
 	e->vlen = tomb ? KVS__TOMB : (uint32_t)rec->vlen;
-	atomic_store_explicit(&e->seq, rec->seq, memory_order_release);
 
 	/* One walk of the chain for a key seen for the first time (the common
 	 * case); a second one only to replace an older record of the key. */
 	struct kvs__entry *prev = kvs__index_add_unique(db->index, hash, e);
 	if (prev) {
-		if (atomic_load(&prev->seq) > rec->seq) {
+		uint64_t prev_seq = 0;
+		int rc = entry_seq(prev, &prev_seq);
+		if (rc != KVS_OK) {
+			free(e);
+			return rc;
+		}
+		if (prev_seq > rec->seq) {
 			free(e); /* never published */
 			count_dead(seg, rec->length); /* an older write */
 			return KVS_OK;
@@ -161,7 +196,7 @@ static int replay(struct kvs *db, struct kvs__seg *seg, uint64_t off,
 		/* Grow the table as it fills (outside the read-side section
 		 * recovery holds only to satisfy cds_lfht's rules). */
 		kvs__read_unlock();
-		kvs__index_grow(db->index, db->recovered_entries * 2);
+		kvs__index_grow(db->index, db->recovered_entries + 0xffff);
 		kvs__read_lock();
 	}
 	if (prev) {
@@ -171,7 +206,7 @@ static int replay(struct kvs *db, struct kvs__seg *seg, uint64_t off,
 		} else {
 			db->recovered_tombs--;
 		}
-		kvs__entry_free_rcu(prev); /* the table's resize worker may walk it */
+		kvs__index_retire(db->index, prev);
 	}
 	return KVS_OK;
 }
@@ -192,7 +227,7 @@ static void drop_tombstones(struct kvs *db)
 	cds_lfht_for_each_entry(ht, &it, e, node) {
 		if (e->vlen == KVS__TOMB) {
 			cds_lfht_del(ht, &e->node);
-			kvs__entry_free_rcu(e);
+			kvs__index_retire(db->index, e);
 		} else {
 			live++;
 		}

@@ -432,8 +432,7 @@ static void retire_entry(struct kvs *db, struct kvs__entry *old)
 {
 	old->seg->live_bytes -= old->rec_len;
 	old->seg->dead_bytes += old->rec_len;
-	kvs__entry_free_rcu(old);
-	(void)db;
+	kvs__index_retire(db->index, old);
 }
 
 static void apply_round(struct kvs *db)
@@ -444,9 +443,6 @@ static void apply_round(struct kvs *db)
 		struct pend *p = &wb->pends[i];
 		if (p->type == KVS_REC_SET) {
 			struct kvs__entry *e = p->entry;
-			/* Release: a reader that finds e sees its fields. */
-			atomic_store_explicit(&e->seq, p->seq,
-					      memory_order_release);
 			struct kvs__entry *old = kvs__index_put(db->index, p->hash, e);
 			p->seg->live_bytes += p->rec_len;
 			if (old)
@@ -634,6 +630,9 @@ static void *writer_main(void *arg)
 			cpu_relax();
 		KVS_CHECK(pthread_mutex_lock(&db->q_mu));
 		while (!db->q_head) {
+			/* About to sleep: start the grace period of the
+			 * entries retired so far. */
+			kvs__index_retire_flush(db->index);
 			work = kvs__compact_pending(db, &delay);
 			if (work && delay == 0)
 				break;
@@ -660,6 +659,9 @@ static void *writer_main(void *arg)
 			kvs__compact_step(db);
 		db->snap_dirty = true;
 	}
+	/* A pass whose output is already published must end here: the index
+	 * points into it. */
+	kvs__compact_settle(db);
 	return NULL;
 }
 
