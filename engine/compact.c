@@ -44,6 +44,33 @@
 #define DEFAULT_RATE (32ull << 20)
 #define SWITCH_CHUNK 2048         /* index entries switched per step */
 
+/* A pass's fsyncs and renames (a millisecond or more each) run on a
+ * short-lived helper thread, so that the writer goes on serving client
+ * writes meanwhile.  While a job runs the writer touches neither the
+ * output nor the victims' files; it sees the job done (`done`, set with
+ * release order, then q_cv is signalled under q_mu, which wakes the
+ * writer) and joins it before it uses the results. */
+enum job_kind {
+	JOB_SEAL,    /* write the output's footer, fdatasync it */
+	JOB_PUBLISH, /* rename the output into place, fsync the directory,
+			write its hint file */
+	JOB_DROP,    /* unlink the victims, fsync the directory */
+};
+
+struct job {
+	enum job_kind kind;
+	pthread_t tid;
+	bool threaded;           /* joined when collected */
+	atomic_bool done;
+	int rc;                  /* JOB_SEAL, JOB_PUBLISH: KVS_OK or error */
+	int warn_rc;             /* a failure only worth a warning */
+	char msg[512];           /* kvs_errmsg() of the failure */
+	unsigned char foot[KVS__REC_MAX_HEAD + 5];
+	size_t foot_len;
+	uint64_t footer_off;
+	size_t ngone;            /* JOB_DROP: victims[0..ngone) go */
+};
+
 /* A live SET record copied by the running pass. */
 struct moved {
 	const unsigned char *key; /* into the victim's mapping */
@@ -76,7 +103,9 @@ struct kvs__compact {
 	 * the output, switch the index to it (bounded steps), drop the
 	 * victims.  Client writes run between any two steps. */
 	bool running;
-	enum { PH_COPY, PH_SWITCH, PH_DROP } phase;
+	enum { PH_COPY, PH_JOB, PH_SWITCH, PH_DROP } phase;
+	struct job job;          /* PH_JOB */
+	uint64_t freed;          /* victim bytes deleted by the pass */
 	size_t si;               /* PH_SWITCH: moved[] done so far */
 	uint64_t out_bytes;      /* size of the sealed output */
 	struct kvs__seg **victims;
@@ -429,72 +458,145 @@ static void insert_by_id(struct kvs *db, struct kvs__seg *seg)
 	*pp = seg;
 }
 
-/* The copy is complete: make the output durable and visible (the index
- * switches to it in the steps that follow). */
+/* ---- the pass's I/O jobs ------------------------------------------------ */
+
+static void *job_main(void *arg)
+{
+	struct kvs *db = arg;
+	struct kvs__compact *cp = db->cp;
+	struct job *j = &cp->job;
+	struct kvs__seg *out = cp->out;
+	int e;
+
+	j->rc = j->warn_rc = KVS_OK;
+	switch (j->kind) {
+	case JOB_SEAL:
+		e = kvs__io_pwrite_all(out->fd, j->foot, j->foot_len,
+				       (off_t)j->footer_off);
+		if (!e)
+			e = kvs__io_fdatasync(out->fd);
+		if (e)
+			j->rc = kvs__err_errno(KVS_EIO, e, "%s.tmp: write",
+					       out->path);
+		break;
+	case JOB_PUBLISH:
+		j->rc = kvs__seg_publish_tmp(db->dir, out);
+		/* The hint only speeds up the next open. */
+		if (j->rc == KVS_OK)
+			j->warn_rc = kvs__seg_write_hint(db->dir, out,
+							 j->footer_off);
+		break;
+	case JOB_DROP:
+		for (size_t i = 0; i < j->ngone; i++) {
+			struct kvs__seg *v = cp->victims[i];
+			unlink(v->path);
+			char *hint = kvs__hint_path(db->dir, v->id);
+			if (hint)
+				unlink(hint);
+			free(hint);
+		}
+		if ((e = kvs__io_fsync_dir(db->dir)) != 0)
+			j->warn_rc = kvs__err_errno(KVS_EIO, e, "%s: fsync",
+						    db->dir);
+		break;
+	}
+	if (j->rc != KVS_OK || j->warn_rc != KVS_OK)
+		snprintf(j->msg, sizeof j->msg, "%s", kvs_errmsg());
+	atomic_store_explicit(&j->done, true, memory_order_release);
+	KVS_CHECK(pthread_mutex_lock(&db->q_mu));
+	KVS_CHECK(pthread_cond_broadcast(&db->q_cv));
+	KVS_CHECK(pthread_mutex_unlock(&db->q_mu));
+	return NULL;
+}
+
+static void job_start(struct kvs *db, enum job_kind kind)
+{
+	struct job *j = &db->cp->job;
+	j->kind = kind;
+	atomic_store_explicit(&j->done, false, memory_order_relaxed);
+	db->cp->phase = PH_JOB;
+	j->threaded = pthread_create(&j->tid, NULL, job_main, db) == 0;
+	if (!j->threaded)
+		(void)job_main(db); /* no thread to spare: do it here */
+}
+
+/* Join the job's thread (it may still be running: then wait for it). */
+static void job_join(struct kvs__compact *cp)
+{
+	if (cp->job.threaded) {
+		KVS_CHECK(pthread_join(cp->job.tid, NULL));
+		cp->job.threaded = false;
+	}
+}
+
+/* ---- ending a pass ----------------------------------------------------------- */
+
+/* The copy is complete: seal the output (a job). */
 static void seal_output(struct kvs *db)
 {
 	struct kvs__compact *cp = db->cp;
 	struct kvs__seg *out = cp->out;
-	int rc;
 
 	cp->out_bytes = 0;
 	cp->si = 0;
-	cp->phase = PH_DROP;
-	if (out) {
-		if ((rc = out_flush(db)) != KVS_OK) {
-			fail_pass(db, "writing the output");
-			return;
-		}
-		unsigned char foot[KVS__REC_MAX_HEAD + 5];
-		size_t n = kvs__rec_encode_footer(foot, out->last_seq,
-						  out->records, out->chain);
-		uint64_t footer_off = out->size;
-		int e = kvs__io_pwrite_all(out->fd, foot, n, (off_t)out->size);
-		if (!e)
-			e = kvs__io_fdatasync(out->fd);
-		if (e) {
-			kvs__err_errno(KVS_EIO, e, "%s.tmp: write", out->path);
-			fail_pass(db, "sealing the output");
-			return;
-		}
-		out->size += n;
-		out->synced = out->size;
-		out->sealed = true;
-		if ((rc = kvs__seg_map(out)) != KVS_OK) {
-			fail_pass(db, "mapping the output");
-			return;
-		}
-		/* Only the newest segment may lack a footer: if the active
-		 * one is older than the output, seal it and start another. */
-		if (db->active->id < out->id && kvs__rotate(db) != KVS_OK) {
-			abort_pass(db);
-			complete_waiters(db, KVS_EIO);
-			return;
-		}
-		if ((rc = kvs__seg_publish_tmp(db->dir, out)) != KVS_OK) {
-			fail_pass(db, "renaming the output");
-			return;
-		}
-		if (kvs__seg_write_hint(db->dir, out, footer_off) != KVS_OK)
-			kvs__log(db, KVS_LOG_WARN, "%s", kvs_errmsg());
-		insert_by_id(db, out);
-		cp->out_bytes = out->size;
-		if (cp->nmoved)
-			cp->phase = PH_SWITCH;
-		else
-			cp->out = NULL;
+	cp->freed = 0;
+	if (!out) {
+		cp->phase = PH_DROP;
+		return;
+	}
+	if (out_flush(db) != KVS_OK) {
+		fail_pass(db, "writing the output");
+		return;
+	}
+	struct job *j = &cp->job;
+	j->foot_len = kvs__rec_encode_footer(j->foot, out->last_seq,
+					     out->records, out->chain);
+	j->footer_off = out->size;
+	job_start(db, JOB_SEAL);
+}
+
+/* The output is durable: map it, and publish it (a job). */
+static void sealed(struct kvs *db)
+{
+	struct kvs__compact *cp = db->cp;
+	struct kvs__seg *out = cp->out;
+	out->size += cp->job.foot_len;
+	out->synced = out->size;
+	out->sealed = true;
+	if (kvs__seg_map(out) != KVS_OK) {
+		fail_pass(db, "mapping the output");
+		return;
+	}
+	/* Only the newest segment may lack a footer: if the active one is
+	 * older than the output, seal it and start another. */
+	if (db->active->id < out->id && kvs__rotate(db) != KVS_OK) {
+		abort_pass(db);
+		complete_waiters(db, KVS_EIO);
+		return;
+	}
+	job_start(db, JOB_PUBLISH);
+}
+
+/* The output is in place: the index switches to it next. */
+static void published(struct kvs *db)
+{
+	struct kvs__compact *cp = db->cp;
+	struct kvs__seg *out = cp->out;
+	insert_by_id(db, out);
+	cp->out_bytes = out->size;
+	if (cp->nmoved) {
+		cp->phase = PH_SWITCH;
+	} else {
+		cp->out = NULL;
+		cp->phase = PH_DROP;
 	}
 }
 
-/* Every entry is switched: delete the victims. */
+/* Every entry is switched: take the victims out of the list and delete
+ * their files (a job). */
 static void drop_victims(struct kvs *db)
 {
 	struct kvs__compact *cp = db->cp;
-	uint64_t freed = 0, written = cp->out_bytes;
-
-	/* Unlink the victims (out of the list first; freed after a grace
-	 * period), then make the unlinks durable with one directory fsync. */
-	struct kvs__seg **gone = cp->victims;
 	size_t ngone = 0;
 	for (size_t i = 0; i < cp->nvictims; i++) {
 		struct kvs__seg *v = cp->victims[i];
@@ -504,19 +606,20 @@ static void drop_victims(struct kvs *db)
 		while (*pp != v)
 			pp = &(*pp)->next;
 		*pp = v->next;
-		unlink(v->path);
-		char *hint = kvs__hint_path(db->dir, v->id);
-		if (hint)
-			unlink(hint);
-		free(hint);
-		freed += v->size;
-		gone[ngone++] = v;
+		cp->freed += v->size;
+		cp->victims[ngone++] = v;
 	}
-	int e = kvs__io_fsync_dir(db->dir);
-	if (e)
-		kvs__log(db, KVS_LOG_WARN, "%s: fsync: %s", db->dir, strerror(e));
-	for (size_t i = 0; i < ngone; i++)
-		kvs__seg_free_rcu(gone[i]);
+	cp->job.ngone = ngone;
+	job_start(db, JOB_DROP);
+}
+
+/* The victims' removal is durable: the pass is over.  (Only now may
+ * tombstones kept for them go: they can no longer come back.) */
+static void dropped(struct kvs *db)
+{
+	struct kvs__compact *cp = db->cp;
+	for (size_t i = 0; i < cp->job.ngone; i++)
+		kvs__seg_free_rcu(cp->victims[i]);
 	free(cp->victims);
 	cp->victims = NULL;
 	cp->nvictims = cp->vi = 0;
@@ -526,30 +629,78 @@ static void drop_victims(struct kvs *db)
 
 	release_kept(db);
 	db->counters.compactions++;
-	db->counters.bytes_reclaimed += freed > written ? freed - written : 0;
+	db->counters.bytes_reclaimed +=
+		cp->freed > cp->out_bytes ? cp->freed - cp->out_bytes : 0;
 	db->counters.last_compaction_us = kvs__now_us() - cp->start_us;
+	/* Forced work is over when no candidate it covers is left. */
+	if (cp->forced) {
+		bool more = false;
+		for (struct kvs__seg *s = db->segs; s; s = s->next)
+			if (s->sealed && s != db->active &&
+			    s->id <= cp->force_max_id && s->dead_bytes)
+				more = true;
+		if (!more)
+			complete_waiters(db, KVS_OK);
+	}
+}
+
+/* Garbage past one segment more than the live data: the writer then waits
+ * for a job instead of writing on, or overwrites could outrun compaction
+ * and the directory grow without bound. */
+static bool over_budget(const struct kvs *db)
+{
+	uint64_t live = 0, dead = 0;
+	for (const struct kvs__seg *s = db->segs; s; s = s->next) {
+		live += s->live_bytes;
+		dead += s->dead_bytes;
+	}
+	return dead > live + db->opt.segment_size;
+}
+
+/* A finished job: go on with the pass. */
+static void job_collect(struct kvs *db)
+{
+	struct kvs__compact *cp = db->cp;
+	struct job *j = &cp->job;
+	job_join(cp);
+	if (j->warn_rc != KVS_OK)
+		kvs__log(db, KVS_LOG_WARN, "compaction: %s", j->msg);
+	if (j->rc != KVS_OK) {
+		(void)kvs__err(j->rc, "%s", j->msg);
+		fail_pass(db, j->kind == JOB_SEAL ? "sealing the output"
+						  : "renaming the output");
+		return;
+	}
+	switch (j->kind) {
+	case JOB_SEAL:
+		sealed(db);
+		break;
+	case JOB_PUBLISH:
+		published(db);
+		break;
+	case JOB_DROP:
+		dropped(db);
+		break;
+	}
 }
 
 void kvs__compact_step(struct kvs *db)
 {
 	struct kvs__compact *cp = db->cp;
-	if (cp->running && cp->phase == PH_SWITCH) {
+	switch (cp->running ? cp->phase : PH_COPY) {
+	case PH_JOB:
+		if (atomic_load_explicit(&cp->job.done, memory_order_acquire) ||
+		    over_budget(db))
+			job_collect(db); /* waits for it if need be */
+		return;
+	case PH_SWITCH:
 		switch_some(db);
 		return;
-	}
-	if (cp->running && cp->phase == PH_DROP) {
+	case PH_DROP:
 		drop_victims(db);
-		/* Forced work is over when no candidate it covers is left. */
-		if (cp->forced) {
-			bool more = false;
-			for (struct kvs__seg *s = db->segs; s; s = s->next)
-				if (s->sealed && s != db->active &&
-				    s->id <= cp->force_max_id && s->dead_bytes)
-					more = true;
-			if (!more)
-				complete_waiters(db, KVS_OK);
-		}
 		return;
+	case PH_COPY:
+		break;
 	}
 	if (!cp->running && !choose_victims(db))
 		return;
@@ -591,16 +742,24 @@ void kvs__compact_step(struct kvs *db)
 void kvs__compact_settle(struct kvs *db)
 {
 	struct kvs__compact *cp = db->cp;
-	while (cp->running && cp->phase != PH_COPY)
+	while (cp->running && cp->phase != PH_COPY) {
+		if (cp->phase == PH_JOB)
+			job_join(cp); /* wait for it */
 		kvs__compact_step(db);
+	}
 }
 
 bool kvs__compact_pending(struct kvs *db, uint64_t *delay_us)
 {
 	struct kvs__compact *cp = db->cp;
 	*delay_us = 0;
+	/* A job in flight wakes the writer when it is done; the other
+	 * phases have no I/O to pace, and the index must not wait. */
+	if (cp->running && cp->phase == PH_JOB)
+		return atomic_load_explicit(&cp->job.done, memory_order_acquire) ||
+		       over_budget(db);
 	if (cp->running && cp->phase != PH_COPY)
-		return true; /* no I/O to pace; the index must not wait */
+		return true;
 	if (cp->disabled || atomic_load(&db->failed))
 		return false;
 	if (!cp->running) {
