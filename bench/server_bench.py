@@ -288,7 +288,7 @@ def kvs_bench_args(args):
     """Options common to every run."""
     return ["-d", fmt_num(args.duration), "--warmup", fmt_num(args.warmup),
             "--keys", str(args.keys), "--key-size", str(args.key_size),
-            "--seed", str(args.seed), "-q"]
+            "--seed", str(args.seed), "-q"] + (["--verify"] if args.verify else [])
 
 
 def fmt_num(x):
@@ -348,7 +348,9 @@ def summarize(runs):
     got = [r["summary"] for r in runs if r["summary"] and r["summary"].get("total_ops")]
     out = {"runs": len(runs), "clean_runs": sum(1 for r in runs if r["ok"]),
            "errors": sum((r["summary"] or {}).get("errors", {}).get("total", 0) for r in runs),
-           "problems": [r["problem"] for r in runs if r["problem"]]}
+           "problems": ["run %d: %s" % (i + 1, r["problem"]) if r.get("summary") is not None
+                        or not r["problem"].startswith("log:") else r["problem"]
+                        for i, r in enumerate(runs) if r["problem"]]}
     if not got:
         return out
     ops = [g["ops_per_sec"] for g in got]
@@ -506,7 +508,7 @@ def fmt_us(x):
 
 
 def print_table(records, out=sys.stdout):
-    hdr = ("%-8s %-12s %-6s %5s %4s %7s | %11s %11s %6s | %13s %13s | %s"
+    hdr = ("%-8s %-12s %-6s %5s %4s %7s | %11s %11s %6s | %15s %15s | %s"
            % ("fsync", "workload", "value", "conns", "pipe", "keydist", "kvs ops/s", "redis ops/s",
               "ratio", "kvs p50/p99", "redis p50/p99", "flags"))
     print(hdr, file=out)
@@ -522,16 +524,16 @@ def print_table(records, out=sys.stdout):
         if rec["skipped"]:
             flags = "SKIPPED: " + rec["skipped"]
         elif rec["problems"]:
-            flags = "! " + "; ".join(rec["problems"][:2])
-            if len(rec["problems"]) > 2:
-                flags += " (+%d more)" % (len(rec["problems"]) - 2)
+            flags = "! " + "; ".join(
+                "%s %d bad: %s" % (n, len(s["problems"]), s["problems"][0])
+                for n, s in rec["servers"].items() if s["problems"])
         else:
             spread = max(spread_of(k), spread_of(r))
             if spread is not None and spread > 0.25:
                 flags = "~ spread %.0f%%" % (spread * 100)
         ratio = "-" if rec["ratio"] is None else "%.2f" % rec["ratio"]
         dist = "zipf" if rec["key_dist"].startswith("zipf") else rec["key_dist"][:4]
-        print("%-8s %-12s %-6s %5d %4d %7s | %11s %11s %6s | %13s %13s | %s"
+        print("%-8s %-12s %-6s %5d %4d %7s | %11s %11s %6s | %15s %15s | %s"
               % (rec["fsync"], rec["workload"], size_str(rec["value_size"]), rec["conns"],
                  rec["pipeline"], dist, fmt_ops(k.get("ops_per_sec")),
                  fmt_ops(r.get("ops_per_sec")), ratio, lat(k), lat(r), flags), file=out)
@@ -754,6 +756,8 @@ def parse_args():
                     help="connections in the thread group (50)")
     ap.add_argument("--bench-threads", type=int, default=None,
                     help="kvs-bench threads, at most one per connection (default: online CPUs)")
+    ap.add_argument("--verify", action=argparse.BooleanOptionalAction, default=None,
+                    help="kvs-bench --verify: check every GET's value (default: in --quick)")
     ap.add_argument("--rows", default=None, help="only rows whose label matches this regex")
     ap.add_argument("--deadline", type=float, default=None,
                     help="seconds after which rows not started are skipped (840; quick 120)")
@@ -763,6 +767,7 @@ def parse_args():
     a.duration = a.duration if a.duration is not None else (0.3 if q else 2.0)
     a.warmup = a.warmup if a.warmup is not None else (0.1 if q else 0.5)
     a.rounds = a.rounds if a.rounds is not None else 3
+    a.verify = a.verify if a.verify is not None else q
     a.keys = a.keys if a.keys is not None else (1000 if q else 10000)
     a.deadline = a.deadline if a.deadline is not None else (120.0 if q else 840.0)
     t = a.threads if a.threads is not None else ("1,2" if q else "1,2,4,8")
@@ -866,7 +871,8 @@ def main():
            "interrupted": interrupted,
            "config": {"quick": args.quick, "duration_s": args.duration, "warmup_s": args.warmup,
                       "rounds": args.rounds, "keys": args.keys, "key_size": args.key_size,
-                      "seed": args.seed, "bench_threads_max": args.bench_threads,
+                      "seed": args.seed, "verify": args.verify,
+                      "bench_threads_max": args.bench_threads,
                       "thread_counts": args.threads, "thread_conns": args.thread_conns},
            "machine": {"online_cpus": args.ncpu, "kvs_server_threads": args.ncpu,
                        "redis_threads": 1, "nofile": nofile,
