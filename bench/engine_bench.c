@@ -1,559 +1,740 @@
-/* engine_bench.c - a small in-process benchmark of the kvs engine: load,
- * batch load, random gets (1..T threads) and durable overwrites with group
- * commit, printed as a table of throughput and p50/p99 latency. */
+/* engine_bench.c - kvs-engine-bench: the kvs engine against LMDB, in
+ * process (no network), with the same seed and the same data for both:
+ * loads, random gets and overwrites, group commit under fsync always, a
+ * 90/10 mix, the open of a loaded store and talent-plan's workloads,
+ * printed as one table with a kvs/lmdb ratio per row (and CSV/JSON). */
 #include <errno.h>
 #include <getopt.h>
-#include <pthread.h>
-#include <stdbool.h>
-#include <stdint.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "kvs.h"
-#include "bench.h"
+#include "engine_bench.h"
 
-#define PROG "engine_bench"
-
-#define KEY_FMT "key%08u"
-#define KEY_MAX 16              /* "key" + 8 digits + NUL, with room */
-#define MAX_KEYS 100000000u     /* what eight digits can name */
+#define MAX_KEYS 100000000u /* what "key%08u" can name */
+#define MAX_LIST 8          /* entries of a comma-separated option */
 #define MAX_THREADS 256
-#define MAX_THREAD_RUNS 16      /* entries of -t LIST */
-#define BATCH_OPS 1000
-#define DURABLE_THREADS 8       /* the group-commit run of the overwrite */
+#define OPEN_REPS 5         /* opens of the loaded store, time allowing */
+#define TP_MAX_REPS 1000    /* talent-plan repetitions, time allowing */
+#define TP_KEY_MAX 100000   /* talent-plan's largest key */
 
-/* ---- workers ------------------------------------------------------------------------ */
-
-enum workload {
-	W_LOAD,      /* kvs_set of perm[first .. first+count), in that order */
-	W_BATCH,     /* the same keys through kvs_write_batch, BATCH_OPS a call */
-	W_GET,       /* count kvs_gets of random loaded keys, values checked */
-	W_OVERWRITE, /* count kvs_sets of random loaded keys */
+/* The workloads, for --only. */
+enum {
+	W_LOAD = 1 << 0,
+	W_BATCH = 1 << 1,
+	W_OPEN = 1 << 2,
+	W_GET = 1 << 3,
+	W_MIXED = 1 << 4,
+	W_SET = 1 << 5,
+	W_ALWAYS = 1 << 6,
+	W_TP = 1 << 7,
+	W_STORE = W_BATCH | W_OPEN | W_GET | W_MIXED | W_SET | W_ALWAYS,
+};
+static const struct {
+	const char *name;
+	unsigned bit;
+} work_names[] = {
+	{ "load", W_LOAD }, { "batch_load", W_BATCH }, { "open", W_OPEN },
+	{ "get", W_GET }, { "mixed", W_MIXED }, { "set", W_SET },
+	{ "overwrite_always", W_ALWAYS }, { "tp", W_TP },
 };
 
-/* What every worker of a phase shares; read-only while it runs. */
-struct bench {
-	struct kvs *db;
-	const uint32_t *perm; /* a random permutation of the key numbers */
-	uint32_t loaded;      /* W_GET/W_OVERWRITE pick from perm[0..loaded) */
-	size_t value_size;
+struct config {
+	uint64_t nkeys[MAX_LIST], vsize[MAX_LIST];
+	size_t n_nkeys, n_vsize;
 	uint64_t seed;
-	uint64_t max_ns;      /* each phase stops after this long */
+	const struct eb_adapter *engines[2];
+	size_t n_engines;
+	double seconds, load_seconds;
+	uint64_t get_threads[MAX_LIST], sync_threads[MAX_LIST];
+	size_t n_get_threads, n_sync_threads;
+	unsigned only;
+	const char *dir, *csv, *json;
+	char scratch[PATH_MAX];
 };
 
-struct worker {
-	pthread_t tid;
-	const struct bench *b;
-	pthread_barrier_t *start;
-	enum workload w;
-	unsigned id;
-	uint64_t first, count;
-	/* Results, read by the main thread after pthread_join(). */
-	uint64_t done;        /* operations completed (keys, for W_BATCH) */
-	uint64_t mismatches;  /* W_GET: values that were not the ones set */
-	int rc;               /* the first error, or KVS_OK */
-	char errmsg[256];
-	struct hist hist;     /* per call: per batch for W_BATCH */
-};
+/* Section headings must outlive the report: kept here, freed at exit. */
+static char *sections[MAX_LIST + 1];
+static size_t n_sections;
 
-static size_t make_key(char *buf, uint32_t k)
+static const char *new_section(const char *name)
 {
-	return (size_t)snprintf(buf, KEY_MAX, KEY_FMT, k);
-}
-
-/* Every value starts with its key (as much as fits), so a get can tell a
- * wrong value from the right one; the rest is filler. */
-static void make_value(char *val, size_t vsize, const char *key, size_t klen)
-{
-	memcpy(val, key, klen < vsize ? klen : vsize);
-}
-
-static bool value_ok(const void *val, size_t vlen, size_t vsize,
-		     const char *key, size_t klen)
-{
-	return vlen == vsize && memcmp(val, key, klen < vsize ? klen : vsize) == 0;
-}
-
-static void worker_fail(struct worker *wk, int rc)
-{
-	wk->rc = rc;
-	snprintf(wk->errmsg, sizeof wk->errmsg, "%s", kvs_errmsg());
-}
-
-static void run_load(struct worker *wk, char *val, uint64_t deadline)
-{
-	const struct bench *b = wk->b;
-	char key[KEY_MAX];
-
-	for (uint64_t i = 0; i < wk->count; i++) {
-		size_t klen = make_key(key, b->perm[wk->first + i]);
-		make_value(val, b->value_size, key, klen);
-		uint64_t t0 = now_ns();
-		int rc = kvs_set(b->db, key, klen, val, b->value_size);
-		uint64_t t1 = now_ns();
-		if (rc != KVS_OK) {
-			worker_fail(wk, rc);
-			return;
-		}
-		hist_add(&wk->hist, t1 - t0);
-		wk->done++;
-		if (t1 >= deadline)
-			return;
+	if (n_sections == sizeof sections / sizeof sections[0] ||
+	    !(sections[n_sections] = strdup(name))) {
+		fprintf(stderr, "%s: out of memory\n", EB_PROG);
+		exit(1);
 	}
+	return sections[n_sections++];
 }
 
-static void run_batch(struct worker *wk, char *val, uint64_t deadline)
+static void add_row(const char *section, const char *workload,
+		    const char *label, unsigned threads, uint64_t value_size,
+		    const struct eb_adapter *a, const struct eb_result *res)
 {
-	const struct bench *b = wk->b;
-	struct kvs_op *ops = calloc(BATCH_OPS, sizeof *ops);
-	char (*keys)[KEY_MAX] = calloc(BATCH_OPS, sizeof *keys);
+	struct eb_row r = {
+		.section = section, .workload = workload, .label = label,
+		.threads = threads, .value_size = value_size,
+		.engine = a->engine, .na = res == NULL,
+	};
 
-	if (!ops || !keys) {
-		wk->rc = KVS_ENOMEM;
-		snprintf(wk->errmsg, sizeof wk->errmsg, "batch buffers");
-		goto out;
+	if (res) {
+		r.ops = res->ops;
+		r.seconds = res->seconds;
+		r.p50_us = hist_quantile_us(&res->hist, 0.50);
+		r.p99_us = hist_quantile_us(&res->hist, 0.99);
 	}
-	/* All ops of a call share one value buffer: its bytes do not matter
-	 * here, and one buffer keeps memory small for big --value-size. */
-	for (uint64_t i = 0; i < wk->count;) {
-		size_t n = wk->count - i < BATCH_OPS ? (size_t)(wk->count - i)
-						     : BATCH_OPS;
-		for (size_t j = 0; j < n; j++) {
-			ops[j] = (struct kvs_op){
-				.type = KVS_OP_SET,
-				.key = keys[j],
-				.klen = make_key(keys[j], b->perm[wk->first + i + j]),
-				.val = val,
-				.vlen = b->value_size,
-			};
-		}
-		uint64_t t0 = now_ns();
-		int rc = kvs_write_batch(b->db, ops, n);
-		uint64_t t1 = now_ns();
-		if (rc != KVS_OK) {
-			worker_fail(wk, rc);
-			break;
-		}
-		hist_add(&wk->hist, t1 - t0);
-		wk->done += n;
-		i += n;
-		if (t1 >= deadline)
-			break;
-	}
-out:
-	free(keys);
-	free(ops);
+	eb_report_add(&r);
+	eb_report_progress(&r);
 }
 
-static void run_random(struct worker *wk, char *val, uint64_t deadline)
+static int subdir(char *out, const struct config *cf,
+		  const struct eb_adapter *a, const char *what)
 {
-	const struct bench *b = wk->b;
-	struct rng r;
-	char key[KEY_MAX];
-
-	rng_seed(&r, b->seed * 1000003u + 7919u * (wk->id + 1) + (unsigned)wk->w);
-	for (uint64_t i = 0; i < wk->count; i++) {
-		size_t klen = make_key(key, b->perm[rng_below(&r, b->loaded)]);
-		uint64_t t0, t1;
-		int rc;
-		if (wk->w == W_GET) {
-			void *got = NULL;
-			size_t glen = 0;
-			t0 = now_ns();
-			rc = kvs_get(b->db, key, klen, &got, &glen);
-			t1 = now_ns();
-			if (rc == KVS_OK) {
-				if (!value_ok(got, glen, b->value_size, key, klen))
-					wk->mismatches++;
-				kvs_free(got);
-			}
-		} else {
-			make_value(val, b->value_size, key, klen);
-			t0 = now_ns();
-			rc = kvs_set(b->db, key, klen, val, b->value_size);
-			t1 = now_ns();
-		}
-		if (rc != KVS_OK) {
-			worker_fail(wk, rc);
-			return;
-		}
-		hist_add(&wk->hist, t1 - t0);
-		wk->done++;
-		if (t1 >= deadline)
-			return;
+	if ((size_t)snprintf(out, PATH_MAX, "%s/%s-%s", cf->scratch, a->engine,
+			     what) >= PATH_MAX) {
+		fprintf(stderr, "%s: --dir: path too long\n", EB_PROG);
+		return EB_ERR;
 	}
+	return 0;
 }
 
-static void *worker_main(void *arg)
+static int open_store(const struct eb_adapter *a, const char *dir,
+		      enum eb_sync sync, struct eb_store **s)
 {
-	struct worker *wk = arg;
-	char *val = malloc(wk->b->value_size ? wk->b->value_size : 1);
-
-	if (!val) {
-		wk->rc = KVS_ENOMEM;
-		snprintf(wk->errmsg, sizeof wk->errmsg, "value buffer");
-	} else {
-		memset(val, 'v', wk->b->value_size);
+	if (a->open(dir, sync, s) != 0) {
+		fprintf(stderr, "%s: %s: open %s: %s\n", EB_PROG, a->engine,
+			dir, eb_lasterr());
+		*s = NULL;
+		return EB_ERR;
 	}
-	/* Wait even after a failure, so the barrier is always complete. */
-	pthread_barrier_wait(wk->start);
-	if (wk->rc == KVS_OK) {
-		uint64_t deadline = now_ns() + wk->b->max_ns;
-		switch (wk->w) {
-		case W_LOAD: run_load(wk, val, deadline); break;
-		case W_BATCH: run_batch(wk, val, deadline); break;
-		case W_GET:
-		case W_OVERWRITE: run_random(wk, val, deadline); break;
-		}
-	}
-	free(val);
-	return NULL;
+	return 0;
 }
 
-/* ---- phases ------------------------------------------------------------------------ */
-
-struct result {
-	uint64_t ops;
-	double seconds;
-	struct hist hist;
-};
-
-/* Run `total` operations of workload w split over `threads` threads (or
- * fewer, if the time limit comes first).  Returns 0, or -1 after printing
- * the first error.  *res is filled on success. */
-static int run_phase(const struct bench *b, enum workload w, unsigned threads,
-		     uint64_t total, struct result *res)
+static int close_store(const struct eb_adapter *a, struct eb_store **s)
 {
-	struct worker *wk = calloc(threads, sizeof *wk);
-	pthread_barrier_t start;
-	unsigned started = 0;
-	int ret = 0;
+	int rc = 0;
 
-	memset(res, 0, sizeof *res);
-	if (!wk) {
-		fprintf(stderr, "engine_bench: out of memory\n");
-		return -1;
+	if (*s && a->close(*s) != 0) {
+		fprintf(stderr, "%s: %s: close: %s\n", EB_PROG, a->engine,
+			eb_lasterr());
+		rc = EB_ERR;
 	}
-	pthread_barrier_init(&start, NULL, threads + 1);
-	uint64_t per = (total + threads - 1) / threads;
-	for (unsigned i = 0; i < threads; i++) {
-		uint64_t first = per * i < total ? per * i : total;
-		wk[i] = (struct worker){
-			.b = b, .start = &start, .w = w, .id = i,
-			.first = first,
-			.count = total - first < per ? total - first : per,
-		};
-		int e = pthread_create(&wk[i].tid, NULL, worker_main, &wk[i]);
-		if (e != 0) {
-			/* Threads that started wait on the barrier: it cannot
-			 * be completed now, so there is no tidy way back. */
-			fprintf(stderr, "engine_bench: pthread_create: %s\n",
-				strerror(e));
-			exit(1);
-		}
-		started++;
-	}
-	pthread_barrier_wait(&start);
-	uint64_t t0 = now_ns();
-	for (unsigned i = 0; i < started; i++)
-		pthread_join(wk[i].tid, NULL);
-	res->seconds = (double)(now_ns() - t0) / 1e9;
-	pthread_barrier_destroy(&start);
-
-	for (unsigned i = 0; i < threads; i++) {
-		if (wk[i].rc != KVS_OK && ret == 0) {
-			fprintf(stderr, "engine_bench: thread %u: %s: %s\n", i,
-				kvs_strerror(wk[i].rc), wk[i].errmsg);
-			ret = -1;
-		}
-		if (wk[i].mismatches && ret == 0) {
-			fprintf(stderr, "engine_bench: thread %u: %llu gets "
-				"returned a wrong value\n", i,
-				(unsigned long long)wk[i].mismatches);
-			ret = -1;
-		}
-		res->ops += wk[i].done;
-		hist_merge(&res->hist, &wk[i].hist);
-	}
-	free(wk);
-	return ret;
-}
-
-static void print_header(void)
-{
-	printf("%-28s %7s %10s %8s %12s %9s %9s\n", "workload", "threads",
-	       "ops", "seconds", "ops/s", "p50 us", "p99 us");
-}
-
-static void print_row(const char *name, unsigned threads,
-		      const struct result *r)
-{
-	printf("%-28s %7u %10llu %8.3f %12.0f %9.1f %9.1f\n", name, threads,
-	       (unsigned long long)r->ops, r->seconds,
-	       r->seconds > 0 ? (double)r->ops / r->seconds : 0.0,
-	       hist_quantile_us(&r->hist, 0.50),
-	       hist_quantile_us(&r->hist, 0.99));
-	fflush(stdout);
-}
-
-/* ---- set-up ------------------------------------------------------------------------ */
-
-static const char *fsync_name(enum kvs_fsync f)
-{
-	switch (f) {
-	case KVS_FSYNC_ALWAYS: return "always";
-	case KVS_FSYNC_NEVER: return "never";
-	case KVS_FSYNC_EVERYSEC: break;
-	}
-	return "everysec";
-}
-
-static int open_store(const char *dir, enum kvs_fsync f, struct kvs **db)
-{
-	struct kvs_options o = { .fsync = f };
-	int rc = kvs_open(dir, &o, db);
-	if (rc != KVS_OK)
-		fprintf(stderr, "engine_bench: kvs_open %s: %s: %s\n", dir,
-			kvs_strerror(rc), kvs_errmsg());
+	*s = NULL;
 	return rc;
 }
 
-static int close_store(struct kvs *db)
+/* ---- one key-count/value-size variant on one engine ------------------------------ */
+
+/* The CSV names and table labels of a variant's rows; [WM] marks the rows
+ * run again against LMDB with MDB_WRITEMAP (--writemap-rows). */
+enum { R_LOAD, R_BATCH, R_OPEN, R_GET, R_MIXED, R_SET, R_ALWAYS, R_COUNT };
+struct row_names {
+	const char *workload[R_COUNT], *label[R_COUNT];
+};
+static const struct row_names plain_rows = {
+	{ "load", "batch_load", "open", "get", "mixed", "set",
+	  "overwrite_always" },
+	{ "load: set, 1 per call/txn (relaxed)",
+	  "batch load, 1000 per batch/txn (relaxed) *",
+	  "open the loaded store (ops = opens) **",
+	  "get, random keys",
+	  "mixed 90% get / 10% set (relaxed)",
+	  "set, random keys, 1 per call/txn (relaxed)",
+	  "set, random keys, fsync always" },
+}, writemap_rows = {
+	{ "load_wm", "batch_load_wm", "open_wm", "get_wm", "mixed_wm", "set_wm",
+	  "overwrite_always_wm" },
+	{ "[WM] load: set, 1 per call/txn (relaxed)",
+	  "[WM] batch load, 1000 per batch/txn (relaxed) *",
+	  "[WM] open the loaded store (ops = opens) **",
+	  "[WM] get, random keys",
+	  "[WM] mixed 90% get / 10% set (relaxed)",
+	  "[WM] set, random keys, 1 per call/txn (relaxed)",
+	  "[WM] set, random keys, fsync always" },
+};
+
+static int run_variant_on(const struct config *cf, const struct eb_adapter *a,
+			  struct eb_data *d, const char *section,
+			  const struct row_names *nm, unsigned w)
 {
-	int rc = kvs_close(db);
-	if (rc != KVS_OK)
-		fprintf(stderr, "engine_bench: kvs_close: %s: %s\n",
-			kvs_strerror(rc), kvs_errmsg());
+	uint64_t phase_ns = (uint64_t)(cf->seconds * 1e9);
+	uint64_t max_ops = 2ull * d->nkeys;
+	size_t vs = d->value_size;
+	struct eb_store *s = NULL;
+	struct eb_result res;
+	char dir[PATH_MAX];
+
+	d->loaded = d->nkeys;
+	/* Single sets into an empty store of its own, time allowing. */
+	if (w & W_LOAD) {
+		if (subdir(dir, cf, a, "load") || open_store(a, dir, EB_RELAXED, &s))
+			return EB_ERR;
+		int rc = eb_run_phase(a, s, d, EB_LOAD, 1, 0, d->nkeys, phase_ns,
+				      &res);
+		if (close_store(a, &s) || rc)
+			return EB_ERR;
+		rm_tree(dir);
+		add_row(section, nm->workload[R_LOAD], nm->label[R_LOAD], 1, vs, a, &res);
+	}
+	if (!(w & W_STORE) || eb_stop)
+		return eb_stop ? EB_ERR : 0;
+
+	/* The store of every other phase: all keys, in batches. */
+	if (subdir(dir, cf, a, "main") || open_store(a, dir, EB_RELAXED, &s))
+		return EB_ERR;
+	if (eb_run_phase(a, s, d, EB_BATCH, 1, 0, d->nkeys,
+			 (uint64_t)(cf->load_seconds * 1e9), &res) != 0)
+		goto fail;
+	if (w & W_BATCH)
+		add_row(section, nm->workload[R_BATCH], nm->label[R_BATCH], 1, vs, a, &res);
+	d->loaded = (uint32_t)res.ops;
+	if (d->loaded < d->nkeys)
+		printf("  %-4s  the load stopped after %u of %u keys (--load-"
+		       "seconds): the other phases use those\n", a->engine,
+		       d->loaded, d->nkeys);
+	if (d->loaded == 0)
+		goto fail;
+	if (close_store(a, &s))
+		goto fail;
+
+	/* Open the loaded store (a few times if quick), and keep it open. */
+	memset(&res, 0, sizeof res);
+	for (unsigned rep = 0;; rep++) {
+		uint64_t t0 = now_ns();
+		if (open_store(a, dir, EB_RELAXED, &s))
+			goto fail;
+		uint64_t t1 = now_ns();
+		hist_add(&res.hist, t1 - t0);
+		res.ops++;
+		res.seconds += (double)(t1 - t0) / 1e9;
+		if (!(w & W_OPEN) || rep + 1 == OPEN_REPS ||
+		    res.seconds >= cf->seconds || eb_stop)
+			break;
+		if (close_store(a, &s))
+			goto fail;
+	}
+	if (w & W_OPEN)
+		add_row(section, nm->workload[R_OPEN], nm->label[R_OPEN], 1, vs, a, &res);
+
+	for (size_t i = 0; (w & W_GET) && i < cf->n_get_threads && !eb_stop; i++) {
+		unsigned t = (unsigned)cf->get_threads[i];
+		if (eb_run_phase(a, s, d, EB_GET, t, 0, max_ops, phase_ns, &res))
+			goto fail;
+		add_row(section, nm->workload[R_GET], nm->label[R_GET], t, vs, a, &res);
+	}
+	for (size_t i = 0; (w & W_MIXED) && i < cf->n_get_threads && !eb_stop; i++) {
+		unsigned t = (unsigned)cf->get_threads[i];
+		if (eb_run_phase(a, s, d, EB_MIXED, t, 0, max_ops, phase_ns, &res))
+			goto fail;
+		add_row(section, nm->workload[R_MIXED], nm->label[R_MIXED], t, vs, a, &res);
+	}
+	if ((w & W_SET) && !eb_stop) {
+		if (eb_run_phase(a, s, d, EB_SET, 1, 0, max_ops, phase_ns, &res))
+			goto fail;
+		add_row(section, nm->workload[R_SET], nm->label[R_SET], 1, vs, a, &res);
+	}
+	if (close_store(a, &s))
+		goto fail;
+
+	/* Durable overwrites: one sync per acknowledged write, or per group. */
+	if ((w & W_ALWAYS) && !eb_stop) {
+		if (open_store(a, dir, EB_ALWAYS, &s))
+			goto fail;
+		for (size_t i = 0; i < cf->n_sync_threads && !eb_stop; i++) {
+			unsigned t = (unsigned)cf->sync_threads[i];
+			if (eb_run_phase(a, s, d, EB_SET, t, 0, max_ops, phase_ns,
+					 &res))
+				goto fail;
+			add_row(section, nm->workload[R_ALWAYS],
+				nm->label[R_ALWAYS], t, vs, a, &res);
+		}
+		if (close_store(a, &s))
+			goto fail;
+	}
+	rm_tree(dir);
+	return eb_stop ? EB_ERR : 0;
+fail:
+	close_store(a, &s);
+	rm_tree(dir);
+	return EB_ERR;
+}
+
+static int run_variant(const struct config *cf, uint64_t nkeys, uint64_t vsize,
+		       const struct row_names *nm, unsigned only)
+{
+	struct eb_data d;
+	char name[128];
+
+	snprintf(name, sizeof name, "%llu-byte values, %llu keys%s",
+		 (unsigned long long)vsize, (unsigned long long)nkeys,
+		 nm == &writemap_rows ? "; [WM]: lmdb with MDB_WRITEMAP" : "");
+	const char *section = new_section(name);
+	int rc = 0;
+
+	if (eb_data_init(&d, (uint32_t)nkeys, vsize, cf->seed) != 0) {
+		fprintf(stderr, "%s: out of memory for %llu keys\n", EB_PROG,
+			(unsigned long long)nkeys);
+		return EB_ERR;
+	}
+	printf("\n== %s ==\n", section);
+	for (size_t e = 0; e < cf->n_engines && rc == 0; e++)
+		rc = run_variant_on(cf, cf->engines[e], &d, section, nm, only);
+	eb_data_free(&d);
 	return rc;
 }
+
+/* ---- talent-plan ---------------------------------------------------------------------- */
+
+struct tp_names {
+	const char *write, *read, *write_label, *read_label;
+};
+
+/* Repeat the 100 writes, each time into a fresh store, and the 1000 reads
+ * on one store, each for about --seconds. */
+static int run_tp_on(const struct config *cf, const struct eb_adapter *a,
+		     const struct eb_tp *tp, const struct tp_names *nm,
+		     const char *section)
+{
+	uint64_t phase_ns = (uint64_t)(cf->seconds * 1e9), start;
+	struct eb_store *s = NULL;
+	struct eb_result wr = { 0 }, rd = { 0 }, junk = { 0 };
+	char dir[PATH_MAX];
+
+	if (tp->key_max > a->max_key) {
+		add_row(section, nm->write, nm->write_label, 1, EB_TP_VALUE_MAX,
+			a, NULL);
+		add_row(section, nm->read, nm->read_label, 1, EB_TP_VALUE_MAX,
+			a, NULL);
+		return 0;
+	}
+	if (subdir(dir, cf, a, "tp"))
+		return EB_ERR;
+	start = now_ns();
+	for (unsigned rep = 0; rep < TP_MAX_REPS; rep++) {
+		if (open_store(a, dir, EB_RELAXED, &s))
+			return EB_ERR;
+		if (eb_tp_write(a, s, tp, &wr) != 0) {
+			fprintf(stderr, "%s: %s: talent-plan write: %s\n",
+				EB_PROG, a->engine, eb_lasterr());
+			goto fail;
+		}
+		if (close_store(a, &s))
+			goto fail;
+		rm_tree(dir);
+		if (now_ns() - start >= phase_ns || eb_stop)
+			break;
+	}
+	add_row(section, nm->write, nm->write_label, 1, EB_TP_VALUE_MAX, a, &wr);
+
+	if (open_store(a, dir, EB_RELAXED, &s))
+		return EB_ERR;
+	if (eb_tp_write(a, s, tp, &junk) != 0)
+		goto fail_msg;
+	start = now_ns();
+	for (unsigned rep = 0; rep < TP_MAX_REPS && !eb_stop; rep++) {
+		if (eb_tp_read(a, s, tp, cf->seed * 7u + rep, &rd) != 0)
+			goto fail_msg;
+		if (now_ns() - start >= phase_ns)
+			break;
+	}
+	if (close_store(a, &s))
+		goto fail;
+	rm_tree(dir);
+	add_row(section, nm->read, nm->read_label, 1, EB_TP_VALUE_MAX, a, &rd);
+	return eb_stop ? EB_ERR : 0;
+fail_msg:
+	fprintf(stderr, "%s: %s: talent-plan: %s\n", EB_PROG, a->engine,
+		eb_lasterr());
+fail:
+	close_store(a, &s);
+	rm_tree(dir);
+	return EB_ERR;
+}
+
+static int run_tp(const struct config *cf)
+{
+	static const struct tp_names big = {
+		"tp_write", "tp_read",
+		"tp write 100, keys 1-100000 B (lmdb: <= 511 B)",
+		"tp read 1000 of them",
+	}, small = {
+		"tp_write_k511", "tp_read_k511",
+		"tp write 100, keys 1-511 B",
+		"tp read 1000 of them (keys 1-511 B)",
+	};
+	char name[128];
+	int rc = 0;
+
+	snprintf(name, sizeof name, "talent-plan: %d random keys, values of "
+		 "1-%d B, %d reads", EB_TP_KEYS, EB_TP_VALUE_MAX, EB_TP_READS);
+	const char *section = new_section(name);
+
+	printf("\n== %s ==\n", section);
+	for (int pass = 0; pass < 2 && rc == 0; pass++) {
+		size_t key_max = pass == 0 ? TP_KEY_MAX : 511;
+		struct eb_tp tp;
+		if (eb_tp_init(&tp, key_max, cf->seed) != 0) {
+			fprintf(stderr, "%s: out of memory\n", EB_PROG);
+			return EB_ERR;
+		}
+		for (size_t e = 0; e < cf->n_engines && rc == 0; e++)
+			rc = run_tp_on(cf, cf->engines[e], &tp,
+				       pass == 0 ? &big : &small, section);
+		eb_tp_free(&tp);
+	}
+	return rc;
+}
+
+/* ---- command line ----------------------------------------------------------------------- */
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: kvs-engine-bench [-n KEYS] [--value-size BYTES] [--dir DIR]\n"
-		"         [--fsync always|everysec|never] [--seed N] [-t LIST]\n"
-		"         [--seconds S]\n"
+		"usage: kvs-engine-bench [-n KEYS[,KEYS]] [--value-size BYTES[,BYTES]]\n"
+		"         [--engine kvs|lmdb|both] [--lmdb raw|api] [--lmdb-writemap]\n"
+		"         [--writemap-rows] [--seed N] [--seconds S] [--load-seconds S]\n"
+		"         [-t LIST] [-T LIST] [--only LIST] [--dir DIR] [--csv FILE]\n"
+		"         [--json FILE] [--quick]\n"
 		"\n"
-		"  -n KEYS            keys to load (default 200000)\n"
-		"  --value-size BYTES value size (default 100)\n"
-		"  --dir DIR          put the stores in DIR/main and DIR/batch and keep\n"
-		"                     them (default: a fresh /tmp directory, removed)\n"
-		"  --fsync POLICY     policy of the load and get phases (default everysec);\n"
-		"                     the durable overwrite always uses 'always'\n"
-		"  --seed N           PRNG seed (default 1)\n"
-		"  -t LIST            thread counts of the get phase, e.g. 1,2,4\n"
-		"                     (default 1,2; 1 always runs first)\n"
-		"  --seconds S        time limit of each phase (default 3)\n");
+		"The kvs engine against LMDB, in process, same seed and data for both.\n"
+		"Each -n/--value-size pair is a variant (a shorter list repeats its last\n"
+		"entry): a load of single sets into an empty store; a store loaded in\n"
+		"batches of 1000, then opened, then random gets (-t threads), a 90/10\n"
+		"get/set mix (-t threads), single-thread sets, and sets under fsync\n"
+		"always (-T threads).  Then talent-plan's workloads.  relaxed = kvs\n"
+		"fsync everysec / lmdb MDB_NOSYNC.\n"
+		"\n"
+		"  -n KEYS            keys of each variant (default 1000000; --quick 10000)\n"
+		"  --value-size BYTES value size of each variant (default 100)\n"
+		"  --engine E         kvs, lmdb or both (default both)\n"
+		"  --lmdb raw|api     lmdb side: liblmdb used directly (bench/lmdb_raw.c,\n"
+		"                     default) or engine/lmdb.c through kvs.h\n"
+		"  --lmdb-writemap    raw lmdb with MDB_WRITEMAP (faster small puts,\n"
+		"                     no protection from stray writes; not the default)\n"
+		"  --writemap-rows    then the relaxed writes (load, batch_load, mixed,\n"
+		"                     set) of the first variant again, both engines, with\n"
+		"                     lmdb using MDB_WRITEMAP: rows marked [WM], *_wm\n"
+		"  --seed N           PRNG seed of keys, values and choices (default 1)\n"
+		"  --seconds S        time limit of each timed phase (default 3; --quick\n"
+		"                     0.2); a phase also stops after 2 x KEYS operations\n"
+		"  --load-seconds S   time limit of the batch load that fills the store\n"
+		"                     the later phases use (default 300)\n"
+		"  -t LIST            threads of the get and mixed phases (default 1,2,4)\n"
+		"  -T LIST            threads of the fsync-always sets (default 1,8,64)\n"
+		"  --only LIST        run only these workloads: load, batch_load, open,\n"
+		"                     get, mixed, set, overwrite_always, tp\n"
+		"  --dir DIR          put the scratch directory in DIR (default $TMPDIR\n"
+		"                     or /tmp); it is removed at exit\n"
+		"  --csv FILE         write the rows as CSV (workload,threads,value_size,\n"
+		"                     engine,ops,ops_per_sec,p50_us,p99_us; ratio rows\n"
+		"                     have engine kvs/lmdb)\n"
+		"  --json FILE        write the rows, the targets and the set-up as JSON\n"
+		"  --quick            a fast small run (defaults above)\n"
+		"  -V, --version      print the version\n");
 }
 
-/* Parse "1,2,4" into t[], with 1 first (the single-thread get). */
-static unsigned parse_threads(const char *s, unsigned t[MAX_THREAD_RUNS])
+/* Parse "a,b,c" into out[], each in min..max; returns the count. */
+static size_t parse_list(const char *s, uint64_t out[MAX_LIST], uint64_t min,
+			 uint64_t max, const char *what)
 {
 	char buf[256];
-	unsigned n = 1;
+	size_t n = 0;
 
-	t[0] = 1;
 	if (strlen(s) >= sizeof buf) {
-		fprintf(stderr, "engine_bench: -t: list too long\n");
+		fprintf(stderr, "%s: %s: list too long\n", EB_PROG, what);
 		exit(2);
 	}
 	strcpy(buf, s);
 	for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
 	     tok = strtok_r(NULL, ",", &save)) {
-		unsigned v = (unsigned)parse_num(PROG, tok, 1, MAX_THREADS, "-t");
-		if (v == 1)
-			continue;
-		if (n == MAX_THREAD_RUNS) {
-			fprintf(stderr, "engine_bench: -t: at most %d counts\n",
-				MAX_THREAD_RUNS);
+		if (n == MAX_LIST) {
+			fprintf(stderr, "%s: %s: at most %d entries\n", EB_PROG,
+				what, MAX_LIST);
 			exit(2);
 		}
-		t[n++] = v;
+		out[n++] = parse_num(EB_PROG, tok, min, max, what);
+	}
+	if (n == 0) {
+		fprintf(stderr, "%s: %s: empty list\n", EB_PROG, what);
+		exit(2);
 	}
 	return n;
+}
+
+static unsigned parse_only(const char *s)
+{
+	char buf[256];
+	unsigned bits = 0;
+
+	snprintf(buf, sizeof buf, "%s", s);
+	for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		size_t i = 0, n = sizeof work_names / sizeof work_names[0];
+		while (i < n && strcmp(tok, work_names[i].name) != 0)
+			i++;
+		if (i == n) {
+			fprintf(stderr, "%s: --only: unknown workload '%s'\n",
+				EB_PROG, tok);
+			exit(2);
+		}
+		bits |= work_names[i].bit;
+	}
+	return bits;
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	eb_stop = 1;
+}
+
+/* A rough upper bound of the scratch space, for a warning: the lmdb side
+ * is the larger (a value over ~2 KiB takes whole overflow pages; small
+ * ones sit in leaves about half full after random inserts), and the
+ * single-set load keeps a second store. */
+static double disk_needed(const struct config *cf)
+{
+	double most = 0;
+	size_t nv = cf->n_nkeys > cf->n_vsize ? cf->n_nkeys : cf->n_vsize;
+
+	for (size_t i = 0; i < nv; i++) {
+		double n = (double)cf->nkeys[i < cf->n_nkeys ? i : cf->n_nkeys - 1];
+		double v = (double)cf->vsize[i < cf->n_vsize ? i : cf->n_vsize - 1];
+		double per = v > 2000 ? 4096.0 * ((uint64_t)(v + 15) / 4096 + 1)
+				      : 2.0 * (v + 40);
+		if (2.0 * n * per > most)
+			most = 2.0 * n * per;
+	}
+	return most;
+}
+
+static void command_line(char *buf, size_t size, int argc, char **argv)
+{
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < argc && len < size; i++)
+		len += (size_t)snprintf(buf + len, size - len, "%s%s",
+					i ? " " : "", argv[i]);
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "value-size", required_argument, NULL, 'v' },
-		{ "dir", required_argument, NULL, 'd' },
-		{ "fsync", required_argument, NULL, 'f' },
+		{ "engine", required_argument, NULL, 'e' },
+		{ "lmdb", required_argument, NULL, 'L' },
+		{ "lmdb-writemap", no_argument, NULL, 'W' },
+		{ "writemap-rows", no_argument, NULL, 'w' },
 		{ "seed", required_argument, NULL, 's' },
 		{ "seconds", required_argument, NULL, 'S' },
+		{ "load-seconds", required_argument, NULL, 'l' },
+		{ "only", required_argument, NULL, 'o' },
+		{ "dir", required_argument, NULL, 'd' },
+		{ "csv", required_argument, NULL, 'c' },
+		{ "json", required_argument, NULL, 'j' },
+		{ "quick", no_argument, NULL, 'q' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	uint64_t nkeys = 200000, vsize = 100, seed = 1;
-	double seconds = 3.0;
-	enum kvs_fsync policy = KVS_FSYNC_EVERYSEC;
-	const char *user_dir = NULL, *tlist = "1,2";
-	unsigned threads[MAX_THREAD_RUNS], nthreads;
-	char tmpdir[] = "/tmp/kvs-bench-XXXXXX";
-	char main_dir[4096], batch_dir[4096];
-	uint32_t *perm = NULL;
-	struct kvs *db = NULL;
-	struct bench b = { 0 };
-	struct result res;
-	char name[64];
-	const char *top;
-	int c, rc, status = 1;
+	struct config cf = {
+		.seed = 1, .load_seconds = 300, .only = ~0u,
+		.vsize = { 100 }, .n_vsize = 1,
+		.get_threads = { 1, 2, 4 }, .n_get_threads = 3,
+		.sync_threads = { 1, 8, 64 }, .n_sync_threads = 3,
+	};
+	const char *engine = "both", *lmdb = "raw";
+	bool quick = false, writemap_too = false;
+	char cmd[1024], relaxed[256], always[256], lmdb_how[512];
+	int c, status = 1;
 
-	while ((c = getopt_long(argc, argv, "n:t:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:t:T:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
-			nkeys = parse_num(PROG, optarg, 1, MAX_KEYS, "-n");
+			cf.n_nkeys = parse_list(optarg, cf.nkeys, 1, MAX_KEYS, "-n");
 			break;
 		case 'v':
-			vsize = parse_num(PROG, optarg, 0, KVS_MAX_VALUE,
-					  "--value-size");
+			cf.n_vsize = parse_list(optarg, cf.vsize, 0, 64u << 20,
+						"--value-size");
 			break;
-		case 'd': user_dir = optarg; break;
-		case 'f':
-			if (strcmp(optarg, "always") == 0)
-				policy = KVS_FSYNC_ALWAYS;
-			else if (strcmp(optarg, "everysec") == 0)
-				policy = KVS_FSYNC_EVERYSEC;
-			else if (strcmp(optarg, "never") == 0)
-				policy = KVS_FSYNC_NEVER;
-			else {
-				fprintf(stderr, "engine_bench: --fsync: "
-					"always, everysec or never\n");
-				return 2;
-			}
-			break;
+		case 'e': engine = optarg; break;
+		case 'L': lmdb = optarg; break;
+		case 'W': eb_lmdb_writemap = true; break;
+		case 'w': writemap_too = true; break;
 		case 's':
-			seed = parse_num(PROG, optarg, 0, UINT64_MAX, "--seed");
+			cf.seed = parse_num(EB_PROG, optarg, 0, UINT64_MAX, "--seed");
 			break;
-		case 'S': {
-			char *end;
-			seconds = strtod(optarg, &end);
-			if (end == optarg || *end || !(seconds > 0) ||
-			    seconds > 3600) {
-				fprintf(stderr, "engine_bench: --seconds: "
-					"0 < S <= 3600\n");
-				return 2;
-			}
+		case 'S':
+			cf.seconds = parse_seconds(EB_PROG, optarg, 3600, "--seconds");
 			break;
-		}
-		case 't': tlist = optarg; break;
+		case 'l':
+			cf.load_seconds = parse_seconds(EB_PROG, optarg, 86400,
+							"--load-seconds");
+			break;
+		case 't':
+			cf.n_get_threads = parse_list(optarg, cf.get_threads, 1,
+						      MAX_THREADS, "-t");
+			break;
+		case 'T':
+			cf.n_sync_threads = parse_list(optarg, cf.sync_threads, 1,
+						       MAX_THREADS, "-T");
+			break;
+		case 'o': cf.only = parse_only(optarg); break;
+		case 'd': cf.dir = optarg; break;
+		case 'c': cf.csv = optarg; break;
+		case 'j': cf.json = optarg; break;
+		case 'q': quick = true; break;
 		case 'h': usage(stdout); return 0;
-		case 'V': printf("kvs-engine-bench %s\n", KVS_VERSION); return 0;
+		case 'V': printf("%s %s\n", EB_PROG, KVS_VERSION); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
 	if (optind != argc) {
-		fprintf(stderr, "engine_bench: unexpected argument '%s'\n",
+		fprintf(stderr, "%s: unexpected argument '%s'\n", EB_PROG,
 			argv[optind]);
 		usage(stderr);
 		return 2;
 	}
-	nthreads = parse_threads(tlist, threads);
+	if (cf.n_nkeys == 0) {
+		cf.nkeys[0] = quick ? 10000 : 1000000;
+		cf.n_nkeys = 1;
+	}
+	if (cf.seconds == 0)
+		cf.seconds = quick ? 0.2 : 3.0;
+	const struct eb_adapter *lm = strcmp(lmdb, "raw") == 0 ?
+		&eb_lmdb_raw_adapter : strcmp(lmdb, "api") == 0 ?
+		&eb_lmdb_api_adapter : NULL;
+	if (!lm) {
+		fprintf(stderr, "%s: --lmdb: raw or api\n", EB_PROG);
+		return 2;
+	}
+	if ((eb_lmdb_writemap || writemap_too) && lm != &eb_lmdb_raw_adapter) {
+		fprintf(stderr, "%s: --lmdb-writemap and --writemap-rows need "
+			"--lmdb raw\n", EB_PROG);
+		return 2;
+	}
+	if (eb_lmdb_writemap && writemap_too) {
+		fprintf(stderr, "%s: --writemap-rows: lmdb uses MDB_WRITEMAP "
+			"throughout already (--lmdb-writemap)\n", EB_PROG);
+		return 2;
+	}
+	if (strcmp(engine, "kvs") == 0 || strcmp(engine, "both") == 0)
+		cf.engines[cf.n_engines++] = &eb_kvs_adapter;
+	if (strcmp(engine, "lmdb") == 0 || strcmp(engine, "both") == 0)
+		cf.engines[cf.n_engines++] = lm;
+	if (cf.n_engines == 0) {
+		fprintf(stderr, "%s: --engine: kvs, lmdb or both\n", EB_PROG);
+		return 2;
+	}
 
-	if (user_dir) {
-		top = user_dir;
-	} else if (!(top = mkdtemp(tmpdir))) {
-		fprintf(stderr, "engine_bench: mkdtemp: %s\n", strerror(errno));
+	/* The scratch directory: fresh, inside --dir or $TMPDIR or /tmp. */
+	const char *base = cf.dir ? cf.dir : getenv("TMPDIR");
+	if (!base || !*base)
+		base = "/tmp";
+	if (cf.dir && mkdir(cf.dir, 0755) != 0 && errno != EEXIST) {
+		fprintf(stderr, "%s: mkdir %s: %s\n", EB_PROG, cf.dir,
+			strerror(errno));
 		return 1;
 	}
-	if ((size_t)snprintf(main_dir, sizeof main_dir, "%s/main", top) >=
-		    sizeof main_dir ||
-	    (size_t)snprintf(batch_dir, sizeof batch_dir, "%s/batch", top) >=
-		    sizeof batch_dir) {
-		fprintf(stderr, "engine_bench: --dir: path too long\n");
-		goto out;
+	if ((size_t)snprintf(cf.scratch, sizeof cf.scratch, "%s/kvs-eb-XXXXXX",
+			     base) >= sizeof cf.scratch - 64) {
+		fprintf(stderr, "%s: --dir: path too long\n", EB_PROG);
+		return 2;
 	}
-
-	/* The load order: a seeded Fisher-Yates shuffle of 0..nkeys-1. */
-	perm = malloc(nkeys * sizeof *perm);
-	if (!perm) {
-		fprintf(stderr, "engine_bench: out of memory for %llu keys\n",
-			(unsigned long long)nkeys);
-		goto out;
+	if (!mkdtemp(cf.scratch)) {
+		fprintf(stderr, "%s: mkdtemp %s: %s\n", EB_PROG, cf.scratch,
+			strerror(errno));
+		return 1;
 	}
-	rng_shuffle(perm, (uint32_t)nkeys, seed);
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 
-	printf("kvs engine bench: %llu keys, %llu-byte values, fsync=%s, "
-	       "seed %llu, %ld cpus, limit %.1f s a phase\n"
-	       "stores in %s%s\n\n",
-	       (unsigned long long)nkeys, (unsigned long long)vsize,
-	       fsync_name(policy), (unsigned long long)seed,
-	       sysconf(_SC_NPROCESSORS_ONLN), seconds, top,
-	       user_dir ? "" : " (removed at exit)");
-	print_header();
+	struct statvfs vfs;
+	double free_b = statvfs(cf.scratch, &vfs) == 0 ?
+		(double)vfs.f_bavail * (double)vfs.f_frsize : -1;
+	double need_b = disk_needed(&cf);
+	struct eb_meta meta = {
+		.seed = cf.seed, .cpus = sysconf(_SC_NPROCESSORS_ONLN),
+		.loadavg_start = loadavg1(),
+		.phase_seconds = cf.seconds, .load_seconds = cf.load_seconds,
+		.kvs_how = eb_kvs_adapter.how, .lmdb_how = lmdb_how,
+		.relaxed = relaxed, .always = always, .command = cmd,
+	};
+	snprintf(lmdb_how, sizeof lmdb_how, "%s%s", lm->how,
+		 eb_lmdb_writemap ? ", + MDB_WRITEMAP" : "");
+	snprintf(relaxed, sizeof relaxed, "kvs fsync %s / lmdb %s",
+		 eb_kvs_adapter.relaxed, lm->relaxed);
+	snprintf(always, sizeof always, "kvs fsync %s / lmdb %s",
+		 eb_kvs_adapter.always, lm->always);
+	command_line(cmd, sizeof cmd, argc, argv);
+	printf("%s %s: in-process engine benchmark, no network\n"
+	       "  kvs : %s\n  lmdb: %s\n  relaxed = %s\n  always  = %s\n"
+	       "  seed %llu, %ld cpus, load average %.2f; a timed phase stops "
+	       "after %g s or 2 x keys operations,\n  the batch load that fills "
+	       "the store after %g s\n"
+	       "  scratch %s (removed at exit): %.1f GiB free, at most about "
+	       "%.1f GiB needed\n",
+	       EB_PROG, KVS_VERSION, eb_kvs_adapter.how, lmdb_how, meta.relaxed,
+	       meta.always, (unsigned long long)cf.seed, meta.cpus,
+	       meta.loadavg_start, cf.seconds, cf.load_seconds, cf.scratch,
+	       free_b / 1073741824.0, need_b / 1073741824.0);
+	if (free_b >= 0 && need_b > free_b)
+		printf("  WARNING: the disk may fill up: use fewer keys or "
+		       "--dir elsewhere\n");
+	fflush(stdout);
 
-	b.perm = perm;
-	b.value_size = vsize;
-	b.seed = seed;
-	b.max_ns = (uint64_t)(seconds * 1e9);
-
-	/* 1. Load the main store, one kvs_set at a time. */
-	if (open_store(main_dir, policy, &db) != KVS_OK)
-		goto out;
-	b.db = db;
-	if (run_phase(&b, W_LOAD, 1, nkeys, &res) != 0)
-		goto out;
-	snprintf(name, sizeof name, "set (%s)", fsync_name(policy));
-	print_row(name, 1, &res);
-	b.loaded = (uint32_t)res.ops; /* a prefix of perm, if cut short */
-
-	/* 2. Random gets of loaded keys, 1 thread then the others. */
-	for (unsigned i = 0; i < nthreads; i++) {
-		if (run_phase(&b, W_GET, threads[i], nkeys, &res) != 0)
-			goto out;
-		print_row("get (random)", threads[i], &res);
+	size_t nv = cf.n_nkeys > cf.n_vsize ? cf.n_nkeys : cf.n_vsize;
+	int rc = 0;
+	for (size_t i = 0; i < nv && rc == 0; i++)
+		if (cf.only & (W_STORE | W_LOAD))
+			rc = run_variant(&cf,
+					 cf.nkeys[i < cf.n_nkeys ? i : cf.n_nkeys - 1],
+					 cf.vsize[i < cf.n_vsize ? i : cf.n_vsize - 1],
+					 &plain_rows, cf.only);
+	/* The relaxed writes of the first variant again, against LMDB with
+	 * MDB_WRITEMAP: faster small puts, so the stronger yardstick there. */
+	unsigned wm_only = cf.only & (W_LOAD | W_BATCH | W_MIXED | W_SET);
+	if (rc == 0 && writemap_too && wm_only) {
+		eb_lmdb_writemap = true;
+		rc = run_variant(&cf, cf.nkeys[0], cf.vsize[0], &writemap_rows,
+				 wm_only);
+		eb_lmdb_writemap = false;
 	}
-	rc = close_store(db);
-	db = NULL;
-	if (rc != KVS_OK)
-		goto out;
+	if (rc == 0 && (cf.only & W_TP))
+		rc = run_tp(&cf);
+	if (eb_stop)
+		fprintf(stderr, "%s: interrupted\n", EB_PROG);
 
-	/* 3. The same keys into a fresh store, BATCH_OPS per call. */
-	if (open_store(batch_dir, policy, &db) != KVS_OK)
-		goto out;
-	b.db = db;
-	if (run_phase(&b, W_BATCH, 1, nkeys, &res) != 0)
-		goto out;
-	snprintf(name, sizeof name, "batch set x%d (%s) *", BATCH_OPS,
-		 fsync_name(policy));
-	print_row(name, 1, &res);
-	rc = close_store(db);
-	db = NULL;
-	if (rc != KVS_OK)
-		goto out;
+	meta.loadavg_end = loadavg1();
+	printf("\n== results: ops/s, latency per call (us), kvs/lmdb = kvs ops/s "
+	       "over lmdb ops/s ==\n");
+	eb_report_table(stdout);
+	printf("\n*  ops count keys; the latency is that of one batch call/txn.\n"
+	       "** the latency is that of one open (kvs: recovery from hint files"
+	       " and logs).\n"
+	       "relaxed = %s.\nload average %.2f at start, %.2f at the end."
+	       "\ncommand: %s\n",
+	       relaxed, meta.loadavg_start, meta.loadavg_end, cmd);
+	if (rc == 0 && cf.csv && eb_report_csv(cf.csv) != 0)
+		rc = EB_ERR;
+	if (rc == 0 && cf.json && eb_report_json(cf.json, &meta) != 0)
+		rc = EB_ERR;
+	if (rc == 0 && (cf.csv || cf.json))
+		printf("written:%s%s%s%s\n", cf.csv ? " " : "", cf.csv ? cf.csv : "",
+		       cf.json ? " " : "", cf.json ? cf.json : "");
+	status = rc == 0 ? 0 : 1;
 
-	/* 4. Durable overwrites of loaded keys: every set waits for its
-	 * fdatasync; with many threads one sync covers many sets. */
-	if (open_store(main_dir, KVS_FSYNC_ALWAYS, &db) != KVS_OK)
-		goto out;
-	b.db = db;
-	static const unsigned durable[] = { 1, DURABLE_THREADS };
-	for (unsigned i = 0; i < 2; i++) {
-		if (run_phase(&b, W_OVERWRITE, durable[i], nkeys, &res) != 0)
-			goto out;
-		print_row("overwrite (always)", durable[i], &res);
-	}
-	rc = close_store(db);
-	db = NULL;
-	if (rc != KVS_OK)
-		goto out;
-
-	printf("\n* ops counts keys; its latency is per kvs_write_batch call.\n"
-	       "command: %s -n %llu --value-size %llu --fsync %s --seed %llu "
-	       "-t %s --seconds %g%s%s\n",
-	       argv[0], (unsigned long long)nkeys, (unsigned long long)vsize,
-	       fsync_name(policy), (unsigned long long)seed, tlist, seconds,
-	       user_dir ? " --dir " : "", user_dir ? user_dir : "");
-	status = 0;
-out:
-	if (db)
-		kvs_close(db);
-	free(perm);
-	if (!user_dir)
-		rm_tree(top);
+	rm_tree(cf.scratch);
+	eb_report_free();
+	for (size_t i = 0; i < n_sections; i++)
+		free(sections[i]);
 	return status;
 }
