@@ -62,7 +62,7 @@ LIB        := $(BUILD)/lib/libkvs.a
 BINS       := $(BUILD)/bin/kvs $(BUILD)/bin/kvs-dump $(BUILD)/bin/kvs-client \
               $(BUILD)/bin/kvs-server \
               $(BUILD)/bin/kvs-engine-bench $(BUILD)/bin/kvs-startup-bench \
-              $(BUILD)/bin/kvs-compaction-bench
+              $(BUILD)/bin/kvs-compaction-bench $(BUILD)/bin/kvs-bench
 # threadpool/ and net/ (all but the server's main) form libkvsnet.a, which
 # kvs-server, kvs-client, kvs-bench and the tests link.
 NET_SRC    := $(wildcard threadpool/*.c) $(filter-out net/main.c,$(wildcard net/*.c))
@@ -154,6 +154,11 @@ $(BUILD)/bin/kvs-server: $(BUILD)/obj/net/main.o $(NETLIB) $(LIB)
 ENGINE_BENCH_OBJ := $(addprefix $(BUILD)/obj/bench/,engine_bench.o eb_workload.o \
                     eb_kvs.o lmdb_raw.o eb_report.o)
 $(BUILD)/bin/kvs-engine-bench: $(ENGINE_BENCH_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+KVS_BENCH_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/kvs_bench*.c))
+$(BUILD)/bin/kvs-bench: $(KVS_BENCH_OBJ) $(NETLIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
