@@ -419,8 +419,8 @@ static void refill(struct kb_conn *c, enum phase ph, uint64_t now)
 
 	if (c->state != C_READY)
 		return;
-	if (ph == PH_RUN && (atomic_load_explicit(&run->stop, memory_order_relaxed) ||
-			     now >= run->end_ns))
+	if (atomic_load_explicit(&run->stop, memory_order_relaxed) ||
+	    (ph == PH_RUN && now >= run->end_ns))
 		return;
 	while (more && c->count < depth) {
 		/* Encode as many as fit in OUT_MAX (at least one), send them;
