@@ -238,10 +238,32 @@ unsigned kb_key_min_size(uint64_t keys);
 /*
  * --verify: per key, one 64-bit word (version counter << KB_INFLIGHT_BITS |
  * SETs in flight) and the floor: the highest version that any GET sent
- * from now on must return at least (see kvs_bench_conn.c for the argument).
+ * from now on must return at least (see kvs_bench_verify.c for the
+ * argument).
  */
 #define KB_INFLIGHT_BITS 20
 #define KB_INFLIGHT_MASK ((1ull << KB_INFLIGHT_BITS) - 1)
+
+/* ---- --verify (kvs_bench_verify.c; any loop thread) ------------------------------------- */
+
+struct kb_run;
+
+/* A SET of key k is about to be sent: its version; *cand tells whether no
+ * other SET of k was in flight (see kvs_bench_verify.c). */
+uint64_t kb_verify_take(struct kb_run *run, uint32_t k, bool *cand);
+
+/* That SET got its reply (ok: +OK). */
+void kb_verify_set_done(struct kb_run *run, uint32_t k, uint64_t ver,
+			bool cand, bool ok);
+
+/* A GET of key k is about to be sent: the least version it may return. */
+uint64_t kb_verify_floor(struct kb_run *run, uint32_t k);
+
+/* Check the reply (a bulk or nil) to a GET of k sent with that floor.
+ * Returns NULL if it is right, else msg, filled with what is wrong (n
+ * bytes at most). */
+const char *kb_verify_get(struct kb_run *run, const struct net_resp_reply *rep,
+			  uint32_t k, uint64_t floor, char *msg, size_t n);
 
 /* ---- one run ------------------------------------------------------------------------------ */
 

@@ -8,21 +8,8 @@
  * Costs on the hot path, per batch of replies on one connection: one
  * recv(), one clock read (the reply time of the batch, and the send time of
  * the refill that follows it), one send().  Per request: no malloc, no
- * locked instruction (except --verify's per-key atomics and -n's budget,
- * claimed in chunks).
- *
- * --verify's stale-read check.  Per key, one atomic word counts the
- * versions handed out (high bits) and the SETs of the key in flight (low
- * bits); a SET takes the next version and counts itself in with one
- * fetch_add, and counts itself out when its reply arrives.  A SET that
- * found nothing in flight when it took version w is a "candidate": every
- * SET with a lower version had had its reply before w was sent, so was
- * applied before w.  Once w's reply arrives, the key's floor is raised to
- * w.  A GET reads the floor before it is sent: its reply must carry a
- * version >= that floor, since no write older than w can be applied after
- * w, and w was applied before the GET was sent.  The check is sound with
- * any number of concurrent writers (a candidate is simply rarer); a SET
- * whose reply never comes keeps its key from having candidates again.
+ * locked instruction (except --verify's per-key atomics, see
+ * kvs_bench_verify.c, and -n's budget, claimed in chunks).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,7 +37,7 @@ struct kb_req {
 #define R_MEASURED  1u /* sent in the measured phase */
 #define R_WARMUP    2u
 #define R_PRELOAD   4u
-#define R_CANDIDATE 8u /* --verify: see the top of this file */
+#define R_CANDIDATE 8u /* --verify: see kvs_bench_verify.c */
 
 /* --verify with MSET: each key of one MSET, beside its ring slot. */
 struct kb_mkey {
@@ -275,20 +262,14 @@ static char *put_key(char *p, const struct kb_opts *o, uint32_t k,
 	return p;
 }
 
-/* The next version of key k to write; *cand as at the top of the file. */
+/* The next version of key k to write (see kvs_bench_verify.c). */
 static uint64_t take_version(struct kb_conn *c, uint32_t k, bool *cand)
 {
-	struct kb_run *run = c->t->run;
-
-	if (!run->o->verify) {
+	if (!c->t->run->o->verify) {
 		*cand = false;
 		return ++c->wseq;
 	}
-	uint64_t old = atomic_fetch_add_explicit(
-		&run->kstate[k], (1ull << KB_INFLIGHT_BITS) + 1,
-		memory_order_relaxed);
-	*cand = (old & KB_INFLIGHT_MASK) == 0;
-	return (old >> KB_INFLIGHT_BITS) + 1;
+	return kb_verify_take(c->t->run, k, cand);
 }
 
 static char *put_value(char *p, struct kb_conn *c, uint32_t k, uint64_t ver)
@@ -345,8 +326,7 @@ static char *encode(struct kb_conn *c, char *p, int cmd, uint32_t key,
 		return put_mem(p, "*1\r\n$4\r\nPING\r\n", 14);
 	case KB_GET:
 		if (o->verify)
-			r->ver = atomic_load_explicit(&c->t->run->kfloor[key],
-						      memory_order_relaxed);
+			r->ver = kb_verify_floor(c->t->run, key);
 		p = put_mem(p, "*2\r\n$3\r\nGET\r\n", 13);
 		return put_key(p, o, key, false);
 	case KB_SET:
@@ -516,93 +496,6 @@ static void count_error_reply(struct kb_thread *t, const char *s, size_t len)
 	kb_note(KB_E_ERROR_REPLY, "error reply: %.*s", (int)(len > 150 ? 150 : len), s);
 }
 
-/* A SET of (k, ver) got its reply: count it out; a candidate raises the
- * key's floor if the write succeeded. */
-static void set_done(struct kb_run *run, uint32_t k, uint64_t ver, bool cand,
-		     bool ok)
-{
-	atomic_fetch_sub_explicit(&run->kstate[k], 1, memory_order_relaxed);
-	if (!cand || !ok)
-		return;
-	uint64_t f = atomic_load_explicit(&run->kfloor[k], memory_order_relaxed);
-	while (f < ver &&
-	       !atomic_compare_exchange_weak_explicit(&run->kfloor[k], &f, ver,
-						      memory_order_relaxed,
-						      memory_order_relaxed))
-		;
-}
-
-static void verify_fail(struct kb_conn *c, uint32_t k, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void verify_fail(struct kb_conn *c, uint32_t k, const char *fmt, ...)
-{
-	char key[KB_MAX_KEY_SIZE + 1], msg[160];
-	const struct kb_opts *o = c->t->run->o;
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	kb_key_fill(key, o->key_size, k, false);
-	key[o->key_size] = '\0';
-	kb_inc(&c->t->st->err[KB_E_VERIFY], 1);
-	kb_note(KB_E_VERIFY, "%s: verify: GET %.60s: %s", c->addr->text, key, msg);
-}
-
-/* --verify: the reply to GET key k, sent when the key's floor was `floor`. */
-static void verify_get(struct kb_conn *c, const struct net_resp_reply *rep,
-		       uint32_t k, uint64_t floor)
-{
-	struct kb_run *run = c->t->run;
-	const struct kb_opts *o = run->o;
-	struct kb_value_check vc;
-
-	if (rep->type == NET_RESP_T_NULL) {
-		if (o->preload)
-			verify_fail(c, k, "nil, but the key was preloaded");
-		else if (floor)
-			verify_fail(c, k, "nil, but version %llu had been "
-				    "acknowledged before the GET was sent",
-				    (unsigned long long)floor);
-		return;
-	}
-	const char *why = kb_value_check(run->pool, rep->str, rep->len, k, &vc);
-	if (why) {
-		/* The first bytes, printable, for the message. */
-		char shown[25];
-		size_t n = rep->len < 24 ? rep->len : 24;
-		for (size_t i = 0; i < n; i++)
-			shown[i] = rep->str[i] >= 0x20 && rep->str[i] < 0x7f ?
-					   rep->str[i] : '?';
-		shown[n] = '\0';
-		verify_fail(c, k, "%s (%zu bytes: \"%s\"%s)", why, rep->len,
-			    shown, rep->len > n ? "..." : "");
-		return;
-	}
-	if (vc.run != run->run_id) {
-		/* A value some other run wrote: fine where this run has not
-		 * written the key yet, the bytes being self-consistent. */
-		if (o->preload || floor)
-			verify_fail(c, k, "a value from before this run (run "
-				    "%08x version %llu)", vc.run,
-				    (unsigned long long)vc.version);
-		return;
-	}
-	uint64_t top = atomic_load_explicit(&run->kstate[k], memory_order_relaxed) >>
-		       KB_INFLIGHT_BITS;
-	if (vc.version > top)
-		verify_fail(c, k, "version %llu was never written (%llu were)",
-			    (unsigned long long)vc.version, (unsigned long long)top);
-	else if (rep->len != kb_value_len(o, k, vc.version))
-		verify_fail(c, k, "%zu bytes, version %llu has %u", rep->len,
-			    (unsigned long long)vc.version,
-			    kb_value_len(o, k, vc.version));
-	else if (vc.version < floor)
-		verify_fail(c, k, "stale: version %llu, but version %llu had "
-			    "been acknowledged before the GET was sent",
-			    (unsigned long long)vc.version, (unsigned long long)floor);
-}
-
 static bool type_ok(int cmd, const struct net_resp_reply *rep)
 {
 	switch (cmd) {
@@ -647,13 +540,19 @@ static void on_reply(struct kb_conn *c, const struct kb_req *r, unsigned slot,
 	}
 	if (run->o->verify) {
 		if (r->cmd == KB_SET) {
-			set_done(run, r->key, r->ver, r->flags & R_CANDIDATE, ok);
+			kb_verify_set_done(run, r->key, r->ver,
+					   r->flags & R_CANDIDATE, ok);
 		} else if (r->cmd == KB_MSET) {
 			const struct kb_mkey *mk = &c->mkeys[slot * KB_MSET_KEYS];
 			for (unsigned i = 0; i < KB_MSET_KEYS; i++)
-				set_done(run, mk[i].key, mk[i].ver, mk[i].cand, ok);
+				kb_verify_set_done(run, mk[i].key, mk[i].ver,
+						   mk[i].cand, ok);
 		} else if (r->cmd == KB_GET && ok) {
-			verify_get(c, rep, r->key, r->ver);
+			char msg[200];
+			if (kb_verify_get(run, rep, r->key, r->ver, msg, sizeof msg)) {
+				kb_inc(&st->err[KB_E_VERIFY], 1);
+				kb_note(KB_E_VERIFY, "%s: verify: %s", c->addr->text, msg);
+			}
 		}
 	}
 	if (r->flags & R_MEASURED) {
