@@ -3,7 +3,7 @@
  * functions, the workloads, and the rows of results.  Internal to the
  * benchmark: only engine_bench.c, eb_*.c and lmdb_raw.c include it.
  *
- *   engine_bench.c  options, the order of the phases, one store at a time
+ *   engine_bench.c  options; the phases, the engines taking turns
  *   eb_workload.c   keys and values, the worker threads, talent-plan data
  *   eb_kvs.c        a store through kvs.h (engine kvs, or engine/lmdb.c)
  *   lmdb_raw.c      a store in liblmdb, used the way a careful user would

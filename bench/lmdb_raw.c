@@ -29,6 +29,11 @@
 
 #include "engine_bench.h"
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define LMDB_VERSION STR(MDB_VERSION_MAJOR) "." STR(MDB_VERSION_MINOR) "." \
+		     STR(MDB_VERSION_PATCH)
+
 #define MAP_SIZE (256ull << 30) /* address space only: the file grows */
 #define MAX_READERS 1024        /* > the most workers of any phase */
 
@@ -194,7 +199,7 @@ static int raw_batch(struct eb_thread *t, const struct eb_kv *kv, size_t n)
 
 const struct eb_adapter eb_lmdb_raw_adapter = {
 	.engine = "lmdb",
-	.how = "liblmdb " MDB_VERSION_STRING " used directly (bench/lmdb_raw.c): "
+	.how = "liblmdb " LMDB_VERSION " used directly (bench/lmdb_raw.c): "
 	       "per-worker read txn with mdb_txn_reset/renew, values read in "
 	       "place, MDB_NOTLS|MDB_NORDAHEAD, one txn per put or batch",
 	.relaxed = "MDB_NOSYNC",
