@@ -505,7 +505,7 @@ TEST_F(BenchKvs, VerifyCatchesWrongValues) {
 
 TEST_F(BenchKvs, Csv) {
   std::string json = Json(), csv = tmp_.file("series.csv");
-  RunResult r = Bench({"--addr", srv_.addr(), "-d", "2", "-c", "4", "-P", "2", "--csv", csv, "--json", json});
+  RunResult r = Bench({"--addr", srv_.addr(), "-d", "3", "-c", "4", "-P", "2", "--csv", csv, "--json", json});
   auto m = ExpectGoodRun(r, json, 0);
   std::istringstream in(kvstest::ReadFile(csv));
   std::string line;
