@@ -184,8 +184,8 @@ void eb_report_table(FILE *out)
 		double q = ratio_of(&rows[i]);
 		if (isnan(q))
 			fprintf(out, " %8s\n", "n/a");
-		else
-			fprintf(out, " %7.2fx\n", q);
+		else /* small ratios (the open row) keep some digits */
+			fprintf(out, q < 0.1 ? " %7.4fx\n" : " %7.2fx\n", q);
 	}
 	print_targets(out);
 	fflush(out);
