@@ -34,6 +34,13 @@ static const struct net_command *lookup(const char *name, size_t len);
  * Each appends one reply.  A reply that cannot be allocated would break the
  * order of replies, so the connection is closed instead. */
 
+/* Where a reply goes: while a write batch is open, a command's immediate
+ * reply (an error) must wait for the batch's replies, which come first. */
+static struct net_buf *rbuf(struct net_conn *c)
+{
+	return c->nwcmds && !c->completing ? &c->defer : &c->out;
+}
+
 static void put_check(struct net_conn *c, int rc)
 {
 	if (rc != NET_RESP_OK) {
@@ -62,7 +69,7 @@ static void put_check(struct net_conn *c, int rc)
 
 static void r_simple(struct net_conn *c, const char *s)
 {
-	put_check(c, net_resp_put_simple(&c->out, s));
+	put_check(c, net_resp_put_simple(rbuf(c), s));
 }
 
 static void r_ok(struct net_conn *c)
@@ -72,7 +79,7 @@ static void r_ok(struct net_conn *c)
 
 static void r_error(struct net_conn *c, const char *msg)
 {
-	put_check(c, net_resp_put_error(&c->out, msg));
+	put_check(c, net_resp_put_error(rbuf(c), msg));
 }
 
 static void r_errorf(struct net_conn *c, const char *fmt, ...)
@@ -90,12 +97,12 @@ static void r_errorf(struct net_conn *c, const char *fmt, ...)
 
 static void r_int(struct net_conn *c, long long v)
 {
-	put_check(c, net_resp_put_int(&c->out, v));
+	put_check(c, net_resp_put_int(rbuf(c), v));
 }
 
 static void r_bulk(struct net_conn *c, const void *p, size_t n)
 {
-	put_check(c, net_resp_put_bulk(&c->out, p, n));
+	put_check(c, net_resp_put_bulk(rbuf(c), p, n));
 }
 
 static void r_str(struct net_conn *c, const char *s)
@@ -105,12 +112,12 @@ static void r_str(struct net_conn *c, const char *s)
 
 static void r_null(struct net_conn *c)
 {
-	put_check(c, net_resp_put_null(&c->out));
+	put_check(c, net_resp_put_null(rbuf(c)));
 }
 
 static void r_array(struct net_conn *c, size_t n)
 {
-	put_check(c, net_resp_put_array(&c->out, n));
+	put_check(c, net_resp_put_array(rbuf(c), n));
 }
 
 static const char err_notint[] = "ERR value is not an integer or out of range";
@@ -892,23 +899,23 @@ static void cmd_scan(struct net_conn *c, const struct net_resp_cmd *cmd)
 
 /* ---- writes: submitted here, answered in net_cmd_complete() ---------------------- */
 
-static void submit(struct net_conn *c, size_t n, enum net_write_kind kind)
+/* Add the command to the connection's write batch (submitted by
+ * conn_process() once the pipeline has no write command next). */
+static void submit(struct net_conn *c, size_t first, size_t n,
+		   enum net_write_kind kind)
 {
-	int rc = net_conn_submit(c, n);
-
-	if (rc != KVS_OK) {
-		r_kvs_error(c, rc);
-		return;
-	}
-	c->wkind = kind;
+	if (net_conn_queue(c, kind, first, n) != 0)
+		r_error(c, "OOM out of memory");
 }
 
-static int ops(struct net_conn *c, size_t n)
+/* Room for n ops at the end of the batch: *first is where they start. */
+static int ops(struct net_conn *c, size_t n, size_t *first)
 {
 	if (net_conn_ops(c, n) != 0) {
 		r_error(c, "OOM out of memory");
 		return -1;
 	}
+	*first = c->nops;
 	return 0;
 }
 
@@ -944,28 +951,30 @@ static void cmd_set(struct net_conn *c, const struct net_resp_cmd *cmd)
 		return;
 	}
 	/* KEEPTTL: keys have no time to live, so there is nothing to keep. */
-	if (ops(c, 1) != 0)
+	size_t b;
+	if (ops(c, 1, &b) != 0)
 		return;
-	c->ops[0].type = KVS_OP_SET;
-	c->ops[0].key = cmd->argv[1];
-	c->ops[0].klen = cmd->argvlen[1];
-	c->ops[0].val = cmd->argv[2];
-	c->ops[0].vlen = cmd->argvlen[2];
-	c->ops[0].flags = nx ? KVS_SET_NX : xx ? KVS_SET_XX : 0;
-	submit(c, 1, NET_W_SET);
+	c->ops[b].type = KVS_OP_SET;
+	c->ops[b].key = cmd->argv[1];
+	c->ops[b].klen = cmd->argvlen[1];
+	c->ops[b].val = cmd->argv[2];
+	c->ops[b].vlen = cmd->argvlen[2];
+	c->ops[b].flags = nx ? KVS_SET_NX : xx ? KVS_SET_XX : 0;
+	submit(c, b, 1, NET_W_SET);
 }
 
 static void cmd_setnx(struct net_conn *c, const struct net_resp_cmd *cmd)
 {
-	if (ops(c, 1) != 0)
+	size_t b;
+	if (ops(c, 1, &b) != 0)
 		return;
-	c->ops[0].type = KVS_OP_SET;
-	c->ops[0].key = cmd->argv[1];
-	c->ops[0].klen = cmd->argvlen[1];
-	c->ops[0].val = cmd->argv[2];
-	c->ops[0].vlen = cmd->argvlen[2];
-	c->ops[0].flags = KVS_SET_NX;
-	submit(c, 1, NET_W_SETNX);
+	c->ops[b].type = KVS_OP_SET;
+	c->ops[b].key = cmd->argv[1];
+	c->ops[b].klen = cmd->argvlen[1];
+	c->ops[b].val = cmd->argv[2];
+	c->ops[b].vlen = cmd->argvlen[2];
+	c->ops[b].flags = KVS_SET_NX;
+	submit(c, b, 1, NET_W_SETNX);
 }
 
 static void cmd_mset(struct net_conn *c, const struct net_resp_cmd *cmd)
@@ -976,50 +985,51 @@ static void cmd_mset(struct net_conn *c, const struct net_resp_cmd *cmd)
 		r_arity(c, "mset");
 		return;
 	}
-	if (ops(c, n) != 0)
+	size_t b;
+	if (ops(c, n, &b) != 0)
 		return;
 	for (size_t i = 0; i < n; i++) {
-		c->ops[i].type = KVS_OP_SET;
-		c->ops[i].key = cmd->argv[1 + 2 * i];
-		c->ops[i].klen = cmd->argvlen[1 + 2 * i];
-		c->ops[i].val = cmd->argv[2 + 2 * i];
-		c->ops[i].vlen = cmd->argvlen[2 + 2 * i];
+		c->ops[b + i].type = KVS_OP_SET;
+		c->ops[b + i].key = cmd->argv[1 + 2 * i];
+		c->ops[b + i].klen = cmd->argvlen[1 + 2 * i];
+		c->ops[b + i].val = cmd->argv[2 + 2 * i];
+		c->ops[b + i].vlen = cmd->argvlen[2 + 2 * i];
 	}
-	submit(c, n, NET_W_MSET);
+	submit(c, b, n, NET_W_MSET);
 }
 
 static void cmd_del(struct net_conn *c, const struct net_resp_cmd *cmd)
 {
-	size_t n = 0;
+	size_t n = 0, b;
 
-	if (ops(c, cmd->argc - 1) != 0)
+	if (ops(c, cmd->argc - 1, &b) != 0)
 		return;
 	/* A key the engine cannot hold is absent: not part of the batch. */
 	for (size_t i = 1; i < cmd->argc; i++) {
 		if (cmd->argvlen[i] == 0 || cmd->argvlen[i] > KVS_MAX_KEY)
 			continue;
-		c->ops[n].type = KVS_OP_REMOVE;
-		c->ops[n].key = cmd->argv[i];
-		c->ops[n].klen = cmd->argvlen[i];
+		c->ops[b + n].type = KVS_OP_REMOVE;
+		c->ops[b + n].key = cmd->argv[i];
+		c->ops[b + n].klen = cmd->argvlen[i];
 		n++;
 	}
-	c->nops = n;
 	if (n == 0)
 		r_int(c, 0);
 	else
-		submit(c, n, NET_W_DEL);
+		submit(c, b, n, NET_W_DEL);
 }
 
 static void incr(struct net_conn *c, const char *key, size_t klen,
 		 long long delta)
 {
-	if (ops(c, 1) != 0)
+	size_t b;
+	if (ops(c, 1, &b) != 0)
 		return;
-	c->ops[0].type = KVS_OP_INCR;
-	c->ops[0].key = key;
-	c->ops[0].klen = klen;
-	c->ops[0].delta = delta;
-	submit(c, 1, NET_W_INCR);
+	c->ops[b].type = KVS_OP_INCR;
+	c->ops[b].key = key;
+	c->ops[b].klen = klen;
+	c->ops[b].delta = delta;
+	submit(c, b, 1, NET_W_INCR);
 }
 
 static void cmd_incr(struct net_conn *c, const struct net_resp_cmd *cmd)
@@ -1054,16 +1064,13 @@ static void cmd_decrby(struct net_conn *c, const struct net_resp_cmd *cmd)
 		incr(c, cmd->argv[1], cmd->argvlen[1], -d);
 }
 
-void net_cmd_complete(struct net_conn *c)
+/* The reply of one write command of a completed batch. */
+static void reply_write(struct net_conn *c, const struct net_wcmd *wc)
 {
-	struct kvs_op *op = c->ops;
+	const struct kvs_op *op = &c->ops[wc->first];
 	long long n = 0;
 
-	if (c->wresult != KVS_OK) {
-		r_kvs_error(c, c->wresult);
-		return;
-	}
-	switch (c->wkind) {
+	switch (wc->kind) {
 	case NET_W_SET:
 		if (op->result == KVS_OK)
 			r_ok(c);
@@ -1074,8 +1081,8 @@ void net_cmd_complete(struct net_conn *c)
 		r_int(c, op->result == KVS_OK);
 		break;
 	case NET_W_DEL:
-		for (size_t i = 0; i < c->nops; i++)
-			n += c->ops[i].result == KVS_OK;
+		for (size_t i = 0; i < wc->n; i++)
+			n += op[i].result == KVS_OK;
 		r_int(c, n);
 		break;
 	case NET_W_MSET:
@@ -1091,7 +1098,39 @@ void net_cmd_complete(struct net_conn *c)
 		else
 			r_kvs_error(c, op->result);
 		break;
+	case NET_W_DEFERRED:
+		put_check(c, net_buf_append(&c->out, c->defer.data + wc->first,
+					    wc->n));
+		break;
 	}
+}
+
+void net_cmd_complete(struct net_conn *c)
+{
+	c->completing = 1;
+	for (size_t i = 0; i < c->nwcmds; i++) {
+		const struct net_wcmd *wc = &c->wcmds[i];
+		if (c->wresult != KVS_OK && wc->kind != NET_W_DEFERRED)
+			r_kvs_error(c, c->wresult);
+		else
+			reply_write(c, wc);
+	}
+	c->completing = 0;
+	c->nwcmds = 0;
+	c->nops = 0;
+	c->defer.len = 0;
+	/* A huge MSET or DEL leaves no huge array behind. */
+	if (c->opscap > 4 * NET_BATCH_OPS) {
+		free(c->ops);
+		c->ops = NULL;
+		c->opscap = 0;
+	}
+}
+
+int net_cmd_is_write(const char *name, size_t len)
+{
+	const struct net_command *k = lookup(name, len);
+	return k && (k->flags & F_WRITE);
 }
 
 /* ---- the table ---------------------------------------------------------------- */

@@ -92,7 +92,9 @@ static void conn_free(struct net_conn *c)
 	net_resp_parser_free(&c->parser);
 	net_buf_free(&c->in);
 	net_buf_free(&c->out);
+	net_buf_free(&c->defer);
 	free(c->ops);
+	free(c->wcmds);
 	free(c->name);
 	atomic_fetch_sub_explicit(&w->srv->connected, 1, memory_order_relaxed);
 	free(c);
@@ -226,6 +228,9 @@ static void conn_settle(struct net_conn *c)
 	conn_interest(c);
 }
 
+static int next_is_write(const struct net_conn *c);
+static void batch_submit(struct net_conn *c);
+
 /* Run up to NET_CMDS_PER_WAKEUP buffered commands of an ACTIVE c.  Leaves c
  * on the ready list if it may have more. */
 static void conn_process(struct net_conn *c)
@@ -273,8 +278,26 @@ static void conn_process(struct net_conn *c)
 		atomic_fetch_add_explicit(&s->total_cmds, 1,
 					  memory_order_relaxed);
 		c->reply_pieces = 0;
+		int was_inline = c->parser.inline_cmd;
+		size_t open = c->nwcmds, d0 = c->defer.len;
 		net_cmd_execute(c, &cmd);
+		if (open && c->defer.len > d0 &&
+		    net_conn_queue(c, NET_W_DEFERRED, d0, c->defer.len - d0)) {
+			net_log(NET_LOG_WARN, "out of memory: closing client %s",
+				c->addr);
+			c->state = NET_CONN_CLOSING;
+		}
+		if (c->nwcmds) {
+			/* Pipelined writes go to the engine together. */
+			if (c->state == NET_CONN_ACTIVE && budget > 0 &&
+			    !was_inline && c->nops < NET_BATCH_OPS &&
+			    next_is_write(c))
+				continue;
+			batch_submit(c);
+		}
 	}
+	if (c->nwcmds && c->state != NET_CONN_PARKED)
+		batch_submit(c); /* dropped: c is closing */
 	/* While parked the ops point into `in`: it stays as it is. */
 	if (c->state == NET_CONN_ACTIVE && c->in_pos) {
 		net_buf_consume(&c->in, c->in_pos);
@@ -356,11 +379,15 @@ static void conn_event(struct net_conn *c, unsigned events)
 
 int net_conn_ops(struct net_conn *c, size_t n)
 {
-	if (n > c->opscap) {
+	size_t need = c->nops + n;
+
+	if (need < n)
+		return -1;
+	if (need > c->opscap) {
 		size_t cap = c->opscap ? c->opscap : 4;
 		struct kvs_op *ops;
 
-		while (cap < n)
+		while (cap < need)
 			cap *= 2;
 		ops = realloc(c->ops, cap * sizeof *ops);
 		if (!ops)
@@ -368,9 +395,87 @@ int net_conn_ops(struct net_conn *c, size_t n)
 		c->ops = ops;
 		c->opscap = cap;
 	}
-	memset(c->ops, 0, n * sizeof *c->ops);
-	c->nops = n;
+	memset(c->ops + c->nops, 0, n * sizeof *c->ops);
 	return 0;
+}
+
+int net_conn_queue(struct net_conn *c, enum net_write_kind kind,
+		   size_t first, size_t n)
+{
+	if (c->nwcmds == c->capwcmds) {
+		size_t cap = c->capwcmds ? c->capwcmds * 2 : 8;
+		struct net_wcmd *w = realloc(c->wcmds, cap * sizeof *w);
+		if (!w)
+			return -1;
+		c->wcmds = w;
+		c->capwcmds = cap;
+	}
+	c->wcmds[c->nwcmds++] = (struct net_wcmd){ kind, first, n };
+	if (kind != NET_W_DEFERRED)
+		c->nops = first + n;
+	return 0;
+}
+
+/* Is the next command buffered in c complete, a multibulk one, and a write?
+ * Only then may it join the open batch: anything else must wait for the
+ * batch's completion (a read must see the writes before it).  Inline
+ * commands never join: their arguments live in the parser's scratch, which
+ * the next command reuses. */
+static int next_is_write(const struct net_conn *c)
+{
+	const char *p = c->in.data + c->in_pos;
+	const char *end = c->in.data + c->in.len;
+	const char *name = NULL;
+	size_t namelen = 0;
+	long long nargs = 0;
+
+	if (p == end || *p != '*')
+		return 0;
+	for (long long i = -1; i < nargs; i++) {
+		/* "*N\r\n" first, then N times "$L\r\n" + L bytes + "\r\n". */
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		long long v = 0;
+		if (!nl || nl - p < 3 || nl[-1] != '\r' ||
+		    *p != (i < 0 ? '*' : '$'))
+			return 0;
+		for (const char *q = p + 1; q < nl - 1; q++) {
+			if (*q < '0' || *q > '9' || v > NET_RESP_MAX_BULK)
+				return 0;
+			v = v * 10 + (*q - '0');
+		}
+		p = nl + 1;
+		if (i < 0) {
+			if (v < 1 || v > NET_RESP_MAX_ARGS)
+				return 0;
+			nargs = v;
+			continue;
+		}
+		if (end - p < v + 2)
+			return 0;
+		if (i == 0) {
+			name = p;
+			namelen = (size_t)v;
+		}
+		p += v + 2;
+	}
+	return net_cmd_is_write(name, namelen);
+}
+
+/* Hand c's batch to the engine (c is parked until it completes), or drop it
+ * if c is going away. */
+static void batch_submit(struct net_conn *c)
+{
+	if (c->state != NET_CONN_ACTIVE) {
+		c->nwcmds = 0;
+		c->nops = 0;
+		c->defer.len = 0;
+		return;
+	}
+	int rc = net_conn_submit(c, c->nops);
+	if (rc != KVS_OK) {
+		c->wresult = rc;
+		net_cmd_complete(c);
+	}
 }
 
 /* On the engine's writer thread: queue c on its worker and ring. */

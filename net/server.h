@@ -32,6 +32,8 @@ extern "C" {
 #define NET_DEFAULT_OUTPUT_LIMIT (64ull << 20)  /* client-output-buffer-limit */
 #define NET_QUERYBUF_MAX ((1ull << 30) + (64u << 10)) /* client-query-buffer-limit */
 #define NET_CMDS_PER_WAKEUP 256 /* commands per connection per turn */
+#define NET_BATCH_OPS 1024      /* a pipeline's writes batched: ops at most
+				   (one command may bring more) */
 
 /* What a server needs to know.  Strings are only read during
  * net_server_start() (copied where kept). */

@@ -46,6 +46,14 @@ enum net_write_kind {
 	NET_W_DEL,       /* :count of keys removed */
 	NET_W_MSET,      /* +OK */
 	NET_W_INCR,      /* :new value, or the error */
+	NET_W_DEFERRED,  /* a reply made while the batch was open: defer[] */
+};
+
+/* One command of a connection's write batch: ops[first .. first+n), or for
+ * NET_W_DEFERRED the bytes defer[first .. first+n). */
+struct net_wcmd {
+	enum net_write_kind kind;
+	size_t first, n;
 };
 
 struct net_worker;
@@ -67,14 +75,22 @@ struct net_conn {
 				      are dropped and the connection closes */
 	unsigned reply_pieces;     /* pieces the running command appended */
 	struct net_resp_parser parser;
-	/* The write in flight (PARKED, ORPHANED).  The writer thread fills
-	 * ops[].result/num and wresult before it queues the connection on its
-	 * worker's completion list under the worker's mutex, which orders
-	 * those stores before the worker's reads. */
+	/* The write batch: the write commands of a pipeline, one after the
+	 * other, go to the engine as one submission (applied in order, with
+	 * no other write between them) and are answered in order when it
+	 * completes.  Open while nwcmds > 0, in flight while PARKED or
+	 * ORPHANED.  The writer thread fills ops[].result/num and wresult
+	 * before it queues the connection on its worker's completion list
+	 * under the worker's mutex, which orders those stores before the
+	 * worker's reads. */
 	struct kvs_op *ops;
 	size_t opscap;
 	size_t nops;
-	enum net_write_kind wkind;
+	struct net_wcmd *wcmds;
+	size_t nwcmds, capwcmds;
+	struct net_buf defer;      /* replies of commands run while a batch
+				      was open (errors), in order */
+	int completing;            /* net_cmd_complete() is answering */
 	int wresult;
 	char *name;                /* CLIENT SETNAME, or NULL */
 	char addr[64];             /* the peer, "ip:port" */
@@ -147,13 +163,23 @@ struct net_server {
 /* commands.c: run one parsed command on c (ACTIVE).  May append a reply,
  * park c (a write submitted) or make it CLOSING. */
 void net_cmd_execute(struct net_conn *c, const struct net_resp_cmd *cmd);
-/* commands.c: append the reply of c's completed write. */
+/* commands.c: append the replies of c's completed batch, in order, and
+ * empty the batch. */
 void net_cmd_complete(struct net_conn *c);
 
 /* server.c: hand c->ops[0..n) to the engine and park c.  Returns KVS_OK or
  * the kvs_submit() error (c not parked, no completion will come). */
 int net_conn_submit(struct net_conn *c, size_t n);
-/* server.c: ensure c->ops holds n ops (zeroed).  Returns 0 or -1 (ENOMEM). */
+/* server.c: make room for n more ops after the batch's (zeroed), at
+ * c->ops[c->nops]; net_conn_queue() then adds them to the batch.  Returns
+ * 0 or -1 (ENOMEM). */
 int net_conn_ops(struct net_conn *c, size_t n);
+/* server.c: add a command of `kind` with ops[first .. first+n) (or for
+ * NET_W_DEFERRED, defer[first .. first+n)) to the batch.  Returns 0 or -1
+ * (ENOMEM). */
+int net_conn_queue(struct net_conn *c, enum net_write_kind kind,
+		   size_t first, size_t n);
+/* commands.c: is the command named name[0..len) a write (batchable)? */
+int net_cmd_is_write(const char *name, size_t len);
 
 #endif /* KVS_NET_SERVER_INT_H */
