@@ -488,15 +488,19 @@ static void write_done(void *ctx, int result)
 	c->wresult = result;
 	c->done_next = NULL;
 	CHECK(pthread_mutex_lock(&w->mu));
+	int ring = !w->done_head;
 	if (w->done_tail)
 		w->done_tail->done_next = c;
 	else
 		w->done_head = c;
 	w->done_tail = c;
-	/* Ring before unlocking: once the worker can see the completion it
-	 * may finish, and the server free w and close the eventfd.  (An
-	 * eventfd write fails only if the counter would overflow.) */
-	if (write(w->evfd, &one, sizeof one) < 0) {
+	/* Ring only when the list was empty: otherwise a ring is pending
+	 * already, and the worker takes the whole list when it answers (one
+	 * eventfd write per round, not per connection).  Ring before
+	 * unlocking: once the worker can see the completion it may finish,
+	 * and the server free w and close the eventfd.  (An eventfd write
+	 * fails only if the counter would overflow.) */
+	if (ring && write(w->evfd, &one, sizeof one) < 0) {
 	}
 	CHECK(pthread_mutex_unlock(&w->mu));
 }
