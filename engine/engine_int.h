@@ -222,10 +222,18 @@ struct kvs__seg {
 	char *path;
 	struct rcu_head rcu;
 
-	/* RCU-published: NULL while the segment is active (readers pread),
-	 * the read-only mapping once it is sealed. */
+	/* RCU-published: NULL while the segment is active, the read-only
+	 * mapping once it is sealed. */
 	const unsigned char *map;
 	uint64_t map_len;
+	/* The active segment's read-only window: a mapping of win_len bytes
+	 * (the segment size), made before any entry points into the segment
+	 * and immutable after.  A record is only ever published after its
+	 * write() returned, so readers copy it from here instead of paying a
+	 * pread; past win_len (a record bigger than a segment), or with no
+	 * window (mmap failed), they pread.  Sealing reuses it as `map`. */
+	const unsigned char *win;
+	uint64_t win_len;
 
 	/* Writer thread only (and the opener before the writer starts). */
 	struct kvs__seg *next;   /* the writer's list, by id */
@@ -253,6 +261,9 @@ char *kvs__seg_path(const char *dir, uint32_t id);
 int kvs__seg_create(const char *dir, uint32_t id, bool tmp,
 		    struct kvs__seg **out);
 int kvs__seg_publish_tmp(const char *dir, struct kvs__seg *seg);
+/* Give the active segment its read-only window (see struct kvs__seg); a
+ * failure leaves it without one. */
+void kvs__seg_window(struct kvs__seg *seg, uint64_t len);
 /* Open an existing segment read-write (recovery). */
 int kvs__seg_open(const char *dir, uint32_t id, struct kvs__seg **out);
 /* Append the footer, fdatasync, map read-only and publish the map; then

@@ -107,6 +107,8 @@ int kvs__read_value(const struct kvs__entry *e, void *buf)
 	size_t vlen = e->vlen, hlen = e->rec_len - 5 - vlen;
 	const unsigned char *map = __atomic_load_n(&seg->map, __ATOMIC_ACQUIRE);
 
+	if (!map && seg->win && e->off + (uint64_t)e->rec_len <= seg->win_len)
+		map = seg->win;
 	if (map) {
 		const unsigned char *rec = map + e->off;
 		if (!kvs__rec_crc_ok(rec, e->rec_len))
@@ -117,8 +119,8 @@ int kvs__read_value(const struct kvs__entry *e, void *buf)
 		memcpy(buf, rec + hlen, vlen);
 		return KVS_OK;
 	}
-	/* The active segment: one preadv of head+key, value (straight into
-	 * the caller's buffer) and crc. */
+	/* The active segment, past its window: one preadv of head+key, value
+	 * (straight into the caller's buffer) and crc. */
 	unsigned char small[256], *head = small, crcb[5];
 	if (hlen > sizeof small && !(head = malloc(hlen)))
 		return kvs__err(KVS_ENOMEM, "out of memory");

@@ -546,5 +546,6 @@ int kvs__recover(struct kvs *db)
 		*tail = seg;
 		db->active = seg;
 	}
+	kvs__seg_window(db->active, db->opt.segment_size);
 	return KVS_OK;
 }

@@ -105,8 +105,23 @@ int kvs__seg_open(const char *dir, uint32_t id, struct kvs__seg **out)
 	return KVS_OK;
 }
 
+void kvs__seg_window(struct kvs__seg *seg, uint64_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, seg->fd, 0);
+	if (p == MAP_FAILED)
+		return;
+	madvise(p, len, MADV_RANDOM);
+	seg->win = p;
+	seg->win_len = len;
+}
+
 int kvs__seg_map(struct kvs__seg *seg)
 {
+	if (seg->win && seg->size <= seg->win_len) {
+		seg->map_len = seg->size;
+		__atomic_store_n(&seg->map, seg->win, __ATOMIC_RELEASE);
+		return KVS_OK;
+	}
 	void *p = mmap(NULL, seg->size, PROT_READ, MAP_SHARED, seg->fd, 0);
 	if (p == MAP_FAILED)
 		return kvs__err_errno(KVS_EIO, errno, "%s: mmap", seg->path);
@@ -144,8 +159,10 @@ void kvs__seg_free(struct kvs__seg *seg)
 {
 	if (!seg)
 		return;
-	if (seg->map)
+	if (seg->map && seg->map != seg->win)
 		munmap((void *)seg->map, seg->map_len);
+	if (seg->win)
+		munmap((void *)seg->win, seg->win_len);
 	if (seg->fd >= 0)
 		close(seg->fd);
 	kvs__hint_reset(&seg->hint);

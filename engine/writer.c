@@ -194,6 +194,7 @@ int kvs__rotate(struct kvs *db)
 		return rc;
 	}
 	db->next_seg_id++;
+	kvs__seg_window(seg, db->opt.segment_size);
 	db->active->next = seg;
 	db->active = seg;
 	db->wbuf->base_off = seg->size;
