@@ -35,14 +35,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#define STEP_BYTES (256u << 10)   /* input read per step */
+#define STEP_BYTES (32u << 10)    /* input read per step (~0.1 ms of work) */
 #define PASS_COST (256u << 10)    /* tokens a pass's syncs and renames cost */
 #define WRITE_CREDIT 2            /* compaction bytes earned per byte written */
 #define OBUF_MAX (1u << 20)       /* output written per pwrite */
 #define DEFAULT_RATIO 0.5
 #define DEFAULT_MIN_DEAD (4ull << 20)
 #define DEFAULT_RATE (32ull << 20)
-#define SWITCH_CHUNK 2048         /* index entries switched per step */
+#define SWITCH_CHUNK 256          /* index entries switched per step */
+#define MAX_BURST (64ull << 20)   /* most extra work one step may owe */
 
 /* A pass's fsyncs and renames (a millisecond or more each) run on a
  * short-lived helper thread, so that the writer goes on serving client
@@ -93,6 +94,11 @@ struct kvs__compact {
 	double tokens;
 	uint64_t refill_us;
 	uint64_t written_seen;   /* db->counters-based byte count */
+	/* Work owed to client writes since the last step (WRITE_CREDIT per
+	 * byte written): the next step does that much more than its usual
+	 * share, so that compaction keeps pace with any write rate while a
+	 * step on a lightly loaded store stays short. */
+	uint64_t burst;
 
 	/* kvs_compact() callers, completed when the forced work is done. */
 	struct kvs__req *waiters;
@@ -415,8 +421,9 @@ static void switch_some(struct kvs *db)
 {
 	struct kvs__compact *cp = db->cp;
 	struct kvs__seg *out = cp->out;
-	size_t end = cp->nmoved - cp->si > SWITCH_CHUNK ? cp->si + SWITCH_CHUNK
-							 : cp->nmoved;
+	size_t chunk = SWITCH_CHUNK + cp->burst / 64; /* ~ one per record */
+	size_t end = cp->nmoved - cp->si > chunk ? cp->si + chunk : cp->nmoved;
+	cp->burst = 0;
 	kvs__read_lock();
 	for (size_t i = cp->si; i < end; i++) {
 		const struct moved *m = &cp->moved[i];
@@ -704,8 +711,9 @@ void kvs__compact_step(struct kvs *db)
 	}
 	if (!cp->running && !choose_victims(db))
 		return;
-	uint64_t done = 0;
-	while (cp->vi < cp->nvictims && done < STEP_BYTES) {
+	uint64_t done = 0, limit = STEP_BYTES + cp->burst;
+	cp->burst = 0;
+	while (cp->vi < cp->nvictims && done < limit) {
 		struct kvs__seg *v = cp->victims[cp->vi];
 		int64_t n = v->records ? copy_one(db, v) : 0;
 		if (n < 0) {
@@ -753,6 +761,13 @@ bool kvs__compact_pending(struct kvs *db, uint64_t *delay_us)
 {
 	struct kvs__compact *cp = db->cp;
 	*delay_us = 0;
+	uint64_t written = db->counters.bytes_written;
+	uint64_t credit = WRITE_CREDIT * (written - cp->written_seen);
+	cp->written_seen = written;
+	cp->tokens += (double)credit;
+	cp->burst += credit;
+	if (cp->burst > MAX_BURST)
+		cp->burst = MAX_BURST;
 	/* A job in flight wakes the writer when it is done; the other
 	 * phases have no I/O to pace, and the index must not wait. */
 	if (cp->running && cp->phase == PH_JOB)
@@ -775,13 +790,10 @@ bool kvs__compact_pending(struct kvs *db, uint64_t *delay_us)
 	if (cp->forced)
 		return true;
 	uint64_t now = kvs__now_us();
-	uint64_t written = db->counters.bytes_written;
-	cp->tokens += (double)(now - cp->refill_us) * (double)cp->rate / 1e6 +
-		      (double)(WRITE_CREDIT * (written - cp->written_seen));
+	cp->tokens += (double)(now - cp->refill_us) * (double)cp->rate / 1e6;
 	cp->refill_us = now;
-	cp->written_seen = written;
-	if (cp->tokens > 4.0 * STEP_BYTES)
-		cp->tokens = 4.0 * STEP_BYTES;
+	if (cp->tokens > 32.0 * STEP_BYTES)
+		cp->tokens = 32.0 * STEP_BYTES;
 	if (cp->tokens < STEP_BYTES)
 		*delay_us = (uint64_t)(((double)STEP_BYTES - cp->tokens) * 1e6 /
 				       (double)cp->rate) + 1;
