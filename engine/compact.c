@@ -617,6 +617,12 @@ static void drop_victims(struct kvs *db)
 		cp->victims[ngone++] = v;
 	}
 	cp->job.ngone = ngone;
+	/* Counted now: whoever sees a victim's file gone (the job unlinks
+	 * them) sees the pass in the statistics too. */
+	db->counters.compactions++;
+	db->counters.bytes_reclaimed +=
+		cp->freed > cp->out_bytes ? cp->freed - cp->out_bytes : 0;
+	db->counters.last_compaction_us = kvs__now_us() - cp->start_us;
 	job_start(db, JOB_DROP);
 }
 
@@ -635,10 +641,6 @@ static void dropped(struct kvs *db)
 	cp->phase = PH_COPY;
 
 	release_kept(db);
-	db->counters.compactions++;
-	db->counters.bytes_reclaimed +=
-		cp->freed > cp->out_bytes ? cp->freed - cp->out_bytes : 0;
-	db->counters.last_compaction_us = kvs__now_us() - cp->start_us;
 	/* Forced work is over when no candidate it covers is left. */
 	if (cp->forced) {
 		bool more = false;
