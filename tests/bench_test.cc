@@ -23,26 +23,11 @@ namespace {
 using kvstest::Bin;
 using kvstest::RunResult;
 using kvstest::TempDir;
+using kvstest::FreePort;
 using Clock = std::chrono::steady_clock;
 
 constexpr const char kRedisServer[] = "/usr/bin/redis-server";
 constexpr const char kPython[] = "/usr/bin/python3";
-
-// A port nothing listens on right now (bound, read, closed).
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  int port = -1;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  close(fd);
-  return port;
-}
 
 // One request on a fresh loopback connection; the raw reply bytes (the first
 // complete line, and for a bulk its payload), or "" on failure.  Enough for
@@ -665,15 +650,8 @@ class FakeServer {
     kSilentGet,   // GET gets no reply
   };
   explicit FakeServer(Mode mode) : mode_(mode) {
-    lfd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (lfd_ < 0 || bind(lfd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(lfd_, 64) != 0 ||
-        getsockname(lfd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-      abort();
-    port_ = ntohs(a.sin_port);
+    lfd_ = kvstest::LoopbackSocket(0, true, &port_);
+    if (lfd_ < 0) abort();
     thread_ = std::thread([this] { Loop(); });
   }
   ~FakeServer() {

@@ -20,52 +20,12 @@ namespace {
 using kvstest::Bin;
 using kvstest::RunResult;
 using kvstest::TempDir;
+using kvstest::ConnectLoopback;
+using kvstest::FreePort;
+using kvstest::LoopbackSocket;
 
 constexpr const char kRedisServer[] = "/usr/bin/redis-server";
 constexpr const char kNotFound[] = "Key not found\n";
-
-// A loopback socket: bound to 127.0.0.1:port (0: any free port) and, when
-// `listening`, listening.  Returns the fd; *bound gets the port.
-int LoopbackSocket(int port, bool listening, int* bound) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  socklen_t len = sizeof a;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      (listening && listen(fd, 8) != 0) ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    close(fd);
-    return -1;
-  }
-  *bound = ntohs(a.sin_port);
-  return fd;
-}
-
-// A port nothing listens on right now (bound, read, closed).
-int FreePort() {
-  int port = 0;
-  int fd = LoopbackSocket(0, false, &port);
-  if (fd < 0) return -1;
-  close(fd);
-  return port;
-}
-
-int ConnectLoopback(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
 
 // Send one command to 127.0.0.1:port and return the reply as text
 // ("bulk:value", "nil", "int:1", "simple:OK", "error:..."), or "<...>" on

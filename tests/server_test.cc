@@ -30,20 +30,6 @@ using Clock = std::chrono::steady_clock;
 constexpr const char kRedisCli[] = "/usr/bin/redis-cli";
 constexpr const char kRedisBenchmark[] = "/usr/bin/redis-benchmark";
 
-int Connect(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 // One reply as text: "bulk:v", "nil", "int:1", "simple:OK", "error:...",
 // "array:N[a,b]" (elements as text), or "<...>" when something failed.
 std::string ReplyText(const net_resp_reply* r) {
@@ -68,7 +54,7 @@ std::string ReplyText(const net_resp_reply* r) {
 // A client connection speaking RESP with deadlines.
 class Conn {
  public:
-  explicit Conn(int port) : fd_(Connect(port)) { net_resp_reader_init(&rd_); }
+  explicit Conn(int port) : fd_(kvstest::ConnectLoopback(port)) { net_resp_reader_init(&rd_); }
   ~Conn() {
     if (fd_ >= 0) close(fd_);
     net_buf_free(&in_);
@@ -329,15 +315,10 @@ TEST(ServerArgs, InvalidOptionsExitNonZero) {
 TEST(ServerArgs, BindFailureExitsNonZero) {
   TempDir t;
   // A port in use: bound (and listening) here.
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(listen(fd, 1), 0);
-  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
-  std::string addr = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  int port = 0;
+  int fd = kvstest::LoopbackSocket(0, true, &port);
+  ASSERT_GE(fd, 0);
+  std::string addr = "127.0.0.1:" + std::to_string(port);
   RunResult r = RunServer({"--addr", addr, "--dir", t.path()});
   close(fd);
   EXPECT_GT(r.status, 0);
@@ -656,7 +637,7 @@ TEST_F(ServerTest, ManyIdleConnections) {
   std::vector<int> fds;
   auto deadline = Clock::now() + std::chrono::seconds(30);
   for (size_t i = 0; i < want && Clock::now() < deadline; i++) {
-    int fd = Connect(port_);
+    int fd = kvstest::ConnectLoopback(port_);
     if (fd < 0) break;
     fds.push_back(fd);
   }

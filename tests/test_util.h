@@ -3,9 +3,12 @@
 #ifndef KVS_TEST_UTIL_H
 #define KVS_TEST_UTIL_H
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -208,6 +211,52 @@ inline off_t FileSize(const std::string& path) {
 // Does the sanitizer (or anything else) report trouble in a child's stderr?
 inline bool HasSanitizerReport(const std::string& err) {
   return err.find("Sanitizer") != std::string::npos || err.find("runtime error:") != std::string::npos;
+}
+
+// ---- loopback sockets (servers in tests use 127.0.0.1 only) -------------
+
+// A socket bound to 127.0.0.1:port (0: any free port) and, when `listening`,
+// listening.  Returns the fd (or -1); *bound gets the port.
+inline int LoopbackSocket(int port, bool listening, int* bound) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  socklen_t len = sizeof a;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      (listening && listen(fd, 64) != 0) ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    close(fd);
+    return -1;
+  }
+  *bound = ntohs(a.sin_port);
+  return fd;
+}
+
+// A port nothing listens on right now (bound, read, closed), or -1.
+inline int FreePort() {
+  int port = -1;
+  int fd = LoopbackSocket(0, false, &port);
+  if (fd < 0) return -1;
+  close(fd);
+  return port;
+}
+
+// A connection to 127.0.0.1:port, or -1.
+inline int ConnectLoopback(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
 }
 
 }  // namespace kvstest
