@@ -25,7 +25,9 @@
  * Crash safety: the copy is written as NNNNNNNNNN.seg.tmp (removed on open)
  * and renamed only once it is sealed and synced; the victims are unlinked
  * only after that, so at every moment the directory holds every live record
- * at least once, and recovery resolves duplicates by sequence number. */
+ * at least once, and recovery resolves duplicates by sequence number.  The
+ * active segment is synced before the victims go, so that overwrites of
+ * their dead records survive a power cut under fsync everysec or never. */
 #include "engine_int.h"
 
 #include <errno.h>
@@ -35,15 +37,27 @@
 #include <string.h>
 #include <unistd.h>
 
-#define STEP_BYTES (32u << 10)    /* input read per step (~0.1 ms of work) */
+#define STEP_BYTES (8u << 10)     /* input read per step (~15 us of work) */
 #define PASS_COST (256u << 10)    /* tokens a pass's syncs and renames cost */
 #define WRITE_CREDIT 2            /* compaction bytes earned per byte written */
 #define OBUF_MAX (1u << 20)       /* output written per pwrite */
 #define DEFAULT_RATIO 0.5
 #define DEFAULT_MIN_DEAD (4ull << 20)
 #define DEFAULT_RATE (32ull << 20)
-#define SWITCH_CHUNK 256          /* index entries switched per step */
+#define SWITCH_CHUNK 64          /* index entries switched per step */
 #define MAX_BURST (64ull << 20)   /* most extra work one step may owe */
+/* A step gives way to a waiting client request once it has done STEP_MIN
+ * bytes (or SWITCH_MIN entries), unless compaction owes more than
+ * BURST_SLACK of work to client writes: then it pays that down first, so
+ * that a steady stream of requests cannot starve it. */
+#define STEP_MIN (2u << 10)
+#define SWITCH_MIN 16
+#define BURST_SLACK (256u << 10)
+/* After a round of client requests, compaction waits this long for the
+ * queue to stay empty before its next step: the threads the round woke
+ * (on a small machine, often waiting for the CPU the writer is on) run
+ * first. */
+#define QUIET_US 50
 
 /* A pass's fsyncs and renames (a millisecond or more each) run on a
  * short-lived helper thread, so that the writer goes on serving client
@@ -70,6 +84,7 @@ struct job {
 	size_t foot_len;
 	uint64_t footer_off;
 	size_t ngone;            /* JOB_DROP: victims[0..ngone) go */
+	struct kvs__seg *sync_first; /* JOB_DROP: fdatasync'd before that */
 };
 
 /* A live SET record copied by the running pass. */
@@ -99,6 +114,7 @@ struct kvs__compact {
 	 * share, so that compaction keeps pace with any write rate while a
 	 * step on a lightly loaded store stays short. */
 	uint64_t burst;
+	uint64_t quiet_until;    /* kvs__now_us(): no step before, unless owed */
 
 	/* kvs_compact() callers, completed when the forced work is done. */
 	struct kvs__req *waiters;
@@ -415,6 +431,22 @@ static int64_t copy_one(struct kvs *db, struct kvs__seg *v)
 	return (int64_t)r.length;
 }
 
+/* A client request is queued, and compaction owes little enough work that
+ * the step may stop early for it. */
+static bool client_waiting(const struct kvs *db)
+{
+	return db->cp->burst <= BURST_SLACK &&
+	       atomic_load_explicit(&db->q_len, memory_order_relaxed) != 0;
+}
+
+/* A step did `done` bytes' worth of work, of which `share` was its usual
+ * share: the rest pays for work owed to client writes. */
+static void pay_burst(struct kvs__compact *cp, uint64_t done, uint64_t share)
+{
+	uint64_t extra = done > share ? done - share : 0;
+	cp->burst = extra >= cp->burst ? 0 : cp->burst - extra;
+}
+
 /* Switch up to SWITCH_CHUNK still-current entries to their copies in the
  * output (sealed, durable and published already); then the victims go. */
 static void switch_some(struct kvs *db)
@@ -423,9 +455,11 @@ static void switch_some(struct kvs *db)
 	struct kvs__seg *out = cp->out;
 	size_t chunk = SWITCH_CHUNK + cp->burst / 64; /* ~ one per record */
 	size_t end = cp->nmoved - cp->si > chunk ? cp->si + chunk : cp->nmoved;
-	cp->burst = 0;
+	size_t i;
 	kvs__read_lock();
-	for (size_t i = cp->si; i < end; i++) {
+	for (i = cp->si; i < end; i++) {
+		if (i - cp->si >= SWITCH_MIN && client_waiting(db))
+			break;
 		const struct moved *m = &cp->moved[i];
 		struct kvs__entry *e =
 			kvs__index_lookup(db->index, m->hash, m->key, m->klen);
@@ -449,8 +483,9 @@ static void switch_some(struct kvs *db)
 		kvs__index_retire(db->index, old);
 	}
 	kvs__read_unlock();
-	cp->si = end;
-	if (end == cp->nmoved) {
+	pay_burst(cp, (i - cp->si) * 64, SWITCH_CHUNK * 64);
+	cp->si = i;
+	if (i == cp->nmoved) {
 		cp->out = NULL;
 		cp->phase = PH_DROP;
 	}
@@ -494,6 +529,15 @@ static void *job_main(void *arg)
 							 j->footer_off);
 		break;
 	case JOB_DROP:
+		/* A victim's dead records were overwritten by records that
+		 * may still be only in the page cache (fsync everysec or
+		 * never); those must be durable before the old values go, or
+		 * a power cut would lose both. */
+		if (j->sync_first && (e = kvs__io_fdatasync(j->sync_first->fd))) {
+			j->rc = kvs__err_errno(KVS_EIO, e, "%s: fdatasync",
+					       j->sync_first->path);
+			break;
+		}
 		for (size_t i = 0; i < j->ngone; i++) {
 			struct kvs__seg *v = cp->victims[i];
 			unlink(v->path);
@@ -617,6 +661,9 @@ static void drop_victims(struct kvs *db)
 		cp->victims[ngone++] = v;
 	}
 	cp->job.ngone = ngone;
+	/* Segments older than the active one were synced when sealed. */
+	cp->job.sync_first = ngone && db->opt.fsync != KVS_FSYNC_ALWAYS
+				     ? db->active : NULL;
 	/* Counted now: whoever sees a victim's file gone (the job unlinks
 	 * them) sees the pass in the statistics too. */
 	db->counters.compactions++;
@@ -674,7 +721,15 @@ static void job_collect(struct kvs *db)
 	job_join(cp);
 	if (j->warn_rc != KVS_OK)
 		kvs__log(db, KVS_LOG_WARN, "compaction: %s", j->msg);
-	if (j->rc != KVS_OK) {
+	if (j->rc != KVS_OK && j->kind == JOB_DROP) {
+		/* The active segment could not be synced: its records may be
+		 * lost, so the handle fails, as a failed write's would.  The
+		 * victims' files stay (the next open skips their duplicates);
+		 * they are already out of the list. */
+		kvs__log(db, KVS_LOG_ERROR, "compaction: %s", j->msg);
+		kvs__set_failed(db, EIO, j->sync_first->path);
+		complete_waiters(db, KVS_EIO);
+	} else if (j->rc != KVS_OK) {
 		(void)kvs__err(j->rc, "%s", j->msg);
 		fail_pass(db, j->kind == JOB_SEAL ? "sealing the output"
 						  : "renaming the output");
@@ -714,8 +769,9 @@ void kvs__compact_step(struct kvs *db)
 	if (!cp->running && !choose_victims(db))
 		return;
 	uint64_t done = 0, limit = STEP_BYTES + cp->burst;
-	cp->burst = 0;
 	while (cp->vi < cp->nvictims && done < limit) {
+		if (done >= STEP_MIN && client_waiting(db))
+			break;
 		struct kvs__seg *v = cp->victims[cp->vi];
 		int64_t n = v->records ? copy_one(db, v) : 0;
 		if (n < 0) {
@@ -740,6 +796,7 @@ void kvs__compact_step(struct kvs *db)
 		cp->cursor += (uint64_t)n;
 		done += (uint64_t)n;
 	}
+	pay_burst(cp, done, STEP_BYTES);
 	if (!cp->forced)
 		cp->tokens -= (double)done;
 	if (cp->vi == cp->nvictims) {
@@ -759,6 +816,17 @@ void kvs__compact_settle(struct kvs *db)
 	}
 }
 
+/* Microseconds left of the quiet time after the last round of client
+ * requests (0 when it is over, or when compaction owes too much work to
+ * wait). */
+static uint64_t quiet_delay(const struct kvs__compact *cp)
+{
+	if (cp->burst > BURST_SLACK)
+		return 0;
+	uint64_t now = kvs__now_us();
+	return now < cp->quiet_until ? cp->quiet_until - now : 0;
+}
+
 bool kvs__compact_pending(struct kvs *db, uint64_t *delay_us)
 {
 	struct kvs__compact *cp = db->cp;
@@ -771,12 +839,14 @@ bool kvs__compact_pending(struct kvs *db, uint64_t *delay_us)
 	if (cp->burst > MAX_BURST)
 		cp->burst = MAX_BURST;
 	/* A job in flight wakes the writer when it is done; the other
-	 * phases have no I/O to pace, and the index must not wait. */
+	 * phases have no I/O to pace (only the quiet time after a round). */
 	if (cp->running && cp->phase == PH_JOB)
 		return atomic_load_explicit(&cp->job.done, memory_order_acquire) ||
 		       over_budget(db);
-	if (cp->running && cp->phase != PH_COPY)
+	if (cp->running && cp->phase != PH_COPY) {
+		*delay_us = quiet_delay(cp);
 		return true;
+	}
 	if (cp->disabled || atomic_load(&db->failed))
 		return false;
 	if (!cp->running) {
@@ -789,7 +859,7 @@ bool kvs__compact_pending(struct kvs *db, uint64_t *delay_us)
 			return false;
 		}
 	}
-	if (cp->forced)
+	if ((*delay_us = quiet_delay(cp)) != 0 || cp->forced)
 		return true;
 	uint64_t now = kvs__now_us();
 	cp->tokens += (double)(now - cp->refill_us) * (double)cp->rate / 1e6;
@@ -800,6 +870,11 @@ bool kvs__compact_pending(struct kvs *db, uint64_t *delay_us)
 		*delay_us = (uint64_t)(((double)STEP_BYTES - cp->tokens) * 1e6 /
 				       (double)cp->rate) + 1;
 	return true;
+}
+
+void kvs__compact_note_round(struct kvs *db)
+{
+	db->cp->quiet_until = kvs__now_us() + QUIET_US;
 }
 
 void kvs__compact_check_active(struct kvs *db)

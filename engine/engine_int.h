@@ -488,11 +488,14 @@ void kvs__compact_free(struct kvs *db);
 void kvs__compact_request(struct kvs *db, struct kvs__req *req);
 /* After a round: seal the active segment early if it is mostly garbage. */
 void kvs__compact_check_active(struct kvs *db);
-/* Is there compaction work?  *delay_us: how long the rate limit wants the
- * writer to wait before the next step (0: now). */
+/* Is there compaction work?  *delay_us: how long the rate limit, or the
+ * quiet time after a round of client requests, wants the writer to wait
+ * before the next step (0: now). */
 bool kvs__compact_pending(struct kvs *db, uint64_t *delay_us);
 /* Do one bounded step of compaction. */
 void kvs__compact_step(struct kvs *db);
+/* The writer has just completed a round of client requests. */
+void kvs__compact_note_round(struct kvs *db);
 /* At stop: finish a pass whose output is published (the index switch and
  * the victims' removal), so that nothing points at a freed segment. */
 void kvs__compact_settle(struct kvs *db);

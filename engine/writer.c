@@ -654,8 +654,10 @@ static void *writer_main(void *arg)
 		db->q_head = db->q_tail = NULL;
 		atomic_store(&db->q_len, 0);
 		KVS_CHECK(pthread_mutex_unlock(&db->q_mu));
-		if (list)
+		if (list) {
 			stop = writer_round(db, list);
+			kvs__compact_note_round(db);
+		}
 		if (!stop && kvs__compact_pending(db, &delay) && delay == 0)
 			kvs__compact_step(db);
 		db->snap_dirty = true;

@@ -3,11 +3,13 @@
 // loses nothing, and hint files make the open fast and are checked.
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <random>
 #include <thread>
 
+#include "kvs_fault.h"
 #include "test_util.h"
 
 using kvstest::TempDir;
@@ -133,6 +135,51 @@ TEST(Compaction, ForcedCompactionKeepsEveryLiveValue) {
   ASSERT_EQ(kvs_close(db), KVS_OK);
   kvstest::RunResult v = kvstest::Run({kvstest::Bin("kvs-dump"), "--verify", d.path()});
   EXPECT_EQ(v.status, 0) << v.out << v.err;
+}
+
+// Under fsync everysec or never, the records that made a victim's records
+// dead may still be only in the page cache when the pass ends.  They must be
+// synced before the victims are unlinked, or a power cut would lose the new
+// value and the old one with it.  Power cuts cannot be simulated here, so
+// the sync is observed through fault injection: failing each fdatasync of a
+// forced pass in turn, one of them must be that sync, seen as a failed
+// pass whose output is already in place while every victim is still on
+// disk (and the store, reopened, holds every value).
+TEST(Compaction, OverwritesAreSyncedBeforeVictimsGo) {
+  bool seen = false;
+  for (int nth = 1; nth <= 12 && !seen; nth++) {
+    TempDir d;
+    kvs_options o{};
+    o.segment_size = 4096;
+    o.no_auto_compact = 1;
+    o.fsync = KVS_FSYNC_NEVER;
+    kvs* db = Open(d.path(), o);
+    const std::string pad(100, 'p');
+    for (int r = 0; r < 30; r++)
+      for (int i = 0; i < 10; i++) ASSERT_EQ(Set(db, "k" + std::to_string(i), pad + std::to_string(r)), KVS_OK);
+    std::vector<std::string> before = kvstest::Segments(d.path());
+    ASSERT_GT(before.size(), 3u);
+    kvs__fault_sync(nth, EIO);
+    int rc = kvs_compact(db);
+    std::string msg = kvs_errmsg();
+    kvs__fault_sync(0, 0);
+    std::vector<std::string> after = kvstest::Segments(d.path());
+    bool victims_kept = true;
+    for (const std::string& s : before)
+      if (std::find(after.begin(), after.end(), s) == after.end()) victims_kept = false;
+    // The output (and the active segment the pass started) are new files.
+    if (rc != KVS_OK && victims_kept && after.size() >= before.size() + 2) {
+      seen = true;
+      EXPECT_EQ(Set(db, "x", "y"), KVS_EFAILED) << "a failed sync fails the handle";
+    } else if (rc == KVS_OK) {
+      break;  // nth was past the pass's last sync
+    }
+    kvs_close(db);
+    db = Open(d.path(), o);
+    for (int i = 0; i < 10; i++) EXPECT_EQ(Get(db, "k" + std::to_string(i)), pad + "29") << "nth " << nth;
+    ASSERT_EQ(kvs_close(db), KVS_OK);
+  }
+  EXPECT_TRUE(seen) << "no fdatasync between the output's publication and the victims' removal";
 }
 
 // A removed key must not come back when the segment holding its tombstone
