@@ -467,7 +467,7 @@ static void switch_some(struct kvs *db)
 			out->dead_bytes += m->rec_len; /* overwritten meanwhile */
 			continue;
 		}
-		struct kvs__entry *n = kvs__entry_new(m->key, m->klen);
+		struct kvs__entry *n = kvs__entry_new(db->index, m->key, m->klen);
 		if (!n) {
 			/* Keep the old entry: the victim then cannot go. */
 			m->victim->retiring = false;

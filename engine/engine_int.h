@@ -332,7 +332,13 @@ struct kvs__entry *kvs__index_add_unique(struct kvs__index *ix, uint64_t hash,
 					 struct kvs__entry *e);
 /* Writer only, under rcu_read_lock.  Unpublish `e` (found by lookup). */
 void kvs__index_del(struct kvs__index *ix, struct kvs__entry *e);
-struct kvs__entry *kvs__entry_new(const void *key, size_t klen);
+/* The mutator only.  A new, unpublished entry for `key` (other fields zero),
+ * from the index's slabs; NULL if out of memory. */
+struct kvs__entry *kvs__entry_new(struct kvs__index *ix, const void *key,
+				  size_t klen);
+/* The mutator only.  Free an entry that was never published (a published
+ * one is retired instead). */
+void kvs__entry_free(struct kvs__index *ix, struct kvs__entry *e);
 /* The mutator, after filling e and before publishing it. */
 static inline void kvs__entry_ready(struct kvs__entry *e)
 {

@@ -8,9 +8,38 @@
 #include <string.h>
 #include <sys/random.h>
 
-/* Entries waiting for a grace period, freed together by one callback. */
+/*
+ * Entries come from slabs, not from malloc: malloc would add an 8-byte
+ * header to each and round it up to 16 bytes, a fifth of an entry's cost.
+ * A slab is carved into entries of one size class (a multiple of 8 bytes);
+ * a freed entry goes on its class's free list and is reused by the next
+ * entry of that class.  Slab memory goes back to the system only when the
+ * index is destroyed (as with memcached's slabs).  Entries with long keys
+ * (over CLASS_MAX bytes in all) use malloc.
+ *
+ * Only the mutator (the writer thread, or the opener) allocates and frees,
+ * so the free lists take no lock.  Retired entries come back after their
+ * grace period through one lock-free list of whole batches, pushed by the
+ * call_rcu thread and taken all at once by the mutator.
+ */
+#define SLAB_BYTES (256u << 10)
+#define CLASS_MAX 512
+#define NCLASSES (CLASS_MAX / 8 + 1)
+
+struct slab {
+	struct slab *next;
+	/* entries follow, 8-byte aligned */
+};
+
+struct free_entry {
+	struct free_entry *next;
+};
+
+/* Entries waiting for a grace period, given back together by one callback. */
 struct retired {
 	struct rcu_head rcu;
+	struct kvs__index *ix;
+	struct retired *next_back; /* on ix->back once the grace period ended */
 	size_t n;
 	struct kvs__entry *e[];
 };
@@ -19,8 +48,15 @@ struct retired {
 struct kvs__index {
 	struct cds_lfht *ht;  /* immutable after open */
 	uint8_t sipkey[16];   /* immutable after open */
-	unsigned long buckets; /* size last asked for: the mutator only */
-	struct retired *retired; /* the batch being filled: the mutator only */
+	/* The mutator only: */
+	unsigned long buckets; /* size last asked for */
+	struct retired *retired; /* the batch being filled */
+	struct free_entry *free[NCLASSES];
+	struct slab *slabs;
+	unsigned char *bump;  /* the rest of the newest slab */
+	size_t bump_left;
+	/* Batches whose grace period is over (pushed by call_rcu's thread). */
+	_Atomic(struct retired *) back;
 };
 
 #define INITIAL_BUCKETS 1024ul
@@ -84,6 +120,7 @@ int kvs__index_new(struct kvs__index **out)
 		return kvs__err_errno(KVS_EIO, e, "getrandom");
 	}
 	ix->buckets = INITIAL_BUCKETS;
+	atomic_init(&ix->back, NULL);
 	/* No CDS_LFHT_AUTO_RESIZE: it may stall (see kvs__index_grow), and
 	 * it sizes the table to several buckets a key. */
 	ix->ht = cds_lfht_new_flavor(INITIAL_BUCKETS, INITIAL_BUCKETS, 0, 0,
@@ -100,13 +137,93 @@ int kvs__index_new(struct kvs__index **out)
 char kvs__rcu_hb;
 #endif
 
-static void retired_free_cb(struct rcu_head *head)
+/* ---- entry memory -------------------------------------------------------- */
+
+static size_t entry_size(size_t klen)
+{
+	return (sizeof(struct kvs__entry) + klen + 7) & ~(size_t)7;
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+void __asan_poison_memory_region(void const volatile *addr, size_t size);
+void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
+#define POISON(p, n) __asan_poison_memory_region((p), (n))
+#define UNPOISON(p, n) __asan_unpoison_memory_region((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+/* Put an entry no reader can reach on its free list. */
+static void entry_release(struct kvs__index *ix, struct kvs__entry *e)
+{
+	size_t sz = entry_size(kvs__entry_klen(e));
+	if (sz > CLASS_MAX) {
+		free(e);
+		return;
+	}
+	struct free_entry *f = (struct free_entry *)(void *)e;
+	/* Under ASan a freed entry is poisoned but for its link, so a use
+	 * after its grace period is still caught. */
+	POISON((unsigned char *)e + sizeof *f, sz - sizeof *f);
+	f->next = ix->free[sz / 8];
+	ix->free[sz / 8] = f;
+}
+
+/* Take back the batches whose grace period has ended. */
+static void take_back(struct kvs__index *ix)
+{
+	struct retired *r = atomic_exchange_explicit(&ix->back, NULL,
+						     memory_order_acquire);
+	while (r) {
+		struct retired *next = r->next_back;
+		for (size_t i = 0; i < r->n; i++)
+			entry_release(ix, r->e[i]);
+		free(r);
+		r = next;
+	}
+}
+
+static void *entry_alloc(struct kvs__index *ix, size_t sz)
+{
+	if (sz > CLASS_MAX)
+		return malloc(sz);
+	if (!ix->free[sz / 8])
+		take_back(ix);
+	struct free_entry *f = ix->free[sz / 8];
+	if (f) {
+		ix->free[sz / 8] = f->next;
+		UNPOISON(f, sz);
+		return f;
+	}
+	if (ix->bump_left < sz) {
+		struct slab *s = malloc(SLAB_BYTES);
+		if (!s)
+			return NULL;
+		s->next = ix->slabs;
+		ix->slabs = s;
+		ix->bump = (unsigned char *)s + ((sizeof *s + 7) & ~(size_t)7);
+		ix->bump_left = SLAB_BYTES - (size_t)(ix->bump - (unsigned char *)s);
+		POISON(ix->bump, ix->bump_left);
+	}
+	void *p = ix->bump;
+	UNPOISON(p, sz);
+	ix->bump += sz;
+	ix->bump_left -= sz;
+	return p;
+}
+
+static void retired_back_cb(struct rcu_head *head)
 {
 	KVS__TSAN_ACQUIRE();
 	struct retired *r = caa_container_of(head, struct retired, rcu);
-	for (size_t i = 0; i < r->n; i++)
-		free(r->e[i]);
-	free(r);
+	struct kvs__index *ix = r->ix;
+	struct retired *top = atomic_load_explicit(&ix->back,
+						   memory_order_relaxed);
+	do {
+		r->next_back = top;
+	} while (!atomic_compare_exchange_weak_explicit(
+		&ix->back, &top, r, memory_order_release, memory_order_relaxed));
 }
 
 void kvs__index_retire_flush(struct kvs__index *ix)
@@ -115,7 +232,7 @@ void kvs__index_retire_flush(struct kvs__index *ix)
 	if (!r || r->n == 0)
 		return;
 	ix->retired = NULL;
-	kvs__call_rcu(&r->rcu, retired_free_cb);
+	kvs__call_rcu(&r->rcu, retired_back_cb);
 }
 
 void kvs__index_retire(struct kvs__index *ix, struct kvs__entry *e)
@@ -131,6 +248,7 @@ void kvs__index_retire(struct kvs__index *ix, struct kvs__entry *e)
 			return;
 		}
 		ix->retired->n = 0;
+		ix->retired->ix = ix;
 	}
 	ix->retired->e[ix->retired->n++] = e;
 	if (ix->retired->n == RETIRE_BATCH)
@@ -156,6 +274,11 @@ void kvs__index_destroy(struct kvs__index *ix)
 	 * and the handle go away. */
 	urcu_memb_barrier();
 	KVS_CHECK(cds_lfht_destroy(ix->ht, NULL));
+	take_back(ix); /* frees the batches, and the entries malloc made */
+	for (struct slab *s = ix->slabs, *next; s; s = next) {
+		next = s->next;
+		free(s);
+	}
 	free(ix);
 }
 
@@ -226,9 +349,10 @@ void kvs__index_del(struct kvs__index *ix, struct kvs__entry *e)
 			 ENOENT);
 }
 
-struct kvs__entry *kvs__entry_new(const void *key, size_t klen)
+struct kvs__entry *kvs__entry_new(struct kvs__index *ix, const void *key,
+				  size_t klen)
 {
-	struct kvs__entry *e = malloc(sizeof *e + klen);
+	struct kvs__entry *e = entry_alloc(ix, entry_size(klen));
 	if (!e)
 		return NULL;
 	memset(e, 0, sizeof *e);
@@ -238,6 +362,11 @@ struct kvs__entry *kvs__entry_new(const void *key, size_t klen)
 	return e;
 }
 
+
+void kvs__entry_free(struct kvs__index *ix, struct kvs__entry *e)
+{
+	entry_release(ix, e);
+}
 
 struct cds_lfht *kvs__index_table(struct kvs__index *ix)
 {

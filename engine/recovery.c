@@ -161,7 +161,7 @@ static int replay(struct kvs *db, struct kvs__seg *seg, uint64_t off,
 {
 	uint64_t hash = kvs__index_hash(db->index, rec->key, rec->klen);
 	bool tomb = rec->type == KVS_REC_REMOVE;
-	struct kvs__entry *e = kvs__entry_new(rec->key, rec->klen);
+	struct kvs__entry *e = kvs__entry_new(db->index, rec->key, rec->klen);
 	if (!e)
 		return kvs__err(KVS_ENOMEM, "out of memory");
 	e->seg = seg;
@@ -176,11 +176,11 @@ static int replay(struct kvs *db, struct kvs__seg *seg, uint64_t off,
 		uint64_t prev_seq = 0;
 		int rc = entry_seq(prev, &prev_seq);
 		if (rc != KVS_OK) {
-			free(e);
+			kvs__entry_free(db->index, e);
 			return rc;
 		}
 		if (prev_seq > rec->seq) {
-			free(e); /* never published */
+			kvs__entry_free(db->index, e); /* never published */
 			count_dead(seg, rec->length); /* an older write */
 			return KVS_OK;
 		}

@@ -379,7 +379,7 @@ static int stage_op(struct kvs *db, struct kvs_op *op)
 	p->rec_len = (uint32_t)rec_len;
 	p->seq = seq;
 	if (type == KVS_REC_SET) {
-		p->entry = kvs__entry_new(op->key, op->klen);
+		p->entry = kvs__entry_new(db->index, op->key, op->klen);
 		if (!p->entry)
 			return kvs__err(KVS_ENOMEM, "out of memory");
 		p->entry->seg = seg;
@@ -465,10 +465,12 @@ static void apply_round(struct kvs *db)
 	kvs__read_unlock();
 }
 
-static void discard_round(struct kvs__writer_buf *wb)
+static void discard_round(struct kvs *db)
 {
+	struct kvs__writer_buf *wb = db->wbuf;
 	for (size_t i = 0; i < wb->npends; i++)
-		free(wb->pends[i].entry);
+		if (wb->pends[i].entry)
+			kvs__entry_free(db->index, wb->pends[i].entry);
 }
 
 static void round_reset(struct kvs *db)
@@ -568,7 +570,7 @@ static bool writer_round(struct kvs *db, struct kvs__req *list)
 		if (wb->npends)
 			db->counters.batches++;
 	} else {
-		discard_round(wb);
+		discard_round(db);
 		/* The failure may have left bytes after the last good record;
 		 * no more writes go to this handle (failed is set), and the
 		 * next open truncates the torn tail. */
