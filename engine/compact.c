@@ -119,7 +119,6 @@ struct kvs__compact {
 	/* kvs_compact() callers, completed when the forced work is done. */
 	struct kvs__req *waiters;
 	bool forced;
-	uint32_t force_max_id;
 
 	/* The pass in progress: copy the live records (bounded steps), seal
 	 * the output, switch the index to it (bounded steps), drop the
@@ -199,7 +198,7 @@ static bool is_trigger(const struct kvs *db, const struct kvs__seg *s)
 	const struct kvs__compact *cp = db->cp;
 	if (!s->sealed || s == db->active || s->dead_bytes == 0)
 		return false;
-	if (cp->forced && s->id <= cp->force_max_id)
+	if (cp->forced && s->forced)
 		return true;
 	if (db->opt.no_auto_compact)
 		return false;
@@ -340,10 +339,17 @@ static int out_append(struct kvs *db, const unsigned char *rec,
 	struct kvs__compact *cp = db->cp;
 	int rc;
 	if (!cp->out) {
-		rc = kvs__seg_create(db->dir, db->next_seg_id, true, &cp->out);
+		/* An id below the active segment's if one is left (then no
+		 * rotation is needed when the output is sealed). */
+		bool spare = db->spare_id < db->spare_end;
+		uint32_t id = spare ? db->spare_id : db->next_seg_id;
+		rc = kvs__seg_create(db->dir, id, true, &cp->out);
 		if (rc)
 			return rc;
-		db->next_seg_id++;
+		if (spare)
+			db->spare_id++;
+		else
+			db->next_seg_id++;
 	}
 	struct kvs__seg *o = cp->out;
 	if (cp->olen + r->length > cp->ocap) {
@@ -692,8 +698,8 @@ static void dropped(struct kvs *db)
 	if (cp->forced) {
 		bool more = false;
 		for (struct kvs__seg *s = db->segs; s; s = s->next)
-			if (s->sealed && s != db->active &&
-			    s->id <= cp->force_max_id && s->dead_bytes)
+			if (s->sealed && s != db->active && s->forced &&
+			    s->dead_bytes)
 				more = true;
 		if (!more)
 			complete_waiters(db, KVS_OK);
@@ -903,12 +909,11 @@ void kvs__compact_request(struct kvs *db, struct kvs__req *req)
 		req->done(req);
 		return;
 	}
-	uint32_t max_id = 0;
+	/* The call covers the segments sealed now, not the outputs of its
+	 * own passes (which writes meanwhile may give garbage too). */
 	for (struct kvs__seg *s = db->segs; s; s = s->next)
-		if (s->sealed && s->id > max_id)
-			max_id = s->id;
-	if (!cp->forced || max_id > cp->force_max_id)
-		cp->force_max_id = max_id;
+		if (s->sealed)
+			s->forced = true;
 	cp->forced = true;
 	req->next = cp->waiters;
 	cp->waiters = req;

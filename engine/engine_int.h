@@ -252,6 +252,7 @@ struct kvs__seg {
 	struct kvs__hintbuf hint; /* entries for the hint file, until sealed */
 	bool sealed;
 	bool retiring;           /* a victim of the running compaction pass */
+	bool forced;             /* covered by a kvs_compact() call */
 };
 
 char *kvs__seg_path(const char *dir, uint32_t id);
@@ -452,6 +453,9 @@ struct kvs {
 	struct kvs__seg *segs;      /* oldest first */
 	struct kvs__seg *active;    /* last of segs */
 	uint32_t next_seg_id;
+	/* Ids left free below the active segment's, for compaction outputs
+	 * (see kvs__rotate): spare_id .. spare_end - 1. */
+	uint32_t spare_id, spare_end;
 	uint64_t next_seq;
 	uint64_t live_keys;
 	struct kvs_store_stats counters;  /* writes, batches, syncs, ... */

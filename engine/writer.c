@@ -178,6 +178,8 @@ static int out_flush(struct kvs *db)
 
 /* ---- segment rotation ------------------------------------------------------ */
 
+#define SPARE_IDS 8
+
 int kvs__rotate(struct kvs *db)
 {
 	int rc = out_flush(db);
@@ -188,12 +190,22 @@ int kvs__rotate(struct kvs *db)
 		return rc;
 	}
 	db->counters.syncs++;
+	/* Leave SPARE_IDS ids free below the new segment's: compaction
+	 * outputs take them, so that they are older than the active segment
+	 * (only the newest segment may lack a footer) without another
+	 * rotation. */
+	uint32_t id = db->next_seg_id;
+	bool spare = id <= UINT32_MAX - SPARE_IDS - 1;
+	if (spare)
+		id += SPARE_IDS;
 	struct kvs__seg *seg;
-	if ((rc = kvs__seg_create(db->dir, db->next_seg_id, false, &seg))) {
+	if ((rc = kvs__seg_create(db->dir, id, false, &seg))) {
 		kvs__set_failed(db, EIO, "creating a segment");
 		return rc;
 	}
-	db->next_seg_id++;
+	db->spare_id = db->next_seg_id;
+	db->spare_end = id;
+	db->next_seg_id = id + 1;
 	kvs__seg_window(seg, db->opt.segment_size);
 	db->active->next = seg;
 	db->active = seg;

@@ -137,6 +137,36 @@ TEST(Compaction, ForcedCompactionKeepsEveryLiveValue) {
   EXPECT_EQ(v.status, 0) << v.out << v.err;
 }
 
+// A pass's output takes an id left free below the active segment's, so the
+// pass need not seal the active segment (a rotation: two fdatasyncs and a
+// directory fsync on the writer thread) to keep the newest segment the only
+// one that may lack a footer.
+TEST(Compaction, PassDoesNotRotateTheActiveSegment) {
+  TempDir d;
+  kvs_options o{};
+  o.segment_size = 4096;
+  o.no_auto_compact = 1;
+  kvs* db = Open(d.path(), o);
+  const std::string pad(100, 'p');
+  for (int r = 0; r < 30; r++)
+    for (int i = 0; i < 10; i++) ASSERT_EQ(Set(db, "k" + std::to_string(i), pad + std::to_string(r)), KVS_OK);
+  // kvs_compact() seals the active segment (its garbage is covered too) and
+  // starts a new one; its pass then leaves that one alone.
+  ASSERT_EQ(kvs_compact(db), KVS_OK) << kvs_errmsg();
+  std::vector<std::string> segs = kvstest::Segments(d.path());
+  ASSERT_EQ(segs.size(), 2u) << "the output and the active segment, nothing sealed after the pass";
+  EXPECT_EQ(Stats(db).segments, 2u);
+  ASSERT_EQ(Set(db, "after", "x"), KVS_OK);
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+  // The output is sealed, the newest (the active) is not: the open accepts it.
+  db = Open(d.path(), o);
+  for (int i = 0; i < 10; i++) EXPECT_EQ(Get(db, "k" + std::to_string(i)), pad + "29");
+  EXPECT_EQ(Get(db, "after"), "x");
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+  kvstest::RunResult v = kvstest::Run({kvstest::Bin("kvs-dump"), "--verify", d.path()});
+  EXPECT_EQ(v.status, 0) << v.out << v.err;
+}
+
 // Under fsync everysec or never, the records that made a victim's records
 // dead may still be only in the page cache when the pass ends.  They must be
 // synced before the victims are unlinked, or a power cut would lose the new

@@ -270,14 +270,14 @@ TEST(Recovery, NewestWriteWinsBySequenceNotFileOrder) {
   ASSERT_EQ(kvs_close(db), KVS_OK);
   auto segs = kvstest::Segments(d.path());
   ASSERT_EQ(segs.size(), 3u);
-  unlink(segs[2].c_str());  // the active segment: fillers only
+  unlink(segs[2].c_str());  // the active segment: fillers only; its name is the highest
 
   std::string one = kvstest::ReadFile(segs[0]);
   auto recs = Records(segs[0]);
   ASSERT_GE(recs.size(), 2u);
   std::string copy = one.substr(0, 12) + one.substr(recs[0].offset, recs[0].length) +
                      one.substr(recs[1].offset, recs[1].length);
-  kvstest::WriteFile(d.file("0000000010.seg"), copy);
+  kvstest::WriteFile(segs[2], copy);
 
   ASSERT_EQ(OpenWithLog(d.path(), &log, &db, 4096), KVS_OK) << kvs_errmsg();
   EXPECT_EQ(Get(db, "k"), "new");
