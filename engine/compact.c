@@ -35,12 +35,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define STEP_BYTES (8u << 10)     /* input read per step (~15 us of work) */
 #define PASS_COST (256u << 10)    /* tokens a pass's syncs and renames cost */
 #define WRITE_CREDIT 2            /* compaction bytes earned per byte written */
-#define OBUF_MAX (1u << 20)       /* output written per pwrite */
+#define OBUF_MAX (64u << 10)      /* output written per pwrite (~30 us) */
+#define WRITEBACK_EVERY (1u << 20) /* output bytes per sync_file_range */
 #define DEFAULT_RATIO 0.5
 #define DEFAULT_MIN_DEAD (4ull << 20)
 #define DEFAULT_RATE (32ull << 20)
@@ -52,7 +54,7 @@
  * that a steady stream of requests cannot starve it. */
 #define STEP_MIN (2u << 10)
 #define SWITCH_MIN 16
-#define BURST_SLACK (256u << 10)
+#define BURST_SLACK (256u << 10)  /* or a quarter segment, if less */
 /* After a round of client requests, compaction waits this long for the
  * queue to stay empty before its next step: the threads the round woke
  * (on a small machine, often waiting for the CPU the writer is on) run
@@ -60,11 +62,12 @@
 #define QUIET_US 50
 
 /* A pass's fsyncs and renames (a millisecond or more each) run on a
- * short-lived helper thread, so that the writer goes on serving client
- * writes meanwhile.  While a job runs the writer touches neither the
- * output nor the victims' files; it sees the job done (`done`, set with
- * release order, then q_cv is signalled under q_mu, which wakes the
- * writer) and joins it before it uses the results. */
+ * helper thread, started with the first pass and kept until close, so that
+ * the writer goes on serving client writes meanwhile.  The writer posts a
+ * job under j_mu; while it runs the writer touches neither the output nor
+ * the victims' files; it sees the job done (`done`, set with release
+ * order, then q_cv is signalled under q_mu, which wakes the writer) before
+ * it uses the results. */
 enum job_kind {
 	JOB_SEAL,    /* write the output's footer, fdatasync it */
 	JOB_PUBLISH, /* rename the output into place, fsync the directory,
@@ -74,8 +77,6 @@ enum job_kind {
 
 struct job {
 	enum job_kind kind;
-	pthread_t tid;
-	bool threaded;           /* joined when collected */
 	atomic_bool done;
 	int rc;                  /* JOB_SEAL, JOB_PUBLISH: KVS_OK or error */
 	int warn_rc;             /* a failure only worth a warning */
@@ -126,6 +127,12 @@ struct kvs__compact {
 	bool running;
 	enum { PH_COPY, PH_JOB, PH_SWITCH, PH_DROP } phase;
 	struct job job;          /* PH_JOB */
+	/* The helper thread that runs jobs. */
+	pthread_t helper;
+	bool helper_started;
+	pthread_mutex_t j_mu;
+	pthread_cond_t j_cv;     /* j_posted or j_stop was set */
+	bool j_posted, j_stop;   /* under j_mu */
 	uint64_t freed;          /* victim bytes deleted by the pass */
 	size_t si;               /* PH_SWITCH: moved[] done so far */
 	uint64_t out_bytes;      /* size of the sealed output */
@@ -135,6 +142,7 @@ struct kvs__compact {
 	uint64_t min1, min2;     /* the two lowest min_seq over all segments */
 	struct kvs__seg *min1_seg;
 	struct kvs__seg *out;    /* the output, NNNNNNNNNN.seg.tmp */
+	uint64_t written_back;   /* out's bytes whose write-back was started */
 	unsigned char *obuf;
 	size_t olen, ocap;
 	struct moved *moved;
@@ -154,6 +162,8 @@ int kvs__compact_init(struct kvs *db)
 	cp->rate = db->opt.compact_rate ? db->opt.compact_rate : DEFAULT_RATE;
 	cp->tokens = STEP_BYTES;
 	cp->refill_us = kvs__now_us();
+	KVS_CHECK(pthread_mutex_init(&cp->j_mu, NULL));
+	KVS_CHECK(pthread_cond_init(&cp->j_cv, NULL));
 	db->cp = cp;
 	return KVS_OK;
 }
@@ -265,6 +275,10 @@ static bool choose_victims(struct kvs *db)
 	lowest_seqs(db);
 	cp->running = true;
 	cp->start_us = kvs__now_us();
+	/* Work is owed only to writes made while a pass runs: what clients
+	 * wrote before it is this pass's input, not a debt to pay in one
+	 * step (that made the first steps of a pass long). */
+	cp->burst = 0;
 	return true;
 }
 
@@ -323,12 +337,16 @@ static int out_flush(struct kvs *db)
 	int e = kvs__io_pwrite_all(cp->out->fd, cp->obuf, cp->olen, (off_t)at);
 	if (e)
 		return kvs__err_errno(KVS_EIO, e, "%s.tmp: write", cp->out->path);
-	/* Start the write-back now, in the background, so that the final
-	 * fdatasync (on the writer thread) has little left to wait for.  A
-	 * failure here only costs that. */
-	(void)sync_file_range(cp->out->fd, (off_t)at, (off_t)cp->olen,
-			      SYNC_FILE_RANGE_WRITE);
 	cp->olen = 0;
+	/* Start the write-back now and then, in the background, so that the
+	 * disk writes are spread over the pass and the final fdatasync has
+	 * little left to wait for.  A failure here only costs that. */
+	if (cp->out->size - cp->written_back >= WRITEBACK_EVERY) {
+		(void)sync_file_range(cp->out->fd, (off_t)cp->written_back,
+				      (off_t)(cp->out->size - cp->written_back),
+				      SYNC_FILE_RANGE_WRITE);
+		cp->written_back = cp->out->size;
+	}
 	return KVS_OK;
 }
 
@@ -350,6 +368,7 @@ static int out_append(struct kvs *db, const unsigned char *rec,
 			db->spare_id++;
 		else
 			db->next_seg_id++;
+		cp->written_back = 0;
 	}
 	struct kvs__seg *o = cp->out;
 	if (cp->olen + r->length > cp->ocap) {
@@ -437,11 +456,18 @@ static int64_t copy_one(struct kvs *db, struct kvs__seg *v)
 	return (int64_t)r.length;
 }
 
+/* Compaction owes client writes more work than it may put off. */
+static bool behind(const struct kvs *db)
+{
+	uint64_t slack = db->opt.segment_size / 4;
+	return db->cp->burst > (slack < BURST_SLACK ? slack : BURST_SLACK);
+}
+
 /* A client request is queued, and compaction owes little enough work that
  * the step may stop early for it. */
 static bool client_waiting(const struct kvs *db)
 {
-	return db->cp->burst <= BURST_SLACK &&
+	return !behind(db) &&
 	       atomic_load_explicit(&db->q_len, memory_order_relaxed) != 0;
 }
 
@@ -508,9 +534,8 @@ static void insert_by_id(struct kvs *db, struct kvs__seg *seg)
 
 /* ---- the pass's I/O jobs ------------------------------------------------ */
 
-static void *job_main(void *arg)
+static void job_run(struct kvs *db)
 {
-	struct kvs *db = arg;
 	struct kvs__compact *cp = db->cp;
 	struct job *j = &cp->job;
 	struct kvs__seg *out = cp->out;
@@ -559,31 +584,71 @@ static void *job_main(void *arg)
 	}
 	if (j->rc != KVS_OK || j->warn_rc != KVS_OK)
 		snprintf(j->msg, sizeof j->msg, "%s", kvs_errmsg());
-	atomic_store_explicit(&j->done, true, memory_order_release);
 	KVS_CHECK(pthread_mutex_lock(&db->q_mu));
+	atomic_store_explicit(&j->done, true, memory_order_release);
 	KVS_CHECK(pthread_cond_broadcast(&db->q_cv));
 	KVS_CHECK(pthread_mutex_unlock(&db->q_mu));
+}
+
+static void *helper_main(void *arg)
+{
+	struct kvs *db = arg;
+	struct kvs__compact *cp = db->cp;
+
+	/* Jobs are background work (a hint's encoding alone takes
+	 * milliseconds of CPU): at a low priority, a thread that serves
+	 * clients preempts the helper as soon as it wakes, and on a small
+	 * machine the writer is not descheduled for it.  Nice 10 (about a
+	 * tenth of a normal thread's share under contention), not SCHED_IDLE
+	 * or nice 19: under full load the helper still progresses, so a
+	 * writer waiting for a job (see over_budget) is not starved.  A
+	 * failure here is harmless. */
+	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
+	KVS_CHECK(pthread_mutex_lock(&cp->j_mu));
+	for (;;) {
+		while (!cp->j_posted && !cp->j_stop)
+			KVS_CHECK(pthread_cond_wait(&cp->j_cv, &cp->j_mu));
+		if (!cp->j_posted)
+			break; /* stopping, nothing left to do */
+		cp->j_posted = false;
+		KVS_CHECK(pthread_mutex_unlock(&cp->j_mu));
+		job_run(db);
+		KVS_CHECK(pthread_mutex_lock(&cp->j_mu));
+	}
+	KVS_CHECK(pthread_mutex_unlock(&cp->j_mu));
 	return NULL;
 }
 
 static void job_start(struct kvs *db, enum job_kind kind)
 {
-	struct job *j = &db->cp->job;
+	struct kvs__compact *cp = db->cp;
+	struct job *j = &cp->job;
 	j->kind = kind;
 	atomic_store_explicit(&j->done, false, memory_order_relaxed);
-	db->cp->phase = PH_JOB;
-	j->threaded = pthread_create(&j->tid, NULL, job_main, db) == 0;
-	if (!j->threaded)
-		(void)job_main(db); /* no thread to spare: do it here */
+	cp->phase = PH_JOB;
+	if (!cp->helper_started)
+		cp->helper_started =
+			pthread_create(&cp->helper, NULL, helper_main, db) == 0;
+	if (!cp->helper_started) {
+		job_run(db); /* no thread to spare: do it here */
+		return;
+	}
+	KVS_CHECK(pthread_mutex_lock(&cp->j_mu));
+	cp->j_posted = true;
+	KVS_CHECK(pthread_cond_signal(&cp->j_cv));
+	KVS_CHECK(pthread_mutex_unlock(&cp->j_mu));
 }
 
-/* Join the job's thread (it may still be running: then wait for it). */
-static void job_join(struct kvs__compact *cp)
+/* Wait until the job is done (at once if it is). */
+static void job_wait(struct kvs *db)
 {
-	if (cp->job.threaded) {
-		KVS_CHECK(pthread_join(cp->job.tid, NULL));
-		cp->job.threaded = false;
-	}
+	struct job *j = &db->cp->job;
+	if (atomic_load_explicit(&j->done, memory_order_acquire))
+		return;
+	KVS_CHECK(pthread_mutex_lock(&db->q_mu));
+	while (!atomic_load_explicit(&j->done, memory_order_acquire))
+		KVS_CHECK(pthread_cond_wait(&db->q_cv, &db->q_mu));
+	KVS_CHECK(pthread_mutex_unlock(&db->q_mu));
 }
 
 /* ---- ending a pass ----------------------------------------------------------- */
@@ -706,11 +771,15 @@ static void dropped(struct kvs *db)
 	}
 }
 
-/* Garbage past one segment more than the live data: the writer then waits
- * for a job instead of writing on, or overwrites could outrun compaction
- * and the directory grow without bound. */
+/* Garbage past one segment more than the live data, while clients write
+ * faster than compaction keeps up (it owes them more than BURST_SLACK of
+ * work): the writer then waits for a job instead of writing on, or
+ * overwrites could outrun compaction and the directory grow without bound.
+ * Garbage left from before, under a light load, is no reason to stall. */
 static bool over_budget(const struct kvs *db)
 {
+	if (!behind(db))
+		return false; /* clients write slowly: compaction keeps up */
 	uint64_t live = 0, dead = 0;
 	for (const struct kvs__seg *s = db->segs; s; s = s->next) {
 		live += s->live_bytes;
@@ -724,7 +793,7 @@ static void job_collect(struct kvs *db)
 {
 	struct kvs__compact *cp = db->cp;
 	struct job *j = &cp->job;
-	job_join(cp);
+	job_wait(db);
 	if (j->warn_rc != KVS_OK)
 		kvs__log(db, KVS_LOG_WARN, "compaction: %s", j->msg);
 	if (j->rc != KVS_OK && j->kind == JOB_DROP) {
@@ -817,7 +886,7 @@ void kvs__compact_settle(struct kvs *db)
 	struct kvs__compact *cp = db->cp;
 	while (cp->running && cp->phase != PH_COPY) {
 		if (cp->phase == PH_JOB)
-			job_join(cp); /* wait for it */
+			job_wait(db);
 		kvs__compact_step(db);
 	}
 }
@@ -825,12 +894,12 @@ void kvs__compact_settle(struct kvs *db)
 /* Microseconds left of the quiet time after the last round of client
  * requests (0 when it is over, or when compaction owes too much work to
  * wait). */
-static uint64_t quiet_delay(const struct kvs__compact *cp)
+static uint64_t quiet_delay(const struct kvs *db)
 {
-	if (cp->burst > BURST_SLACK)
+	if (behind(db))
 		return 0;
 	uint64_t now = kvs__now_us();
-	return now < cp->quiet_until ? cp->quiet_until - now : 0;
+	return now < db->cp->quiet_until ? db->cp->quiet_until - now : 0;
 }
 
 bool kvs__compact_pending(struct kvs *db, uint64_t *delay_us)
@@ -850,7 +919,7 @@ bool kvs__compact_pending(struct kvs *db, uint64_t *delay_us)
 		return atomic_load_explicit(&cp->job.done, memory_order_acquire) ||
 		       over_budget(db);
 	if (cp->running && cp->phase != PH_COPY) {
-		*delay_us = quiet_delay(cp);
+		*delay_us = quiet_delay(db);
 		return true;
 	}
 	if (cp->disabled || atomic_load(&db->failed))
@@ -865,7 +934,7 @@ bool kvs__compact_pending(struct kvs *db, uint64_t *delay_us)
 			return false;
 		}
 	}
-	if ((*delay_us = quiet_delay(cp)) != 0 || cp->forced)
+	if ((*delay_us = quiet_delay(db)) != 0 || cp->forced)
 		return true;
 	uint64_t now = kvs__now_us();
 	cp->tokens += (double)(now - cp->refill_us) * (double)cp->rate / 1e6;
@@ -924,6 +993,16 @@ void kvs__compact_free(struct kvs *db)
 	struct kvs__compact *cp = db->cp;
 	if (!cp)
 		return;
+	if (cp->helper_started) {
+		/* It finishes a posted job first. */
+		KVS_CHECK(pthread_mutex_lock(&cp->j_mu));
+		cp->j_stop = true;
+		KVS_CHECK(pthread_cond_signal(&cp->j_cv));
+		KVS_CHECK(pthread_mutex_unlock(&cp->j_mu));
+		KVS_CHECK(pthread_join(cp->helper, NULL));
+	}
+	KVS_CHECK(pthread_cond_destroy(&cp->j_cv));
+	KVS_CHECK(pthread_mutex_destroy(&cp->j_mu));
 	if (cp->running)
 		abort_pass(db);
 	complete_waiters(db, KVS_OK);
