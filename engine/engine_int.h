@@ -9,6 +9,8 @@
  *     the index, or changes the segment list.
  *   - the sync thread (everysec only): fdatasyncs the active segment once a
  *     second when it has unsynced bytes.
+ *   - the compaction helper (from the first pass on, at nice 10): runs a
+ *     pass's syncs, renames, hint writes and unlinks for the writer.
  *
  * RCU flavour: urcu-memb.  Its read-side lock is a couple of plain loads and
  * stores (the heavy barrier is on the writer's side, done with the
