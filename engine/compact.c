@@ -133,6 +133,9 @@ struct kvs__compact {
 	pthread_mutex_t j_mu;
 	pthread_cond_t j_cv;     /* j_posted or j_stop was set */
 	bool j_posted, j_stop;   /* under j_mu */
+	/* Sealed segments whose hint files the helper is to write, oldest
+	 * first (under j_mu; see kvs__compact_hint_later). */
+	struct kvs__seg *hint_head, *hint_tail;
 	uint64_t freed;          /* victim bytes deleted by the pass */
 	size_t si;               /* PH_SWITCH: moved[] done so far */
 	uint64_t out_bytes;      /* size of the sealed output */
@@ -203,10 +206,17 @@ static void release_kept(struct kvs *db)
 	}
 }
 
+/* The helper has yet to write the segment's hint: the segment must stay. */
+static bool hint_busy(const struct kvs__seg *s)
+{
+	return atomic_load_explicit(&s->hint_busy, memory_order_acquire);
+}
+
 static bool is_trigger(const struct kvs *db, const struct kvs__seg *s)
 {
 	const struct kvs__compact *cp = db->cp;
-	if (!s->sealed || s == db->active || s->dead_bytes == 0)
+	if (!s->sealed || s == db->active || s->dead_bytes == 0 ||
+	    hint_busy(s))
 		return false;
 	if (cp->forced && s->forced)
 		return true;
@@ -238,7 +248,8 @@ static bool choose_victims(struct kvs *db)
 	for (struct kvs__seg *s = db->segs; s; s = s->next) {
 		if (is_trigger(db, s))
 			n++;
-		else if (s->sealed && s != db->active && s->records == 0)
+		else if (s->sealed && s != db->active && s->records == 0 &&
+			 !hint_busy(s))
 			empties++;
 	}
 	if (n == 0)
@@ -263,7 +274,7 @@ static bool choose_victims(struct kvs *db)
 	 * they never start a pass on their own. */
 	for (struct kvs__seg *s = db->segs; s; s = s->next)
 		if (s->sealed && s != db->active && s->records == 0 &&
-		    !is_trigger(db, s))
+		    !hint_busy(s) && !is_trigger(db, s))
 			v[keep++] = s;
 	for (size_t j = 0; j < keep; j++)
 		v[j]->retiring = true;
@@ -386,8 +397,7 @@ static int out_append(struct kvs *db, const unsigned char *rec,
 	memcpy(cp->obuf + cp->olen, rec, r->length);
 	cp->olen += r->length;
 	uint64_t off = o->size;
-	kvs__hint_add(&o->hint, r->type, r->seq, r->key, r->klen, off,
-		      r->length, r->vlen);
+	kvs__hint_add(&o->hint, off);
 	o->size += r->length;
 	o->records++;
 	o->last_seq = r->seq;
@@ -590,6 +600,21 @@ static void job_run(struct kvs *db)
 	KVS_CHECK(pthread_mutex_unlock(&db->q_mu));
 }
 
+/* Write a sealed segment's hint (the helper), then let the writer see the
+ * segment free again. */
+static void hint_run(struct kvs *db, struct kvs__seg *seg)
+{
+	/* The hint only speeds up the next open: failing to write it is not
+	 * a failed write. */
+	if (kvs__seg_write_hint(db->dir, seg, seg->hint_footer_off) != KVS_OK)
+		kvs__log(db, KVS_LOG_WARN, "%s", kvs_errmsg());
+	KVS_CHECK(pthread_mutex_lock(&db->q_mu));
+	atomic_store_explicit(&seg->hint_busy, false, memory_order_release);
+	/* A kvs_compact() call may be waiting for the segment. */
+	KVS_CHECK(pthread_cond_broadcast(&db->q_cv));
+	KVS_CHECK(pthread_mutex_unlock(&db->q_mu));
+}
+
 static void *helper_main(void *arg)
 {
 	struct kvs *db = arg;
@@ -606,17 +631,59 @@ static void *helper_main(void *arg)
 	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
 	KVS_CHECK(pthread_mutex_lock(&cp->j_mu));
 	for (;;) {
-		while (!cp->j_posted && !cp->j_stop)
+		while (!cp->j_posted && !cp->j_stop && !cp->hint_head)
 			KVS_CHECK(pthread_cond_wait(&cp->j_cv, &cp->j_mu));
-		if (!cp->j_posted)
-			break; /* stopping, nothing left to do */
-		cp->j_posted = false;
+		if (cp->j_posted) { /* a pass's job first: it may be awaited */
+			cp->j_posted = false;
+			KVS_CHECK(pthread_mutex_unlock(&cp->j_mu));
+			job_run(db);
+			KVS_CHECK(pthread_mutex_lock(&cp->j_mu));
+			continue;
+		}
+		if (!cp->hint_head)
+			break; /* stopping; queued hints are written first, so
+				  that the next open finds them */
+		struct kvs__seg *seg = cp->hint_head;
+		if (!(cp->hint_head = seg->hint_next))
+			cp->hint_tail = NULL;
 		KVS_CHECK(pthread_mutex_unlock(&cp->j_mu));
-		job_run(db);
+		hint_run(db, seg);
 		KVS_CHECK(pthread_mutex_lock(&cp->j_mu));
 	}
 	KVS_CHECK(pthread_mutex_unlock(&cp->j_mu));
 	return NULL;
+}
+
+/* Start the helper thread if it is not running yet; false if it cannot. */
+static bool helper_ensure(struct kvs *db)
+{
+	struct kvs__compact *cp = db->cp;
+	if (!cp->helper_started)
+		cp->helper_started =
+			pthread_create(&cp->helper, NULL, helper_main, db) == 0;
+	return cp->helper_started;
+}
+
+void kvs__compact_hint_later(struct kvs *db, struct kvs__seg *seg,
+			     uint64_t footer_off)
+{
+	struct kvs__compact *cp = db->cp;
+	seg->hint_footer_off = footer_off;
+	if (!helper_ensure(db)) {
+		if (kvs__seg_write_hint(db->dir, seg, footer_off) != KVS_OK)
+			kvs__log(db, KVS_LOG_WARN, "%s", kvs_errmsg());
+		return;
+	}
+	atomic_store_explicit(&seg->hint_busy, true, memory_order_relaxed);
+	seg->hint_next = NULL;
+	KVS_CHECK(pthread_mutex_lock(&cp->j_mu));
+	if (cp->hint_tail)
+		cp->hint_tail->hint_next = seg;
+	else
+		cp->hint_head = seg;
+	cp->hint_tail = seg;
+	KVS_CHECK(pthread_cond_signal(&cp->j_cv));
+	KVS_CHECK(pthread_mutex_unlock(&cp->j_mu));
 }
 
 static void job_start(struct kvs *db, enum job_kind kind)
@@ -626,10 +693,7 @@ static void job_start(struct kvs *db, enum job_kind kind)
 	j->kind = kind;
 	atomic_store_explicit(&j->done, false, memory_order_relaxed);
 	cp->phase = PH_JOB;
-	if (!cp->helper_started)
-		cp->helper_started =
-			pthread_create(&cp->helper, NULL, helper_main, db) == 0;
-	if (!cp->helper_started) {
+	if (!helper_ensure(db)) {
 		job_run(db); /* no thread to spare: do it here */
 		return;
 	}
@@ -925,11 +989,16 @@ bool kvs__compact_pending(struct kvs *db, uint64_t *delay_us)
 	if (cp->disabled || atomic_load(&db->failed))
 		return false;
 	if (!cp->running) {
-		bool any = false;
-		for (struct kvs__seg *s = db->segs; s && !any; s = s->next)
+		bool any = false, later = false;
+		for (struct kvs__seg *s = db->segs; s && !any; s = s->next) {
 			any = is_trigger(db, s);
+			/* Covered, but its hint is being written: the helper
+			 * wakes the writer when done. */
+			later |= cp->forced && s->forced && s->sealed &&
+				 s != db->active && s->dead_bytes && hint_busy(s);
+		}
 		if (!any) {
-			if (cp->forced) /* nothing (left) to do */
+			if (cp->forced && !later) /* nothing (left) to do */
 				complete_waiters(db, KVS_OK);
 			return false;
 		}
@@ -994,7 +1063,7 @@ void kvs__compact_free(struct kvs *db)
 	if (!cp)
 		return;
 	if (cp->helper_started) {
-		/* It finishes a posted job first. */
+		/* It finishes a posted job and the queued hints first. */
 		KVS_CHECK(pthread_mutex_lock(&cp->j_mu));
 		cp->j_stop = true;
 		KVS_CHECK(pthread_cond_signal(&cp->j_cv));

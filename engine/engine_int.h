@@ -204,15 +204,15 @@ bool kvs__hint_check(const unsigned char *buf, size_t len,
 /* Decode one entry into rec (type, seq, key, offset, length, vlen). */
 enum kvs__dec kvs__hint_next(const unsigned char *buf, size_t len,
 			     size_t *pos, struct kvs_record *rec);
+/* The offsets of a segment's records, kept until its hint file is written:
+ * the entries are then read back from the segment's mapping (4 bytes a
+ * record in memory, instead of the encoded entry with its key). */
 struct kvs__hintbuf {
-	unsigned char *buf;
-	size_t len, cap;
-	uint64_t count;
+	uint32_t *off;
+	size_t n, cap;
 	bool failed; /* out of memory once: the hint is skipped */
 };
-void kvs__hint_add(struct kvs__hintbuf *hb, enum kvs_record_type type,
-		   uint64_t seq, const void *key, size_t klen, uint64_t off,
-		   uint64_t rec_len, uint64_t vlen);
+void kvs__hint_add(struct kvs__hintbuf *hb, uint64_t off);
 void kvs__hint_reset(struct kvs__hintbuf *hb);
 char *kvs__hint_path(const char *dir, uint32_t id);
 
@@ -255,6 +255,13 @@ struct kvs__seg {
 	bool sealed;
 	bool retiring;           /* a victim of the running compaction pass */
 	bool forced;             /* covered by a kvs_compact() call */
+	/* Set by the writer when it hands the segment's hint file to the
+	 * compaction helper, cleared by the helper (release) once written;
+	 * while set the segment is no compaction victim.  hint_next and
+	 * hint_footer_off are the helper's queue, under kvs__compact.j_mu. */
+	atomic_bool hint_busy;
+	struct kvs__seg *hint_next;
+	uint64_t hint_footer_off;
 };
 
 char *kvs__seg_path(const char *dir, uint32_t id);
@@ -270,9 +277,11 @@ void kvs__seg_window(struct kvs__seg *seg, uint64_t len);
 /* Open an existing segment read-write (recovery). */
 int kvs__seg_open(const char *dir, uint32_t id, struct kvs__seg **out);
 /* Append the footer, fdatasync, map read-only and publish the map; then
- * write the hint file (a failure there is only logged). */
+ * hand the hint file to the compaction helper (kvs__compact_hint_later). */
 int kvs__seg_seal(struct kvs *db, struct kvs__seg *seg);
-/* Write seg's hint file from seg->hint (footer_off: where the footer is). */
+/* Write seg's hint file: the entries are read from the records at the
+ * offsets in seg->hint, through seg->map (footer_off: where the footer
+ * is).  Any thread, while nothing else uses seg->hint. */
 int kvs__seg_write_hint(const char *dir, struct kvs__seg *seg,
 			uint64_t footer_off);
 /* Map a sealed segment found at recovery. */
@@ -506,6 +515,10 @@ void kvs__compact_check_active(struct kvs *db);
 bool kvs__compact_pending(struct kvs *db, uint64_t *delay_us);
 /* Do one bounded step of compaction. */
 void kvs__compact_step(struct kvs *db);
+/* Writer only: have the compaction helper write the hint file of `seg`,
+ * just sealed and mapped (in this thread if no helper can be started). */
+void kvs__compact_hint_later(struct kvs *db, struct kvs__seg *seg,
+			     uint64_t footer_off);
 /* The writer has just completed a round of client requests. */
 void kvs__compact_note_round(struct kvs *db);
 /* At stop: finish a pass whose output is published (the index switch and

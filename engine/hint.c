@@ -20,49 +20,48 @@ char *kvs__hint_path(const char *dir, uint32_t id)
 	return p;
 }
 
-static bool reserve(struct kvs__hintbuf *hb, size_t more)
+/* A growing output buffer. */
+struct out {
+	unsigned char *p;
+	size_t len, cap;
+};
+
+static bool reserve(struct out *o, size_t more)
 {
-	if (hb->failed)
-		return false;
-	if (hb->len + more <= hb->cap)
+	if (o->len + more <= o->cap)
 		return true;
-	size_t cap = hb->cap ? hb->cap : 4096;
-	while (cap < hb->len + more)
+	size_t cap = o->cap ? o->cap : 4096;
+	while (cap < o->len + more)
 		cap *= 2;
-	unsigned char *p = realloc(hb->buf, cap);
-	if (!p) {
-		hb->failed = true; /* no hint; the next open scans instead */
+	unsigned char *p = realloc(o->p, cap);
+	if (!p)
 		return false;
-	}
-	hb->buf = p;
-	hb->cap = cap;
+	o->p = p;
+	o->cap = cap;
 	return true;
 }
 
-void kvs__hint_add(struct kvs__hintbuf *hb, enum kvs_record_type type,
-		   uint64_t seq, const void *key, size_t klen, uint64_t off,
-		   uint64_t rec_len, uint64_t vlen)
+void kvs__hint_add(struct kvs__hintbuf *hb, uint64_t off)
 {
-	if (!reserve(hb, 6 * 9 + klen))
+	if (hb->failed)
 		return;
-	unsigned char *o = hb->buf;
-	size_t n = hb->len, cap = hb->cap;
-	n += cbor_encode_array_start(6, o + n, cap - n);
-	n += cbor_encode_uint(seq, o + n, cap - n);
-	n += cbor_encode_uint((uint64_t)type, o + n, cap - n);
-	n += cbor_encode_bytestring_start(klen, o + n, cap - n);
-	memcpy(o + n, key, klen);
-	n += klen;
-	n += cbor_encode_uint(off, o + n, cap - n);
-	n += cbor_encode_uint(rec_len, o + n, cap - n);
-	n += cbor_encode_uint(vlen, o + n, cap - n);
-	hb->len = n;
-	hb->count++;
+	if (hb->n == hb->cap) {
+		size_t cap = hb->cap ? hb->cap * 2 : 1024;
+		uint32_t *p = realloc(hb->off, cap * sizeof *p);
+		if (!p) {
+			free(hb->off); /* no hint; the next open scans instead */
+			*hb = (struct kvs__hintbuf){ .failed = true };
+			return;
+		}
+		hb->off = p;
+		hb->cap = cap;
+	}
+	hb->off[hb->n++] = (uint32_t)off;
 }
 
 void kvs__hint_reset(struct kvs__hintbuf *hb)
 {
-	free(hb->buf);
+	free(hb->off);
 	memset(hb, 0, sizeof *hb);
 }
 
@@ -70,30 +69,69 @@ int kvs__seg_write_hint(const char *dir, struct kvs__seg *seg,
 			uint64_t footer_off)
 {
 	struct kvs__hintbuf *hb = &seg->hint;
-	unsigned char head[KVS__HDR_LEN + 32];
-	size_t hlen = KVS__HDR_LEN;
-	int rc;
+	const unsigned char *map = __atomic_load_n(&seg->map, __ATOMIC_ACQUIRE);
+	struct out o = { 0 };
+	int rc = KVS_OK;
 
-	memcpy(head, hint_header, KVS__HDR_LEN);
-	hlen += cbor_encode_array_start(3, head + hlen, sizeof head - hlen);
-	hlen += cbor_encode_uint(hb->count, head + hlen, sizeof head - hlen);
-	hlen += cbor_encode_uint(footer_off, head + hlen, sizeof head - hlen);
-	hlen += cbor_encode_uint(seg->min_seq, head + hlen, sizeof head - hlen);
-	/* Make room in front of the entries for the header and meta item,
-	 * and behind them for the crc. */
-	if (hb->failed || !reserve(hb, hlen + 5)) {
-		kvs__hint_reset(hb);
-		return kvs__err(KVS_ENOMEM, "out of memory for a hint file");
+	if (hb->failed || !reserve(&o, KVS__HDR_LEN + 32 + hb->n * 40)) {
+		rc = kvs__err(KVS_ENOMEM, "out of memory for a hint file");
+		goto out;
 	}
-	memmove(hb->buf + hlen, hb->buf, hb->len);
-	memcpy(hb->buf, head, hlen);
-	size_t n = hlen + hb->len;
-	cbor_encode_uint32(kvs__crc32c(0, hb->buf, n), hb->buf + n, 5);
+	if (!map || seg->map_len < footer_off) {
+		rc = kvs__err(KVS_EINVAL, "%s: not mapped for its hint",
+			      seg->path);
+		goto out;
+	}
+	memcpy(o.p, hint_header, KVS__HDR_LEN);
+	o.len = KVS__HDR_LEN;
+	o.len += cbor_encode_array_start(3, o.p + o.len, o.cap - o.len);
+	o.len += cbor_encode_uint(hb->n, o.p + o.len, o.cap - o.len);
+	o.len += cbor_encode_uint(footer_off, o.p + o.len, o.cap - o.len);
+	o.len += cbor_encode_uint(seg->min_seq, o.p + o.len, o.cap - o.len);
+	/* Each entry from its record, as written (and checked, or written by
+	 * this process) before. */
+	for (size_t i = 0; i < hb->n; i++) {
+		uint64_t off = hb->off[i];
+		struct kvs_record r;
+		uint32_t crc;
+		const char *why = "";
+		if (off >= footer_off ||
+		    kvs__rec_decode(map + off, footer_off - off, &r, &crc,
+				    &why) != KVS__DEC_OK) {
+			rc = kvs__err(KVS_ECORRUPT,
+				      "%s: bad record at offset %llu: %s",
+				      seg->path, (unsigned long long)off, why);
+			goto out;
+		}
+		if (!reserve(&o, 6 * 9 + r.klen + 5)) {
+			rc = kvs__err(KVS_ENOMEM, "out of memory for a hint file");
+			goto out;
+		}
+		unsigned char *p = o.p;
+		size_t n = o.len, cap = o.cap;
+		n += cbor_encode_array_start(6, p + n, cap - n);
+		n += cbor_encode_uint(r.seq, p + n, cap - n);
+		n += cbor_encode_uint((uint64_t)r.type, p + n, cap - n);
+		n += cbor_encode_bytestring_start(r.klen, p + n, cap - n);
+		memcpy(p + n, r.key, r.klen);
+		n += r.klen;
+		n += cbor_encode_uint(off, p + n, cap - n);
+		n += cbor_encode_uint(r.length, p + n, cap - n);
+		n += cbor_encode_uint(r.vlen, p + n, cap - n);
+		o.len = n;
+	}
+	if (!reserve(&o, 5)) {
+		rc = kvs__err(KVS_ENOMEM, "out of memory for a hint file");
+		goto out;
+	}
+	cbor_encode_uint32(kvs__crc32c(0, o.p, o.len), o.p + o.len, 5);
 	char name[32];
 	snprintf(name, sizeof name, "%010u.hint", seg->id);
 	/* No sync: a hint lost or torn by a crash fails its checksum and
 	 * the segment is scanned instead. */
-	rc = kvs__io_write_file(dir, name, hb->buf, n + 5, false);
+	rc = kvs__io_write_file(dir, name, o.p, o.len + 5, false);
+out:
+	free(o.p);
 	kvs__hint_reset(hb);
 	return rc;
 }

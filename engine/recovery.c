@@ -451,8 +451,7 @@ static int load_segment(struct kvs *db, struct kvs__seg *seg, bool newest,
 		}
 		if ((rc = replay(db, seg, pos, &rec)) != KVS_OK)
 			goto out;
-		kvs__hint_add(&seg->hint, rec.type, rec.seq, rec.key, rec.klen,
-			      pos, rec.length, rec.vlen);
+		kvs__hint_add(&seg->hint, pos);
 		if (rec.seq < seg->min_seq)
 			seg->min_seq = rec.seq;
 		seg->records++;

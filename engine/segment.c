@@ -148,10 +148,9 @@ int kvs__seg_seal(struct kvs *db, struct kvs__seg *seg)
 	seg->sealed = true;
 	if ((rc = kvs__seg_map(seg)) != KVS_OK)
 		return rc;
-	/* The hint only speeds up the next open: failing to write it is
-	 * not a failed write. */
-	if (kvs__seg_write_hint(db->dir, seg, footer_off) != KVS_OK)
-		kvs__log(db, KVS_LOG_WARN, "%s", kvs_errmsg());
+	/* Encoding and writing the hint takes tens of milliseconds for a big
+	 * segment of small records: the compaction helper does it. */
+	kvs__compact_hint_later(db, seg, footer_off);
 	return KVS_OK;
 }
 

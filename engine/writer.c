@@ -425,8 +425,7 @@ static int stage_op(struct kvs *db, struct kvs_op *op)
 	    out_add(wb, crcb, 5, true))
 		return kvs__err(KVS_ENOMEM, "out of memory");
 
-	kvs__hint_add(&seg->hint, type, seq, op->key, op->klen, seg->size,
-		      rec_len, vlen);
+	kvs__hint_add(&seg->hint, seg->size);
 	db->next_seq++;
 	seg->size += rec_len;
 	seg->records++;
