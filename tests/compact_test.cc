@@ -137,19 +137,35 @@ TEST(Compaction, ForcedCompactionKeepsEveryLiveValue) {
   EXPECT_EQ(v.status, 0) << v.out << v.err;
 }
 
+// A store of small segments without automatic compaction in which a few keys
+// were overwritten round after round: all but the newest segments are
+// garbage, and the live data fits one compaction output.
+constexpr int kChurnKeys = 10, kChurnRounds = 30;
+
+kvs_options ChurnOptions(kvs_fsync fsync) {
+  kvs_options o{};
+  o.segment_size = 4096;
+  o.no_auto_compact = 1;
+  o.fsync = fsync;
+  return o;
+}
+
+std::string ChurnValue(int round) { return std::string(100, 'p') + std::to_string(round); }
+
+void Churn(kvs* db) {
+  for (int r = 0; r < kChurnRounds; r++)
+    for (int i = 0; i < kChurnKeys; i++) ASSERT_EQ(Set(db, "k" + std::to_string(i), ChurnValue(r)), KVS_OK);
+}
+
 // A pass's output takes an id left free below the active segment's, so the
 // pass need not seal the active segment (a rotation: two fdatasyncs and a
 // directory fsync on the writer thread) to keep the newest segment the only
 // one that may lack a footer.
 TEST(Compaction, PassDoesNotRotateTheActiveSegment) {
   TempDir d;
-  kvs_options o{};
-  o.segment_size = 4096;
-  o.no_auto_compact = 1;
+  kvs_options o = ChurnOptions(KVS_FSYNC_EVERYSEC);
   kvs* db = Open(d.path(), o);
-  const std::string pad(100, 'p');
-  for (int r = 0; r < 30; r++)
-    for (int i = 0; i < 10; i++) ASSERT_EQ(Set(db, "k" + std::to_string(i), pad + std::to_string(r)), KVS_OK);
+  ASSERT_NO_FATAL_FAILURE(Churn(db));
   // kvs_compact() seals the active segment (its garbage is covered too) and
   // starts a new one; its pass then leaves that one alone.
   ASSERT_EQ(kvs_compact(db), KVS_OK) << kvs_errmsg();
@@ -160,7 +176,7 @@ TEST(Compaction, PassDoesNotRotateTheActiveSegment) {
   ASSERT_EQ(kvs_close(db), KVS_OK);
   // The output is sealed, the newest (the active) is not: the open accepts it.
   db = Open(d.path(), o);
-  for (int i = 0; i < 10; i++) EXPECT_EQ(Get(db, "k" + std::to_string(i)), pad + "29");
+  for (int i = 0; i < kChurnKeys; i++) EXPECT_EQ(Get(db, "k" + std::to_string(i)), ChurnValue(kChurnRounds - 1));
   EXPECT_EQ(Get(db, "after"), "x");
   ASSERT_EQ(kvs_close(db), KVS_OK);
   kvstest::RunResult v = kvstest::Run({kvstest::Bin("kvs-dump"), "--verify", d.path()});
@@ -179,14 +195,9 @@ TEST(Compaction, OverwritesAreSyncedBeforeVictimsGo) {
   bool seen = false;
   for (int nth = 1; nth <= 12 && !seen; nth++) {
     TempDir d;
-    kvs_options o{};
-    o.segment_size = 4096;
-    o.no_auto_compact = 1;
-    o.fsync = KVS_FSYNC_NEVER;
+    kvs_options o = ChurnOptions(KVS_FSYNC_NEVER);
     kvs* db = Open(d.path(), o);
-    const std::string pad(100, 'p');
-    for (int r = 0; r < 30; r++)
-      for (int i = 0; i < 10; i++) ASSERT_EQ(Set(db, "k" + std::to_string(i), pad + std::to_string(r)), KVS_OK);
+    ASSERT_NO_FATAL_FAILURE(Churn(db));
     std::vector<std::string> before = kvstest::Segments(d.path());
     ASSERT_GT(before.size(), 3u);
     kvs__fault_sync(nth, EIO);
@@ -206,7 +217,8 @@ TEST(Compaction, OverwritesAreSyncedBeforeVictimsGo) {
     }
     kvs_close(db);
     db = Open(d.path(), o);
-    for (int i = 0; i < 10; i++) EXPECT_EQ(Get(db, "k" + std::to_string(i)), pad + "29") << "nth " << nth;
+    for (int i = 0; i < kChurnKeys; i++)
+      EXPECT_EQ(Get(db, "k" + std::to_string(i)), ChurnValue(kChurnRounds - 1)) << "nth " << nth;
     ASSERT_EQ(kvs_close(db), KVS_OK);
   }
   EXPECT_TRUE(seen) << "no fdatasync between the output's publication and the victims' removal";
