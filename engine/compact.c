@@ -206,17 +206,27 @@ static void release_kept(struct kvs *db)
 	}
 }
 
-/* The helper has yet to write the segment's hint: the segment must stay. */
+/* The helper has yet to write the segment's hint: the segment must stay
+ * (a victim's drop waits for it). */
 static bool hint_busy(const struct kvs__seg *s)
 {
 	return atomic_load_explicit(&s->hint_busy, memory_order_acquire);
 }
 
+/* A victim of the running pass still has its hint being written. */
+static bool victims_hinting(const struct kvs *db)
+{
+	const struct kvs__compact *cp = db->cp;
+	for (size_t i = 0; i < cp->nvictims; i++)
+		if (hint_busy(cp->victims[i]))
+			return true;
+	return false;
+}
+
 static bool is_trigger(const struct kvs *db, const struct kvs__seg *s)
 {
 	const struct kvs__compact *cp = db->cp;
-	if (!s->sealed || s == db->active || s->dead_bytes == 0 ||
-	    hint_busy(s))
+	if (!s->sealed || s == db->active || s->dead_bytes == 0)
 		return false;
 	if (cp->forced && s->forced)
 		return true;
@@ -248,8 +258,7 @@ static bool choose_victims(struct kvs *db)
 	for (struct kvs__seg *s = db->segs; s; s = s->next) {
 		if (is_trigger(db, s))
 			n++;
-		else if (s->sealed && s != db->active && s->records == 0 &&
-			 !hint_busy(s))
+		else if (s->sealed && s != db->active && s->records == 0)
 			empties++;
 	}
 	if (n == 0)
@@ -274,7 +283,7 @@ static bool choose_victims(struct kvs *db)
 	 * they never start a pass on their own. */
 	for (struct kvs__seg *s = db->segs; s; s = s->next)
 		if (s->sealed && s != db->active && s->records == 0 &&
-		    !hint_busy(s) && !is_trigger(db, s))
+		    !is_trigger(db, s))
 			v[keep++] = s;
 	for (size_t j = 0; j < keep; j++)
 		v[j]->retiring = true;
@@ -900,7 +909,8 @@ void kvs__compact_step(struct kvs *db)
 		switch_some(db);
 		return;
 	case PH_DROP:
-		drop_victims(db);
+		if (!victims_hinting(db))
+			drop_victims(db);
 		return;
 	case PH_COPY:
 		break;
@@ -951,6 +961,12 @@ void kvs__compact_settle(struct kvs *db)
 	while (cp->running && cp->phase != PH_COPY) {
 		if (cp->phase == PH_JOB)
 			job_wait(db);
+		if (cp->phase == PH_DROP) { /* wait for the victims' hints */
+			KVS_CHECK(pthread_mutex_lock(&db->q_mu));
+			while (victims_hinting(db))
+				KVS_CHECK(pthread_cond_wait(&db->q_cv, &db->q_mu));
+			KVS_CHECK(pthread_mutex_unlock(&db->q_mu));
+		}
 		kvs__compact_step(db);
 	}
 }
@@ -982,6 +998,8 @@ bool kvs__compact_pending(struct kvs *db, uint64_t *delay_us)
 	if (cp->running && cp->phase == PH_JOB)
 		return atomic_load_explicit(&cp->job.done, memory_order_acquire) ||
 		       over_budget(db);
+	if (cp->running && cp->phase == PH_DROP && victims_hinting(db))
+		return false; /* the helper wakes the writer when it is done */
 	if (cp->running && cp->phase != PH_COPY) {
 		*delay_us = quiet_delay(db);
 		return true;
@@ -989,16 +1007,11 @@ bool kvs__compact_pending(struct kvs *db, uint64_t *delay_us)
 	if (cp->disabled || atomic_load(&db->failed))
 		return false;
 	if (!cp->running) {
-		bool any = false, later = false;
-		for (struct kvs__seg *s = db->segs; s && !any; s = s->next) {
+		bool any = false;
+		for (struct kvs__seg *s = db->segs; s && !any; s = s->next)
 			any = is_trigger(db, s);
-			/* Covered, but its hint is being written: the helper
-			 * wakes the writer when done. */
-			later |= cp->forced && s->forced && s->sealed &&
-				 s != db->active && s->dead_bytes && hint_busy(s);
-		}
 		if (!any) {
-			if (cp->forced && !later) /* nothing (left) to do */
+			if (cp->forced) /* nothing (left) to do */
 				complete_waiters(db, KVS_OK);
 			return false;
 		}
