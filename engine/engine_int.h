@@ -167,6 +167,10 @@ enum kvs__dec { KVS__DEC_OK, KVS__DEC_SHORT, KVS__DEC_BAD };
 enum kvs__dec kvs__rec_decode(const unsigned char *buf, size_t len,
 			      struct kvs_record *rec, uint32_t *crc_out,
 			      const char **why);
+/* The same without reading the crc item or checking it (the value bytes
+ * are not touched): for records this process wrote or already checked. */
+enum kvs__dec kvs__rec_decode_head(const unsigned char *buf, size_t len,
+				   struct kvs_record *rec, const char **why);
 /* Check a complete record's crc (rec_len bytes starting at buf). */
 bool kvs__rec_crc_ok(const unsigned char *buf, size_t rec_len);
 

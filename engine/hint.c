@@ -88,16 +88,15 @@ int kvs__seg_write_hint(const char *dir, struct kvs__seg *seg,
 	o.len += cbor_encode_uint(hb->n, o.p + o.len, o.cap - o.len);
 	o.len += cbor_encode_uint(footer_off, o.p + o.len, o.cap - o.len);
 	o.len += cbor_encode_uint(seg->min_seq, o.p + o.len, o.cap - o.len);
-	/* Each entry from its record, as written (and checked, or written by
-	 * this process) before. */
+	/* Each entry from its record's head: the records were written by
+	 * this process, or checked when the segment was scanned. */
 	for (size_t i = 0; i < hb->n; i++) {
 		uint64_t off = hb->off[i];
 		struct kvs_record r;
-		uint32_t crc;
 		const char *why = "";
 		if (off >= footer_off ||
-		    kvs__rec_decode(map + off, footer_off - off, &r, &crc,
-				    &why) != KVS__DEC_OK) {
+		    kvs__rec_decode_head(map + off, footer_off - off, &r,
+					 &why) != KVS__DEC_OK) {
 			rc = kvs__err(KVS_ECORRUPT,
 				      "%s: bad record at offset %llu: %s",
 				      seg->path, (unsigned long long)off, why);

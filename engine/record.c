@@ -137,13 +137,13 @@ static enum kvs__dec fixed_u32(const unsigned char *buf, size_t len,
 		}                                                            \
 	} while (0)
 
-enum kvs__dec kvs__rec_decode(const unsigned char *buf, size_t len,
-			      struct kvs_record *rec, uint32_t *crc_out,
-			      const char **why)
+/* Decode a record up to its crc item: *pos is left at the crc item. */
+static enum kvs__dec decode_body(const unsigned char *buf, size_t len,
+				 struct kvs_record *rec, size_t *pos_out,
+				 const char **why)
 {
 	struct kvs__item it;
 	size_t pos = 0;
-	uint32_t crc;
 
 	memset(rec, 0, sizeof *rec);
 	STEP(next_item(buf, len, &pos, &it), "bad record start");
@@ -180,6 +180,19 @@ enum kvs__dec kvs__rec_decode(const unsigned char *buf, size_t len,
 			rec->vlen = it.n;
 		}
 	}
+	*pos_out = pos;
+	return KVS__DEC_OK;
+}
+
+enum kvs__dec kvs__rec_decode(const unsigned char *buf, size_t len,
+			      struct kvs_record *rec, uint32_t *crc_out,
+			      const char **why)
+{
+	size_t pos;
+	uint32_t crc;
+	enum kvs__dec d = decode_body(buf, len, rec, &pos, why);
+	if (d != KVS__DEC_OK)
+		return d;
 	size_t body = pos;
 	STEP(fixed_u32(buf, len, &pos, &crc), "bad checksum field");
 	/* The record's extent is known now, even if its checksum fails:
@@ -187,6 +200,18 @@ enum kvs__dec kvs__rec_decode(const unsigned char *buf, size_t len,
 	rec->length = pos;
 	REQUIRE(kvs__crc32c(0, buf, body) == crc, "checksum mismatch");
 	*crc_out = crc;
+	return KVS__DEC_OK;
+}
+
+enum kvs__dec kvs__rec_decode_head(const unsigned char *buf, size_t len,
+				   struct kvs_record *rec, const char **why)
+{
+	size_t pos;
+	enum kvs__dec d = decode_body(buf, len, rec, &pos, why);
+	if (d != KVS__DEC_OK)
+		return d;
+	REQUIRE(len >= 5 && pos <= len - 5, "record cut short");
+	rec->length = pos + 5;
 	return KVS__DEC_OK;
 }
 
