@@ -381,6 +381,8 @@ static int out_append(struct kvs *db, const unsigned char *rec,
 		 * rotation is needed when the output is sealed). */
 		bool spare = db->spare_id < db->spare_end;
 		uint32_t id = spare ? db->spare_id : db->next_seg_id;
+		if (id == KVS__SEG_ID_MAX)
+			return kvs__err(KVS_EIO, "no segment number left");
 		rc = kvs__seg_create(db->dir, id, true, &cp->out);
 		if (rc)
 			return rc;

@@ -261,13 +261,17 @@ struct kvs__seg {
 	bool forced;             /* covered by a kvs_compact() call */
 	/* Set by the writer when it hands the segment's hint file to the
 	 * compaction helper, cleared by the helper (release) once written;
-	 * while set the segment is no compaction victim.  hint_next and
-	 * hint_footer_off are the helper's queue, under kvs__compact.j_mu. */
+	 * while set, a compaction pass with the segment among its victims
+	 * waits before dropping them.  hint_next and hint_footer_off are the
+	 * helper's queue, under kvs__compact.j_mu. */
 	atomic_bool hint_busy;
 	struct kvs__seg *hint_next;
 	uint64_t hint_footer_off;
 };
 
+/* Segment numbers run from 1 to KVS__SEG_ID_MAX - 1; the next number
+ * equal to KVS__SEG_ID_MAX means none is left (a rotation then fails). */
+#define KVS__SEG_ID_MAX UINT32_MAX
 char *kvs__seg_path(const char *dir, uint32_t id);
 /* Create a new, empty segment file (header written, directory synced).
  * With tmp, the file is NNNNNNNNNN.seg.tmp (compaction output), renamed by

@@ -531,7 +531,10 @@ int kvs__recover(struct kvs *db)
 		drop_tombstones(db);
 	kvs__read_unlock();
 	remove_orphan_hints(db, ids, n);
-	db->next_seg_id = n ? ids[n - 1] + 1 : 1;
+	/* Past the last number, writes fail at the next rotation. */
+	db->next_seg_id = !n ? 1
+			  : ids[n - 1] >= KVS__SEG_ID_MAX ? KVS__SEG_ID_MAX
+							: ids[n - 1] + 1;
 	free(ids);
 	if (rc)
 		return rc;

@@ -195,7 +195,11 @@ int kvs__rotate(struct kvs *db)
 	 * (only the newest segment may lack a footer) without another
 	 * rotation. */
 	uint32_t id = db->next_seg_id;
-	bool spare = id <= UINT32_MAX - SPARE_IDS - 1;
+	if (id == KVS__SEG_ID_MAX) {
+		kvs__set_failed(db, ENOSPC, "no segment number left");
+		return kvs__err(KVS_EIO, "no segment number left");
+	}
+	bool spare = id < KVS__SEG_ID_MAX - SPARE_IDS;
 	if (spare)
 		id += SPARE_IDS;
 	struct kvs__seg *seg;
@@ -543,6 +547,7 @@ static bool writer_round(struct kvs *db, struct kvs__req *list)
 	bool stop = false;
 	int rc = KVS_OK;
 
+	uint64_t staged0 = db->counters.writes;
 	round_reset(db);
 	for (struct kvs__req *r = list; r; r = r->next) {
 		if (r->kind == KVS__REQ_STOP)
@@ -559,6 +564,12 @@ static bool writer_round(struct kvs *db, struct kvs__req *list)
 			rc = stage_op(db, &r->ops[i]);
 		if (rc != KVS_OK)
 			break;
+	}
+	if (rc != KVS_OK && db->counters.writes != staged0) {
+		/* Out of memory after earlier records of the round advanced
+		 * the segment's size, count and chain without being written:
+		 * the segment cannot take more records consistently. */
+		kvs__set_failed(db, ENOMEM, "staging a write round");
 	}
 	if (rc == KVS_OK)
 		rc = out_flush(db);

@@ -289,6 +289,38 @@ TEST(Recovery, NewestWriteWinsBySequenceNotFileOrder) {
   ASSERT_EQ(kvs_close(db), KVS_OK);
 }
 
+// Segment numbers are 32-bit (ten digits on disk).  When none is left, the
+// rotation that needs one fails the handle cleanly: no number wraps round
+// to below the existing ones (which would leave a footer-less segment that
+// is not the newest, and a store that no longer opens), and every
+// acknowledged write is still there after a reopen.
+TEST(Recovery, SegmentNumbersRunningOutFailCleanly) {
+  TempDir d;
+  kvs* db;
+  Log log;
+  ASSERT_EQ(OpenWithLog(d.path(), &log, &db, 4096), KVS_OK);
+  ASSERT_EQ(kvs_set(db, "first", 5, "1", 1), KVS_OK);
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+  auto segs = kvstest::Segments(d.path());
+  ASSERT_EQ(segs.size(), 1u);
+  ASSERT_EQ(rename(segs[0].c_str(), d.file("4294967294.seg").c_str()), 0);  // the last number but one
+  ASSERT_EQ(OpenWithLog(d.path(), &log, &db, 4096), KVS_OK) << kvs_errmsg();
+  const std::string filler(500, 'f');
+  int acked = 0, rc = KVS_OK;
+  for (; acked < 100; acked++) {
+    rc = kvs_set(db, ("f" + std::to_string(acked)).c_str(), ("f" + std::to_string(acked)).size(), filler.data(),
+                 filler.size());
+    if (rc != KVS_OK) break;
+  }
+  EXPECT_NE(rc, KVS_OK) << "a 4 KiB segment cannot take 100 records of 500 bytes";
+  EXPECT_NE(log.text.find("no segment number left"), std::string::npos) << log.text;
+  kvs_close(db);
+  ASSERT_EQ(OpenWithLog(d.path(), &log, &db, 4096), KVS_OK) << kvs_errmsg();
+  EXPECT_EQ(Get(db, "first"), "1");
+  for (int i = 0; i < acked; i++) EXPECT_EQ(Get(db, "f" + std::to_string(i)), filler) << i;
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+}
+
 // ---- crashes -----------------------------------------------------------------------
 
 struct Acked {
