@@ -337,7 +337,8 @@ void kvs__index_destroy(struct kvs__index *ix);
 uint64_t kvs__index_hash(const struct kvs__index *ix, const void *key,
 			 size_t klen);
 /* The mutator (writer, or the opener), outside any read-side section:
- * make the table at least nkeys buckets big (see index.c for why). */
+ * make the table big enough for nkeys keys, at most two a bucket (see
+ * index.c for why). */
 void kvs__index_grow(struct kvs__index *ix, uint64_t nkeys);
 /* Call with rcu_read_lock held; the result is valid until it is released. */
 struct kvs__entry *kvs__index_lookup(struct kvs__index *ix, uint64_t hash,
