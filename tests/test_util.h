@@ -215,15 +215,21 @@ inline bool HasSanitizerReport(const std::string& err) {
 
 // ---- loopback sockets (servers in tests use 127.0.0.1 only) -------------
 
+// 127.0.0.1:port.
+inline sockaddr_in LoopbackAddr(int port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  return a;
+}
+
 // A socket bound to 127.0.0.1:port (0: any free port) and, when `listening`,
 // listening.  Returns the fd (or -1); *bound gets the port.
 inline int LoopbackSocket(int port, bool listening, int* bound) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
+  sockaddr_in a = LoopbackAddr(port);
   socklen_t len = sizeof a;
   if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
       (listening && listen(fd, 64) != 0) ||
@@ -248,10 +254,7 @@ inline int FreePort() {
 inline int ConnectLoopback(int port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
+  sockaddr_in a = LoopbackAddr(port);
   if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
     close(fd);
     return -1;
