@@ -195,6 +195,13 @@ int kvs_close(struct kvs *db)
 	return rc;
 }
 
+int kvs_check_key(const struct kvs *db, const void *key, size_t klen)
+{
+	if (!db)
+		return kvs__err(KVS_EINVAL, "kvs_check_key: NULL handle");
+	return check_key(db, key, klen);
+}
+
 const char *kvs_engine_name(const struct kvs *db)
 {
 	return db ? VT(db)->name : "";

@@ -45,6 +45,11 @@ enum kvs_error {
 	KVS_EEXIST = -11,    /* KVS_SET_NX: the key is already present */
 	KVS_ENOTINT = -12,   /* KVS_OP_INCR: the value is not a 64-bit integer */
 	KVS_EOVERFLOW = -13, /* KVS_OP_INCR: the result would overflow */
+	KVS_ENOSPC = -14,    /* the disk is full (ENOSPC, EDQUOT, a short
+				write) or no file descriptor or memory was
+				left for a new file: this write was refused
+				and nothing of it was kept; later writes are
+				tried again (not sticky, unlike KVS_EFAILED) */
 };
 /* Short names used throughout the code and the talent-plan tests. */
 #define KVS_NOT_FOUND KVS_ENOTFOUND
@@ -144,6 +149,15 @@ int kvs_remove(struct kvs *db, const void *key, size_t klen);
 /* The name of the handle's engine: "kvs" or "lmdb". */
 const char *kvs_engine_name(const struct kvs *db);
 
+/*
+ * Check a key as every write and read of `db` would: KVS_OK, KVS_EINVAL
+ * (empty or NULL) or KVS_ETOOBIG (over the engine's limit: KVS_MAX_KEY for
+ * kvs, 511 bytes for lmdb), with the reason in kvs_errmsg().  For servers
+ * that must refuse one bad key of a pipelined batch without failing the
+ * rest.  Any thread; never blocks.
+ */
+int kvs_check_key(const struct kvs *db, const void *key, size_t klen);
+
 /* Release a buffer returned by the library. */
 void kvs_free(void *p);
 
@@ -242,7 +256,15 @@ struct kvs_store_stats {
 	uint64_t last_compaction_us; /* wall time of the last pass */
 	uint64_t hint_loads;      /* segments loaded from hint files at open */
 	uint64_t open_us;         /* time kvs_open took */
-	int failed;               /* nonzero once a write or sync has failed */
+	int failed;               /* nonzero once a write or sync has failed:
+				     the errno; writes refused for good */
+	int write_error;          /* the errno of the last write refused for a
+				     transient reason (disk full, no fd, no
+				     memory); 0 once a later write succeeded */
+	int damaged;              /* nonzero once a read found corruption (a
+				     bad checksum, a record not holding the
+				     key asked for, a mapped page that could
+				     not be read): run kvs-dump --verify */
 };
 
 /* Fill *st with a consistent snapshot taken by the writer thread: waits

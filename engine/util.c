@@ -118,6 +118,9 @@ const char *kvs_strerror(int err)
 	case KVS_EEXIST: return "key already exists";
 	case KVS_ENOTINT: return "value is not an integer or out of range";
 	case KVS_EOVERFLOW: return "increment or decrement would overflow";
+	case KVS_ENOSPC: return "no space left on the device (or no file "
+				"descriptor or memory for a new file); the "
+				"write was refused";
 	}
 	return "unknown error";
 }
