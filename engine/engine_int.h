@@ -466,8 +466,16 @@ struct kvs {
 	_Atomic uint64_t unsynced;
 	_Atomic uint64_t bg_syncs;
 
-	/* Set once a write or sync failed; read by anyone. */
+	/* Set once a sync failed or a write left the log ambiguous (the errno;
+	 * never cleared): writes are refused for good.  Read by anyone. */
 	atomic_int failed;
+	/* The errno of the last write refused for a transient reason (disk
+	 * full, no descriptor, no memory: nothing of it was kept), 0 again
+	 * once a write succeeds.  Writer thread writes; anyone reads. */
+	atomic_int write_error;
+	/* Set (never cleared) by any thread whose read found corruption or a
+	 * mapped page it could not read; anyone reads. */
+	atomic_int damaged;
 
 	/* Writer thread only (the opener before the writer starts). */
 	struct kvs__seg *segs;      /* oldest first */

@@ -254,6 +254,11 @@ static int log_stats_cached(struct kvs *db, struct kvs_store_stats *st)
 	KVS_CHECK(pthread_mutex_lock(&db->snap_mu));
 	*st = db->snap;
 	KVS_CHECK(pthread_mutex_unlock(&db->snap_mu));
+	/* The failure states are current even when the writer is idle or
+	 * never woke (a refused write does not reach it). */
+	st->failed = atomic_load(&db->failed);
+	st->write_error = atomic_load(&db->write_error);
+	st->damaged = atomic_load(&db->damaged);
 	st->live_keys = atomic_load(&db->live_keys_pub);
 	return KVS_OK;
 }

@@ -277,7 +277,7 @@ static int lm_stats(struct kvs *db, struct kvs_store_stats *st)
 	st->batches = atomic_load(&lm->batches);
 	st->syncs = atomic_load(&lm->syncs);
 	st->bytes_written = atomic_load(&lm->bytes_written);
-	st->failed = atomic_load(&lm->failed) != 0;
+	st->failed = atomic_load(&lm->failed);
 	return KVS_OK;
 }
 

@@ -514,7 +514,9 @@ static void fill_stats(struct kvs *db, struct kvs_store_stats *st)
 	}
 	st->next_seq = db->next_seq;
 	st->syncs += atomic_load(&db->bg_syncs);
-	st->failed = atomic_load(&db->failed) != 0;
+	st->failed = atomic_load(&db->failed);
+	st->write_error = atomic_load(&db->write_error);
+	st->damaged = atomic_load(&db->damaged);
 }
 
 /* Publish the stats snapshot: at most every 50 ms while busy, and always
