@@ -55,9 +55,22 @@ int kvs__err(int code, const char *fmt, ...)
 /* Same, appending ": strerror(errnum)". */
 int kvs__err_errno(int code, int errnum, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* The errno the last kvs__err_errno() of this thread carried (0 after a
+ * kvs__err()): lets a caller tell a transient failure from a hard one. */
+int kvs__errno(void);
+/* Is errnum a shortage that goes away by itself (ENOSPC, EDQUOT, EFBIG,
+ * EMFILE, ENFILE, ENOMEM)?  A write that failed with one of these before
+ * anything of it was acknowledged is refused, undone and tried again later
+ * (KVS_ENOSPC), never made sticky. */
+bool kvs__errno_transient(int errnum);
 /* Send a message to the store's log hook, if any. */
 void kvs__log(const struct kvs *db, enum kvs_log_level lvl, const char *fmt,
 	      ...) __attribute__((format(printf, 3, 4)));
+/* The same, at most once a second per *last_us (any thread): for failures
+ * that may repeat at every write or tick while a resource is short. */
+void kvs__log_every(const struct kvs *db, _Atomic uint64_t *last_us,
+		    enum kvs_log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 uint64_t kvs__now_us(void);
 /* Parse a Redis-style decimal int64 (no sign '+', no leading zeros, no
  * spaces, at most 20 bytes), as INCR requires. */
@@ -108,7 +121,12 @@ static inline void kvs__call_rcu(struct rcu_head *head,
 uint32_t kvs__crc32c(uint32_t crc, const void *buf, size_t len);
 uint64_t kvs__siphash(const uint8_t k[16], const void *buf, size_t len);
 
-/* ---- I/O with fault injection (io.c) --------------------------------- */
+/* ---- I/O and allocation with fault injection (io.c) ------------------ */
+/* malloc/calloc/realloc of the write path (the writer's buffers, index
+ * entries and slabs, segments), so that kvs__fault_alloc() can fail them. */
+void *kvs__malloc(size_t n);
+void *kvs__calloc(size_t n, size_t size);
+void *kvs__realloc(void *p, size_t n);
 /* Write all of iov at `off`, retrying EINTR and short writes.  Returns 0 or
  * an errno value. */
 int kvs__io_pwritev_all(int fd, struct iovec *iov, int iovcnt, off_t off);
