@@ -399,6 +399,35 @@ TEST(FdExhaustion, SealedSegmentsHoldNoDescriptor) {
   }
 }
 
+// ---- hint files ----------------------------------------------------------------
+
+// A hint file only speeds up the next open: failing to write one (here at
+// open, for segments whose hint is gone, the disk full halfway through the
+// first) is a warning, leaves no temporary file, and the segment is scanned
+// at the next open instead.
+TEST(HintFailure, FailedHintWriteLeavesNoTempFile) {
+  TempDir d;
+  {
+    Db s(d.path(), Options(4096));
+    for (int i = 0; i < 200; i++) ASSERT_EQ(s.Set("k" + std::to_string(i), Val(i, 100)), KVS_OK);
+    ASSERT_EQ(s.Close(), KVS_OK);
+  }
+  auto segs = kvstest::Segments(d.path());
+  ASSERT_GT(segs.size(), 3u);
+  for (auto& seg : segs) unlink((seg.substr(0, seg.size() - 4) + ".hint").c_str());
+  kvs__fault_write_short(1, ENOSPC, 20);
+  Db s(d.path(), Options(4096));
+  kvs__fault_write(0, 0);
+  EXPECT_TRUE(TempFiles(d.path()).empty()) << TempFiles(d.path())[0];
+  EXPECT_NE(s.log.All().find("No space left on device"), std::string::npos) << s.log.All();
+  EXPECT_EQ(kvstest::FileSize(segs[0].substr(0, segs[0].size() - 4) + ".hint"), -1);
+  for (int i = 0; i < 200; i++) ASSERT_EQ(s.Get("k" + std::to_string(i)), Val(i, 100));
+  ASSERT_EQ(s.Close(), KVS_OK);
+  s.Open();  // scans the first segment again, and writes its hint now
+  EXPECT_EQ(s.Stats().hint_loads + 2, segs.size()) << "all but the first and the active from hints";
+  for (int i = 0; i < 200; i++) ASSERT_EQ(s.Get("k" + std::to_string(i)), Val(i, 100));
+}
+
 // ---- no memory -----------------------------------------------------------------
 
 // Every allocation of a round that rotates and stages several records (one
