@@ -552,9 +552,8 @@ struct kvs {
 	/* Set (never cleared) by any thread whose read found corruption or a
 	 * mapped page it could not read; anyone reads. */
 	atomic_int damaged;
-	/* kvs__log_every() clocks: the writer's transient refusals, the sync
-	 * thread's failures. */
-	_Atomic uint64_t wlog_us, slog_us;
+	/* kvs__log_every() clock of the writer's refusals for a shortage. */
+	_Atomic uint64_t wlog_us;
 
 	/* Writer thread only (the opener before the writer starts). */
 	struct kvs__seg *segs;      /* oldest first */
@@ -595,7 +594,10 @@ void kvs__submit(struct kvs *db, struct kvs__req *req);
 int kvs__read_value(const struct kvs__entry *e, void *buf);
 /* Mark the handle failed after an I/O error (never cleared). */
 void kvs__set_failed(struct kvs *db, int errnum, const char *what);
-/* Seal the active segment and start a new one (writer only). */
+/* Seal the active segment and start a new one (writer only; writer.c has
+ * the order of the steps).  KVS_OK; KVS_ENOSPC: refused for a shortage
+ * (kvs__errno() says which), the active segment as it was; KVS_EIO: the
+ * handle failed. */
 int kvs__rotate(struct kvs *db);
 
 /* compact.c - all writer thread only. */
