@@ -585,7 +585,7 @@ static void job_run(struct kvs *db)
 		 * may still be only in the page cache (fsync everysec or
 		 * never); those must be durable before the old values go, or
 		 * a power cut would lose both. */
-		if (j->sync_first && (e = kvs__io_fdatasync(j->sync_first->fd))) {
+		if (j->sync_first && (e = kvs__seg_sync(db, j->sync_first))) {
 			j->rc = kvs__err_errno(KVS_EIO, e, "%s: fdatasync",
 					       j->sync_first->path);
 			break;

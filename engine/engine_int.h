@@ -55,9 +55,22 @@ int kvs__err(int code, const char *fmt, ...)
 /* Same, appending ": strerror(errnum)". */
 int kvs__err_errno(int code, int errnum, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* The errno the last kvs__err_errno() of this thread carried (0 after a
+ * kvs__err()): lets a caller tell a transient failure from a hard one. */
+int kvs__errno(void);
+/* Is errnum a shortage that goes away by itself (ENOSPC, EDQUOT, EFBIG,
+ * EMFILE, ENFILE, ENOMEM)?  A write that failed with one of these before
+ * anything of it was acknowledged is refused, undone and tried again later
+ * (KVS_ENOSPC), never made sticky. */
+bool kvs__errno_transient(int errnum);
 /* Send a message to the store's log hook, if any. */
 void kvs__log(const struct kvs *db, enum kvs_log_level lvl, const char *fmt,
 	      ...) __attribute__((format(printf, 3, 4)));
+/* The same, at most once a second per *last_us (any thread): for failures
+ * that may repeat at every write or tick while a resource is short. */
+void kvs__log_every(const struct kvs *db, _Atomic uint64_t *last_us,
+		    enum kvs_log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 uint64_t kvs__now_us(void);
 /* Parse a Redis-style decimal int64 (no sign '+', no leading zeros, no
  * spaces, at most 20 bytes), as INCR requires. */
@@ -108,7 +121,12 @@ static inline void kvs__call_rcu(struct rcu_head *head,
 uint32_t kvs__crc32c(uint32_t crc, const void *buf, size_t len);
 uint64_t kvs__siphash(const uint8_t k[16], const void *buf, size_t len);
 
-/* ---- I/O with fault injection (io.c) --------------------------------- */
+/* ---- I/O and allocation with fault injection (io.c) ------------------ */
+/* malloc/calloc/realloc of the write path (the writer's buffers, index
+ * entries and slabs, segments), so that kvs__fault_alloc() can fail them. */
+void *kvs__malloc(size_t n);
+void *kvs__calloc(size_t n, size_t size);
+void *kvs__realloc(void *p, size_t n);
 /* Write all of iov at `off`, retrying EINTR and short writes.  Returns 0 or
  * an errno value. */
 int kvs__io_pwritev_all(int fd, struct iovec *iov, int iovcnt, off_t off);
@@ -224,9 +242,22 @@ char *kvs__hint_path(const char *dir, uint32_t id);
 struct kvs__seg {
 	/* Immutable after creation. */
 	uint32_t id;
-	int fd;
 	char *path;
 	struct rcu_head rcu;
+
+	/* The file, read-write; -1 once the segment is sealed and mapped, so
+	 * that an open store holds O(1) descriptors (readers copy from the
+	 * mapping, which covers the whole file).  Only the writer (or the
+	 * opener, or compaction for its own output) sets it to -1, under
+	 * kvs.sync_mu for a segment that was active (kvs__seg_close_fd);
+	 * other threads read it under sync_mu (kvs__seg_sync), or - readers
+	 * pread'ing a record past the active segment's window - inside a
+	 * read-side section, which the writer waits out before closing. */
+	int fd;
+	/* Threads other than the writer inside an fdatasync of fd (the sync
+	 * thread, a compaction job): the writer does not close fd until it is
+	 * 0.  Guarded by kvs.sync_mu. */
+	int fd_users;
 
 	/* RCU-published: NULL while the segment is active, the read-only
 	 * mapping once it is sealed. */
@@ -274,25 +305,63 @@ struct kvs__seg {
 #define KVS__SEG_ID_MAX UINT32_MAX
 char *kvs__seg_path(const char *dir, uint32_t id);
 /* Create a new, empty segment file (header written, directory synced).
- * With tmp, the file is NNNNNNNNNN.seg.tmp (compaction output), renamed by
- * kvs__seg_publish_tmp(). */
+ * With tmp, the file is NNNNNNNNNN.seg.tmp (a compaction output, or the
+ * next active segment during a rotation), renamed by
+ * kvs__seg_publish_tmp(); its header is not synced.  Errors: KVS_ENOMEM,
+ * KVS_EIO with kvs__errno() set (EMFILE, ENOSPC, ...); nothing is left
+ * behind on failure. */
 int kvs__seg_create(const char *dir, uint32_t id, bool tmp,
 		    struct kvs__seg **out);
+/* Rename seg's temporary file into place and fsync the directory.
+ * KVS_ENOSPC: the rename failed for a shortage (nothing changed); KVS_EIO:
+ * another rename failure, or the fsync failed (the file is in place). */
 int kvs__seg_publish_tmp(const char *dir, struct kvs__seg *seg);
+/* Remove a segment made by kvs__seg_create(tmp) that was never published,
+ * and free it. */
+void kvs__seg_discard_tmp(struct kvs__seg *seg);
 /* Give the active segment its read-only window (see struct kvs__seg); a
  * failure leaves it without one. */
 void kvs__seg_window(struct kvs__seg *seg, uint64_t len);
 /* Open an existing segment read-write (recovery). */
 int kvs__seg_open(const char *dir, uint32_t id, struct kvs__seg **out);
-/* Append the footer, fdatasync, map read-only and publish the map; then
- * hand the hint file to the compaction helper (kvs__compact_hint_later). */
-int kvs__seg_seal(struct kvs *db, struct kvs__seg *seg);
+/* Writer only.  Sealing the active segment, in steps a rotation can still
+ * undo until it publishes.  kvs__seg_seal appends the footer, fdatasyncs
+ * and makes (does not publish) the read-only mapping *map.  Returns KVS_OK;
+ * KVS_ENOSPC when the footer could not be written for a transient reason
+ * (kvs__errno()) or not mapped, and was cut off again: seg is unchanged;
+ * KVS_EIO when the fdatasync failed or the footer could not be cut off: the
+ * caller fails the handle. */
+int kvs__seg_seal(struct kvs__seg *seg, uint64_t *footer_off,
+		  const unsigned char **map);
+/* Undo a kvs__seg_seal that was not published: drop the mapping, cut the
+ * footer off.  KVS_OK or KVS_EIO (the truncation failed). */
+int kvs__seg_unseal(struct kvs__seg *seg, uint64_t footer_off,
+		    const unsigned char *map);
+/* Publish the mapping to readers and hand the hint file to the compaction
+ * helper (kvs__compact_hint_later).  Cannot fail. */
+void kvs__seg_publish(struct kvs *db, struct kvs__seg *seg,
+		      uint64_t footer_off, const unsigned char *map);
+/* Writer only: close the descriptor of a segment sealed by a rotation, once
+ * no reader can be pread'ing it and no other thread is syncing it (waits
+ * for a sync in progress: it syncs what the seal has just synced). */
+void kvs__seg_close_fd(struct kvs *db, struct kvs__seg *seg);
+/* Close the descriptor of a sealed, mapped segment no other thread can be
+ * using (at open, or compaction's own output). */
+void kvs__seg_drop_fd(struct kvs__seg *seg);
+/* Any thread: fdatasync seg unless the writer has sealed and closed it
+ * meanwhile (the seal synced it then).  Returns 0 or an errno value.  The
+ * _locked form is called with kvs.sync_mu held (it drops it around the
+ * fdatasync): the sync thread finds its segment and pins it atomically. */
+int kvs__seg_sync(struct kvs *db, struct kvs__seg *seg);
+int kvs__seg_sync_locked(struct kvs *db, struct kvs__seg *seg);
 /* Write seg's hint file: the entries are read from the records at the
  * offsets in seg->hint, through seg->map (footer_off: where the footer
  * is).  Any thread, while nothing else uses seg->hint. */
 int kvs__seg_write_hint(const char *dir, struct kvs__seg *seg,
 			uint64_t footer_off);
-/* Map a sealed segment found at recovery. */
+/* Map a sealed segment (found at recovery, or a compaction output), publish
+ * the mapping and close the descriptor (kvs__seg_drop_fd): no other thread
+ * may be using seg->fd. */
 int kvs__seg_map(struct kvs__seg *seg);
 /* Free now (no reader can hold it) / after a grace period (call_rcu). */
 void kvs__seg_free(struct kvs__seg *seg);
@@ -454,9 +523,12 @@ struct kvs {
 	pthread_t writer;
 	bool writer_started;
 
-	/* The sync thread (everysec).  sync_mu guards sync_seg and sync_stop;
-	 * the writer changes sync_seg when it rotates segments.  unsynced
-	 * counts bytes written since the sync thread last looked. */
+	/* The sync thread (everysec).  sync_mu guards sync_seg, sync_stop and
+	 * every segment's fd_users (and the change of a segment's fd to -1);
+	 * the writer changes sync_seg when it rotates segments.  sync_cv: the
+	 * sync thread's timer and stop, and the writer's wait for fd_users to
+	 * drop to 0 (broadcast).  unsynced counts bytes written since the sync
+	 * thread last looked. */
 	pthread_t syncer;
 	bool syncer_started;
 	pthread_mutex_t sync_mu;
@@ -467,7 +539,11 @@ struct kvs {
 	_Atomic uint64_t bg_syncs;
 
 	/* Set once a sync failed or a write left the log ambiguous (the errno;
-	 * never cleared): writes are refused for good.  Read by anyone. */
+	 * never cleared): writes are refused for good.  Read by anyone, and
+	 * live by kvs_stats_cached().  ARCHITECTURE.md "Failures": only a
+	 * failed fdatasync/fsync, an undo (truncation) that failed, an I/O
+	 * error other than a shortage (EIO, EROFS, ...), and a failure of a
+	 * write larger than a segment after part of it was sealed set it. */
 	atomic_int failed;
 	/* The errno of the last write refused for a transient reason (disk
 	 * full, no descriptor, no memory: nothing of it was kept), 0 again
@@ -476,6 +552,8 @@ struct kvs {
 	/* Set (never cleared) by any thread whose read found corruption or a
 	 * mapped page it could not read; anyone reads. */
 	atomic_int damaged;
+	/* kvs__log_every() clock of the writer's refusals for a shortage. */
+	_Atomic uint64_t wlog_us;
 
 	/* Writer thread only (the opener before the writer starts). */
 	struct kvs__seg *segs;      /* oldest first */
@@ -516,7 +594,10 @@ void kvs__submit(struct kvs *db, struct kvs__req *req);
 int kvs__read_value(const struct kvs__entry *e, void *buf);
 /* Mark the handle failed after an I/O error (never cleared). */
 void kvs__set_failed(struct kvs *db, int errnum, const char *what);
-/* Seal the active segment and start a new one (writer only). */
+/* Seal the active segment and start a new one (writer only; writer.c has
+ * the order of the steps).  KVS_OK; KVS_ENOSPC: refused for a shortage
+ * (kvs__errno() says which), the active segment as it was; KVS_EIO: the
+ * handle failed. */
 int kvs__rotate(struct kvs *db);
 
 /* compact.c - all writer thread only. */

@@ -187,7 +187,7 @@ static void take_back(struct kvs__index *ix)
 static void *entry_alloc(struct kvs__index *ix, size_t sz)
 {
 	if (sz > CLASS_MAX)
-		return malloc(sz);
+		return kvs__malloc(sz);
 	if (!ix->free[sz / 8])
 		take_back(ix);
 	struct free_entry *f = ix->free[sz / 8];
@@ -197,7 +197,7 @@ static void *entry_alloc(struct kvs__index *ix, size_t sz)
 		return f;
 	}
 	if (ix->bump_left < sz) {
-		struct slab *s = malloc(SLAB_BYTES);
+		struct slab *s = kvs__malloc(SLAB_BYTES);
 		if (!s)
 			return NULL;
 		s->next = ix->slabs;

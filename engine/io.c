@@ -1,7 +1,7 @@
 /* io.c - the engine's durable-write helpers, written once: full writes that
  * survive EINTR and short writes, fdatasync, directory fsync and the
- * temp-file-and-rename recipe.  Writes and syncs pass a fault-injection
- * check so tests can fail the Nth one. */
+ * temp-file-and-rename recipe.  Writes, syncs and the write path's
+ * allocations pass a fault-injection check so tests can fail the Nth one. */
 #include "engine_int.h"
 #include "kvs_fault.h"
 
@@ -14,12 +14,25 @@
 #include <unistd.h>
 
 static atomic_int fault_write_n, fault_write_err;
+static _Atomic size_t fault_write_keep;
 static atomic_int fault_sync_n, fault_sync_err;
+static atomic_int fault_alloc_n;
 
 void kvs__fault_write(int nth, int err)
 {
+	kvs__fault_write_short(nth, err, 0);
+}
+
+void kvs__fault_write_short(int nth, int err, size_t keep)
+{
 	atomic_store(&fault_write_err, err);
+	atomic_store(&fault_write_keep, keep);
 	atomic_store(&fault_write_n, nth);
+}
+
+void kvs__fault_alloc(int nth)
+{
+	atomic_store(&fault_alloc_n, nth);
 }
 
 void kvs__fault_sync(int nth, int err)
@@ -39,11 +52,27 @@ static int fault_hit(atomic_int *n, atomic_int *err)
 	return 0;
 }
 
+/* An injected short write: the first `keep` bytes of iov really reach the
+ * file, as when a disk fills up in the middle of a write. */
+static void write_prefix(int fd, const struct iovec *iov, int iovcnt,
+			 off_t off, size_t keep)
+{
+	for (int i = 0; i < iovcnt && keep > 0; i++) {
+		size_t n = iov[i].iov_len < keep ? iov[i].iov_len : keep;
+		if (pwrite(fd, iov[i].iov_base, n, off) != (ssize_t)n)
+			return;
+		off += (off_t)n;
+		keep -= n;
+	}
+}
+
 int kvs__io_pwritev_all(int fd, struct iovec *iov, int iovcnt, off_t off)
 {
 	int e = fault_hit(&fault_write_n, &fault_write_err);
-	if (e)
+	if (e) {
+		write_prefix(fd, iov, iovcnt, off, atomic_load(&fault_write_keep));
 		return e;
+	}
 	while (iovcnt > 0) {
 		int cnt = iovcnt > IOV_MAX ? IOV_MAX : iovcnt;
 		ssize_t n = pwritev(fd, iov, cnt, off);
@@ -85,6 +114,31 @@ int kvs__io_fdatasync(int fd)
 	return 0;
 }
 
+/* The allocations of the write path: one relaxed-enough atomic load more
+ * than malloc, and only when memory is really asked for (the writer reuses
+ * its buffers and carves index entries from slabs). */
+static bool alloc_fails(void)
+{
+	atomic_int enomem = ENOMEM;
+	return atomic_load_explicit(&fault_alloc_n, memory_order_relaxed) > 0 &&
+	       fault_hit(&fault_alloc_n, &enomem) != 0;
+}
+
+void *kvs__malloc(size_t n)
+{
+	return alloc_fails() ? NULL : malloc(n);
+}
+
+void *kvs__calloc(size_t n, size_t size)
+{
+	return alloc_fails() ? NULL : calloc(n, size);
+}
+
+void *kvs__realloc(void *p, size_t n)
+{
+	return alloc_fails() ? NULL : realloc(p, n);
+}
+
 int kvs__io_fsync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -122,8 +176,12 @@ int kvs__io_write_file(const char *dir, const char *name, const void *buf,
 		rc = kvs__err_errno(KVS_EIO, e, "%s: fdatasync", tmp);
 		goto fail;
 	}
-	close(fd);
+	e = close(fd) == 0 ? 0 : errno;
 	fd = -1;
+	if (e) { /* NFS and some others report a failed write back here */
+		rc = kvs__err_errno(KVS_EIO, e, "%s: close", tmp);
+		goto fail;
+	}
 	if (rename(tmp, dst) != 0) {
 		rc = kvs__err_errno(KVS_EIO, errno, "%s: rename", dst);
 		goto fail;

@@ -1,26 +1,36 @@
 /* segment.c - segment files: creating one, sealing it (footer, sync, read-only
- * mapping), and releasing it once no reader can hold it. */
+ * mapping) in steps a rotation can undo, closing its descriptor once it is
+ * mapped, and releasing it once no reader can hold it. */
 #include "engine_int.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* dir/NNNNNNNNNN.seg followed by `suffix`, from kvs__malloc. */
+static char *path_of(const char *dir, uint32_t id, const char *suffix)
+{
+	size_t n = strlen(dir) + strlen(suffix) + 17;
+	char *p = kvs__malloc(n);
+	if (p)
+		snprintf(p, n, "%s/%010u.seg%s", dir, id, suffix);
+	return p;
+}
+
 char *kvs__seg_path(const char *dir, uint32_t id)
 {
-	char *p = NULL;
-	if (asprintf(&p, "%s/%010u.seg", dir, id) < 0)
-		return NULL;
-	return p;
+	return path_of(dir, id, "");
 }
 
 static struct kvs__seg *seg_alloc(const char *dir, uint32_t id)
 {
-	struct kvs__seg *seg = calloc(1, sizeof *seg);
+	struct kvs__seg *seg = kvs__calloc(1, sizeof *seg);
 	if (!seg)
 		return NULL;
 	seg->id = id;
@@ -39,7 +49,7 @@ int kvs__seg_create(const char *dir, uint32_t id, bool tmp,
 	int rc, e;
 	struct kvs__seg *seg = seg_alloc(dir, id);
 	char *path = NULL;
-	if (!seg || (tmp && asprintf(&path, "%s.tmp", seg->path) < 0)) {
+	if (!seg || (tmp && !(path = path_of(dir, id, ".tmp")))) {
 		kvs__seg_free(seg);
 		return kvs__err(KVS_ENOMEM, "out of memory");
 	}
@@ -55,8 +65,9 @@ int kvs__seg_create(const char *dir, uint32_t id, bool tmp,
 		unlink(p);
 		goto fail;
 	}
-	/* A compaction output becomes visible only by its rename, which
-	 * syncs the directory then. */
+	/* A temporary file becomes visible only by its rename, which syncs
+	 * the directory then; its header is synced with its records (a
+	 * newest segment whose header was lost gets it rewritten at open). */
 	if (!tmp && (e = kvs__io_fsync_dir(dir)) != 0) {
 		rc = kvs__err_errno(KVS_EIO, e, "%s: fsync", dir);
 		goto fail;
@@ -72,21 +83,35 @@ fail:
 	return rc;
 }
 
+/* seg's temporary name, without allocating (an undo must not need memory). */
+static bool tmp_name(const struct kvs__seg *seg, char *buf, size_t size)
+{
+	return (size_t)snprintf(buf, size, "%s.tmp", seg->path) < size;
+}
+
 int kvs__seg_publish_tmp(const char *dir, struct kvs__seg *seg)
 {
-	char *tmp = NULL;
+	char tmp[PATH_MAX];
 	int e;
-	if (asprintf(&tmp, "%s.tmp", seg->path) < 0)
-		return kvs__err(KVS_ENOMEM, "out of memory");
+	if (!tmp_name(seg, tmp, sizeof tmp))
+		return kvs__err(KVS_EINVAL, "%s: path too long", seg->path);
 	if (rename(tmp, seg->path) != 0) {
-		int rc = kvs__err_errno(KVS_EIO, errno, "%s: rename", tmp);
-		free(tmp);
-		return rc;
+		e = errno;
+		return kvs__err_errno(kvs__errno_transient(e) ? KVS_ENOSPC
+							      : KVS_EIO,
+				      e, "%s: rename", tmp);
 	}
-	free(tmp);
 	if ((e = kvs__io_fsync_dir(dir)) != 0)
 		return kvs__err_errno(KVS_EIO, e, "%s: fsync", dir);
 	return KVS_OK;
+}
+
+void kvs__seg_discard_tmp(struct kvs__seg *seg)
+{
+	char tmp[PATH_MAX];
+	if (tmp_name(seg, tmp, sizeof tmp))
+		unlink(tmp);
+	kvs__seg_free(seg);
 }
 
 int kvs__seg_open(const char *dir, uint32_t id, struct kvs__seg **out)
@@ -115,43 +140,148 @@ void kvs__seg_window(struct kvs__seg *seg, uint64_t len)
 	seg->win_len = len;
 }
 
-int kvs__seg_map(struct kvs__seg *seg)
+/* A read-only mapping of the whole file (seg->size bytes): the active
+ * segment's window when it covers the file, else a new mapping. */
+static const unsigned char *seg_mmap(struct kvs__seg *seg)
 {
-	if (seg->win && seg->size <= seg->win_len) {
-		seg->map_len = seg->size;
-		__atomic_store_n(&seg->map, seg->win, __ATOMIC_RELEASE);
-		return KVS_OK;
-	}
+	if (seg->win && seg->size <= seg->win_len)
+		return seg->win;
 	void *p = mmap(NULL, seg->size, PROT_READ, MAP_SHARED, seg->fd, 0);
 	if (p == MAP_FAILED)
-		return kvs__err_errno(KVS_EIO, errno, "%s: mmap", seg->path);
+		return NULL;
 	madvise(p, seg->size, MADV_RANDOM);
+	return p;
+}
+
+static void seg_set_map(struct kvs__seg *seg, const unsigned char *map)
+{
 	seg->map_len = seg->size;
 	/* Release order: a reader that sees the map sees map_len too. */
-	__atomic_store_n(&seg->map, (const unsigned char *)p, __ATOMIC_RELEASE);
+	__atomic_store_n(&seg->map, map, __ATOMIC_RELEASE);
+}
+
+int kvs__seg_map(struct kvs__seg *seg)
+{
+	const unsigned char *map = seg_mmap(seg);
+	if (!map)
+		return kvs__err_errno(KVS_EIO, errno, "%s: mmap", seg->path);
+	seg_set_map(seg, map);
+	kvs__seg_drop_fd(seg);
 	return KVS_OK;
 }
 
-int kvs__seg_seal(struct kvs *db, struct kvs__seg *seg)
+void kvs__seg_drop_fd(struct kvs__seg *seg)
+{
+	if (seg->fd >= 0 && seg->map && seg->map_len >= seg->size) {
+		close(seg->fd);
+		seg->fd = -1;
+	}
+}
+
+/* Cut the file back to `len` bytes (undoing a refused append). */
+static int seg_cut(struct kvs__seg *seg, uint64_t len)
+{
+	while (ftruncate(seg->fd, (off_t)len) != 0) {
+		if (errno != EINTR)
+			return kvs__err_errno(KVS_EIO, errno, "%s: truncate",
+					      seg->path);
+	}
+	return KVS_OK;
+}
+
+int kvs__seg_seal(struct kvs__seg *seg, uint64_t *footer_off,
+		  const unsigned char **map)
 {
 	unsigned char foot[KVS__REC_MAX_HEAD + 5];
 	size_t n = kvs__rec_encode_footer(foot, seg->last_seq, seg->records,
 					  seg->chain);
-	uint64_t footer_off = seg->size;
+	uint64_t off = seg->size;
 	int e, rc;
-	if ((e = kvs__io_pwrite_all(seg->fd, foot, n, (off_t)seg->size)) != 0)
-		return kvs__err_errno(KVS_EIO, e, "%s: write footer", seg->path);
+	if ((e = kvs__io_pwrite_all(seg->fd, foot, n, (off_t)off)) != 0) {
+		rc = kvs__err_errno(KVS_EIO, e, "%s: write footer", seg->path);
+		/* Part of the footer may be in the file: cut it off, so the
+		 * segment takes records again when space comes back. */
+		if (!kvs__errno_transient(e) || seg_cut(seg, off) != KVS_OK)
+			return KVS_EIO;
+		return KVS_ENOSPC;
+	}
 	seg->size += n;
+	/* Never retried: after a failed fdatasync nobody knows what of the
+	 * segment is on the disk. */
 	if ((e = kvs__io_fdatasync(seg->fd)) != 0)
 		return kvs__err_errno(KVS_EIO, e, "%s: fdatasync", seg->path);
 	seg->synced = seg->size;
+	if (!(*map = seg_mmap(seg))) {
+		rc = kvs__err_errno(KVS_ENOSPC, errno, "%s: mmap", seg->path);
+		seg->size = seg->synced = off;
+		return seg_cut(seg, off) == KVS_OK ? rc : KVS_EIO;
+	}
+	*footer_off = off;
+	return KVS_OK;
+}
+
+int kvs__seg_unseal(struct kvs__seg *seg, uint64_t footer_off,
+		    const unsigned char *map)
+{
+	if (map && map != seg->win)
+		munmap((void *)map, seg->size);
+	seg->size = footer_off;
+	seg->synced = footer_off; /* the records before were synced */
+	return seg_cut(seg, footer_off);
+}
+
+void kvs__seg_publish(struct kvs *db, struct kvs__seg *seg,
+		      uint64_t footer_off, const unsigned char *map)
+{
 	seg->sealed = true;
-	if ((rc = kvs__seg_map(seg)) != KVS_OK)
-		return rc;
+	seg_set_map(seg, map);
 	/* Encoding and writing the hint takes tens of milliseconds for a big
 	 * segment of small records: the compaction helper does it. */
 	kvs__compact_hint_later(db, seg, footer_off);
-	return KVS_OK;
+}
+
+void kvs__seg_close_fd(struct kvs *db, struct kvs__seg *seg)
+{
+	/* A reader pread()s the active segment only for a record outside its
+	 * window (a record bigger than the window, or no window at all);
+	 * such a reader may still hold the descriptor, so wait until every
+	 * read-side section that began before the mapping was published is
+	 * over.  Not inside one: a rotation runs between rounds. */
+	if (seg->map != seg->win) {
+		assert(!urcu_memb_read_ongoing());
+		urcu_memb_synchronize_rcu();
+		KVS__TSAN_ACQUIRE();
+	}
+	KVS_CHECK(pthread_mutex_lock(&db->sync_mu));
+	while (seg->fd_users > 0)
+		KVS_CHECK(pthread_cond_wait(&db->sync_cv, &db->sync_mu));
+	int fd = seg->fd;
+	seg->fd = -1;
+	KVS_CHECK(pthread_mutex_unlock(&db->sync_mu));
+	if (fd >= 0)
+		close(fd);
+}
+
+int kvs__seg_sync_locked(struct kvs *db, struct kvs__seg *seg)
+{
+	int fd = seg->fd;
+	if (fd < 0) /* sealed (and so synced) and closed meanwhile */
+		return 0;
+	seg->fd_users++;
+	KVS_CHECK(pthread_mutex_unlock(&db->sync_mu));
+	int e = kvs__io_fdatasync(fd);
+	KVS_CHECK(pthread_mutex_lock(&db->sync_mu));
+	if (--seg->fd_users == 0)
+		KVS_CHECK(pthread_cond_broadcast(&db->sync_cv));
+	return e;
+}
+
+int kvs__seg_sync(struct kvs *db, struct kvs__seg *seg)
+{
+	KVS_CHECK(pthread_mutex_lock(&db->sync_mu));
+	int e = kvs__seg_sync_locked(db, seg);
+	KVS_CHECK(pthread_mutex_unlock(&db->sync_mu));
+	return e;
 }
 
 void kvs__seg_free(struct kvs__seg *seg)

@@ -7,8 +7,10 @@
 #include <string.h>
 #include <time.h>
 
-/* The detailed message of the last failure on this thread (kvs_errmsg). */
+/* The detailed message of the last failure on this thread (kvs_errmsg),
+ * and the errno it carried (0 if none): see kvs__errno(). */
 static _Thread_local char errbuf[512];
+static _Thread_local int errbuf_errno;
 
 _Noreturn void kvs__die(const char *file, int line, const char *what, int err)
 {
@@ -23,6 +25,7 @@ int kvs__err(int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(errbuf, sizeof errbuf, fmt, ap);
 	va_end(ap);
+	errbuf_errno = 0;
 	return code;
 }
 
@@ -35,12 +38,51 @@ int kvs__err_errno(int code, int errnum, const char *fmt, ...)
 	if (n >= 0 && (size_t)n < sizeof errbuf)
 		snprintf(errbuf + n, sizeof errbuf - (size_t)n, ": %s",
 			 strerror(errnum));
+	errbuf_errno = errnum;
 	return code;
+}
+
+int kvs__errno(void)
+{
+	return errbuf_errno;
+}
+
+bool kvs__errno_transient(int errnum)
+{
+	switch (errnum) {
+	case ENOSPC:
+	case EDQUOT:
+	case EFBIG:
+	case EMFILE:
+	case ENFILE:
+	case ENOMEM:
+		return true;
+	default:
+		return false;
+	}
 }
 
 void kvs__log(const struct kvs *db, enum kvs_log_level lvl, const char *fmt,
 	      ...)
 {
+	if (!db->opt.log)
+		return;
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	db->opt.log(db->opt.log_ctx, lvl, msg);
+}
+
+void kvs__log_every(const struct kvs *db, _Atomic uint64_t *last_us,
+		    enum kvs_log_level lvl, const char *fmt, ...)
+{
+	uint64_t now = kvs__now_us(), last = atomic_load(last_us);
+	/* One caller a second wins the exchange; the others say nothing. */
+	if ((last && now - last < 1000000) ||
+	    !atomic_compare_exchange_strong(last_us, &last, now ? now : 1))
+		return;
 	if (!db->opt.log)
 		return;
 	char msg[1024];

@@ -15,7 +15,25 @@
  *
  * Readers see a write only after the index update, which comes after the
  * write() and, under `always`, after the fdatasync: a reader never sees a
- * value that a crash could still take away in that policy. */
+ * value that a crash could still take away in that policy.
+ *
+ * Failures (ARCHITECTURE.md "Failures: which are sticky and which are
+ * not").  A round that fails for a shortage before any of it was
+ * acknowledged - the disk full (ENOSPC, EDQUOT, EFBIG, a short write), no
+ * descriptor (EMFILE, ENFILE) or no space for the next segment, no memory
+ * while staging - is refused whole with KVS_ENOSPC (ENOMEM included:
+ * write_error tells which) and undone: the active segment is cut back to
+ * the round's first byte, its counts, chain, hint offsets and the sequence
+ * numbers go back to the round's start (struct mark), the staged index
+ * entries are dropped.  The handle stays usable; the next round simply
+ * tries again, so writes resume by themselves when the resource comes
+ * back.  Sticky (kvs__set_failed, KVS_EIO then KVS_EFAILED) are only: a
+ * failed fdatasync or fsync, which is never retried; an undo (truncation)
+ * that failed; an I/O error that is not a shortage (EIO, EROFS...); and a
+ * failure inside one write call larger than a segment after a rotation
+ * sealed its first records (they are durable and cannot be taken back).
+ * Rounds rotate between requests, never inside one that fits a segment,
+ * so that last case needs a request bigger than a whole segment. */
 #include "engine_int.h"
 
 #include <errno.h>
@@ -96,6 +114,18 @@ struct kvs__writer_buf {
 	uint64_t gen;
 	struct iovec *iov;
 	size_t iov_cap;
+	/* Where a refused round goes back to (see the top of this file): the
+	 * active segment's state and the store's counters at the round's
+	 * start, or after the rotation that began it. */
+	struct mark {
+		struct kvs__seg *seg;
+		uint64_t size, records, last_seq, min_seq, next_seq;
+		uint64_t writes, bytes_written;
+		size_t hint_n;
+		uint32_t chain;
+	} mark;
+	bool wrote; /* out_flush ran: bytes may lie past mark.size */
+	bool split; /* a rotation sealed records of this round */
 };
 
 static bool grow(void **p, size_t *cap, size_t need, size_t elem)
@@ -105,12 +135,19 @@ static bool grow(void **p, size_t *cap, size_t need, size_t elem)
 	size_t n = *cap ? *cap : 16;
 	while (n < need)
 		n *= 2;
-	void *q = realloc(*p, n * elem);
+	void *q = kvs__realloc(*p, n * elem);
 	if (!q)
 		return false;
 	*p = q;
 	*cap = n;
 	return true;
+}
+
+/* Out of memory while staging: a shortage like a full disk (the round is
+ * refused and undone), with ENOMEM as its reason. */
+static int nomem(void)
+{
+	return kvs__err_errno(KVS_ENOSPC, ENOMEM, "staging a write");
 }
 
 /* ---- output pieces -------------------------------------------------------- */
@@ -123,7 +160,7 @@ static int out_add(struct kvs__writer_buf *wb, const void *p, size_t len,
 	if (copy) {
 		if (!grow((void **)&wb->arena, &wb->arena_cap,
 			  wb->arena_len + len, 1))
-			return KVS_ENOMEM;
+			return nomem();
 		memcpy(wb->arena + wb->arena_len, p, len);
 		struct piece *last = wb->npieces ? &wb->pieces[wb->npieces - 1]
 						 : NULL;
@@ -134,7 +171,7 @@ static int out_add(struct kvs__writer_buf *wb, const void *p, size_t len,
 		}
 		if (!grow((void **)&wb->pieces, &wb->pieces_cap, wb->npieces + 1,
 			  sizeof *wb->pieces))
-			return KVS_ENOMEM;
+			return nomem();
 		wb->pieces[wb->npieces++] =
 			(struct piece){ NULL, wb->arena_len, len };
 		wb->arena_len += len;
@@ -142,19 +179,21 @@ static int out_add(struct kvs__writer_buf *wb, const void *p, size_t len,
 	}
 	if (!grow((void **)&wb->pieces, &wb->pieces_cap, wb->npieces + 1,
 		  sizeof *wb->pieces))
-		return KVS_ENOMEM;
+		return nomem();
 	wb->pieces[wb->npieces++] = (struct piece){ p, 0, len };
 	return KVS_OK;
 }
 
-/* Write every pending piece to the active segment. */
+/* Write every pending piece to the active segment.  KVS_ENOSPC: a shortage
+ * (part of the bytes may be in the file: the round's undo cuts them off);
+ * KVS_EIO: any other write error. */
 static int out_flush(struct kvs *db)
 {
 	struct kvs__writer_buf *wb = db->wbuf;
 	if (wb->npieces == 0)
 		return KVS_OK;
 	if (!grow((void **)&wb->iov, &wb->iov_cap, wb->npieces, sizeof *wb->iov))
-		return kvs__err(KVS_ENOMEM, "out of memory");
+		return nomem();
 	size_t total = 0;
 	for (size_t i = 0; i < wb->npieces; i++) {
 		const struct piece *pc = &wb->pieces[i];
@@ -163,12 +202,13 @@ static int out_flush(struct kvs *db)
 		wb->iov[i].iov_len = pc->len;
 		total += pc->len;
 	}
+	wb->wrote = true;
 	int e = kvs__io_pwritev_all(db->active->fd, wb->iov, (int)wb->npieces,
 				    (off_t)wb->base_off);
-	if (e) {
-		kvs__set_failed(db, e, db->active->path);
-		return kvs__err_errno(KVS_EIO, e, "%s: write", db->active->path);
-	}
+	if (e)
+		return kvs__err_errno(kvs__errno_transient(e) ? KVS_ENOSPC
+							      : KVS_EIO,
+				      e, "%s: write", db->active->path);
 	wb->base_off += total;
 	wb->npieces = 0;
 	wb->arena_len = 0;
@@ -180,16 +220,48 @@ static int out_flush(struct kvs *db)
 
 #define SPARE_IDS 8
 
+/* Mark the handle failed with a whole message (errno included). */
+static void fail_msg(struct kvs *db, int errnum, const char *msg)
+{
+	int expected = 0;
+	if (atomic_compare_exchange_strong(&db->failed, &expected,
+					   errnum ? errnum : EIO))
+		kvs__log(db, KVS_LOG_ERROR,
+			 "%s; the store refuses writes from now on", msg);
+}
+
+/* A failure the handle cannot get over, described by kvs_errmsg(): fail
+ * the handle (once) and say KVS_EIO. */
+static int fail_hard(struct kvs *db)
+{
+	fail_msg(db, kvs__errno(), kvs_errmsg());
+	return KVS_EIO;
+}
+
+/*
+ * Seal the active segment and continue in a new one.  The order makes every
+ * step before the last undoable, and every crash point recoverable:
+ *   1. create the next segment as NNNNNNNNNN.seg.tmp: running out of
+ *      descriptors or space here leaves the active segment untouched;
+ *   2. write the records staged so far (only a request bigger than a
+ *      segment has any), then the footer, and fdatasync;
+ *   3. rename the new file into place and fsync the directory;
+ *   4. publish the seal (mapping, hint), switch to the new segment, close
+ *      the old segment's descriptor.
+ * A crash before 3 leaves the sealed or unsealed old segment newest (the
+ * open cuts a torn footer, or starts a new segment after a sealed one) and
+ * a *.tmp file the open removes; never an older segment without a footer.
+ * Returns KVS_OK; KVS_ENOSPC: refused for a shortage (kvs__errno() says
+ * which), the active segment as it was but for records staged this round
+ * (the caller's undo cuts them off); KVS_EIO: the handle failed.
+ */
 int kvs__rotate(struct kvs *db)
 {
-	int rc = out_flush(db);
-	if (rc)
-		return rc;
-	if ((rc = kvs__seg_seal(db, db->active)) != KVS_OK) {
-		kvs__set_failed(db, EIO, db->active->path);
-		return rc;
-	}
-	db->counters.syncs++;
+	struct kvs__seg *old = db->active, *seg = NULL;
+	const unsigned char *map = NULL;
+	uint64_t footer_off = 0;
+	int rc;
+
 	/* Leave SPARE_IDS ids free below the new segment's: compaction
 	 * outputs take them, so that they are older than the active segment
 	 * (only the newest segment may lack a footer) without another
@@ -202,21 +274,46 @@ int kvs__rotate(struct kvs *db)
 	bool spare = id < KVS__SEG_ID_MAX - SPARE_IDS;
 	if (spare)
 		id += SPARE_IDS;
-	struct kvs__seg *seg;
-	if ((rc = kvs__seg_create(db->dir, id, false, &seg))) {
-		kvs__set_failed(db, EIO, "creating a segment");
-		return rc;
+
+	if ((rc = kvs__seg_create(db->dir, id, true, &seg)) != KVS_OK) {
+		if (rc == KVS_ENOMEM)
+			return nomem();
+		if (kvs__errno_transient(kvs__errno()))
+			return KVS_ENOSPC; /* nothing was left behind */
+		return fail_hard(db);
 	}
+	if ((rc = out_flush(db)) != KVS_OK ||
+	    (rc = kvs__seg_seal(old, &footer_off, &map)) != KVS_OK) {
+		kvs__seg_discard_tmp(seg);
+		return rc == KVS_ENOSPC ? rc : fail_hard(db);
+	}
+	db->counters.syncs++;
+	if ((rc = kvs__seg_publish_tmp(db->dir, seg)) != KVS_OK) {
+		if (rc != KVS_ENOSPC)
+			return fail_hard(db); /* the dir fsync */
+		/* Not renamed: the old segment takes records again. */
+		char msg[512];
+		snprintf(msg, sizeof msg, "%s", kvs_errmsg());
+		int e = kvs__errno();
+		kvs__seg_discard_tmp(seg);
+		if (kvs__seg_unseal(old, footer_off, map) != KVS_OK)
+			return fail_hard(db);
+		return kvs__err_errno(KVS_ENOSPC, e, "%s", msg);
+	}
+
+	/* Nothing fails from here on. */
+	kvs__seg_publish(db, old, footer_off, map);
 	db->spare_id = db->next_seg_id;
 	db->spare_end = id;
 	db->next_seg_id = id + 1;
 	kvs__seg_window(seg, db->opt.segment_size);
-	db->active->next = seg;
+	old->next = seg;
 	db->active = seg;
 	db->wbuf->base_off = seg->size;
 	KVS_CHECK(pthread_mutex_lock(&db->sync_mu));
 	db->sync_seg = seg;
 	KVS_CHECK(pthread_mutex_unlock(&db->sync_mu));
+	kvs__seg_close_fd(db, old);
 	return KVS_OK;
 }
 
@@ -246,7 +343,7 @@ static int overlay_rehash(struct kvs__writer_buf *wb, size_t cap)
 {
 	struct oslot *old = wb->slots;
 	size_t oldcap = wb->slots_cap;
-	struct oslot *n = calloc(cap, sizeof *n);
+	struct oslot *n = kvs__calloc(cap, sizeof *n);
 	if (!n)
 		return KVS_ENOMEM;
 	wb->slots = n;
@@ -374,18 +471,22 @@ static int stage_op(struct kvs *db, struct kvs_op *op)
 
 	/* A record that does not fit (with room left for the footer) starts a
 	 * new segment, unless the active one is empty: a record larger than a
-	 * segment gets one of its own. */
+	 * segment gets one of its own.  writer_round rotates between requests,
+	 * so this happens only inside a request bigger than a segment: the
+	 * rotation seals the request's first records, and a failure of the
+	 * rest can no longer be undone. */
 	struct kvs__seg *seg = db->active;
 	if (seg->records > 0 &&
 	    seg->size + rec_len + KVS__FOOTER_MAX > db->opt.segment_size) {
 		if ((rc = kvs__rotate(db)) != KVS_OK)
 			return rc;
+		wb->split = true;
 		seg = db->active;
 	}
 
 	if (!grow((void **)&wb->pends, &wb->pends_cap, wb->npends + 1,
 		  sizeof *wb->pends))
-		return kvs__err(KVS_ENOMEM, "out of memory");
+		return nomem();
 	struct pend *p = &wb->pends[wb->npends];
 	memset(p, 0, sizeof *p);
 	p->type = type;
@@ -397,7 +498,7 @@ static int stage_op(struct kvs *db, struct kvs_op *op)
 	if (type == KVS_REC_SET) {
 		p->entry = kvs__entry_new(db->index, op->key, op->klen);
 		if (!p->entry)
-			return kvs__err(KVS_ENOMEM, "out of memory");
+			return nomem();
 		p->entry->seg = seg;
 		p->entry->off = (uint32_t)seg->size;
 		p->entry->rec_len = (uint32_t)rec_len;
@@ -412,7 +513,7 @@ static int stage_op(struct kvs *db, struct kvs_op *op)
 	}
 	wb->npends++;
 	if (overlay_note(wb, hash, op->key, op->klen, wb->npends - 1) != KVS_OK)
-		return kvs__err(KVS_ENOMEM, "out of memory");
+		return nomem();
 
 	uint32_t crc = kvs__crc32c(0, head, hlen);
 	crc = kvs__crc32c(crc, op->key, op->klen);
@@ -427,8 +528,10 @@ static int stage_op(struct kvs *db, struct kvs_op *op)
 	     (out_add(wb, vhead, vhlen, true) ||
 	      out_add(wb, val, vlen, is_num || vlen <= COPY_MAX))) ||
 	    out_add(wb, crcb, 5, true))
-		return kvs__err(KVS_ENOMEM, "out of memory");
+		return nomem();
 
+	/* Staged: account the record (undone by round_undo if the round is
+	 * refused). */
 	kvs__hint_add(&seg->hint, seg->size);
 	db->next_seq++;
 	seg->size += rec_len;
@@ -488,6 +591,23 @@ static void discard_round(struct kvs *db)
 			kvs__entry_free(db->index, wb->pends[i].entry);
 }
 
+/* Remember where a refused round would go back to: a few stores a round. */
+static void round_mark(struct kvs *db)
+{
+	struct kvs__seg *seg = db->active;
+	struct mark *m = &db->wbuf->mark;
+	m->seg = seg;
+	m->size = seg->size;
+	m->records = seg->records;
+	m->last_seq = seg->last_seq;
+	m->min_seq = seg->min_seq;
+	m->chain = seg->chain;
+	m->hint_n = seg->hint.n;
+	m->next_seq = db->next_seq;
+	m->writes = db->counters.writes;
+	m->bytes_written = db->counters.bytes_written;
+}
+
 static void round_reset(struct kvs *db)
 {
 	struct kvs__writer_buf *wb = db->wbuf;
@@ -496,6 +616,85 @@ static void round_reset(struct kvs *db)
 	wb->arena_len = 0;
 	wb->slots_used = 0;
 	wb->gen++;
+	wb->base_off = db->active->size;
+	wb->wrote = wb->split = false;
+	round_mark(db);
+}
+
+/* Take back a round that is refused before anything of it was
+ * acknowledged: cut its bytes off the active segment and restore what
+ * staging advanced.  KVS_OK, or KVS_EIO if it cannot be undone (a rotation
+ * sealed part of it, or the truncation failed). */
+static int round_undo(struct kvs *db)
+{
+	struct kvs__writer_buf *wb = db->wbuf;
+	struct mark *m = &wb->mark;
+	struct kvs__seg *seg = m->seg;
+	if (wb->split || seg != db->active)
+		return kvs__err(KVS_EIO, "%s: part of a write bigger than a "
+				"segment was sealed before the rest failed",
+				seg->path);
+	if (wb->wrote) {
+		while (ftruncate(seg->fd, (off_t)m->size) != 0) {
+			if (errno != EINTR)
+				return kvs__err_errno(KVS_EIO, errno,
+						      "%s: truncate", seg->path);
+		}
+	}
+	seg->size = m->size;
+	seg->records = m->records;
+	seg->last_seq = m->last_seq;
+	seg->min_seq = m->min_seq;
+	seg->chain = m->chain;
+	if (seg->hint.n > m->hint_n)
+		seg->hint.n = m->hint_n;
+	db->next_seq = m->next_seq;
+	db->counters.writes = m->writes;
+	db->counters.bytes_written = m->bytes_written;
+	return KVS_OK;
+}
+
+/* A write was refused for a shortage: say it in the stats at once, and in
+ * the log at most once a second. */
+static void note_refusal(struct kvs *db, int err, const char *msg)
+{
+	atomic_store(&db->write_error, err ? err : ENOSPC);
+	kvs__log_every(db, &db->wlog_us, KVS_LOG_WARN,
+		       "%s; writes are refused until it can, reads go on",
+		       msg);
+}
+
+/* A round that wrote records succeeded: the shortage is over. */
+static void note_success(struct kvs *db)
+{
+	if (atomic_load_explicit(&db->write_error, memory_order_relaxed) &&
+	    atomic_exchange(&db->write_error, 0))
+		kvs__log(db, KVS_LOG_INFO, "writes succeed again");
+}
+
+/* The round's writes failed with rc: undo them and refuse them with
+ * KVS_ENOSPC if it was a shortage, else fail the handle (KVS_EIO). */
+static void round_refuse(struct kvs *db, struct kvs__req *list, int rc)
+{
+	struct kvs__writer_buf *wb = db->wbuf;
+	char msg[512];
+	int err = kvs__errno();
+	snprintf(msg, sizeof msg, "%s", kvs_errmsg());
+	discard_round(db);
+	if (rc == KVS_ENOSPC && round_undo(db) == KVS_OK) {
+		note_refusal(db, err, msg);
+	} else {
+		if (rc == KVS_ENOSPC) /* the undo failed: say why */
+			snprintf(msg, sizeof msg, "%s", kvs_errmsg());
+		fail_msg(db, err, msg);
+		rc = KVS_EIO;
+	}
+	for (struct kvs__req *r = list; r; r = r->next)
+		if (r->kind == KVS__REQ_WRITE && r->result == KVS_OK)
+			r->result = rc;
+	wb->npends = 0;
+	wb->npieces = 0;
+	wb->arena_len = 0;
 	wb->base_off = db->active->size;
 }
 
@@ -542,18 +741,53 @@ static void complete(struct kvs__req *req)
 	req->done(req);
 }
 
-/* Process one list of requests (the whole queue at one moment). */
-static bool writer_round(struct kvs *db, struct kvs__req *list)
+/* CBOR head length of an unsigned integer or a byte string of length v. */
+static unsigned cbor_head_len(uint64_t v)
+{
+	return v < 24 ? 1 : v <= 0xff ? 2 : v <= 0xffff ? 3
+	       : v <= 0xffffffffu ? 5 : 9;
+}
+
+/* The most bytes request r's records can take (a condition may write
+ * fewer, an INCR at most 20 digits): to know before staging any of it
+ * whether it fits in the active segment.  Exact for a plain SET. */
+static uint64_t req_bound(const struct kvs *db, const struct kvs__req *r)
+{
+	unsigned seq_len = cbor_head_len(db->next_seq + r->nops);
+	uint64_t n = 0;
+	for (size_t i = 0; i < r->nops; i++) {
+		const struct kvs_op *op = &r->ops[i];
+		/* array head, seq, op, key, crc */
+		n += 1 + seq_len + 1 + cbor_head_len(op->klen) + op->klen + 5;
+		if (op->type != KVS_OP_REMOVE) {
+			size_t vlen = op->type == KVS_OP_INCR ? 20 : op->vlen;
+			n += cbor_head_len(vlen) + vlen;
+		}
+	}
+	return n;
+}
+
+/*
+ * Process a list of requests (the whole queue at one moment), or its first
+ * part: returns the requests left for the next call, the list being cut
+ * after the last one processed.  Rotation happens only between requests,
+ * with nothing of the round staged, so a round lies in one segment and is
+ * undone by cutting that segment back (a request that does not fit the
+ * active segment ends the round before it; the next round rotates first).
+ * A request bigger than a whole segment has a round of its own.
+ */
+static struct kvs__req *writer_round(struct kvs *db, struct kvs__req *list,
+				     bool *stop)
 {
 	struct kvs__writer_buf *wb = db->wbuf;
-	bool stop = false;
+	struct kvs__req *rest = NULL, *prev = NULL;
+	bool no_rotation = false; /* one was refused: don't retry it now */
 	int rc = KVS_OK;
 
-	uint64_t staged0 = db->counters.writes;
 	round_reset(db);
-	for (struct kvs__req *r = list; r; r = r->next) {
+	for (struct kvs__req *r = list; r; prev = r, r = r->next) {
 		if (r->kind == KVS__REQ_STOP)
-			stop = true;
+			*stop = true;
 		if (r->kind != KVS__REQ_WRITE)
 			continue;
 		if (atomic_load(&db->failed)) {
@@ -562,16 +796,41 @@ static bool writer_round(struct kvs *db, struct kvs__req *list)
 			continue;
 		}
 		r->result = KVS_OK;
+		uint64_t need = req_bound(db, r) + KVS__FOOTER_MAX;
+		bool huge = KVS__HDR_LEN + need > db->opt.segment_size;
+		bool full = db->active->records > 0 &&
+			    db->active->size + need > db->opt.segment_size;
+		if ((huge || full) && wb->npends > 0) {
+			prev->next = NULL;
+			rest = r;
+			break;
+		}
+		if (full) {
+			rc = no_rotation ? KVS_ENOSPC : kvs__rotate(db);
+			if (rc == KVS_ENOSPC) {
+				if (!no_rotation)
+					note_refusal(db, kvs__errno(),
+						     kvs_errmsg());
+				no_rotation = true;
+			}
+			if (rc != KVS_OK) {
+				/* Nothing of the round is staged: only
+				 * this request is refused. */
+				r->result = rc;
+				rc = KVS_OK;
+				continue;
+			}
+			round_mark(db);
+		}
 		for (size_t i = 0; i < r->nops && rc == KVS_OK; i++)
 			rc = stage_op(db, &r->ops[i]);
 		if (rc != KVS_OK)
 			break;
-	}
-	if (rc != KVS_OK && db->counters.writes != staged0) {
-		/* Out of memory after earlier records of the round advanced
-		 * the segment's size, count and chain without being written:
-		 * the segment cannot take more records consistently. */
-		kvs__set_failed(db, ENOMEM, "staging a write round");
+		if (huge) {
+			rest = r->next;
+			r->next = NULL;
+			break;
+		}
 	}
 	if (rc == KVS_OK)
 		rc = out_flush(db);
@@ -579,7 +838,7 @@ static bool writer_round(struct kvs *db, struct kvs__req *list)
 	    db->opt.fsync == KVS_FSYNC_ALWAYS) {
 		int e = kvs__io_fdatasync(db->active->fd);
 		if (e) {
-			kvs__set_failed(db, e, db->active->path);
+			/* Never retried: what reached the disk is unknown. */
 			rc = kvs__err_errno(KVS_EIO, e, "%s: fdatasync",
 					    db->active->path);
 		} else {
@@ -591,20 +850,16 @@ static bool writer_round(struct kvs *db, struct kvs__req *list)
 		apply_round(db);
 		atomic_store(&db->live_keys_pub, db->live_keys);
 		kvs__index_grow(db->index, db->live_keys);
-		if (wb->npends)
+		if (wb->npends) {
 			db->counters.batches++;
+			note_success(db);
+		}
 	} else {
-		discard_round(db);
-		/* The failure may have left bytes after the last good record;
-		 * no more writes go to this handle (failed is set), and the
-		 * next open truncates the torn tail. */
-		for (struct kvs__req *r = list; r; r = r->next)
-			if (r->kind == KVS__REQ_WRITE && r->result == KVS_OK)
-				r->result = rc == KVS_ENOMEM ? KVS_ENOMEM : KVS_EIO;
+		round_refuse(db, list, rc);
 	}
-	if (!stop && rc == KVS_OK)
+	if (!*stop && rc == KVS_OK)
 		kvs__compact_check_active(db);
-	if (stop) {
+	if (*stop && !rest) {
 		/* kvs_close(): make everything durable before saying done. */
 		int e = kvs__io_fdatasync(db->active->fd);
 		if (e)
@@ -625,7 +880,7 @@ static bool writer_round(struct kvs *db, struct kvs__req *list)
 		}
 		complete(r);
 	}
-	return stop;
+	return rest;
 }
 
 static void *writer_main(void *arg)
@@ -681,7 +936,8 @@ static void *writer_main(void *arg)
 		atomic_store(&db->q_len, 0);
 		KVS_CHECK(pthread_mutex_unlock(&db->q_mu));
 		if (list) {
-			stop = writer_round(db, list);
+			while (list)
+				list = writer_round(db, list, &stop);
 			kvs__compact_note_round(db);
 		}
 		if (!stop && kvs__compact_pending(db, &delay) && delay == 0)
@@ -716,18 +972,20 @@ static void *syncer_main(void *arg)
 			break;
 		if (atomic_exchange(&db->unsynced, 0) == 0)
 			continue;
-		/* Sync a duplicate of the descriptor outside the lock, so a
-		 * rotation by the writer never waits for our fdatasync. */
-		int fd = dup(db->sync_seg->fd);
-		KVS_CHECK(pthread_mutex_unlock(&db->sync_mu));
-		int e = fd < 0 ? errno : kvs__io_fdatasync(fd);
-		if (fd >= 0)
-			close(fd);
-		if (e)
+		/* The fdatasync runs outside sync_mu, on the segment pinned by
+		 * fd_users rather than on a dup() of its descriptor: a dup
+		 * needs a free descriptor, and when clients hold them all
+		 * (EMFILE) that is no reason to fail the store.  A rotation
+		 * waits for the pin only after sealing the same file, whose
+		 * data its own fdatasync has just flushed. */
+		int e = kvs__seg_sync_locked(db, db->sync_seg);
+		if (e) {
+			KVS_CHECK(pthread_mutex_unlock(&db->sync_mu));
 			kvs__set_failed(db, e, "background fdatasync");
-		else
+			KVS_CHECK(pthread_mutex_lock(&db->sync_mu));
+		} else {
 			atomic_fetch_add(&db->bg_syncs, 1);
-		KVS_CHECK(pthread_mutex_lock(&db->sync_mu));
+		}
 	}
 	KVS_CHECK(pthread_mutex_unlock(&db->sync_mu));
 	return NULL;
@@ -750,6 +1008,12 @@ int kvs__writer_start(struct kvs *db)
 	db->wbuf = calloc(1, sizeof *db->wbuf);
 	if (!db->wbuf)
 		return kvs__err(KVS_ENOMEM, "out of memory");
+	/* Sealed segments are read through their mappings only: their
+	 * descriptors go now (recovery kept those it scanned), so the store
+	 * holds O(1) descriptors whatever its size (docs/THREADS.md). */
+	for (struct kvs__seg *s = db->segs; s; s = s->next)
+		if (s != db->active && s->sealed)
+			kvs__seg_drop_fd(s);
 	if ((rc = kvs__compact_init(db)) != KVS_OK)
 		return rc;
 	db->sync_seg = db->active;
