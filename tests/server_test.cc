@@ -795,34 +795,63 @@ TEST_F(ServerTest, PipelineFloodAnsweredInOrder) {
 }
 
 TEST_F(ServerTest, MalformedInput) {
-  const std::vector<std::string> inputs = {
-      "!bad\r\n",
-      "*1\r\n!3\r\nGET\r\n",
-      "*-5\r\n",
-      "*x\r\n",
-      "*1\r\n$-3\r\n",
-      "*1\r\n$abc\r\n",
-      "*1\r\n$10737418240\r\n",
-      "*2147483648\r\n",
-      "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nvXX",
-      "*1\r\n$4\r\nPING",
-      "\"unbalanced\r\n",
-      std::string(70000, 'a'),
-      std::string("\x00\xff\x01*\r\n$", 7),
+  // Each input's own outcome: the exact reply (none: "" - a truncated
+  // frame waits for more), whether the connection is then closed, and for
+  // those left open, what a follow-up gets (the connection still works,
+  // and nothing of the input was left behind in it).  Compared with
+  // redis-server 7.0 (Debian 12); where kvs differs it is on purpose and
+  // listed in docs/PROTOCOL.md (a bulk not followed by CRLF is refused).
+  struct Case {
+    std::string in, reply;
+    bool closed;
+    std::string then, then_reply;
   };
-  for (const auto& in : inputs) {
+  const std::string pe = "error:ERR Protocol error: ";
+  const std::vector<Case> cases = {
+      {"!bad\r\n", "error:ERR unknown command '!bad', with args beginning with: ", false, "PING\r\n",
+       "simple:PONG"},
+      {"*1\r\n!3\r\nGET\r\n", pe + "expected '$', got '!'", true, "", ""},
+      // Negative counts are skipped, as Redis does.
+      {"*-5\r\n", "", false, "PING\r\n", "simple:PONG"},
+      {"*-10\r\n", "", false, "PING\r\n", "simple:PONG"},
+      {"*-0\r\n", pe + "invalid multibulk length", true, "", ""},
+      {"*x\r\n", pe + "invalid multibulk length", true, "", ""},
+      {"*1\r\n$-3\r\n", pe + "invalid bulk length", true, "", ""},
+      {"*1\r\n$abc\r\n", pe + "invalid bulk length", true, "", ""},
+      {"*1\r\n$10737418240\r\n", pe + "invalid bulk length", true, "", ""},
+      {"*2147483648\r\n", pe + "invalid multibulk length", true, "", ""},
+      {"*1048577\r\n", pe + "invalid multibulk length", true, "", ""},
+      // Redis takes "vXX" as "v" and waits; kvs refuses the bytes after it.
+      {"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nvXX", pe + "bulk string not terminated by CRLF", true, "", ""},
+      {"*1\r\n$4\r\nPING", "", false, "\r\n", "simple:PONG"},
+      {"*2\r\n$4\r\nECHO\r\n$5\r\nab", "", false, "cde\r\n", "bulk:abcde"},
+      {"\"unbalanced\r\n", pe + "unbalanced quotes in request", true, "", ""},
+      {std::string(70000, 'a'), pe + "too big inline request", true, "", ""},
+      // Inline arguments are binary-safe; the name shows up to its NUL.
+      {std::string("\x00\xff\x01*\r\n$", 7), "error:ERR unknown command '', with args beginning with: ", false,
+       "\r\n", "error:ERR unknown command '$', with args beginning with: "},
+      {"*1\r\n$0\r\n\r\n", "error:ERR unknown command '', with args beginning with: ", false, "PING\r\n",
+       "simple:PONG"},
+  };
+  for (const auto& k : cases) {
+    const std::string what = testing::PrintToString(k.in.substr(0, 40));
     Conn c(port_);
     ASSERT_TRUE(c.ok());
-    c.SendRaw(in);
-    std::string r = c.Read(1000);
-    // An error reply and a close, or (for a truncated frame) nothing yet.
-    EXPECT_TRUE(r.rfind("error:ERR Protocol error", 0) == 0 || r == "<timeout>" ||
-                r.rfind("error:ERR unknown command", 0) == 0)
-        << testing::PrintToString(in) << " -> " << r;
-    if (r.rfind("error:ERR Protocol error", 0) == 0) {
-      EXPECT_TRUE(c.Closed()) << testing::PrintToString(in);
+    c.SendRaw(k.in);  // may fail part way when the server closes first
+    if (!k.reply.empty()) {
+      EXPECT_EQ(c.Read(5000), k.reply) << what;
+    } else {
+      EXPECT_EQ(c.Read(300), "<timeout>") << what;  // nothing, and still open
     }
+    if (k.closed) {
+      EXPECT_TRUE(c.Closed()) << what;
+      continue;
+    }
+    ASSERT_TRUE(c.SendRaw(k.then)) << what;
+    EXPECT_EQ(c.Read(5000), k.then_reply) << what;
+    EXPECT_EQ(c.Cmd({"PING"}, 5000), "simple:PONG") << what;
   }
+  // Random junk: whatever it gets, the server goes on.
   std::mt19937 rng(42);
   for (int i = 0; i < 50; i++) {
     std::string junk(1 + rng() % 2000, '\0');
