@@ -229,7 +229,6 @@ static void conn_settle(struct net_conn *c)
 }
 
 static int next_is_write(const struct net_conn *c);
-static void batch_submit(struct net_conn *c);
 
 /* Run up to NET_CMDS_PER_WAKEUP buffered commands of an ACTIVE c.  Leaves c
  * on the ready list if it may have more. */
@@ -279,25 +278,18 @@ static void conn_process(struct net_conn *c)
 					  memory_order_relaxed);
 		c->reply_pieces = 0;
 		int was_inline = c->parser.inline_cmd;
-		size_t open = c->nwcmds, d0 = c->defer.len;
 		net_cmd_execute(c, &cmd);
-		if (open && c->defer.len > d0 &&
-		    net_conn_queue(c, NET_W_DEFERRED, d0, c->defer.len - d0)) {
-			net_log(NET_LOG_WARN, "out of memory: closing client %s",
-				c->addr);
-			c->state = NET_CONN_CLOSING;
-		}
-		if (c->nwcmds) {
+		if (net_cmd_batch_open(c)) {
 			/* Pipelined writes go to the engine together. */
 			if (c->state == NET_CONN_ACTIVE && budget > 0 &&
-			    !was_inline && c->nops < NET_BATCH_OPS &&
+			    !was_inline && net_cmd_batch_room(c) &&
 			    next_is_write(c))
 				continue;
-			batch_submit(c);
+			net_cmd_batch_submit(c);
 		}
 	}
-	if (c->nwcmds && c->state != NET_CONN_PARKED)
-		batch_submit(c); /* dropped: c is closing */
+	if (net_cmd_batch_open(c) && c->state != NET_CONN_PARKED)
+		net_cmd_batch_submit(c); /* dropped: c is closing */
 	/* While parked the ops point into `in`: it stays as it is. */
 	if (c->state == NET_CONN_ACTIVE && c->in_pos) {
 		net_buf_consume(&c->in, c->in_pos);
@@ -375,46 +367,7 @@ static void conn_event(struct net_conn *c, unsigned events)
 		conn_close(c);
 }
 
-/* ---- writes: kvs_submit and its completion --------------------------------- */
-
-int net_conn_ops(struct net_conn *c, size_t n)
-{
-	size_t need = c->nops + n;
-
-	if (need < n)
-		return -1;
-	if (need > c->opscap) {
-		size_t cap = c->opscap ? c->opscap : 4;
-		struct kvs_op *ops;
-
-		while (cap < need)
-			cap *= 2;
-		ops = realloc(c->ops, cap * sizeof *ops);
-		if (!ops)
-			return -1;
-		c->ops = ops;
-		c->opscap = cap;
-	}
-	memset(c->ops + c->nops, 0, n * sizeof *c->ops);
-	return 0;
-}
-
-int net_conn_queue(struct net_conn *c, enum net_write_kind kind,
-		   size_t first, size_t n)
-{
-	if (c->nwcmds == c->capwcmds) {
-		size_t cap = c->capwcmds ? c->capwcmds * 2 : 8;
-		struct net_wcmd *w = realloc(c->wcmds, cap * sizeof *w);
-		if (!w)
-			return -1;
-		c->wcmds = w;
-		c->capwcmds = cap;
-	}
-	c->wcmds[c->nwcmds++] = (struct net_wcmd){ kind, first, n };
-	if (kind != NET_W_DEFERRED)
-		c->nops = first + n;
-	return 0;
-}
+/* ---- writes: parking while the engine has the batch ----------------------- */
 
 /* Is the next command buffered in c complete, a multibulk one, and a write?
  * Only then may it join the open batch: anything else must wait for the
@@ -461,31 +414,17 @@ static int next_is_write(const struct net_conn *c)
 	return net_cmd_is_write(name, namelen);
 }
 
-/* Hand c's batch to the engine (c is parked until it completes), or drop it
- * if c is going away. */
-static void batch_submit(struct net_conn *c)
+void net_conn_park(struct net_conn *c)
 {
-	if (c->state != NET_CONN_ACTIVE) {
-		c->nwcmds = 0;
-		c->nops = 0;
-		c->defer.len = 0;
-		return;
-	}
-	int rc = net_conn_submit(c, c->nops);
-	if (rc != KVS_OK) {
-		c->wresult = rc;
-		net_cmd_complete(c);
-	}
+	c->state = NET_CONN_PARKED;
+	c->w->nparked++;
 }
 
-/* On the engine's writer thread: queue c on its worker and ring. */
-static void write_done(void *ctx, int result)
+void net_conn_done(struct net_conn *c)
 {
-	struct net_conn *c = ctx;
 	struct net_worker *w = c->w;
 	uint64_t one = 1;
 
-	c->wresult = result;
 	c->done_next = NULL;
 	CHECK(pthread_mutex_lock(&w->mu));
 	int ring = !w->done_head;
@@ -503,17 +442,6 @@ static void write_done(void *ctx, int result)
 	if (ring && write(w->evfd, &one, sizeof one) < 0) {
 	}
 	CHECK(pthread_mutex_unlock(&w->mu));
-}
-
-int net_conn_submit(struct net_conn *c, size_t n)
-{
-	int rc = kvs_submit(c->w->srv->db, c->ops, n, write_done, c);
-
-	if (rc != KVS_OK)
-		return rc;
-	c->state = NET_CONN_PARKED;
-	c->w->nparked++;
-	return KVS_OK;
 }
 
 /* ---- the worker's event loop ------------------------------------------------ */
