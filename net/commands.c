@@ -133,11 +133,11 @@ static void r_arity(struct net_conn *c, const char *name)
 static void log_store_error(const struct net_conn *c, const char *what,
 			    const char *msg)
 {
-	static atomic_llong last;
+	atomic_llong *last = &c->w->srv->last_store_log;
 	long long now = (long long)time(NULL);
-	long long prev = atomic_load_explicit(&last, memory_order_relaxed);
+	long long prev = atomic_load_explicit(last, memory_order_relaxed);
 
-	if (prev == now || !atomic_compare_exchange_strong_explicit(&last,
+	if (prev == now || !atomic_compare_exchange_strong_explicit(last,
 			&prev, now, memory_order_relaxed, memory_order_relaxed))
 		return;
 	net_log(NET_LOG_ERROR, "%s for client %s (id %llu): %s", what,
@@ -720,7 +720,16 @@ static void cmd_info(struct net_conn *c, const struct net_resp_cmd *cmd)
 		info_line(&b, "# Persistence");
 		info_line(&b, "loading:0");
 		if (have_stats) {
+			/* failed: sticky (a failed sync); write_error: the
+			 * last transient refusal (disk full), 0 once a later
+			 * write succeeded; damaged: a read found corruption
+			 * (run kvs-dump --verify). */
 			info_line(&b, "store_failed:%d", st.failed ? 1 : 0);
+			char eb[128];
+			info_line(&b, "store_write_error:%s", st.write_error ?
+				  strerror_r(st.write_error, eb, sizeof eb) :
+				  "0");
+			info_line(&b, "store_damaged:%d", st.damaged ? 1 : 0);
 			info_line(&b, "live_keys:%" PRIu64, st.live_keys);
 			info_line(&b, "live_bytes:%" PRIu64, st.live_bytes);
 			info_line(&b, "dead_bytes:%" PRIu64, st.dead_bytes);

@@ -163,6 +163,8 @@ struct net_server {
 	atomic_ullong net_in, net_out;
 	atomic_ullong closed_by_limit;
 	atomic_ullong auth_failures;
+	atomic_llong last_store_log; /* time() of the last store error
+					logged: one line a second at most */
 };
 
 /* commands.c: run one parsed command on c (ACTIVE).  May append a reply,
