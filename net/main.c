@@ -69,15 +69,33 @@ static int read_secret(const char *path, char *buf, size_t size)
 	return 0;
 }
 
-/* More descriptors for more clients: the soft limit up to the hard one. */
+/* More descriptors for more clients: the soft limit up to the hard one,
+ * as Redis does; the log says what we got (maxclients follows from it). */
 static void raise_nofile(void)
 {
 	struct rlimit rl;
+	unsigned long long was;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		net_log(NET_LOG_WARN, "getrlimit(RLIMIT_NOFILE): %s",
+			strerror(errno));
+		return;
 	}
+	was = (unsigned long long)rl.rlim_cur;
+	if (rl.rlim_cur == rl.rlim_max) {
+		net_log(NET_LOG_INFO, "descriptor limit %llu (the hard limit)",
+			was);
+		return;
+	}
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		net_log(NET_LOG_WARN, "cannot raise the descriptor limit from "
+			"%llu to %llu: %s", was,
+			(unsigned long long)rl.rlim_max, strerror(errno));
+		return;
+	}
+	net_log(NET_LOG_INFO, "descriptor limit raised from %llu to %llu",
+		was, (unsigned long long)rl.rlim_max);
 }
 
 int main(int argc, char **argv)

@@ -6,7 +6,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -619,6 +621,81 @@ static const char denied_msg[] =
 	"environment variable), or bind it to a loopback address only "
 	"(--addr 127.0.0.1:PORT) and reach it through a tunnel.\r\n";
 
+/* Log `what` unless a line went out this second (at most one a second:
+ * a client storm at the limit must not flood the log).  Acceptor only. */
+static void acceptor_warn(time_t *last, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void acceptor_warn(time_t *last, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	time_t now = time(NULL);
+
+	if (now == *last)
+		return;
+	*last = now;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	net_log(NET_LOG_WARN, "%s", msg);
+}
+
+static const char maxclients_msg[] = "-ERR max number of clients reached\r\n";
+
+/*
+ * accept() failed with EMFILE/ENFILE: no descriptor for a new connection.
+ * Calling accept() again at once would fail again at once (a spinning
+ * acceptor), and a client left in the backlog hangs.  So wait (poll, no
+ * CPU) until a client is waiting, and try again: descriptors may be free
+ * by then.  If they are still not, give back the spare descriptor kept for
+ * this, take the connection with it, refuse it as over the client limit,
+ * and take the spare again (libev's and nginx's trick).  Without a spare
+ * (another thread took its slot), wait a little instead.  Returns the
+ * accepted connection to serve, or -1.
+ */
+static int accept_out_of_fds(struct net_server *s, int err, time_t *last,
+			     struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct pollfd p = { .fd = s->lfd, .events = POLLIN };
+	socklen_t len0 = *len;
+	int fd;
+
+	acceptor_warn(last, "accept: %s: refusing new clients until "
+		      "descriptors are free (%llu clients connected, "
+		      "maxclients %llu)", strerror(err),
+		      (unsigned long long)atomic_load_explicit(&s->connected,
+			memory_order_relaxed),
+		      (unsigned long long)s->maxclients);
+	/* shutdown() of the listening socket (stopping) wakes it too. */
+	if (poll(&p, 1, -1) < 0 || atomic_load(&s->stopping))
+		return -1;
+	fd = accept4(s->lfd, (struct sockaddr *)ss, len,
+		     SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd >= 0)
+		return fd;
+	if (errno != EMFILE && errno != ENFILE)
+		return -1;
+	if (s->spare_fd < 0) {
+		usleep(100000); /* ten tries a second at most */
+		return -1;
+	}
+	close(s->spare_fd);
+	s->spare_fd = -1;
+	*len = len0;
+	/* A client is waiting: this does not block (unless it went away
+	 * meanwhile; then it takes the next one). */
+	fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd >= 0) {
+		atomic_fetch_add_explicit(&s->total_conns, 1,
+					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&s->rejected, 1,
+					  memory_order_relaxed);
+		refuse(fd, maxclients_msg);
+	}
+	s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	return -1;
+}
+
 static void *acceptor_run(void *arg)
 {
 	struct net_server *s = arg;
@@ -640,20 +717,26 @@ static void *acceptor_run(void *arg)
 			break;
 		}
 		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED ||
-			    errno == EPROTO)
+			int e = errno;
+			if (e == EINTR || e == ECONNABORTED || e == EPROTO)
 				continue;
-			if (time(NULL) != last_warn) {
-				last_warn = time(NULL);
-				net_log(NET_LOG_WARN, "accept: %s",
-					strerror(errno));
+			if (e != EMFILE && e != ENFILE) {
+				/* Out of memory (ENOBUFS, ENOMEM) or worse:
+				 * the client stays queued; try again soon. */
+				acceptor_warn(&last_warn, "accept: %s",
+					      strerror(e));
+				usleep(100000);
+				continue;
 			}
-			/* Out of descriptors or memory: let it pass. */
-			usleep(10000);
-			continue;
+			len = sizeof ss;
+			fd = accept_out_of_fds(s, e, &last_warn, &ss, &len);
+			if (fd < 0)
+				continue;
 		}
 		atomic_fetch_add_explicit(&s->total_conns, 1,
 					  memory_order_relaxed);
+		if (s->spare_fd < 0) /* lost at the last shortage */
+			s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		peer_name(&ss, h.addr, sizeof h.addr);
 		if (s->protected_mode &&
 		    !net_addr_is_loopback((struct sockaddr *)&ss)) {
@@ -666,9 +749,13 @@ static void *acceptor_run(void *arg)
 		}
 		if (atomic_load_explicit(&s->connected, memory_order_relaxed)
 		    >= s->maxclients) {
+			acceptor_warn(&last_warn, "max number of clients "
+				      "reached (%llu): refusing client %s",
+				      (unsigned long long)s->maxclients,
+				      h.addr);
 			atomic_fetch_add_explicit(&s->rejected, 1,
 						  memory_order_relaxed);
-			refuse(fd, "-ERR max number of clients reached\r\n");
+			refuse(fd, maxclients_msg);
 			continue;
 		}
 		atomic_fetch_add_explicit(&s->connected, 1,
@@ -755,6 +842,8 @@ static int listen_on(struct net_server *s)
 	return 0;
 }
 
+/* Release what start set up, whatever point it reached: descriptors are
+ * -1 until opened, mutexes are destroyed only if initialised. */
 static void free_server(struct net_server *s)
 {
 	for (unsigned i = 0; s->workers && i < s->nworkers; i++) {
@@ -767,11 +856,14 @@ static void free_server(struct net_server *s)
 		for (size_t j = 0; j < w->nhand; j++)
 			close(w->hand[j].fd);
 		free(w->hand);
-		pthread_mutex_destroy(&w->mu);
+		if (w->mu_ready)
+			CHECK(pthread_mutex_destroy(&w->mu));
 	}
 	free(s->workers);
 	if (s->lfd >= 0)
 		close(s->lfd);
+	if (s->spare_fd >= 0)
+		close(s->spare_fd);
 	free(s->password);
 	free(s);
 }
@@ -792,11 +884,47 @@ static void stop_workers(struct net_server *s)
 	s->pool = NULL;
 }
 
+/*
+ * maxclients: the descriptor limit (RLIMIT_NOFILE's soft limit, which
+ * kvs-server raises to the hard one at start) less what the server and the
+ * store need besides clients, so that a full house of clients never
+ * starves the store of the descriptor it needs for a rotation, a
+ * compaction output, a hint file or a directory fsync (docs/THREADS.md).
+ */
+static void set_maxclients(struct net_server *s)
+{
+	struct rlimit rl;
+	uint64_t reserve = NET_FD_RESERVE_STORE + NET_FD_RESERVE_SERVER +
+			   2 * (uint64_t)s->nworkers;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 ||
+	    rl.rlim_cur == RLIM_INFINITY) {
+		s->maxclients = NET_MAXCLIENTS_UNLIMITED;
+		net_log(NET_LOG_INFO, "maxclients %llu (no descriptor limit)",
+			(unsigned long long)s->maxclients);
+		return;
+	}
+	if (rl.rlim_cur <= reserve) {
+		s->maxclients = 1;
+		net_log(NET_LOG_WARN, "the descriptor limit %llu leaves no room "
+			"for clients beyond the %llu kept for the store and "
+			"the server: maxclients 1; raise it (ulimit -n)",
+			(unsigned long long)rl.rlim_cur,
+			(unsigned long long)reserve);
+		return;
+	}
+	s->maxclients = rl.rlim_cur - reserve;
+	net_log(NET_LOG_INFO, "maxclients %llu (descriptor limit %llu, %llu "
+		"kept for the store, the listening socket and %u workers)",
+		(unsigned long long)s->maxclients,
+		(unsigned long long)rl.rlim_cur, (unsigned long long)reserve,
+		s->nworkers);
+}
+
 int net_server_start(struct kvs *db, const struct net_server_config *cfg,
 		     struct net_server **out)
 {
 	struct net_server *s = calloc(1, sizeof *s);
-	struct rlimit rl;
 	int rc;
 
 	if (!s) {
@@ -809,11 +937,8 @@ int net_server_start(struct kvs *db, const struct net_server_config *cfg,
 	s->nworkers = cfg->threads ? cfg->threads : 1;
 	s->output_limit = cfg->output_limit ? cfg->output_limit :
 			  NET_DEFAULT_OUTPUT_LIMIT;
+	s->spare_fd = -1;
 	s->started = time(NULL);
-	s->maxclients = 10000;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
-	    && rl.rlim_cur > 64)
-		s->maxclients = rl.rlim_cur - 64; /* leave some for the store */
 	if (cfg->password && cfg->password[0]) {
 		s->passlen = strlen(cfg->password);
 		s->password = strdup(cfg->password);
@@ -824,9 +949,21 @@ int net_server_start(struct kvs *db, const struct net_server_config *cfg,
 	s->cfg.port_file = NULL;
 	if (listen_on(s) != 0)
 		goto fail;
-	s->workers = calloc(s->nworkers, sizeof *s->workers);
-	if (!s->workers)
+	/* The acceptor's spare descriptor for running out of them. */
+	s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (s->spare_fd < 0) {
+		net_log(NET_LOG_ERROR, "/dev/null: %s", strerror(errno));
 		goto fail;
+	}
+	s->workers = calloc(s->nworkers, sizeof *s->workers);
+	if (!s->workers) {
+		net_log(NET_LOG_ERROR, "out of memory");
+		goto fail;
+	}
+	/* Before anything can fail: free_server() must not take a zeroed
+	 * worker's descriptors for fd 0. */
+	for (unsigned i = 0; i < s->nworkers; i++)
+		s->workers[i].epfd = s->workers[i].evfd = -1;
 	for (unsigned i = 0; i < s->nworkers; i++) {
 		struct net_worker *w = &s->workers[i];
 		struct epoll_event ev;
@@ -834,19 +971,26 @@ int net_server_start(struct kvs *db, const struct net_server_config *cfg,
 		w->srv = s;
 		w->idx = i;
 		CHECK(pthread_mutex_init(&w->mu, NULL));
+		w->mu_ready = 1;
 		w->epfd = epoll_create1(EPOLL_CLOEXEC);
-		w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (w->epfd >= 0)
+			w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		if (w->epfd < 0 || w->evfd < 0) {
-			net_log(NET_LOG_ERROR, "epoll/eventfd: %s",
+			net_log(NET_LOG_ERROR, "worker %u: %s: %s", i,
+				w->epfd < 0 ? "epoll_create1" : "eventfd",
 				strerror(errno));
 			goto fail;
 		}
 		memset(&ev, 0, sizeof ev);
 		ev.events = EPOLLIN;
 		ev.data.ptr = NULL;
-		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &ev) != 0)
+		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &ev) != 0) {
+			net_log(NET_LOG_ERROR, "worker %u: epoll_ctl: %s", i,
+				strerror(errno));
 			goto fail;
+		}
 	}
+	set_maxclients(s);
 	rc = tp_pool_new(TP_SHARED_QUEUE, s->nworkers, "kvs-worker", &s->pool);
 	if (rc != TP_OK) {
 		net_log(NET_LOG_ERROR, "cannot start %u workers: %s",

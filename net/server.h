@@ -34,6 +34,16 @@ extern "C" {
 #define NET_CMDS_PER_WAKEUP 256 /* commands per connection per turn */
 #define NET_BATCH_OPS 1024      /* a pipeline's writes batched: ops at most
 				   (one command may bring more) */
+/* Descriptors kept out of maxclients (= RLIMIT_NOFILE less these): the
+ * store's (the log engine holds O(1): the active segment, the lock file,
+ * and transient ones for a compaction output, a hint file being written,
+ * a directory fsync, the sync thread's duplicate; lmdb its two files), with
+ * room to spare; the server's own (stdin/out/err, the listening socket,
+ * the acceptor's spare, a port file being written); and two a worker (its
+ * epoll set and eventfd).  docs/THREADS.md explains the choice. */
+#define NET_FD_RESERVE_STORE 32
+#define NET_FD_RESERVE_SERVER 8
+#define NET_MAXCLIENTS_UNLIMITED 10000 /* with no descriptor limit */
 
 /* What a server needs to know.  Strings are only read during
  * net_server_start() (copied where kept). */

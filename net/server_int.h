@@ -125,6 +125,7 @@ struct net_worker {
 	 * the stop request.  mu is a leaf lock held for pointer updates
 	 * only. */
 	pthread_mutex_t mu;
+	int mu_ready;              /* mu initialised (for a failed start) */
 	struct net_handoff *hand;
 	size_t nhand, caphand;
 	struct net_conn *done_head, *done_tail;
@@ -146,6 +147,9 @@ struct net_server {
 	int protected_mode;        /* non-loopback bind without a password */
 	uint64_t output_limit;
 	int lfd;                   /* the listening socket */
+	int spare_fd;              /* acceptor: /dev/null, given back to take
+				      and refuse a connection when accept()
+				      finds no descriptor (EMFILE) */
 	int port;
 	unsigned nworkers;
 	struct net_worker *workers;
@@ -153,7 +157,7 @@ struct net_server {
 	pthread_t acceptor;
 	atomic_int stopping;       /* the acceptor must end */
 	time_t started;
-	uint64_t maxclients;       /* from RLIMIT_NOFILE */
+	uint64_t maxclients;       /* RLIMIT_NOFILE less the reserve */
 	/* Statistics (INFO), relaxed atomics. */
 	atomic_ullong next_id;
 	atomic_ullong connected;

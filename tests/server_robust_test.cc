@@ -3,6 +3,7 @@
 // the server runs in this process), a start that fails part way, running
 // out of file descriptors, protected mode from a non-loopback address, and
 // clients that leave while their writes are queued.
+#include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/resource.h>
@@ -11,7 +12,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -62,6 +65,7 @@ class StderrCapture {
 class InProcessServer {
  public:
   InProcessServer(const std::string& dir, kvs_fsync fsync, unsigned threads = 2) {
+    static const char* const names[] = {"everysec", "always", "never"};
     kvs_options o{};
     o.fsync = fsync;
     rc_ = kvs_open(dir.c_str(), &o, &db_);
@@ -70,7 +74,7 @@ class InProcessServer {
     cfg.addr = "127.0.0.1:0";
     cfg.threads = threads;
     cfg.dir = dir.c_str();
-    cfg.fsync_name = fsync == KVS_FSYNC_ALWAYS ? "always" : "everysec";
+    cfg.fsync_name = names[fsync];
     if (net_server_start(db_, &cfg, &srv_) != 0) rc_ = -1;
   }
   ~InProcessServer() {
@@ -218,6 +222,276 @@ TEST(ServerFaults, CorruptRecordGetsIoErrorReply) {
   EXPECT_EQ(c.Cmd({"GET", "after"}), "bulk:1");
   EXPECT_TRUE(s.alive());
   EXPECT_TRUE(Has(s.log(), "checksum mismatch")) << s.log();
+  EXPECT_EQ(s.Stop(), 0) << s.log();
+}
+
+// ---- descriptors -------------------------------------------------------------------------
+
+// The highest descriptor open in this process.
+int MaxOpenFd() {
+  int max = -1;
+  DIR* d = opendir("/proc/self/fd");
+  if (!d) return 1024;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    max = std::max(max, atoi(e->d_name));
+  }
+  closedir(d);
+  return max;
+}
+
+// Leave this process exactly `free` descriptors for the object's life:
+// RLIMIT_NOFILE's soft limit goes down to just above the highest one open,
+// and the holes below it are filled with /dev/null but `free` of them.
+class FdSqueeze {
+ public:
+  explicit FdSqueeze(int free) {
+    getrlimit(RLIMIT_NOFILE, &saved_);
+    rlimit rl = saved_;
+    rl.rlim_cur = static_cast<rlim_t>(MaxOpenFd() + 1);
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+    for (int i = 0; i < 65536; i++) {
+      int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (fd < 0) break;
+      fillers_.push_back(fd);
+    }
+    if (static_cast<int>(fillers_.size()) < free) return;
+    for (int i = 0; i < free; i++) {
+      close(fillers_.back());
+      fillers_.pop_back();
+    }
+    ok_ = true;
+  }
+  ~FdSqueeze() {
+    for (int fd : fillers_) close(fd);
+    setrlimit(RLIMIT_NOFILE, &saved_);
+  }
+  bool ok() const { return ok_; }
+
+ private:
+  rlimit saved_{};
+  std::vector<int> fillers_;
+  bool ok_ = false;
+};
+
+// Defect 7 of issue 11: a start that failed part way closed fd 0 (the
+// zeroed descriptors of workers never set up) and destroyed mutexes never
+// initialised.  Here the descriptor limit leaves room for the listening
+// socket and a few workers of 64: the start fails, says why, and fd 0 is
+// the same open file as before.
+TEST(ServerStart, FailedStartLeavesFdZeroOpen) {
+  if (fcntl(0, F_GETFD) < 0) {
+    ASSERT_EQ(open("/dev/null", O_RDONLY), 0);
+  }
+  struct stat before {}, after {};
+  ASSERT_EQ(fstat(0, &before), 0);
+  TempDir t;
+  kvs_options o{};
+  o.fsync = KVS_FSYNC_NEVER;
+  kvs* db = nullptr;
+  ASSERT_EQ(kvs_open(t.file("data").c_str(), &o, &db), KVS_OK);
+  StderrCapture log(t.file("stderr.log"));
+  int rc;
+  {
+    // The listening socket, the spare, then the workers' two each.
+    FdSqueeze squeeze(8);
+    ASSERT_TRUE(squeeze.ok());
+    net_server_config cfg{};
+    cfg.addr = "127.0.0.1:0";
+    cfg.threads = 64;
+    net_server* srv = nullptr;
+    rc = net_server_start(db, &cfg, &srv);
+    if (rc == 0) net_server_stop(srv);
+  }
+  EXPECT_EQ(rc, -1);
+  EXPECT_NE(fcntl(0, F_GETFD), -1) << "fd 0 was closed";
+  ASSERT_EQ(fstat(0, &after), 0);
+  EXPECT_EQ(before.st_dev, after.st_dev);
+  EXPECT_EQ(before.st_ino, after.st_ino);
+  std::string l = log.text();
+  EXPECT_TRUE(Has(l, "Too many open files")) << l;
+  EXPECT_TRUE(Has(l, "worker ")) << l;
+  EXPECT_EQ(kvs_close(db), KVS_OK);
+}
+
+// The CPU time (utime + stime, in clock ticks) of thread `tid` of `pid`,
+// read through an open /proc/PID/task/TID/stat descriptor.
+long long ThreadTicks(int statfd) {
+  char buf[1024];
+  ssize_t n = pread(statfd, buf, sizeof buf - 1, 0);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  const char* p = strrchr(buf, ')');  // the name may hold spaces
+  if (!p) return -1;
+  // Fields after the name: state(3) ... utime(14) stime(15).
+  long long v[16] = {0};
+  int field = 3;
+  for (p += 2; *p && field <= 15; field++) {
+    char* end;
+    if (field == 3) {
+      p += 2;
+      continue;
+    }
+    v[field] = strtoll(p, &end, 10);
+    p = *end ? end + 1 : end;
+  }
+  return v[14] + v[15];
+}
+
+// The /proc stat file of the thread of `pid` named `name`, opened; or -1.
+int OpenThreadStat(pid_t pid, const std::string& name) {
+  std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = opendir(dir.c_str());
+  if (!d) return -1;
+  int fd = -1;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::string comm = kvstest::ReadFile(dir + "/" + e->d_name + "/comm");
+    if (comm == name + "\n") {
+      fd = open((dir + "/" + e->d_name + "/stat").c_str(), O_RDONLY | O_CLOEXEC);
+      break;
+    }
+  }
+  closedir(d);
+  return fd;
+}
+
+// accept() failing with EMFILE (no descriptor left in the process: more
+// than maxclients can prevent, e.g. the store's) must neither spin nor
+// leave the client hanging in the backlog: the acceptor gives back its
+// spare descriptor, refuses the client with the max-clients error, logs at
+// most a line a second, and serves clients again once descriptors are free.
+TEST(ServerFdLimit, AcceptWithNoDescriptorLeftRefusesWithoutSpinning) {
+  TempDir t;
+  StderrCapture log(t.file("stderr.log"));
+  InProcessServer s(t.file("data"), KVS_FSYNC_NEVER);
+  ASSERT_TRUE(s.ok()) << log.text();
+  Conn keep(s.port());
+  ASSERT_EQ(keep.Cmd({"SET", "before", "1"}), "simple:OK");
+  int statfd = OpenThreadStat(getpid(), "kvs-acceptor");
+  ASSERT_GE(statfd, 0);
+  // Client sockets made now: connect() needs no new descriptor later.
+  // The first is served: the acceptor, blocked in accept(), has already
+  // reserved the descriptor its next connection gets (Linux allocates it
+  // before waiting); the others find none left.
+  const int kClients = 5;
+  std::vector<int> socks;
+  for (int i = 0; i <= kClients; i++) socks.push_back(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  long long ticks = -1;
+  {
+    FdSqueeze squeeze(0);
+    ASSERT_TRUE(squeeze.ok());
+    ASSERT_EQ(open("/dev/null", O_RDONLY), -1);
+    long long t0 = ThreadTicks(statfd);
+    // The clients stay open until the squeeze ends: in this process,
+    // closing one would give the server a descriptor.
+    std::vector<Conn> clients;
+    for (int fd : socks) {
+      sockaddr_in a = kvstest::LoopbackAddr(s.port());
+      ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+      clients.push_back(Conn::Adopt(fd));
+      if (clients.size() == 1) {
+        EXPECT_EQ(clients.back().Cmd({"PING"}, 5000), "simple:PONG");
+        continue;
+      }
+      EXPECT_EQ(clients.back().Read(5000), "error:ERR max number of clients reached");
+      EXPECT_TRUE(clients.back().Closed());
+    }
+    socks.clear();  // adopted
+    // A client already connected is served meanwhile.
+    EXPECT_EQ(keep.Cmd({"SET", "during", "2"}), "simple:OK");
+    EXPECT_EQ(keep.Cmd({"GET", "before"}), "bulk:1");
+    usleep(1000000);
+    ticks = ThreadTicks(statfd) - t0;
+    clients.clear();
+  }
+  close(statfd);
+  // 1 s of a spinning thread is 100 ticks; a blocked acceptor uses ~0.
+  EXPECT_LT(ticks, 10) << "acceptor CPU ticks over 1 s";
+  EXPECT_GE(ticks, 0);
+  Conn after(s.port());
+  EXPECT_EQ(after.Cmd({"PING"}), "simple:PONG") << log.text();
+  EXPECT_EQ(after.Cmd({"SET", "after", "3"}), "simple:OK");
+  EXPECT_EQ(after.Cmd({"GET", "during"}), "bulk:2");
+  std::string info = after.Cmd({"INFO", "stats"});
+  EXPECT_TRUE(Has(info, "rejected_connections:" + std::to_string(kClients))) << info;
+  std::string l = log.text();
+  EXPECT_TRUE(Has(l, "accept: Too many open files: refusing new clients")) << l;
+  // At most one such line a second: the five refusals took well under 2 s.
+  size_t lines = 0;
+  for (size_t at = 0; (at = l.find("accept: Too many open files", at)) != std::string::npos; at++) lines++;
+  EXPECT_LE(lines, 2u) << l;
+}
+
+// The real kvs-server under a low descriptor limit (128, soft and hard)
+// with more idle clients than it may serve: those beyond maxclients (the
+// limit less the reserve for the store, the listening socket and the
+// workers) get the max-clients error, the acceptor stays idle, writes work
+// before, during and after, and once the idle clients leave new ones are
+// served again.
+TEST(ServerFdLimit, IdleClientsBeyondTheLimitAreRefusedAndServedAgainAfter) {
+  TempDir t;
+  Server s;
+  const rlim_t kLimit = 128;
+  ASSERT_TRUE(s.Start(t.path(), {"--threads", "4"}, {}, [kLimit] {
+    rlimit rl{kLimit, kLimit};
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(125);
+  })) << s.log();
+  const unsigned long long maxclients = kLimit - NET_FD_RESERVE_STORE - NET_FD_RESERVE_SERVER - 2 * 4;
+  EXPECT_TRUE(Has(s.log(), "maxclients " + std::to_string(maxclients) + " (descriptor limit 128")) << s.log();
+  EXPECT_TRUE(Has(s.log(), "descriptor limit 128 (the hard limit)")) << s.log();
+  Conn main_conn(s.port());
+  ASSERT_EQ(main_conn.Cmd({"SET", "before", "1"}), "simple:OK");
+  EXPECT_TRUE(Has(main_conn.Cmd({"INFO", "clients"}), "maxclients:" + std::to_string(maxclients)));
+  // The idle clients: each says PING once, to know whether it was served.
+  std::vector<Conn> idle;
+  size_t served = 0, refused = 0;
+  for (int i = 0; i < 110; i++) {
+    Conn c(s.port());
+    ASSERT_TRUE(c.ok()) << i;
+    std::string r = c.Cmd({"PING"}, 5000);
+    if (r == "simple:PONG") {
+      served++;
+      idle.push_back(std::move(c));
+    } else {
+      EXPECT_EQ(r, "error:ERR max number of clients reached") << i;
+      EXPECT_TRUE(c.Closed()) << i;
+      refused++;
+    }
+  }
+  EXPECT_EQ(served + 1, maxclients);  // main_conn is the other one
+  EXPECT_EQ(refused, 110 - served);
+  // At the limit: the acceptor refuses more clients without spinning.
+  int statfd = OpenThreadStat(s.pid(), "kvs-acceptor");
+  ASSERT_GE(statfd, 0);
+  long long t0 = ThreadTicks(statfd);
+  auto end = Clock::now() + std::chrono::seconds(1);
+  int more = 0;
+  while (Clock::now() < end) {
+    Conn c(s.port());
+    if (c.ok()) {
+      EXPECT_EQ(c.Read(5000), "error:ERR max number of clients reached");
+    }
+    more++;
+    usleep(20000);
+  }
+  long long ticks = ThreadTicks(statfd) - t0;
+  close(statfd);
+  EXPECT_LT(ticks, 10) << "acceptor CPU ticks over 1 s, " << more << " clients refused";
+  EXPECT_EQ(main_conn.Cmd({"SET", "during", "2"}), "simple:OK");
+  EXPECT_EQ(main_conn.Cmd({"GET", "before"}), "bulk:1");
+  // The idle clients leave; new ones are served again.
+  idle.clear();
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (Clock::now() < deadline && !Has(main_conn.Cmd({"INFO", "clients"}), "connected_clients:1\r\n"))
+    usleep(20000);
+  std::vector<Conn> fresh;
+  for (int i = 0; i < 20; i++) {
+    fresh.emplace_back(s.port());
+    EXPECT_EQ(fresh.back().Cmd({"PING"}, 5000), "simple:PONG") << i;
+  }
+  EXPECT_EQ(fresh.back().Cmd({"SET", "after", "3"}), "simple:OK");
+  EXPECT_EQ(fresh.back().Cmd({"GET", "during"}), "bulk:2");
   EXPECT_EQ(s.Stop(), 0) << s.log();
 }
 
