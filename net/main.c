@@ -274,24 +274,6 @@ int main(int argc, char **argv)
 		kvs_close(db);
 		return 1;
 	}
-	net_log(NET_LOG_INFO, "kvs-server %s (pid %ld) listening on %s "
-		"(port %d); engine %s, data directory %s, %u worker "
-		"threads, fsync %s%s", KVS_VERSION, (long)getpid(), cfg.addr,
-		net_server_port(srv), kvs_engine_name(db), cfg.dir,
-		cfg.threads, cfg.fsync_name,
-		cfg.password && cfg.password[0] ? ", password required" : "");
-	{
-		struct sockaddr_storage ss;
-		socklen_t len;
-		net_parse_addr(cfg.addr, &ss, &len);
-		if (!(cfg.password && cfg.password[0]) &&
-		    !net_addr_is_loopback((struct sockaddr *)&ss))
-			net_log(NET_LOG_WARN, "protected mode is on: no "
-				"password is set and the address is not "
-				"loopback, so only loopback clients are "
-				"served (set --requirepass to serve others)");
-	}
-
 	while (sigwait(&sigs, &sig) != 0 || (sig != SIGINT && sig != SIGTERM))
 		;
 	net_log(NET_LOG_INFO, "%s received: stopping (finishing writes in "

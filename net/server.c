@@ -1014,6 +1014,20 @@ int net_server_start(struct kvs *db, const struct net_server_config *cfg,
 		goto fail;
 	}
 	pthread_setname_np(s->acceptor, "kvs-acceptor");
+	/* The start-up lines go out before the port file appears: whoever
+	 * waits for the file (a test, a script) finds them in the log. */
+	net_log(NET_LOG_INFO, "kvs-server %s (pid %ld) listening on %s "
+		"(port %d); engine %s, data directory %s, %u worker "
+		"threads, fsync %s%s", KVS_VERSION, (long)getpid(),
+		s->cfg.addr, s->port, kvs_engine_name(db),
+		s->cfg.dir ? s->cfg.dir : ".", s->nworkers,
+		s->cfg.fsync_name ? s->cfg.fsync_name : "?",
+		s->password ? ", password required" : "");
+	if (s->protected_mode)
+		net_log(NET_LOG_WARN, "protected mode is on: no password is "
+			"set and the address is not loopback, so only "
+			"loopback clients are served (set --requirepass to "
+			"serve others)");
 	if (cfg->port_file && write_port_file(cfg->port_file, s->port) != 0)
 		net_log(NET_LOG_WARN, "cannot write the port file %s: %s",
 			cfg->port_file, strerror(errno));

@@ -62,9 +62,11 @@ struct net_server; /* a running server: opaque */
 
 /*
  * Bind and listen on cfg->addr, start the workers (a TP_SHARED_QUEUE pool of
- * cfg->threads threads, each running one event loop) and the acceptor, then
- * write the bound port to cfg->port_file (atomically: a temporary file
- * renamed into place).  db must stay open until net_server_stop() returns.
+ * cfg->threads threads, each running one event loop) and the acceptor, log
+ * the start-up line (version, address, engine, ...; and whether protected
+ * mode is on), then write the bound port to cfg->port_file (atomically: a
+ * temporary file renamed into place), so the line is in the log once the
+ * file exists.  db must stay open until net_server_stop() returns.
  * Failures are logged with net_log(); returns 0 and *out, or -1 with nothing
  * left running.
  */
