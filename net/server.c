@@ -289,6 +289,14 @@ static void conn_process(struct net_conn *c)
 				continue;
 			net_cmd_batch_submit(c);
 		}
+		/* Big replies end the turn early too: 256 GETs of 1 MiB
+		 * each would keep the other connections of this worker
+		 * waiting for seconds. */
+		if (c->state == NET_CONN_ACTIVE &&
+		    out_pending(c) >= NET_TURN_OUTPUT) {
+			ready_add(c->w, c);
+			break;
+		}
 	}
 	if (net_cmd_batch_open(c) && c->state != NET_CONN_PARKED)
 		net_cmd_batch_submit(c); /* dropped: c is closing */

@@ -32,6 +32,8 @@ extern "C" {
 #define NET_DEFAULT_OUTPUT_LIMIT (64ull << 20)  /* client-output-buffer-limit */
 #define NET_QUERYBUF_MAX ((1ull << 30) + (64u << 10)) /* client-query-buffer-limit */
 #define NET_CMDS_PER_WAKEUP 256 /* commands per connection per turn */
+#define NET_TURN_OUTPUT (1u << 20) /* or until this many bytes of its
+				      replies wait to be sent */
 #define NET_BATCH_OPS 1024      /* a pipeline's writes batched: ops at most
 				   (one command may bring more) */
 /* Descriptors kept out of maxclients (= RLIMIT_NOFILE less these): the
