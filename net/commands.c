@@ -128,10 +128,37 @@ static void r_arity(struct net_conn *c, const char *name)
 	r_errorf(c, "ERR wrong number of arguments for '%s' command", name);
 }
 
-/* An engine failure as a reply (and, if it is the server's trouble rather
- * than the request's, a log line). */
-static void r_kvs_error(struct net_conn *c, int rc)
+/* Log a store failure, at most once a second: a full disk refuses every
+ * write, and one line per refused write would flood the log.  Any thread. */
+static void log_store_error(const struct net_conn *c, const char *what,
+			    const char *msg)
 {
+	atomic_llong *last = &c->w->srv->last_store_log;
+	long long now = (long long)time(NULL);
+	long long prev = atomic_load_explicit(last, memory_order_relaxed);
+
+	if (prev == now || !atomic_compare_exchange_strong_explicit(last,
+			&prev, now, memory_order_relaxed, memory_order_relaxed))
+		return;
+	net_log(NET_LOG_ERROR, "%s for client %s (id %llu): %s", what,
+		c->addr, (unsigned long long)c->id, msg);
+}
+
+/* Where a store call went wrong. */
+enum store_op { STORE_READ, STORE_WRITE };
+
+/*
+ * An engine failure as a reply, and a log line if it is the server's
+ * trouble rather than the request's.  msg is kvs_errmsg() as recorded by
+ * the thread that failed (for a write batch, the writer's: c->werr); NULL
+ * or "" falls back to kvs_strerror(rc).  docs/PROTOCOL.md lists the
+ * replies.
+ */
+static void r_kvs_error(struct net_conn *c, int rc, const char *msg,
+			enum store_op op)
+{
+	const char *why = msg && msg[0] ? msg : kvs_strerror(rc);
+
 	switch (rc) {
 	case KVS_EINVAL:
 		r_error(c, "ERR empty keys are not supported");
@@ -143,12 +170,43 @@ static void r_kvs_error(struct net_conn *c, int rc)
 	case KVS_ENOMEM:
 		r_error(c, "OOM out of memory");
 		return;
+	case KVS_ENOSPC:
+		/* Transient: nothing of the write was kept; later writes
+		 * are tried again. */
+		log_store_error(c, "write refused", why);
+		r_errorf(c, "MISCONF kvs cannot write to disk: %s; writes are "
+			 "refused until it can, reads go on", why);
+		return;
+	case KVS_EFAILED:
+		log_store_error(c, "write refused", why);
+		r_errorf(c, "MISCONF kvs refuses writes after a failed sync: "
+			 "%s; restart it after checking the disk", why);
+		return;
+	case KVS_EIO:
+	case KVS_ECORRUPT:
+		if (op == STORE_WRITE) {
+			/* The round this write was in failed to be written
+			 * or synced: the engine has failed the handle for
+			 * good (KVS_EFAILED from now on). */
+			log_store_error(c, "write failed", why);
+			r_errorf(c, "MISCONF kvs refuses writes after a failed "
+				 "sync: %s; restart it after checking the disk",
+				 why);
+			return;
+		}
+		log_store_error(c, "read failed", why);
+		r_errorf(c, "ERR I/O error reading the key: %s", why);
+		return;
 	default:
-		net_log(NET_LOG_ERROR, "store error for client %s: %s",
-			c->addr, kvs_errmsg()[0] ? kvs_errmsg() :
-			kvs_strerror(rc));
+		log_store_error(c, "store error", why);
 		r_errorf(c, "ERR store error: %s", kvs_strerror(rc));
 	}
+}
+
+/* The same for a call that just failed on this thread. */
+static void r_kvs_error_here(struct net_conn *c, int rc, enum store_op op)
+{
+	r_kvs_error(c, rc, kvs_errmsg(), op);
 }
 
 /* ---- arguments ------------------------------------------------------------- */
@@ -662,7 +720,16 @@ static void cmd_info(struct net_conn *c, const struct net_resp_cmd *cmd)
 		info_line(&b, "# Persistence");
 		info_line(&b, "loading:0");
 		if (have_stats) {
+			/* failed: sticky (a failed sync); write_error: the
+			 * last transient refusal (disk full), 0 once a later
+			 * write succeeded; damaged: a read found corruption
+			 * (run kvs-dump --verify). */
 			info_line(&b, "store_failed:%d", st.failed ? 1 : 0);
+			char eb[128];
+			info_line(&b, "store_write_error:%s", st.write_error ?
+				  strerror_r(st.write_error, eb, sizeof eb) :
+				  "0");
+			info_line(&b, "store_damaged:%d", st.damaged ? 1 : 0);
 			info_line(&b, "live_keys:%" PRIu64, st.live_keys);
 			info_line(&b, "live_bytes:%" PRIu64, st.live_bytes);
 			info_line(&b, "dead_bytes:%" PRIu64, st.dead_bytes);
@@ -701,7 +768,7 @@ static void cmd_dbsize(struct net_conn *c, const struct net_resp_cmd *cmd)
 
 	(void)cmd;
 	if (rc != KVS_OK)
-		r_kvs_error(c, rc);
+		r_kvs_error_here(c, rc, STORE_READ);
 	else
 		r_int(c, (long long)st.live_keys);
 }
@@ -723,7 +790,7 @@ static void get_one(struct net_conn *c, const char *key, size_t klen)
 		   rc == KVS_ETOOBIG) {
 		r_null(c);
 	} else {
-		r_kvs_error(c, rc);
+		r_kvs_error_here(c, rc, STORE_READ);
 	}
 }
 
@@ -763,7 +830,7 @@ static void cmd_exists(struct net_conn *c, const struct net_resp_cmd *cmd)
 	for (size_t i = 1; i < cmd->argc; i++) {
 		int rc = key_len(c, cmd->argv[i], cmd->argvlen[i], &len);
 		if (rc < 0) {
-			r_kvs_error(c, rc);
+			r_kvs_error_here(c, rc, STORE_READ);
 			return;
 		}
 		n += rc;
@@ -777,7 +844,7 @@ static void cmd_strlen(struct net_conn *c, const struct net_resp_cmd *cmd)
 	int rc = key_len(c, cmd->argv[1], cmd->argvlen[1], &len);
 
 	if (rc < 0)
-		r_kvs_error(c, rc);
+		r_kvs_error_here(c, rc, STORE_READ);
 	else
 		r_int(c, rc ? (long long)len : 0);
 }
@@ -860,7 +927,8 @@ static void cmd_scan(struct net_conn *c, const struct net_resp_cmd *cmd)
 	rc = kvs_scan(c->w->srv->db, cursor, count, scan_cb, &sc, &next);
 	if (rc != KVS_OK || sc.oom) {
 		net_buf_free(&sc.keys);
-		r_kvs_error(c, rc != KVS_OK ? rc : KVS_ENOMEM);
+		r_kvs_error_here(c, rc != KVS_OK ? rc : KVS_ENOMEM,
+				 STORE_READ);
 		return;
 	}
 	for (off = 0; off < sc.keys.len;) {
@@ -897,27 +965,161 @@ static void cmd_scan(struct net_conn *c, const struct net_resp_cmd *cmd)
 }
 #endif
 
-/* ---- writes: submitted here, answered in net_cmd_complete() ---------------------- */
+/* ---- the write batch ---------------------------------------------------------------
+ *
+ * This file owns a connection's write batch: the write commands below add
+ * their ops to it (batch_ops, batch_add), net_cmd_execute() adds the
+ * replies of commands run while it is open (batch_add NET_W_DEFERRED),
+ * net_cmd_batch_submit() hands it to the engine, batch_done() stores the
+ * engine's result, net_cmd_complete() answers it, and batch_reset() empties
+ * it, the one place that does.  server.c decides when to submit (the next
+ * buffered command is not a write) and parks the connection meanwhile.
+ *
+ * Every op is checked (kvs_check_key, the value size) before it joins the
+ * batch: kvs_submit() refuses a whole batch for one invalid op, so one bad
+ * key among pipelined writes would otherwise fail the writes around it,
+ * depending on how TCP happened to split the stream.
+ */
 
-/* Add the command to the connection's write batch (submitted by
- * conn_process() once the pipeline has no write command next). */
+static void batch_reset(struct net_conn *c)
+{
+	c->nwcmds = 0;
+	c->nops = 0;
+	c->defer.len = 0;
+	c->wresult = KVS_OK;
+	c->werr[0] = '\0';
+	/* A huge MSET or DEL leaves no huge array behind. */
+	if (c->opscap > 4 * NET_BATCH_OPS) {
+		free(c->ops);
+		c->ops = NULL;
+		c->opscap = 0;
+	}
+}
+
+/* Room for n zeroed ops after the batch's: *first is where they start
+ * (batch_add then makes them part of the batch).  Replies with the error
+ * and returns -1 if out of memory. */
+static int batch_ops(struct net_conn *c, size_t n, size_t *first)
+{
+	size_t need = c->nops + n;
+
+	if (need < n)
+		goto oom;
+	if (need > c->opscap) {
+		size_t cap = c->opscap ? c->opscap : 4;
+		struct kvs_op *ops;
+
+		while (cap < need)
+			cap *= 2;
+		ops = realloc(c->ops, cap * sizeof *ops);
+		if (!ops)
+			goto oom;
+		c->ops = ops;
+		c->opscap = cap;
+	}
+	memset(c->ops + c->nops, 0, n * sizeof *c->ops);
+	*first = c->nops;
+	return 0;
+oom:
+	r_error(c, "OOM out of memory");
+	return -1;
+}
+
+/* Add a command of `kind` with ops[first .. first+n) (or for
+ * NET_W_DEFERRED, defer[first .. first+n)) to the batch.  Returns 0 or -1
+ * (out of memory; nothing added). */
+static int batch_add(struct net_conn *c, enum net_write_kind kind,
+		     size_t first, size_t n)
+{
+	if (c->nwcmds == c->capwcmds) {
+		size_t cap = c->capwcmds ? c->capwcmds * 2 : 8;
+		struct net_wcmd *w = realloc(c->wcmds, cap * sizeof *w);
+		if (!w)
+			return -1;
+		c->wcmds = w;
+		c->capwcmds = cap;
+	}
+	c->wcmds[c->nwcmds++] = (struct net_wcmd){ kind, first, n };
+	if (kind != NET_W_DEFERRED)
+		c->nops = first + n;
+	return 0;
+}
+
+/* Add a write command's ops (prepared by batch_ops) to the batch. */
 static void submit(struct net_conn *c, size_t first, size_t n,
 		   enum net_write_kind kind)
 {
-	if (net_conn_queue(c, kind, first, n) != 0)
+	if (batch_add(c, kind, first, n) != 0)
 		r_error(c, "OOM out of memory");
 }
 
-/* Room for n ops at the end of the batch: *first is where they start. */
-static int ops(struct net_conn *c, size_t n, size_t *first)
+/* On the engine's thread that completes the batch (the writer): keep the
+ * result and, for a failure, the message that thread recorded (this
+ * thread's kvs_errmsg() is the writer's, not the worker's), then hand c
+ * back to its worker. */
+static void batch_done(void *ctx, int result)
 {
-	if (net_conn_ops(c, n) != 0) {
-		r_error(c, "OOM out of memory");
+	struct net_conn *c = ctx;
+
+	c->wresult = result;
+	if (result != KVS_OK)
+		snprintf(c->werr, sizeof c->werr, "%s", kvs_errmsg());
+	net_conn_done(c);
+}
+
+int net_cmd_batch_open(const struct net_conn *c)
+{
+	return c->nwcmds > 0;
+}
+
+int net_cmd_batch_room(const struct net_conn *c)
+{
+	return c->nops < NET_BATCH_OPS;
+}
+
+void net_cmd_batch_submit(struct net_conn *c)
+{
+	if (c->state != NET_CONN_ACTIVE) {
+		batch_reset(c); /* c is going away: nobody takes the replies */
+		return;
+	}
+	/* Only replies deferred behind the batch, no ops (every write in it
+	 * was refused before it joined): nothing for the engine. */
+	int rc = c->nops ? kvs_submit(c->w->srv->db, c->ops, c->nops,
+				      batch_done, c) : KVS_OK;
+	if (rc == KVS_OK && c->nops) {
+		net_conn_park(c);
+		return;
+	}
+	c->wresult = rc;
+	if (rc != KVS_OK)
+		snprintf(c->werr, sizeof c->werr, "%s", kvs_errmsg());
+	net_cmd_complete(c);
+}
+
+/* A key a write may use: 0, or -1 after replying with the error kvs_submit
+ * would have failed the whole batch with. */
+static int check_key(struct net_conn *c, const char *key, size_t klen)
+{
+	int rc = kvs_check_key(c->w->srv->db, key, klen);
+
+	if (rc != KVS_OK) {
+		r_kvs_error_here(c, rc, STORE_WRITE);
 		return -1;
 	}
-	*first = c->nops;
 	return 0;
 }
+
+static int check_value(struct net_conn *c, size_t vlen)
+{
+	if (vlen > KVS_MAX_VALUE) {
+		r_kvs_error(c, KVS_ETOOBIG, NULL, STORE_WRITE);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- writes: added to the batch here, answered in net_cmd_complete() ------------- */
 
 static void cmd_set(struct net_conn *c, const struct net_resp_cmd *cmd)
 {
@@ -950,9 +1152,12 @@ static void cmd_set(struct net_conn *c, const struct net_resp_cmd *cmd)
 		r_error(c, "ERR SET with GET is not supported");
 		return;
 	}
+	if (check_key(c, cmd->argv[1], cmd->argvlen[1]) != 0 ||
+	    check_value(c, cmd->argvlen[2]) != 0)
+		return;
 	/* KEEPTTL: keys have no time to live, so there is nothing to keep. */
 	size_t b;
-	if (ops(c, 1, &b) != 0)
+	if (batch_ops(c, 1, &b) != 0)
 		return;
 	c->ops[b].type = KVS_OP_SET;
 	c->ops[b].key = cmd->argv[1];
@@ -966,7 +1171,9 @@ static void cmd_set(struct net_conn *c, const struct net_resp_cmd *cmd)
 static void cmd_setnx(struct net_conn *c, const struct net_resp_cmd *cmd)
 {
 	size_t b;
-	if (ops(c, 1, &b) != 0)
+
+	if (check_key(c, cmd->argv[1], cmd->argvlen[1]) != 0 ||
+	    check_value(c, cmd->argvlen[2]) != 0 || batch_ops(c, 1, &b) != 0)
 		return;
 	c->ops[b].type = KVS_OP_SET;
 	c->ops[b].key = cmd->argv[1];
@@ -979,14 +1186,19 @@ static void cmd_setnx(struct net_conn *c, const struct net_resp_cmd *cmd)
 
 static void cmd_mset(struct net_conn *c, const struct net_resp_cmd *cmd)
 {
-	size_t n = (cmd->argc - 1) / 2;
+	size_t n = (cmd->argc - 1) / 2, b;
 
 	if ((cmd->argc - 1) % 2) {
 		r_arity(c, "mset");
 		return;
 	}
-	size_t b;
-	if (ops(c, n, &b) != 0)
+	/* All or nothing, as alone: one bad pair refuses the whole MSET. */
+	for (size_t i = 0; i < n; i++)
+		if (check_key(c, cmd->argv[1 + 2 * i],
+			      cmd->argvlen[1 + 2 * i]) != 0 ||
+		    check_value(c, cmd->argvlen[2 + 2 * i]) != 0)
+			return;
+	if (batch_ops(c, n, &b) != 0)
 		return;
 	for (size_t i = 0; i < n; i++) {
 		c->ops[b + i].type = KVS_OP_SET;
@@ -1000,13 +1212,15 @@ static void cmd_mset(struct net_conn *c, const struct net_resp_cmd *cmd)
 
 static void cmd_del(struct net_conn *c, const struct net_resp_cmd *cmd)
 {
+	struct kvs *db = c->w->srv->db;
 	size_t n = 0, b;
 
-	if (ops(c, cmd->argc - 1, &b) != 0)
+	if (batch_ops(c, cmd->argc - 1, &b) != 0)
 		return;
-	/* A key the engine cannot hold is absent: not part of the batch. */
+	/* A key the engine cannot hold (empty, over its limit: 511 bytes
+	 * for lmdb) is absent: not part of the batch. */
 	for (size_t i = 1; i < cmd->argc; i++) {
-		if (cmd->argvlen[i] == 0 || cmd->argvlen[i] > KVS_MAX_KEY)
+		if (kvs_check_key(db, cmd->argv[i], cmd->argvlen[i]) != KVS_OK)
 			continue;
 		c->ops[b + n].type = KVS_OP_REMOVE;
 		c->ops[b + n].key = cmd->argv[i];
@@ -1023,7 +1237,8 @@ static void incr(struct net_conn *c, const char *key, size_t klen,
 		 long long delta)
 {
 	size_t b;
-	if (ops(c, 1, &b) != 0)
+
+	if (check_key(c, key, klen) != 0 || batch_ops(c, 1, &b) != 0)
 		return;
 	c->ops[b].type = KVS_OP_INCR;
 	c->ops[b].key = key;
@@ -1096,7 +1311,7 @@ static void reply_write(struct net_conn *c, const struct net_wcmd *wc)
 		else if (op->result == KVS_ENOTINT)
 			r_error(c, err_notint);
 		else
-			r_kvs_error(c, op->result);
+			r_kvs_error(c, op->result, c->werr, STORE_WRITE);
 		break;
 	case NET_W_DEFERRED:
 		put_check(c, net_buf_append(&c->out, c->defer.data + wc->first,
@@ -1111,20 +1326,12 @@ void net_cmd_complete(struct net_conn *c)
 	for (size_t i = 0; i < c->nwcmds; i++) {
 		const struct net_wcmd *wc = &c->wcmds[i];
 		if (c->wresult != KVS_OK && wc->kind != NET_W_DEFERRED)
-			r_kvs_error(c, c->wresult);
+			r_kvs_error(c, c->wresult, c->werr, STORE_WRITE);
 		else
 			reply_write(c, wc);
 	}
 	c->completing = 0;
-	c->nwcmds = 0;
-	c->nops = 0;
-	c->defer.len = 0;
-	/* A huge MSET or DEL leaves no huge array behind. */
-	if (c->opscap > 4 * NET_BATCH_OPS) {
-		free(c->ops);
-		c->ops = NULL;
-		c->opscap = 0;
-	}
+	batch_reset(c);
 }
 
 int net_cmd_is_write(const char *name, size_t len)
@@ -1208,7 +1415,7 @@ static void unknown_command(struct net_conn *c, const struct net_resp_cmd *cmd)
 		 cmd->argv[0], args);
 }
 
-void net_cmd_execute(struct net_conn *c, const struct net_resp_cmd *cmd)
+static void dispatch(struct net_conn *c, const struct net_resp_cmd *cmd)
 {
 	const struct net_command *k = lookup(cmd->argv[0], cmd->argvlen[0]);
 
@@ -1226,4 +1433,19 @@ void net_cmd_execute(struct net_conn *c, const struct net_resp_cmd *cmd)
 		return;
 	}
 	k->fn(c, cmd);
+}
+
+void net_cmd_execute(struct net_conn *c, const struct net_resp_cmd *cmd)
+{
+	size_t d0 = c->defer.len;
+
+	dispatch(c, cmd);
+	/* Its immediate replies (errors) went to `defer` while the batch was
+	 * open: they take their place among the batch's replies. */
+	if (c->defer.len > d0 &&
+	    batch_add(c, NET_W_DEFERRED, d0, c->defer.len - d0) != 0) {
+		net_log(NET_LOG_WARN, "out of memory: closing client %s",
+			c->addr);
+		c->state = NET_CONN_CLOSING;
+	}
 }

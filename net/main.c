@@ -69,15 +69,33 @@ static int read_secret(const char *path, char *buf, size_t size)
 	return 0;
 }
 
-/* More descriptors for more clients: the soft limit up to the hard one. */
+/* More descriptors for more clients: the soft limit up to the hard one,
+ * as Redis does; the log says what we got (maxclients follows from it). */
 static void raise_nofile(void)
 {
 	struct rlimit rl;
+	unsigned long long was;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		net_log(NET_LOG_WARN, "getrlimit(RLIMIT_NOFILE): %s",
+			strerror(errno));
+		return;
 	}
+	was = (unsigned long long)rl.rlim_cur;
+	if (rl.rlim_cur == rl.rlim_max) {
+		net_log(NET_LOG_INFO, "descriptor limit %llu (the hard limit)",
+			was);
+		return;
+	}
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		net_log(NET_LOG_WARN, "cannot raise the descriptor limit from "
+			"%llu to %llu: %s", was,
+			(unsigned long long)rl.rlim_max, strerror(errno));
+		return;
+	}
+	net_log(NET_LOG_INFO, "descriptor limit raised from %llu to %llu",
+		was, (unsigned long long)rl.rlim_max);
 }
 
 int main(int argc, char **argv)
@@ -256,24 +274,6 @@ int main(int argc, char **argv)
 		kvs_close(db);
 		return 1;
 	}
-	net_log(NET_LOG_INFO, "kvs-server %s (pid %ld) listening on %s "
-		"(port %d); engine %s, data directory %s, %u worker "
-		"threads, fsync %s%s", KVS_VERSION, (long)getpid(), cfg.addr,
-		net_server_port(srv), kvs_engine_name(db), cfg.dir,
-		cfg.threads, cfg.fsync_name,
-		cfg.password && cfg.password[0] ? ", password required" : "");
-	{
-		struct sockaddr_storage ss;
-		socklen_t len;
-		net_parse_addr(cfg.addr, &ss, &len);
-		if (!(cfg.password && cfg.password[0]) &&
-		    !net_addr_is_loopback((struct sockaddr *)&ss))
-			net_log(NET_LOG_WARN, "protected mode is on: no "
-				"password is set and the address is not "
-				"loopback, so only loopback clients are "
-				"served (set --requirepass to serve others)");
-	}
-
 	while (sigwait(&sigs, &sig) != 0 || (sig != SIGINT && sig != SIGTERM))
 		;
 	net_log(NET_LOG_INFO, "%s received: stopping (finishing writes in "

@@ -419,9 +419,10 @@ static int parse_one(struct net_resp_parser *p, const char *buf, size_t len)
 			rc = number_line(buf, len, p->pos, &p->scan, &v, &end);
 			if (rc == LINE_MORE)
 				return NET_RESP_NEED_MORE;
-			/* Redis skips every count <= 0; only -1 (the null
-			 * array) and 0 mean something, the rest is refused. */
-			if (rc == LINE_BAD || v > NET_RESP_MAX_ARGS || v < -1)
+			/* Redis ignores a count <= 0 (0, the null array -1,
+			 * and any other negative number alike) and goes on
+			 * with the next request; so do we. */
+			if (rc == LINE_BAD || v > NET_RESP_MAX_ARGS)
 				return parser_fail(p, NET_RESP_EPROTO,
 					"Protocol error: invalid multibulk length");
 			p->pos = end;

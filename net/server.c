@@ -6,7 +6,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,7 +231,6 @@ static void conn_settle(struct net_conn *c)
 }
 
 static int next_is_write(const struct net_conn *c);
-static void batch_submit(struct net_conn *c);
 
 /* Run up to NET_CMDS_PER_WAKEUP buffered commands of an ACTIVE c.  Leaves c
  * on the ready list if it may have more. */
@@ -279,25 +280,26 @@ static void conn_process(struct net_conn *c)
 					  memory_order_relaxed);
 		c->reply_pieces = 0;
 		int was_inline = c->parser.inline_cmd;
-		size_t open = c->nwcmds, d0 = c->defer.len;
 		net_cmd_execute(c, &cmd);
-		if (open && c->defer.len > d0 &&
-		    net_conn_queue(c, NET_W_DEFERRED, d0, c->defer.len - d0)) {
-			net_log(NET_LOG_WARN, "out of memory: closing client %s",
-				c->addr);
-			c->state = NET_CONN_CLOSING;
-		}
-		if (c->nwcmds) {
+		if (net_cmd_batch_open(c)) {
 			/* Pipelined writes go to the engine together. */
 			if (c->state == NET_CONN_ACTIVE && budget > 0 &&
-			    !was_inline && c->nops < NET_BATCH_OPS &&
+			    !was_inline && net_cmd_batch_room(c) &&
 			    next_is_write(c))
 				continue;
-			batch_submit(c);
+			net_cmd_batch_submit(c);
+		}
+		/* Big replies end the turn early too: 256 GETs of 1 MiB
+		 * each would keep the other connections of this worker
+		 * waiting for seconds. */
+		if (c->state == NET_CONN_ACTIVE &&
+		    out_pending(c) >= NET_TURN_OUTPUT) {
+			ready_add(c->w, c);
+			break;
 		}
 	}
-	if (c->nwcmds && c->state != NET_CONN_PARKED)
-		batch_submit(c); /* dropped: c is closing */
+	if (net_cmd_batch_open(c) && c->state != NET_CONN_PARKED)
+		net_cmd_batch_submit(c); /* dropped: c is closing */
 	/* While parked the ops point into `in`: it stays as it is. */
 	if (c->state == NET_CONN_ACTIVE && c->in_pos) {
 		net_buf_consume(&c->in, c->in_pos);
@@ -375,46 +377,7 @@ static void conn_event(struct net_conn *c, unsigned events)
 		conn_close(c);
 }
 
-/* ---- writes: kvs_submit and its completion --------------------------------- */
-
-int net_conn_ops(struct net_conn *c, size_t n)
-{
-	size_t need = c->nops + n;
-
-	if (need < n)
-		return -1;
-	if (need > c->opscap) {
-		size_t cap = c->opscap ? c->opscap : 4;
-		struct kvs_op *ops;
-
-		while (cap < need)
-			cap *= 2;
-		ops = realloc(c->ops, cap * sizeof *ops);
-		if (!ops)
-			return -1;
-		c->ops = ops;
-		c->opscap = cap;
-	}
-	memset(c->ops + c->nops, 0, n * sizeof *c->ops);
-	return 0;
-}
-
-int net_conn_queue(struct net_conn *c, enum net_write_kind kind,
-		   size_t first, size_t n)
-{
-	if (c->nwcmds == c->capwcmds) {
-		size_t cap = c->capwcmds ? c->capwcmds * 2 : 8;
-		struct net_wcmd *w = realloc(c->wcmds, cap * sizeof *w);
-		if (!w)
-			return -1;
-		c->wcmds = w;
-		c->capwcmds = cap;
-	}
-	c->wcmds[c->nwcmds++] = (struct net_wcmd){ kind, first, n };
-	if (kind != NET_W_DEFERRED)
-		c->nops = first + n;
-	return 0;
-}
+/* ---- writes: parking while the engine has the batch ----------------------- */
 
 /* Is the next command buffered in c complete, a multibulk one, and a write?
  * Only then may it join the open batch: anything else must wait for the
@@ -461,31 +424,17 @@ static int next_is_write(const struct net_conn *c)
 	return net_cmd_is_write(name, namelen);
 }
 
-/* Hand c's batch to the engine (c is parked until it completes), or drop it
- * if c is going away. */
-static void batch_submit(struct net_conn *c)
+void net_conn_park(struct net_conn *c)
 {
-	if (c->state != NET_CONN_ACTIVE) {
-		c->nwcmds = 0;
-		c->nops = 0;
-		c->defer.len = 0;
-		return;
-	}
-	int rc = net_conn_submit(c, c->nops);
-	if (rc != KVS_OK) {
-		c->wresult = rc;
-		net_cmd_complete(c);
-	}
+	c->state = NET_CONN_PARKED;
+	c->w->nparked++;
 }
 
-/* On the engine's writer thread: queue c on its worker and ring. */
-static void write_done(void *ctx, int result)
+void net_conn_done(struct net_conn *c)
 {
-	struct net_conn *c = ctx;
 	struct net_worker *w = c->w;
 	uint64_t one = 1;
 
-	c->wresult = result;
 	c->done_next = NULL;
 	CHECK(pthread_mutex_lock(&w->mu));
 	int ring = !w->done_head;
@@ -503,17 +452,6 @@ static void write_done(void *ctx, int result)
 	if (ring && write(w->evfd, &one, sizeof one) < 0) {
 	}
 	CHECK(pthread_mutex_unlock(&w->mu));
-}
-
-int net_conn_submit(struct net_conn *c, size_t n)
-{
-	int rc = kvs_submit(c->w->srv->db, c->ops, n, write_done, c);
-
-	if (rc != KVS_OK)
-		return rc;
-	c->state = NET_CONN_PARKED;
-	c->w->nparked++;
-	return KVS_OK;
 }
 
 /* ---- the worker's event loop ------------------------------------------------ */
@@ -691,6 +629,81 @@ static const char denied_msg[] =
 	"environment variable), or bind it to a loopback address only "
 	"(--addr 127.0.0.1:PORT) and reach it through a tunnel.\r\n";
 
+/* Log `what` unless a line went out this second (at most one a second:
+ * a client storm at the limit must not flood the log).  Acceptor only. */
+static void acceptor_warn(time_t *last, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void acceptor_warn(time_t *last, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	time_t now = time(NULL);
+
+	if (now == *last)
+		return;
+	*last = now;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	net_log(NET_LOG_WARN, "%s", msg);
+}
+
+static const char maxclients_msg[] = "-ERR max number of clients reached\r\n";
+
+/*
+ * accept() failed with EMFILE/ENFILE: no descriptor for a new connection.
+ * Calling accept() again at once would fail again at once (a spinning
+ * acceptor), and a client left in the backlog hangs.  So wait (poll, no
+ * CPU) until a client is waiting, and try again: descriptors may be free
+ * by then.  If they are still not, give back the spare descriptor kept for
+ * this, take the connection with it, refuse it as over the client limit,
+ * and take the spare again (libev's and nginx's trick).  Without a spare
+ * (another thread took its slot), wait a little instead.  Returns the
+ * accepted connection to serve, or -1.
+ */
+static int accept_out_of_fds(struct net_server *s, int err, time_t *last,
+			     struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct pollfd p = { .fd = s->lfd, .events = POLLIN };
+	socklen_t len0 = *len;
+	int fd;
+
+	acceptor_warn(last, "accept: %s: refusing new clients until "
+		      "descriptors are free (%llu clients connected, "
+		      "maxclients %llu)", strerror(err),
+		      (unsigned long long)atomic_load_explicit(&s->connected,
+			memory_order_relaxed),
+		      (unsigned long long)s->maxclients);
+	/* shutdown() of the listening socket (stopping) wakes it too. */
+	if (poll(&p, 1, -1) < 0 || atomic_load(&s->stopping))
+		return -1;
+	fd = accept4(s->lfd, (struct sockaddr *)ss, len,
+		     SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd >= 0)
+		return fd;
+	if (errno != EMFILE && errno != ENFILE)
+		return -1;
+	if (s->spare_fd < 0) {
+		usleep(100000); /* ten tries a second at most */
+		return -1;
+	}
+	close(s->spare_fd);
+	s->spare_fd = -1;
+	*len = len0;
+	/* A client is waiting: this does not block (unless it went away
+	 * meanwhile; then it takes the next one). */
+	fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd >= 0) {
+		atomic_fetch_add_explicit(&s->total_conns, 1,
+					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&s->rejected, 1,
+					  memory_order_relaxed);
+		refuse(fd, maxclients_msg);
+	}
+	s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	return -1;
+}
+
 static void *acceptor_run(void *arg)
 {
 	struct net_server *s = arg;
@@ -712,20 +725,26 @@ static void *acceptor_run(void *arg)
 			break;
 		}
 		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED ||
-			    errno == EPROTO)
+			int e = errno;
+			if (e == EINTR || e == ECONNABORTED || e == EPROTO)
 				continue;
-			if (time(NULL) != last_warn) {
-				last_warn = time(NULL);
-				net_log(NET_LOG_WARN, "accept: %s",
-					strerror(errno));
+			if (e != EMFILE && e != ENFILE) {
+				/* Out of memory (ENOBUFS, ENOMEM) or worse:
+				 * the client stays queued; try again soon. */
+				acceptor_warn(&last_warn, "accept: %s",
+					      strerror(e));
+				usleep(100000);
+				continue;
 			}
-			/* Out of descriptors or memory: let it pass. */
-			usleep(10000);
-			continue;
+			len = sizeof ss;
+			fd = accept_out_of_fds(s, e, &last_warn, &ss, &len);
+			if (fd < 0)
+				continue;
 		}
 		atomic_fetch_add_explicit(&s->total_conns, 1,
 					  memory_order_relaxed);
+		if (s->spare_fd < 0) /* lost at the last shortage */
+			s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		peer_name(&ss, h.addr, sizeof h.addr);
 		if (s->protected_mode &&
 		    !net_addr_is_loopback((struct sockaddr *)&ss)) {
@@ -738,9 +757,13 @@ static void *acceptor_run(void *arg)
 		}
 		if (atomic_load_explicit(&s->connected, memory_order_relaxed)
 		    >= s->maxclients) {
+			acceptor_warn(&last_warn, "max number of clients "
+				      "reached (%llu): refusing client %s",
+				      (unsigned long long)s->maxclients,
+				      h.addr);
 			atomic_fetch_add_explicit(&s->rejected, 1,
 						  memory_order_relaxed);
-			refuse(fd, "-ERR max number of clients reached\r\n");
+			refuse(fd, maxclients_msg);
 			continue;
 		}
 		atomic_fetch_add_explicit(&s->connected, 1,
@@ -827,6 +850,8 @@ static int listen_on(struct net_server *s)
 	return 0;
 }
 
+/* Release what start set up, whatever point it reached: descriptors are
+ * -1 until opened, mutexes are destroyed only if initialised. */
 static void free_server(struct net_server *s)
 {
 	for (unsigned i = 0; s->workers && i < s->nworkers; i++) {
@@ -839,11 +864,14 @@ static void free_server(struct net_server *s)
 		for (size_t j = 0; j < w->nhand; j++)
 			close(w->hand[j].fd);
 		free(w->hand);
-		pthread_mutex_destroy(&w->mu);
+		if (w->mu_ready)
+			CHECK(pthread_mutex_destroy(&w->mu));
 	}
 	free(s->workers);
 	if (s->lfd >= 0)
 		close(s->lfd);
+	if (s->spare_fd >= 0)
+		close(s->spare_fd);
 	free(s->password);
 	free(s);
 }
@@ -864,11 +892,47 @@ static void stop_workers(struct net_server *s)
 	s->pool = NULL;
 }
 
+/*
+ * maxclients: the descriptor limit (RLIMIT_NOFILE's soft limit, which
+ * kvs-server raises to the hard one at start) less what the server and the
+ * store need besides clients, so that a full house of clients never
+ * starves the store of the descriptor it needs for a rotation, a
+ * compaction output, a hint file or a directory fsync (docs/THREADS.md).
+ */
+static void set_maxclients(struct net_server *s)
+{
+	struct rlimit rl;
+	uint64_t reserve = NET_FD_RESERVE_STORE + NET_FD_RESERVE_SERVER +
+			   2 * (uint64_t)s->nworkers;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 ||
+	    rl.rlim_cur == RLIM_INFINITY) {
+		s->maxclients = NET_MAXCLIENTS_UNLIMITED;
+		net_log(NET_LOG_INFO, "maxclients %llu (no descriptor limit)",
+			(unsigned long long)s->maxclients);
+		return;
+	}
+	if (rl.rlim_cur <= reserve) {
+		s->maxclients = 1;
+		net_log(NET_LOG_WARN, "the descriptor limit %llu leaves no room "
+			"for clients beyond the %llu kept for the store and "
+			"the server: maxclients 1; raise it (ulimit -n)",
+			(unsigned long long)rl.rlim_cur,
+			(unsigned long long)reserve);
+		return;
+	}
+	s->maxclients = rl.rlim_cur - reserve;
+	net_log(NET_LOG_INFO, "maxclients %llu (descriptor limit %llu, %llu "
+		"kept for the store, the listening socket and %u workers)",
+		(unsigned long long)s->maxclients,
+		(unsigned long long)rl.rlim_cur, (unsigned long long)reserve,
+		s->nworkers);
+}
+
 int net_server_start(struct kvs *db, const struct net_server_config *cfg,
 		     struct net_server **out)
 {
 	struct net_server *s = calloc(1, sizeof *s);
-	struct rlimit rl;
 	int rc;
 
 	if (!s) {
@@ -881,11 +945,8 @@ int net_server_start(struct kvs *db, const struct net_server_config *cfg,
 	s->nworkers = cfg->threads ? cfg->threads : 1;
 	s->output_limit = cfg->output_limit ? cfg->output_limit :
 			  NET_DEFAULT_OUTPUT_LIMIT;
+	s->spare_fd = -1;
 	s->started = time(NULL);
-	s->maxclients = 10000;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
-	    && rl.rlim_cur > 64)
-		s->maxclients = rl.rlim_cur - 64; /* leave some for the store */
 	if (cfg->password && cfg->password[0]) {
 		s->passlen = strlen(cfg->password);
 		s->password = strdup(cfg->password);
@@ -896,9 +957,21 @@ int net_server_start(struct kvs *db, const struct net_server_config *cfg,
 	s->cfg.port_file = NULL;
 	if (listen_on(s) != 0)
 		goto fail;
-	s->workers = calloc(s->nworkers, sizeof *s->workers);
-	if (!s->workers)
+	/* The acceptor's spare descriptor for running out of them. */
+	s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (s->spare_fd < 0) {
+		net_log(NET_LOG_ERROR, "/dev/null: %s", strerror(errno));
 		goto fail;
+	}
+	s->workers = calloc(s->nworkers, sizeof *s->workers);
+	if (!s->workers) {
+		net_log(NET_LOG_ERROR, "out of memory");
+		goto fail;
+	}
+	/* Before anything can fail: free_server() must not take a zeroed
+	 * worker's descriptors for fd 0. */
+	for (unsigned i = 0; i < s->nworkers; i++)
+		s->workers[i].epfd = s->workers[i].evfd = -1;
 	for (unsigned i = 0; i < s->nworkers; i++) {
 		struct net_worker *w = &s->workers[i];
 		struct epoll_event ev;
@@ -906,19 +979,26 @@ int net_server_start(struct kvs *db, const struct net_server_config *cfg,
 		w->srv = s;
 		w->idx = i;
 		CHECK(pthread_mutex_init(&w->mu, NULL));
+		w->mu_ready = 1;
 		w->epfd = epoll_create1(EPOLL_CLOEXEC);
-		w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (w->epfd >= 0)
+			w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		if (w->epfd < 0 || w->evfd < 0) {
-			net_log(NET_LOG_ERROR, "epoll/eventfd: %s",
+			net_log(NET_LOG_ERROR, "worker %u: %s: %s", i,
+				w->epfd < 0 ? "epoll_create1" : "eventfd",
 				strerror(errno));
 			goto fail;
 		}
 		memset(&ev, 0, sizeof ev);
 		ev.events = EPOLLIN;
 		ev.data.ptr = NULL;
-		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &ev) != 0)
+		if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &ev) != 0) {
+			net_log(NET_LOG_ERROR, "worker %u: epoll_ctl: %s", i,
+				strerror(errno));
 			goto fail;
+		}
 	}
+	set_maxclients(s);
 	rc = tp_pool_new(TP_SHARED_QUEUE, s->nworkers, "kvs-worker", &s->pool);
 	if (rc != TP_OK) {
 		net_log(NET_LOG_ERROR, "cannot start %u workers: %s",
@@ -942,6 +1022,20 @@ int net_server_start(struct kvs *db, const struct net_server_config *cfg,
 		goto fail;
 	}
 	pthread_setname_np(s->acceptor, "kvs-acceptor");
+	/* The start-up lines go out before the port file appears: whoever
+	 * waits for the file (a test, a script) finds them in the log. */
+	net_log(NET_LOG_INFO, "kvs-server %s (pid %ld) listening on %s "
+		"(port %d); engine %s, data directory %s, %u worker "
+		"threads, fsync %s%s", KVS_VERSION, (long)getpid(),
+		s->cfg.addr, s->port, kvs_engine_name(db),
+		s->cfg.dir ? s->cfg.dir : ".", s->nworkers,
+		s->cfg.fsync_name ? s->cfg.fsync_name : "?",
+		s->password ? ", password required" : "");
+	if (s->protected_mode)
+		net_log(NET_LOG_WARN, "protected mode is on: no password is "
+			"set and the address is not loopback, so only "
+			"loopback clients are served (set --requirepass to "
+			"serve others)");
 	if (cfg->port_file && write_port_file(cfg->port_file, s->port) != 0)
 		net_log(NET_LOG_WARN, "cannot write the port file %s: %s",
 			cfg->port_file, strerror(errno));

@@ -32,8 +32,20 @@ extern "C" {
 #define NET_DEFAULT_OUTPUT_LIMIT (64ull << 20)  /* client-output-buffer-limit */
 #define NET_QUERYBUF_MAX ((1ull << 30) + (64u << 10)) /* client-query-buffer-limit */
 #define NET_CMDS_PER_WAKEUP 256 /* commands per connection per turn */
+#define NET_TURN_OUTPUT (1u << 20) /* or until this many bytes of its
+				      replies wait to be sent */
 #define NET_BATCH_OPS 1024      /* a pipeline's writes batched: ops at most
 				   (one command may bring more) */
+/* Descriptors kept out of maxclients (= RLIMIT_NOFILE less these): the
+ * store's (the log engine holds O(1): the active segment, the lock file,
+ * and transient ones for a compaction output, a hint file being written,
+ * a directory fsync, the sync thread's duplicate; lmdb its two files), with
+ * room to spare; the server's own (stdin/out/err, the listening socket,
+ * the acceptor's spare, a port file being written); and two a worker (its
+ * epoll set and eventfd).  docs/THREADS.md explains the choice. */
+#define NET_FD_RESERVE_STORE 32
+#define NET_FD_RESERVE_SERVER 8
+#define NET_MAXCLIENTS_UNLIMITED 10000 /* with no descriptor limit */
 
 /* What a server needs to know.  Strings are only read during
  * net_server_start() (copied where kept). */
@@ -52,9 +64,11 @@ struct net_server; /* a running server: opaque */
 
 /*
  * Bind and listen on cfg->addr, start the workers (a TP_SHARED_QUEUE pool of
- * cfg->threads threads, each running one event loop) and the acceptor, then
- * write the bound port to cfg->port_file (atomically: a temporary file
- * renamed into place).  db must stay open until net_server_stop() returns.
+ * cfg->threads threads, each running one event loop) and the acceptor, log
+ * the start-up line (version, address, engine, ...; and whether protected
+ * mode is on), then write the bound port to cfg->port_file (atomically: a
+ * temporary file renamed into place), so the line is in the log once the
+ * file exists.  db must stay open until net_server_stop() returns.
  * Failures are logged with net_log(); returns 0 and *out, or -1 with nothing
  * left running.
  */

@@ -75,13 +75,15 @@ struct net_conn {
 				      are dropped and the connection closes */
 	unsigned reply_pieces;     /* pieces the running command appended */
 	struct net_resp_parser parser;
-	/* The write batch: the write commands of a pipeline, one after the
-	 * other, go to the engine as one submission (applied in order, with
-	 * no other write between them) and are answered in order when it
+	/* The write batch (commands.c owns it: it builds it, submits it,
+	 * stores its result and answers it; server.c only parks the
+	 * connection meanwhile).  The write commands of a pipeline, one after
+	 * the other, go to the engine as one submission (applied in order,
+	 * with no other write between them) and are answered in order when it
 	 * completes.  Open while nwcmds > 0, in flight while PARKED or
-	 * ORPHANED.  The writer thread fills ops[].result/num and wresult
-	 * before it queues the connection on its worker's completion list
-	 * under the worker's mutex, which orders those stores before the
+	 * ORPHANED.  The writer thread fills ops[].result/num, wresult and
+	 * werr before it queues the connection on its worker's completion
+	 * list under the worker's mutex, which orders those stores before the
 	 * worker's reads. */
 	struct kvs_op *ops;
 	size_t opscap;
@@ -91,7 +93,10 @@ struct net_conn {
 	struct net_buf defer;      /* replies of commands run while a batch
 				      was open (errors), in order */
 	int completing;            /* net_cmd_complete() is answering */
-	int wresult;
+	int wresult;               /* the batch's result */
+	char werr[256];            /* kvs_errmsg() where the batch failed (the
+				      writer thread's, for a completion): the
+				      worker's own would be another call's */
 	char *name;                /* CLIENT SETNAME, or NULL */
 	char addr[64];             /* the peer, "ip:port" */
 	time_t since;              /* when it connected */
@@ -120,6 +125,7 @@ struct net_worker {
 	 * the stop request.  mu is a leaf lock held for pointer updates
 	 * only. */
 	pthread_mutex_t mu;
+	int mu_ready;              /* mu initialised (for a failed start) */
 	struct net_handoff *hand;
 	size_t nhand, caphand;
 	struct net_conn *done_head, *done_tail;
@@ -141,6 +147,9 @@ struct net_server {
 	int protected_mode;        /* non-loopback bind without a password */
 	uint64_t output_limit;
 	int lfd;                   /* the listening socket */
+	int spare_fd;              /* acceptor: /dev/null, given back to take
+				      and refuse a connection when accept()
+				      finds no descriptor (EMFILE) */
 	int port;
 	unsigned nworkers;
 	struct net_worker *workers;
@@ -148,7 +157,7 @@ struct net_server {
 	pthread_t acceptor;
 	atomic_int stopping;       /* the acceptor must end */
 	time_t started;
-	uint64_t maxclients;       /* from RLIMIT_NOFILE */
+	uint64_t maxclients;       /* RLIMIT_NOFILE less the reserve */
 	/* Statistics (INFO), relaxed atomics. */
 	atomic_ullong next_id;
 	atomic_ullong connected;
@@ -158,28 +167,34 @@ struct net_server {
 	atomic_ullong net_in, net_out;
 	atomic_ullong closed_by_limit;
 	atomic_ullong auth_failures;
+	atomic_llong last_store_log; /* time() of the last store error
+					logged: one line a second at most */
 };
 
 /* commands.c: run one parsed command on c (ACTIVE).  May append a reply,
- * park c (a write submitted) or make it CLOSING. */
+ * add a write to c's batch, or make c CLOSING. */
 void net_cmd_execute(struct net_conn *c, const struct net_resp_cmd *cmd);
+/* commands.c: does c have a write batch open (commands not yet submitted,
+ * or submitted and not yet answered)? */
+int net_cmd_batch_open(const struct net_conn *c);
+/* commands.c: may c's open batch take another command (NET_BATCH_OPS)? */
+int net_cmd_batch_room(const struct net_conn *c);
+/* commands.c: hand c's open batch to the engine (kvs_submit) and park c
+ * (net_conn_park), or answer it at once if the engine refused it; if c is
+ * not ACTIVE (closing), drop the batch instead. */
+void net_cmd_batch_submit(struct net_conn *c);
 /* commands.c: append the replies of c's completed batch, in order, and
  * empty the batch. */
 void net_cmd_complete(struct net_conn *c);
-
-/* server.c: hand c->ops[0..n) to the engine and park c.  Returns KVS_OK or
- * the kvs_submit() error (c not parked, no completion will come). */
-int net_conn_submit(struct net_conn *c, size_t n);
-/* server.c: make room for n more ops after the batch's (zeroed), at
- * c->ops[c->nops]; net_conn_queue() then adds them to the batch.  Returns
- * 0 or -1 (ENOMEM). */
-int net_conn_ops(struct net_conn *c, size_t n);
-/* server.c: add a command of `kind` with ops[first .. first+n) (or for
- * NET_W_DEFERRED, defer[first .. first+n)) to the batch.  Returns 0 or -1
- * (ENOMEM). */
-int net_conn_queue(struct net_conn *c, enum net_write_kind kind,
-		   size_t first, size_t n);
 /* commands.c: is the command named name[0..len) a write (batchable)? */
 int net_cmd_is_write(const char *name, size_t len);
+
+/* server.c: c's batch is with the engine: c is PARKED until
+ * net_conn_done(). */
+void net_conn_park(struct net_conn *c);
+/* server.c, called on the engine's thread that completes the batch (the
+ * writer): queue c on its worker's completion list and ring the worker.
+ * c's batch result must be stored before. */
+void net_conn_done(struct net_conn *c);
 
 #endif /* KVS_NET_SERVER_INT_H */

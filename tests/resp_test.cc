@@ -286,6 +286,15 @@ TEST(RespParse, EmptyMultibulkIsSkipped) {
   EXPECT_EQ(used, 12u);
 }
 
+// Redis 7 ignores a negative multibulk count other than -1 too ("*-10"
+// is skipped, and the next request is served), rather than failing the
+// connection.
+TEST(RespParse, NegativeMultibulkCountIsSkipped) {
+  Outcome o = FeedEveryWay("*-10\r\n*-2\r\n*-9223372036854775808\r\n" + Mb({"PING"}));
+  EXPECT_EQ(o.cmds, (std::vector<Args>{{"PING"}}));
+  EXPECT_EQ(o.last, NET_RESP_NEED_MORE);
+}
+
 TEST(RespParse, Inline) {
   Outcome o = FeedEveryWay(
       "PING\r\n"
@@ -386,8 +395,6 @@ TEST(RespParse, MultibulkCountLimit) {
   ExpectError("*9223372036854775807\r\n", bad);
   ExpectError("*9223372036854775808\r\n", bad);
   ExpectError("*99999999999999999999999999\r\n", bad);
-  ExpectError("*-2\r\n", bad);
-  ExpectError("*-9223372036854775808\r\n", bad);
   for (const char* s : {"*\r\n", "*abc\r\n", "*1x\r\n", "*01\r\n", "*+1\r\n", "* 1\r\n", "*1 \r\n",
                         "*-0\r\n", "*-\r\n", "*0x10\r\n", "*1\rX", "*1\n$4\nPING\n", "*1\n"})
     ExpectError(s, bad);

@@ -18,11 +18,14 @@
 
 #include "resp.h"
 #include "server.h"
+#include "server_util.h"
 #include "test_util.h"
 
 namespace {
 
 using kvstest::Bin;
+using kvstest::Conn;
+using kvstest::Server;
 using kvstest::RunResult;
 using kvstest::TempDir;
 using Clock = std::chrono::steady_clock;
@@ -30,209 +33,6 @@ using Clock = std::chrono::steady_clock;
 constexpr const char kRedisCli[] = "/usr/bin/redis-cli";
 constexpr const char kRedisBenchmark[] = "/usr/bin/redis-benchmark";
 
-// One reply as text: "bulk:v", "nil", "int:1", "simple:OK", "error:...",
-// "array:N[a,b]" (elements as text), or "<...>" when something failed.
-std::string ReplyText(const net_resp_reply* r) {
-  switch (r->type) {
-    case NET_RESP_T_BULK: return "bulk:" + std::string(r->str, r->len);
-    case NET_RESP_T_NULL: return "nil";
-    case NET_RESP_T_INTEGER: return "int:" + std::to_string(r->integer);
-    case NET_RESP_T_SIMPLE: return "simple:" + std::string(r->str, r->len);
-    case NET_RESP_T_ERROR: return "error:" + std::string(r->str, r->len);
-    case NET_RESP_T_NULL_ARRAY: return "nilarray";
-    case NET_RESP_T_ARRAY: {
-      std::string s = "array:" + std::to_string(r->nelem) + "[";
-      const net_resp_reply* e = r + 1;
-      for (size_t i = 0; i < r->nelem; i++, e = net_resp_reply_next(e))
-        s += (i ? "," : "") + ReplyText(e);
-      return s + "]";
-    }
-  }
-  return "<?>";
-}
-
-// A client connection speaking RESP with deadlines.
-class Conn {
- public:
-  explicit Conn(int port) : fd_(kvstest::ConnectLoopback(port)) { net_resp_reader_init(&rd_); }
-  ~Conn() {
-    if (fd_ >= 0) close(fd_);
-    net_buf_free(&in_);
-    net_resp_reader_free(&rd_);
-  }
-  Conn(const Conn&) = delete;
-  Conn& operator=(const Conn&) = delete;
-  bool ok() const { return fd_ >= 0; }
-  int fd() const { return fd_; }
-
-  bool SendRaw(const std::string& bytes) {
-    size_t off = 0;
-    while (off < bytes.size()) {
-      ssize_t n = send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      off += static_cast<size_t>(n);
-    }
-    return true;
-  }
-  static std::string Encode(const std::vector<std::string>& args) {
-    net_buf b = NET_BUF_INIT;
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
-    for (const auto& a : args) {
-      argv.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    net_resp_put_command(&b, argv.size(), argv.data(), lens.data());
-    std::string s(b.data, b.len);
-    net_buf_free(&b);
-    return s;
-  }
-  bool Send(const std::vector<std::string>& args) { return SendRaw(Encode(args)); }
-
-  // The next reply as text; "<closed>" or "<timeout>" otherwise.
-  std::string Read(int timeout_ms = 10000) {
-    auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-    for (;;) {
-      const net_resp_reply* r = nullptr;
-      size_t used = 0;
-      int rc = net_resp_read_reply(&rd_, in_.data, in_.len, &r, &used);
-      if (rc == NET_RESP_OK) {
-        std::string s = ReplyText(r);
-        net_buf_consume(&in_, used);
-        return s;
-      }
-      if (rc != NET_RESP_NEED_MORE) return "<bad reply>";
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      pollfd p{fd_, POLLIN, 0};
-      if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0) return "<timeout>";
-      if (net_buf_reserve(&in_, 1 << 20) != NET_RESP_OK) return "<oom>";
-      ssize_t n = recv(fd_, in_.data + in_.len, in_.cap - in_.len, 0);
-      if (n <= 0) return "<closed>";
-      in_.len += static_cast<size_t>(n);
-    }
-  }
-  std::string Cmd(const std::vector<std::string>& args, int timeout_ms = 10000) {
-    if (!Send(args)) return "<send failed>";
-    return Read(timeout_ms);
-  }
-  // Did the server close the connection (within the deadline)?
-  bool Closed(int timeout_ms = 5000) {
-    auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-    char buf[65536];
-    while (Clock::now() < deadline) {
-      pollfd p{fd_, POLLIN, 0};
-      if (poll(&p, 1, 100) <= 0) continue;
-      ssize_t n = recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) return true;
-    }
-    return false;
-  }
-
- private:
-  int fd_;
-  net_buf in_ = NET_BUF_INIT;
-  net_resp_reader rd_;
-};
-
-// A kvs-server child process.
-class Server {
- public:
-  Server() = default;
-  ~Server() { Kill(); }
-  Server(const Server&) = delete;
-  Server& operator=(const Server&) = delete;
-
-  // Start it on 127.0.0.1:0 (unless args has --addr) with its data in dir;
-  // wait (with a deadline) for the port file.  Returns false if it exited.
-  bool Start(const std::string& dir, std::vector<std::string> args = {},
-             const std::vector<std::string>& env = {}) {
-    static int serial = 0;
-    log_ = dir + "/../server-" + std::to_string(getpid()) + "-" + std::to_string(serial++) + ".log";
-    port_file_ = log_ + ".port";
-    unlink(port_file_.c_str());
-    bool has_addr = false;
-    for (const auto& a : args) has_addr |= a == "--addr";
-    std::vector<std::string> argv{Bin("kvs-server"), "--dir", dir, "--port-file", port_file_,
-                                  "--threads", "2"};
-    if (!has_addr) {
-      argv.push_back("--addr");
-      argv.push_back("127.0.0.1:0");
-    }
-    argv.insert(argv.end(), args.begin(), args.end());
-    pid_ = fork();
-    if (pid_ < 0) return false;
-    if (pid_ == 0) {
-      int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      int in = open("/dev/null", O_RDONLY);
-      if (fd < 0 || in < 0) _exit(126);
-      dup2(in, 0);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      for (const auto& e : env) putenv(const_cast<char*>(e.c_str()));
-      std::vector<char*> a;
-      for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
-      a.push_back(nullptr);
-      execv(a[0], a.data());
-      _exit(127);
-    }
-    auto deadline = Clock::now() + std::chrono::seconds(20);
-    while (Clock::now() < deadline) {
-      int st;
-      if (waitpid(pid_, &st, WNOHANG) == pid_) {
-        status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        pid_ = -1;
-        return false;
-      }
-      std::string p = kvstest::ReadFile(port_file_);
-      if (!p.empty() && p.back() == '\n') {
-        port_ = std::stoi(p);
-        return true;
-      }
-      usleep(10000);
-    }
-    ADD_FAILURE() << "kvs-server wrote no port file within 20 s";
-    Kill();
-    return false;
-  }
-
-  // SIGTERM (or another signal) and wait; returns the exit status.
-  int Stop(int sig = SIGTERM, int timeout_ms = 10000) {
-    if (pid_ <= 0) return status_;
-    kill(pid_, sig);
-    int st = 0;
-    auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-    while (waitpid(pid_, &st, WNOHANG) != pid_) {
-      if (Clock::now() > deadline) {
-        ADD_FAILURE() << "kvs-server did not stop within " << timeout_ms << " ms";
-        kill(pid_, SIGKILL);
-        waitpid(pid_, &st, 0);
-        break;
-      }
-      usleep(5000);
-    }
-    pid_ = -1;
-    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    CheckLog();
-    return status_;
-  }
-  void Kill() {
-    if (pid_ > 0) Stop(SIGKILL);
-  }
-  void CheckLog() {
-    std::string l = log();
-    EXPECT_FALSE(kvstest::HasSanitizerReport(l)) << l;
-  }
-  bool alive() const { return pid_ > 0 && kill(pid_, 0) == 0; }
-  int port() const { return port_; }
-  int status() const { return status_; }
-  std::string log() const { return kvstest::ReadFile(log_); }
-
- private:
-  pid_t pid_ = -1;
-  int port_ = 0;
-  int status_ = -1;
-  std::string log_, port_file_;
-};
 
 // Run kvs-server to completion (for option errors).
 RunResult RunServer(const std::vector<std::string>& args) {
@@ -772,6 +572,84 @@ TEST_F(ServerTest, PipelinedWritesBatchInOrder) {
   EXPECT_EQ(c.Cmd({"GET", "counter"}), "bulk:" + std::to_string(kClients * kIncrs));
 }
 
+// Defect 1 of issue 11: kvs_submit refuses a whole batch for one invalid
+// op, so a bad key pipelined among good writes failed them all.  Each
+// command must get the reply it gets when sent alone, however TCP splits
+// the stream: both engines, keys empty or over the engine's limit (511
+// bytes for lmdb), in SET, SETNX, MSET, INCR/DECR/INCRBY and DEL.
+TEST(ServerBatch, OneBadKeyDoesNotFailItsPipelinedBatch) {
+  for (const std::string engine : {"kvs", "lmdb"}) {
+    SCOPED_TRACE(engine);
+    TempDir t;
+    Server s;
+    ASSERT_TRUE(s.Start(t.path(), {"--engine", engine})) << s.log();
+    const std::string empty_err = "error:ERR empty keys are not supported";
+    const std::string big_err = "error:ERR key or value too large (keys up to 1 MiB, values up to 512 MiB)";
+    // Over this engine's limit.
+    const std::string too_long(engine == "lmdb" ? 512 : (1 << 20) + 1, 'k');
+    struct Step {
+      std::vector<std::string> cmd;
+      std::string want;
+    };
+    const std::vector<Step> steps = {
+        {{"SET", "a", "1"}, "simple:OK"},
+        {{"SET", "", "x"}, empty_err},
+        {{"SET", "c", "3"}, "simple:OK"},
+        {{"SET", too_long, "x"}, big_err},
+        {{"SETNX", "", "x"}, empty_err},
+        {{"SETNX", "d", "4"}, "int:1"},
+        {{"MSET", "e", "5", "", "x"}, empty_err},  // all or nothing: e is not set
+        {{"MSET", "f", "6", too_long, "x"}, big_err},
+        {{"MSET", "g", "7", "h", "8"}, "simple:OK"},
+        {{"INCR", ""}, empty_err},
+        {{"INCR", "n"}, "int:1"},
+        {{"DECR", too_long}, big_err},
+        {{"INCRBY", "", "5"}, empty_err},
+        {{"INCRBY", "n", "5"}, "int:6"},
+        {{"DEL", "", too_long, "g"}, "int:1"},
+        {{"SET", "z", "26"}, "simple:OK"},
+    };
+    const std::vector<std::pair<std::string, std::string>> after = {
+        {"a", "bulk:1"}, {"c", "bulk:3"}, {"d", "bulk:4"}, {"e", "nil"}, {"f", "nil"},
+        {"g", "nil"},    {"h", "bulk:8"}, {"n", "bulk:6"}, {"z", "bulk:26"},
+    };
+    auto check_after = [&](Conn& c) {
+      for (const auto& kv : after) EXPECT_EQ(c.Cmd({"GET", kv.first}), kv.second) << kv.first;
+    };
+    // One command per packet, each reply awaited: the reference.
+    {
+      Conn c(s.port());
+      for (size_t i = 0; i < steps.size(); i++) EXPECT_EQ(c.Cmd(steps[i].cmd), steps[i].want) << i;
+      check_after(c);
+      std::vector<std::string> del{"DEL"};
+      for (const auto& kv : after) del.push_back(kv.first);
+      EXPECT_EQ(c.Cmd(del).substr(0, 4), "int:");
+    }
+    // The issue's three SETs in one write().
+    {
+      Conn c(s.port());
+      ASSERT_TRUE(c.SendRaw(Conn::Encode({"SET", "a", "1"}) + Conn::Encode({"SET", "", "x"}) +
+                            Conn::Encode({"SET", "c", "3"})));
+      EXPECT_EQ(c.Read(), "simple:OK");
+      EXPECT_EQ(c.Read(), empty_err);
+      EXPECT_EQ(c.Read(), "simple:OK");
+      EXPECT_EQ(c.Cmd({"GET", "a"}), "bulk:1");
+      EXPECT_EQ(c.Cmd({"GET", "c"}), "bulk:3");
+      EXPECT_EQ(c.Cmd({"DEL", "a", "c"}), "int:2");
+    }
+    // Every step in one write(): the same replies, the same store.
+    {
+      Conn c(s.port());
+      std::string all;
+      for (const auto& st : steps) all += Conn::Encode(st.cmd);
+      ASSERT_TRUE(c.SendRaw(all));
+      for (size_t i = 0; i < steps.size(); i++) EXPECT_EQ(c.Read(), steps[i].want) << i;
+      check_after(c);
+    }
+    EXPECT_EQ(s.Stop(), 0) << s.log();
+  }
+}
+
 TEST_F(ServerTest, PipelineFloodAnsweredInOrder) {
   Conn c(port_);
   const int n = 200000;
@@ -795,34 +673,63 @@ TEST_F(ServerTest, PipelineFloodAnsweredInOrder) {
 }
 
 TEST_F(ServerTest, MalformedInput) {
-  const std::vector<std::string> inputs = {
-      "!bad\r\n",
-      "*1\r\n!3\r\nGET\r\n",
-      "*-5\r\n",
-      "*x\r\n",
-      "*1\r\n$-3\r\n",
-      "*1\r\n$abc\r\n",
-      "*1\r\n$10737418240\r\n",
-      "*2147483648\r\n",
-      "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nvXX",
-      "*1\r\n$4\r\nPING",
-      "\"unbalanced\r\n",
-      std::string(70000, 'a'),
-      std::string("\x00\xff\x01*\r\n$", 7),
+  // Each input's own outcome: the exact reply (none: "" - a truncated
+  // frame waits for more), whether the connection is then closed, and for
+  // those left open, what a follow-up gets (the connection still works,
+  // and nothing of the input was left behind in it).  Compared with
+  // redis-server 7.0 (Debian 12); where kvs differs it is on purpose and
+  // listed in docs/PROTOCOL.md (a bulk not followed by CRLF is refused).
+  struct Case {
+    std::string in, reply;
+    bool closed;
+    std::string then, then_reply;
   };
-  for (const auto& in : inputs) {
+  const std::string pe = "error:ERR Protocol error: ";
+  const std::vector<Case> cases = {
+      {"!bad\r\n", "error:ERR unknown command '!bad', with args beginning with: ", false, "PING\r\n",
+       "simple:PONG"},
+      {"*1\r\n!3\r\nGET\r\n", pe + "expected '$', got '!'", true, "", ""},
+      // Negative counts are skipped, as Redis does.
+      {"*-5\r\n", "", false, "PING\r\n", "simple:PONG"},
+      {"*-10\r\n", "", false, "PING\r\n", "simple:PONG"},
+      {"*-0\r\n", pe + "invalid multibulk length", true, "", ""},
+      {"*x\r\n", pe + "invalid multibulk length", true, "", ""},
+      {"*1\r\n$-3\r\n", pe + "invalid bulk length", true, "", ""},
+      {"*1\r\n$abc\r\n", pe + "invalid bulk length", true, "", ""},
+      {"*1\r\n$10737418240\r\n", pe + "invalid bulk length", true, "", ""},
+      {"*2147483648\r\n", pe + "invalid multibulk length", true, "", ""},
+      {"*1048577\r\n", pe + "invalid multibulk length", true, "", ""},
+      // Redis takes "vXX" as "v" and waits; kvs refuses the bytes after it.
+      {"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nvXX", pe + "bulk string not terminated by CRLF", true, "", ""},
+      {"*1\r\n$4\r\nPING", "", false, "\r\n", "simple:PONG"},
+      {"*2\r\n$4\r\nECHO\r\n$5\r\nab", "", false, "cde\r\n", "bulk:abcde"},
+      {"\"unbalanced\r\n", pe + "unbalanced quotes in request", true, "", ""},
+      {std::string(70000, 'a'), pe + "too big inline request", true, "", ""},
+      // Inline arguments are binary-safe; the name shows up to its NUL.
+      {std::string("\x00\xff\x01*\r\n$", 7), "error:ERR unknown command '', with args beginning with: ", false,
+       "\r\n", "error:ERR unknown command '$', with args beginning with: "},
+      {"*1\r\n$0\r\n\r\n", "error:ERR unknown command '', with args beginning with: ", false, "PING\r\n",
+       "simple:PONG"},
+  };
+  for (const auto& k : cases) {
+    const std::string what = testing::PrintToString(k.in.substr(0, 40));
     Conn c(port_);
     ASSERT_TRUE(c.ok());
-    c.SendRaw(in);
-    std::string r = c.Read(1000);
-    // An error reply and a close, or (for a truncated frame) nothing yet.
-    EXPECT_TRUE(r.rfind("error:ERR Protocol error", 0) == 0 || r == "<timeout>" ||
-                r.rfind("error:ERR unknown command", 0) == 0)
-        << testing::PrintToString(in) << " -> " << r;
-    if (r.rfind("error:ERR Protocol error", 0) == 0) {
-      EXPECT_TRUE(c.Closed()) << testing::PrintToString(in);
+    c.SendRaw(k.in);  // may fail part way when the server closes first
+    if (!k.reply.empty()) {
+      EXPECT_EQ(c.Read(5000), k.reply) << what;
+    } else {
+      EXPECT_EQ(c.Read(300), "<timeout>") << what;  // nothing, and still open
     }
+    if (k.closed) {
+      EXPECT_TRUE(c.Closed()) << what;
+      continue;
+    }
+    ASSERT_TRUE(c.SendRaw(k.then)) << what;
+    EXPECT_EQ(c.Read(5000), k.then_reply) << what;
+    EXPECT_EQ(c.Cmd({"PING"}, 5000), "simple:PONG") << what;
   }
+  // Random junk: whatever it gets, the server goes on.
   std::mt19937 rng(42);
   for (int i = 0; i < 50; i++) {
     std::string junk(1 + rng() % 2000, '\0');
