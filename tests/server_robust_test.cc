@@ -118,9 +118,8 @@ std::string InfoField(Conn& c, const std::string& name) {
 
 // A write the disk refuses (ENOSPC) gets a MISCONF reply naming the cause,
 // the log line has the message the writer recorded (not the worker
-// thread's last, stale one), reads go on, and INFO shows the new fields.
-// (Whether the next write succeeds again is the engine's part: once its
-// transient-failure work is merged the reply is "cannot write to disk".)
+// thread's last, stale one), reads go on, INFO shows the new fields, and
+// the next write succeeds: a full disk is not sticky.
 TEST(ServerFaults, DiskFullWriteGetsMisconfAndTheWritersMessage) {
   TempDir t;
   FaultGuard guard;
@@ -136,14 +135,21 @@ TEST(ServerFaults, DiskFullWriteGetsMisconfAndTheWritersMessage) {
   kvs__fault_write(1, ENOSPC);
   std::string r = c.Cmd({"SET", "x", "y"});
   kvs__fault_write(0, 0);
-  EXPECT_TRUE(StartsWith(r, "error:MISCONF kvs ")) << r;
+  EXPECT_TRUE(StartsWith(r, "error:MISCONF kvs cannot write to disk: ")) << r;
+  EXPECT_TRUE(EndsWith(r, "; writes are refused until it can, reads go on")) << r;
   EXPECT_TRUE(Has(r, "No space left on device")) << r;
   EXPECT_TRUE(Has(r, data)) << r;  // the segment's path
   EXPECT_EQ(c.Cmd({"GET", "k"}), "bulk:v");
   EXPECT_EQ(c.Cmd({"GET", "x"}), "nil");
   EXPECT_EQ(InfoField(c, "store_damaged"), "0");
-  EXPECT_NE(InfoField(c, "store_write_error"), "<missing>");
+  EXPECT_EQ(InfoField(c, "store_failed"), "0");
+  EXPECT_EQ(InfoField(c, "store_write_error"), "No space left on device");
   EXPECT_EQ(c.Cmd({"PING"}), "simple:PONG");
+  // Space is back (the fault is disarmed): the next write succeeds and the
+  // error clears.
+  EXPECT_EQ(c.Cmd({"SET", "x", "y2"}), "simple:OK");
+  EXPECT_EQ(c.Cmd({"GET", "x"}), "bulk:y2");
+  EXPECT_EQ(InfoField(c, "store_write_error"), "0");
   std::string l = log.text();
   EXPECT_TRUE(Has(l, "No space left on device")) << l;
   EXPECT_FALSE(Has(l, "must not be empty")) << l;
