@@ -20,6 +20,7 @@ static void usage(FILE *out)
 		"                  [--threads N] [--fsync always|everysec|never]\n"
 		"                  [--requirepass PASS | --requirepass-file FILE]\n"
 		"                  [--client-output-limit BYTES] [--port-file FILE]\n"
+		"                  [--segment-size BYTES[k|m]]\n"
 		"       kvs-server -V | --version\n"
 		"       kvs-server -h | --help\n"
 		"\n"
@@ -36,6 +37,8 @@ static void usage(FILE *out)
 		"                variable (neither shows in ps)\n"
 		"  --client-output-limit  close a client whose unsent replies exceed\n"
 		"                this many bytes (default 64 MiB)\n"
+		"  --segment-size  bytes per segment file of the kvs engine\n"
+		"                (4k..1024m, default 64m)\n"
 		"SIGINT or SIGTERM stops it: in-flight writes finish, replies are\n"
 		"sent, the store is closed (durable), exit 0.\n");
 }
@@ -110,6 +113,7 @@ int main(int argc, char **argv)
 		{ "requirepass-file", required_argument, NULL, 'P' },
 		{ "client-output-limit", required_argument, NULL, 'o' },
 		{ "port-file", required_argument, NULL, 'F' },
+		{ "segment-size", required_argument, NULL, 's' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -185,6 +189,22 @@ int main(int argc, char **argv)
 		case 'F':
 			cfg.port_file = optarg;
 			break;
+		case 's': {
+			/* The engine checks the range (4 KiB..1 GiB) at open. */
+			unsigned long long v;
+			errno = 0;
+			v = strtoull(optarg, &end, 10);
+			if (errno || end == optarg || optarg[0] == '-' ||
+			    (*end && strcmp(end, "k") && strcmp(end, "m")) ||
+			    v > (1ull << 30)) {
+				fprintf(stderr, "kvs-server: invalid "
+					"--segment-size '%s'\n", optarg);
+				return 2;
+			}
+			opts.segment_size = v << (*end == 'k' ? 10 :
+						  *end == 'm' ? 20 : 0);
+			break;
+		}
 		case 'V':
 			printf("kvs-server %s\n", KVS_VERSION);
 			return 0;

@@ -98,6 +98,10 @@ TEST(ServerArgs, InvalidOptionsExitNonZero) {
            {"--addr", "[::1:4000"},
            {"--fsync", "sometimes"},
            {"--threads", "0"},
+           {"--segment-size", "12x"},
+           {"--segment-size", "-4096"},
+           {"--segment-size", "1k"},
+           {"--segment-size", "2048m"},
            {"--bogus"},
            {"extra"}}) {
     std::vector<std::string> a = args;
