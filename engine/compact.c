@@ -799,7 +799,7 @@ static void job_run(struct kvs *db)
 		 * ghost), as do all of them if the directory fsync fails. */
 		for (size_t i = 0; i < j->ngone; i++) {
 			struct kvs__seg *v = cp->victims[i];
-			e = kvs__testhook_fail(KVS__TH_UNLINK);
+			e = kvs__testhook_fail_unlink(v->path);
 			if (!e && unlink(v->path) != 0 && errno != ENOENT)
 				e = errno;
 			if (e) {
@@ -820,7 +820,7 @@ static void job_run(struct kvs *db)
 			struct ghost *g = &cp->ghosts[i];
 			if (g->stuck || g->gone)
 				continue;
-			e = kvs__testhook_fail(KVS__TH_UNLINK);
+			e = kvs__testhook_fail_unlink(g->path);
 			g->gone = !e && (unlink(g->path) == 0 || errno == ENOENT);
 		}
 		e = kvs__testhook_fail(KVS__TH_FSYNC_DIR);

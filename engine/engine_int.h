@@ -181,6 +181,8 @@ enum kvs__testhook {
 };
 /* The errno a test wants the call to fail with, or 0 (the usual case). */
 int kvs__testhook_fail(enum kvs__testhook which);
+/* The same for the unlink of `path` (KVS__TH_UNLINK, filtered by name). */
+int kvs__testhook_fail_unlink(const char *path);
 /* Microseconds recovery sleeps after each segment (0 unless a test asks). */
 unsigned kvs__testhook_recovery_delay(void);
 

@@ -17,6 +17,9 @@ extern "C" {
 void kvs__hook_lmdb_commit(int count, int err);
 /* compact.c: the unlink of a compaction victim's segment file. */
 void kvs__hook_compact_unlink(int count, int err);
+/* Only unlinks of paths ending with `name` count for the hook above
+ * (NULL: every one). */
+void kvs__hook_compact_unlink_only(const char *name);
 /* compact.c: the directory fsync after the victims' unlink. */
 void kvs__hook_compact_fsync_dir(int count, int err);
 /* compact.c: the creation of a compaction output. */

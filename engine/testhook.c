@@ -3,6 +3,9 @@
 #include "engine_int.h"
 #include "kvs_testhook.h"
 
+#include <stdio.h>
+#include <string.h>
+
 /* Per seam: how many of the next calls fail (< 0: all of them until
  * disarmed), and with which errno. */
 static atomic_int fail_n[KVS__TH_COUNT], fail_err[KVS__TH_COUNT];
@@ -35,6 +38,29 @@ int kvs__testhook_fail(enum kvs__testhook which)
 			return atomic_load(&fail_err[which]);
 	}
 	return 0;
+}
+
+/* kvs__hook_compact_unlink_only: set by a test before the store runs. */
+static char unlink_only[256];
+static atomic_bool unlink_only_set;
+
+void kvs__hook_compact_unlink_only(const char *name)
+{
+	atomic_store(&unlink_only_set, false);
+	if (!name)
+		return;
+	snprintf(unlink_only, sizeof unlink_only, "%s", name);
+	atomic_store(&unlink_only_set, true);
+}
+
+int kvs__testhook_fail_unlink(const char *path)
+{
+	if (atomic_load(&unlink_only_set)) {
+		size_t n = strlen(path), m = strlen(unlink_only);
+		if (n < m || strcmp(path + n - m, unlink_only) != 0)
+			return 0;
+	}
+	return kvs__testhook_fail(KVS__TH_UNLINK);
 }
 
 unsigned kvs__testhook_recovery_delay(void)
