@@ -568,42 +568,42 @@ static void out_commit(struct kvs *db, const struct kvs_record *r)
 #define COPY_FAULT INT64_MIN
 
 /* Copy (or drop) the record at the cursor; returns its length, or 0 at the
- * victim's footer, or a negative error, or COPY_FAULT.  The record is read
- * from the victim's mapping once, guarded (its file may have been cut
- * short under the process), straight into the output buffer; it is checked
- * and decided on there, and kept only if it must be. */
+ * victim's footer, or a negative error, or COPY_FAULT.  Every read of the
+ * victim's mapping here is guarded (its file may have been cut short under
+ * the process: mapguard.c): a fault jumps back to the sigsetjmp, leaving the
+ * read-side section if it was in one.  The record is checked (CRC) and
+ * decided on in place, and only a kept one is copied into the output
+ * buffer; out_reserve runs inside the guard but touches no mapping, so a
+ * fault can only come after it is complete. */
 static int64_t copy_one(struct kvs *db, struct kvs__seg *v)
 {
 	struct kvs__compact *cp = db->cp;
-	const unsigned char *src = v->map + cp->cursor;
-	size_t avail = (size_t)(v->map_len - cp->cursor);
+	const unsigned char *rec = v->map + cp->cursor;
 	struct kvs_record r;
 	uint32_t crc;
 	const char *why = "";
-	enum kvs__dec d;
-
-	if (sigsetjmp(kvs__mapguard.jb, 0) != 0)
-		return COPY_FAULT;
-	KVS__MAP_ARM();
-	d = kvs__rec_decode_head(src, avail, &r, &why);
-	KVS__MAP_DISARM();
-	if (d != KVS__DEC_OK)
-		return kvs__err(KVS_ECORRUPT, "%s: bad record at offset %llu: %s",
-				v->path, (unsigned long long)cp->cursor, why);
-	if (r.type == KVS_REC_FOOTER)
-		return 0;
+	volatile bool locked = false;
 	int rc = KVS_OK;
-	unsigned char *dst = out_reserve(db, r.length, &rc);
-	if (!dst)
-		return rc;
-	if (!kvs__map_copy(dst, src, r.length))
-		return COPY_FAULT;
-	size_t key_at = (size_t)((const unsigned char *)r.key - src);
-	if (kvs__rec_decode(dst, r.length, &r, &crc, &why) != KVS__DEC_OK)
-		return kvs__err(KVS_ECORRUPT, "%s: bad record at offset %llu: %s",
-				v->path, (unsigned long long)cp->cursor, why);
 
+	if (sigsetjmp(kvs__mapguard.jb, 0) != 0) {
+		if (locked)
+			kvs__read_unlock();
+		return COPY_FAULT;
+	}
+	KVS__MAP_ARM();
+	enum kvs__dec d = kvs__rec_decode(rec, v->map_len - cp->cursor, &r,
+					  &crc, &why);
+	if (d != KVS__DEC_OK || r.type == KVS_REC_FOOTER) {
+		KVS__MAP_DISARM();
+		if (d != KVS__DEC_OK)
+			return kvs__err(KVS_ECORRUPT,
+					"%s: bad record at offset %llu: %s",
+					v->path, (unsigned long long)cp->cursor,
+					why);
+		return 0;
+	}
 	uint64_t hash = kvs__index_hash(db->index, r.key, r.klen);
+	locked = true;
 	kvs__read_lock();
 	struct kvs__entry *e = kvs__index_lookup(db->index, hash, r.key, r.klen);
 	bool keep;
@@ -614,8 +614,15 @@ static int64_t copy_one(struct kvs *db, struct kvs__seg *v)
 		keep = !e && others < r.seq;
 	}
 	kvs__read_unlock();
+	locked = false;
+	unsigned char *dst = NULL;
+	if (keep && (dst = out_reserve(db, r.length, &rc)) != NULL)
+		memcpy(dst, rec, r.length);
+	KVS__MAP_DISARM();
 	if (!keep)
 		return (int64_t)r.length;
+	if (!dst)
+		return rc;
 
 	uint32_t new_off = (uint32_t)(cp->out ? cp->out->size : KVS__HDR_LEN);
 	if ((rc = out_open(db)) != KVS_OK)
@@ -638,7 +645,7 @@ static int64_t copy_one(struct kvs *db, struct kvs__seg *v)
 		cp->capmoved = cap;
 	}
 	cp->moved[cp->nmoved++] = (struct moved){
-		.key = src + key_at, .klen = (uint32_t)r.klen,
+		.key = r.key, .klen = (uint32_t)r.klen,
 		.old_off = (uint32_t)cp->cursor, .new_off = new_off,
 		.rec_len = (uint32_t)r.length, .vlen = (uint32_t)r.vlen,
 		.hash = hash, .victim = v,
