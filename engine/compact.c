@@ -60,6 +60,13 @@
  * (on a small machine, often waiting for the CPU the writer is on) run
  * first. */
 #define QUIET_US 50
+/* A pass that could not write its output (disk full, no descriptor, no
+ * memory) is tried again after BACKOFF_MIN_US, doubling up to
+ * BACKOFF_MAX_US while it keeps failing; its warning is logged at most
+ * once per WARN_EVERY_US. */
+#define BACKOFF_MIN_US 250000ull
+#define BACKOFF_MAX_US 30000000ull
+#define WARN_EVERY_US 1000000ull
 
 /* A pass's fsyncs and renames (a millisecond or more each) run on a
  * helper thread, started with the first pass and kept until close, so that
@@ -80,12 +87,39 @@ struct job {
 	atomic_bool done;
 	int rc;                  /* JOB_SEAL, JOB_PUBLISH: KVS_OK or error */
 	int warn_rc;             /* a failure only worth a warning */
+	bool synced_bad;         /* JOB_SEAL, JOB_PUBLISH: the failure was a
+				    failed fdatasync/fsync (sticky), not a
+				    write, creation or rename (transient) */
+	bool renamed;            /* JOB_PUBLISH: the output has its final
+				    name, even if the job failed */
+	bool dir_bad;            /* JOB_DROP: the directory fsync failed */
+	bool *kept;              /* JOB_DROP: [i] victim i's unlink failed
+				    (NULL if it could not be allocated:
+				    then unlink_bad stands for all) */
+	bool unlink_bad;
 	char msg[512];           /* kvs_errmsg() of the failure */
 	unsigned char foot[KVS__REC_MAX_HEAD + 5];
 	size_t foot_len;
 	uint64_t footer_off;
 	size_t ngone;            /* JOB_DROP: victims[0..ngone) go */
 	struct kvs__seg *sync_first; /* JOB_DROP: fdatasync'd before that */
+};
+
+/* A file compaction removed from the segment list that may still be in the
+ * directory: its unlink failed, or the directory fsync after the unlink
+ * failed (a power cut could then bring it back).  Its records count, for
+ * the tombstone rule, as if it were still a segment: a tombstone newer than
+ * its lowest seq is kept, or the file could bring a removed key back at the
+ * next open.  A ghost whose unlink failed is tried again by the next pass's
+ * drop job; one whose directory fsync failed stays for the handle's life
+ * (a failed fsync is never retried and taken for success). */
+struct ghost {
+	char *path;
+	uint64_t min_seq;
+	bool stuck;              /* a directory fsync failed after it */
+	bool gone;               /* the drop job unlinked it (or found it
+				    gone), pending that job's directory
+				    fsync */
 };
 
 /* A live SET record copied by the running pass. */
@@ -101,7 +135,17 @@ struct moved {
 struct kvs__compact {
 	double ratio;
 	uint64_t min_dead, rate;
-	bool disabled;           /* after an I/O error in a pass */
+	bool disabled;           /* after a failed sync or corruption in a pass */
+	/* Transient failures (see give_up_pass): no pass starts before
+	 * retry_at unless kvs_compact() asks; backoff_us is the next wait. */
+	uint64_t retry_at, backoff_us;
+	uint64_t warn_us;        /* when the last rate-limited warning went */
+	unsigned warn_dropped;   /* warnings not logged since */
+	struct ghost *ghosts;    /* see struct ghost; writer only, read by
+				    the drop job while it runs */
+	size_t nghosts;
+	unsigned char *kbuf;     /* a moved key, copied from its victim */
+	size_t kcap;
 
 	/* The rate limit: a token bucket of input bytes, filled at `rate`
 	 * plus WRITE_CREDIT per byte clients write, so that compaction keeps
@@ -189,6 +233,18 @@ static void lowest_seqs(struct kvs *db)
 			cp->min2 = s->min_seq;
 		}
 	}
+	/* A file that may still be on disk holds records as old as its
+	 * min_seq: no tombstone newer than that may go (struct ghost). */
+	for (size_t i = 0; i < cp->nghosts; i++) {
+		uint64_t m = cp->ghosts[i].min_seq;
+		if (m < cp->min1) {
+			cp->min2 = cp->min1;
+			cp->min1 = m;
+			cp->min1_seg = NULL;
+		} else if (m < cp->min2) {
+			cp->min2 = m;
+		}
+	}
 }
 
 /* Kept tombstones become garbage once every other segment is newer than
@@ -227,6 +283,9 @@ static bool is_trigger(const struct kvs *db, const struct kvs__seg *s)
 {
 	const struct kvs__compact *cp = db->cp;
 	if (!s->sealed || s == db->active || s->dead_bytes == 0)
+		return false;
+	/* A file a read or an earlier pass found damaged stays as it is. */
+	if (atomic_load_explicit(&s->damage_logged, memory_order_relaxed))
 		return false;
 	if (cp->forced && s->forced)
 		return true;
@@ -348,13 +407,83 @@ static void fail_pass(struct kvs *db, const char *what)
 	complete_waiters(db, KVS_EIO);
 }
 
+/* Remember a file that may still be in the directory (struct ghost). */
+static void add_ghost(struct kvs *db, const char *path, uint64_t min_seq,
+		      bool stuck)
+{
+	struct kvs__compact *cp = db->cp;
+	struct ghost *g = realloc(cp->ghosts, (cp->nghosts + 1) * sizeof *g);
+	char *p = strdup(path);
+	if (!g || !p) {
+		/* Without the record, a later pass could drop a tombstone
+		 * this file still needs: stop compacting instead. */
+		if (g)
+			cp->ghosts = g;
+		free(p);
+		kvs__log(db, KVS_LOG_ERROR, "compaction stopped: out of "
+			 "memory to remember %s", path);
+		cp->disabled = true;
+		return;
+	}
+	cp->ghosts = g;
+	g[cp->nghosts++] = (struct ghost){ .path = p, .min_seq = min_seq,
+					   .stuck = stuck };
+}
+
+/* A warning at most once per WARN_EVERY_US (a disk that stays full must
+ * not flood the log). */
+static void warn_limited(struct kvs *db, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void warn_limited(struct kvs *db, const char *fmt, ...)
+{
+	struct kvs__compact *cp = db->cp;
+	uint64_t now = kvs__now_us();
+	if (cp->warn_us && now - cp->warn_us < WARN_EVERY_US) {
+		cp->warn_dropped++;
+		return;
+	}
+	char msg[768];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (cp->warn_dropped)
+		kvs__log(db, KVS_LOG_WARN, "%s (%u more like it not logged)",
+			 msg, cp->warn_dropped);
+	else
+		kvs__log(db, KVS_LOG_WARN, "%s", msg);
+	cp->warn_dropped = 0;
+	cp->warn_us = now;
+}
+
+/* The pass could not create or write its output (disk full, no file
+ * descriptor, no memory): nothing of it is used, its temporary file is
+ * removed and the victims stay as they are (readable, in the list).  Not a
+ * failure of the store: the pass is tried again after a backoff; callers of
+ * kvs_compact() get KVS_ENOSPC. */
+static void give_up_pass(struct kvs *db, const char *what)
+{
+	struct kvs__compact *cp = db->cp;
+	abort_pass(db);
+	cp->backoff_us = cp->backoff_us ? cp->backoff_us * 2 : BACKOFF_MIN_US;
+	if (cp->backoff_us > BACKOFF_MAX_US)
+		cp->backoff_us = BACKOFF_MAX_US;
+	cp->retry_at = kvs__now_us() + cp->backoff_us;
+	warn_limited(db, "compaction postponed %.2f s: %s: %s",
+		     (double)cp->backoff_us / 1e6, what, kvs_errmsg());
+	complete_waiters(db, KVS_ENOSPC);
+}
+
 static int out_flush(struct kvs *db)
 {
 	struct kvs__compact *cp = db->cp;
 	if (cp->olen == 0)
 		return KVS_OK;
 	uint64_t at = cp->out->size - cp->olen;
-	int e = kvs__io_pwrite_all(cp->out->fd, cp->obuf, cp->olen, (off_t)at);
+	int e = kvs__testhook_fail(KVS__TH_OUT_WRITE);
+	if (!e)
+		e = kvs__io_pwrite_all(cp->out->fd, cp->obuf, cp->olen,
+				       (off_t)at);
 	if (e)
 		return kvs__err_errno(KVS_EIO, e, "%s.tmp: write", cp->out->path);
 	cp->olen = 0;
@@ -370,56 +499,82 @@ static int out_flush(struct kvs *db)
 	return KVS_OK;
 }
 
-/* Append one record (its bytes unchanged) to the output. */
-static int out_append(struct kvs *db, const unsigned char *rec,
-		      const struct kvs_record *r)
+/* Room for `len` more bytes in the output buffer (flushing it first if
+ * need be): where they go, or NULL with *rc set. */
+static unsigned char *out_reserve(struct kvs *db, size_t len, int *rc)
 {
 	struct kvs__compact *cp = db->cp;
-	int rc;
-	if (!cp->out) {
-		/* An id below the active segment's if one is left (then no
-		 * rotation is needed when the output is sealed). */
-		bool spare = db->spare_id < db->spare_end;
-		uint32_t id = spare ? db->spare_id : db->next_seg_id;
-		if (id == KVS__SEG_ID_MAX)
-			return kvs__err(KVS_EIO, "no segment number left");
-		rc = kvs__seg_create(db->dir, id, true, &cp->out);
-		if (rc)
-			return rc;
-		if (spare)
-			db->spare_id++;
-		else
-			db->next_seg_id++;
-		cp->written_back = 0;
-	}
-	struct kvs__seg *o = cp->out;
-	if (cp->olen + r->length > cp->ocap) {
-		if (cp->olen && (rc = out_flush(db)) != KVS_OK)
-			return rc;
-		if (r->length > cp->ocap) {
-			size_t cap = r->length > OBUF_MAX ? r->length : OBUF_MAX;
+	if (cp->olen + len > cp->ocap) {
+		/* Bytes are buffered only once committed: the file exists. */
+		if (cp->olen && (*rc = out_flush(db)) != KVS_OK)
+			return NULL;
+		if (len > cp->ocap) {
+			size_t cap = len > OBUF_MAX ? len : OBUF_MAX;
 			unsigned char *p = realloc(cp->obuf, cap);
-			if (!p)
-				return kvs__err(KVS_ENOMEM, "out of memory");
+			if (!p) {
+				*rc = kvs__err(KVS_ENOMEM, "out of memory");
+				return NULL;
+			}
 			cp->obuf = p;
 			cp->ocap = cap;
 		}
 	}
-	memcpy(cp->obuf + cp->olen, rec, r->length);
+	return cp->obuf + cp->olen;
+}
+
+/* Create the pass's output file if it has none yet. */
+static int out_open(struct kvs *db)
+{
+	struct kvs__compact *cp = db->cp;
+	if (cp->out)
+		return KVS_OK;
+	/* An id below the active segment's if one is left (then no rotation
+	 * is needed when the output is sealed). */
+	bool spare = db->spare_id < db->spare_end;
+	uint32_t id = spare ? db->spare_id : db->next_seg_id;
+	if (id == KVS__SEG_ID_MAX)
+		return kvs__err(KVS_EIO, "no segment number left");
+	int e = kvs__testhook_fail(KVS__TH_CREATE);
+	int rc = e ? kvs__err_errno(KVS_EIO, e, "%s/%010u.seg.tmp: create",
+				    db->dir, id)
+		   : kvs__seg_create(db->dir, id, true, &cp->out);
+	if (rc)
+		return rc;
+	if (spare)
+		db->spare_id++;
+	else
+		db->next_seg_id++;
+	cp->written_back = 0;
+	return KVS_OK;
+}
+
+/* Keep the record placed at obuf + olen (r decoded from those bytes). */
+static void out_commit(struct kvs *db, const struct kvs_record *r)
+{
+	struct kvs__compact *cp = db->cp;
+	struct kvs__seg *o = cp->out;
+	const unsigned char *rec = cp->obuf + cp->olen;
 	cp->olen += r->length;
-	uint64_t off = o->size;
-	kvs__hint_add(&o->hint, off);
+	kvs__hint_add(&o->hint, o->size);
 	o->size += r->length;
 	o->records++;
 	o->last_seq = r->seq;
 	if (r->seq < o->min_seq)
 		o->min_seq = r->seq;
 	o->chain = kvs__crc32c(o->chain, rec + r->length - 4, 4);
-	return KVS_OK;
 }
 
+/* copy_one: a page of the victim's mapping could not be read. */
+#define COPY_FAULT INT64_MIN
+
 /* Copy (or drop) the record at the cursor; returns its length, or 0 at the
- * victim's footer, or a negative error. */
+ * victim's footer, or a negative error, or COPY_FAULT.  Every read of the
+ * victim's mapping here is guarded (its file may have been cut short under
+ * the process: mapguard.c): a fault jumps back to the sigsetjmp, leaving the
+ * read-side section if it was in one.  The record is checked (CRC) and
+ * decided on in place, and only a kept one is copied into the output
+ * buffer; out_reserve runs inside the guard but touches no mapping, so a
+ * fault can only come after it is complete. */
 static int64_t copy_one(struct kvs *db, struct kvs__seg *v)
 {
 	struct kvs__compact *cp = db->cp;
@@ -427,14 +582,28 @@ static int64_t copy_one(struct kvs *db, struct kvs__seg *v)
 	struct kvs_record r;
 	uint32_t crc;
 	const char *why = "";
-	if (kvs__rec_decode(rec, v->map_len - cp->cursor, &r, &crc, &why) !=
-	    KVS__DEC_OK)
-		return kvs__err(KVS_ECORRUPT, "%s: bad record at offset %llu: %s",
-				v->path, (unsigned long long)cp->cursor, why);
-	if (r.type == KVS_REC_FOOTER)
-		return 0;
+	volatile bool locked = false;
+	int rc = KVS_OK;
 
+	if (sigsetjmp(kvs__mapguard.jb, 0) != 0) {
+		if (locked)
+			kvs__read_unlock();
+		return COPY_FAULT;
+	}
+	KVS__MAP_ARM();
+	enum kvs__dec d = kvs__rec_decode(rec, v->map_len - cp->cursor, &r,
+					  &crc, &why);
+	if (d != KVS__DEC_OK || r.type == KVS_REC_FOOTER) {
+		KVS__MAP_DISARM();
+		if (d != KVS__DEC_OK)
+			return kvs__err(KVS_ECORRUPT,
+					"%s: bad record at offset %llu: %s",
+					v->path, (unsigned long long)cp->cursor,
+					why);
+		return 0;
+	}
 	uint64_t hash = kvs__index_hash(db->index, r.key, r.klen);
+	locked = true;
 	kvs__read_lock();
 	struct kvs__entry *e = kvs__index_lookup(db->index, hash, r.key, r.klen);
 	bool keep;
@@ -445,13 +614,20 @@ static int64_t copy_one(struct kvs *db, struct kvs__seg *v)
 		keep = !e && others < r.seq;
 	}
 	kvs__read_unlock();
+	locked = false;
+	unsigned char *dst = NULL;
+	if (keep && (dst = out_reserve(db, r.length, &rc)) != NULL)
+		memcpy(dst, rec, r.length);
+	KVS__MAP_DISARM();
 	if (!keep)
 		return (int64_t)r.length;
+	if (!dst)
+		return rc;
 
 	uint32_t new_off = (uint32_t)(cp->out ? cp->out->size : KVS__HDR_LEN);
-	int rc = out_append(db, rec, &r);
-	if (rc)
+	if ((rc = out_open(db)) != KVS_OK)
 		return rc;
+	out_commit(db, &r);
 	if (r.type == KVS_REC_REMOVE) {
 		/* A tombstone that must stay is not garbage: the output must
 		 * not become a candidate again at once because of it. */
@@ -514,13 +690,42 @@ static void switch_some(struct kvs *db)
 		if (i - cp->si >= SWITCH_MIN && client_waiting(db))
 			break;
 		const struct moved *m = &cp->moved[i];
+		if (!m->victim->retiring) {
+			/* The victim stays (a page of it could not be read,
+			 * or an entry of it could not be switched): so do
+			 * all its entries. */
+			out->dead_bytes += m->rec_len;
+			continue;
+		}
+		/* The key is read from the victim's mapping, guarded; the
+		 * copy is what the index calls see. */
+		if (m->klen > cp->kcap) {
+			unsigned char *k = realloc(cp->kbuf, m->klen);
+			if (!k) {
+				m->victim->retiring = false;
+				out->dead_bytes += m->rec_len;
+				continue;
+			}
+			cp->kbuf = k;
+			cp->kcap = m->klen;
+		}
+		if (!kvs__map_copy(cp->kbuf, m->key, m->klen)) {
+			(void)kvs__err(KVS_EIO, "%s: mapped page could not be "
+				       "read (file truncated or I/O error); "
+				       "record at offset %u",
+				       m->victim->path, m->old_off);
+			kvs__note_damage(db, m->victim, EIO);
+			m->victim->retiring = false;
+			out->dead_bytes += m->rec_len;
+			continue;
+		}
 		struct kvs__entry *e =
-			kvs__index_lookup(db->index, m->hash, m->key, m->klen);
+			kvs__index_lookup(db->index, m->hash, cp->kbuf, m->klen);
 		if (!e || e->seg != m->victim || e->off != m->old_off) {
 			out->dead_bytes += m->rec_len; /* overwritten meanwhile */
 			continue;
 		}
-		struct kvs__entry *n = kvs__entry_new(db->index, m->key, m->klen);
+		struct kvs__entry *n = kvs__entry_new(db->index, cp->kbuf, m->klen);
 		if (!n) {
 			/* Keep the old entry: the victim then cannot go. */
 			m->victim->retiring = false;
@@ -563,18 +768,25 @@ static void job_run(struct kvs *db)
 	int e;
 
 	j->rc = j->warn_rc = KVS_OK;
+	j->synced_bad = j->renamed = j->dir_bad = j->unlink_bad = false;
 	switch (j->kind) {
 	case JOB_SEAL:
 		e = kvs__io_pwrite_all(out->fd, j->foot, j->foot_len,
 				       (off_t)j->footer_off);
-		if (!e)
-			e = kvs__io_fdatasync(out->fd);
-		if (e)
+		if (e) {
 			j->rc = kvs__err_errno(KVS_EIO, e, "%s.tmp: write",
 					       out->path);
+		} else if ((e = kvs__io_fdatasync(out->fd)) != 0) {
+			j->rc = kvs__err_errno(KVS_EIO, e, "%s.tmp: fdatasync",
+					       out->path);
+			j->synced_bad = true;
+		}
 		break;
 	case JOB_PUBLISH:
 		j->rc = kvs__seg_publish_tmp(db->dir, out);
+		/* Renamed, then failed: the directory fsync failed. */
+		j->renamed = j->rc == KVS_OK || access(out->path, F_OK) == 0;
+		j->synced_bad = j->rc != KVS_OK && j->renamed;
 		/* The hint only speeds up the next open. */
 		if (j->rc == KVS_OK)
 			j->warn_rc = kvs__seg_write_hint(db->dir, out,
@@ -590,17 +802,41 @@ static void job_run(struct kvs *db)
 					       j->sync_first->path);
 			break;
 		}
+		/* A victim whose unlink fails becomes a ghost (struct
+		 * ghost), as do all of them if the directory fsync fails. */
 		for (size_t i = 0; i < j->ngone; i++) {
 			struct kvs__seg *v = cp->victims[i];
-			unlink(v->path);
+			e = kvs__testhook_fail_unlink(v->path);
+			if (!e && unlink(v->path) != 0 && errno != ENOENT)
+				e = errno;
+			if (e) {
+				j->warn_rc = kvs__err_errno(KVS_EIO, e,
+							    "%s: unlink",
+							    v->path);
+				j->unlink_bad = true;
+				if (j->kept)
+					j->kept[i] = true;
+			}
 			char *hint = kvs__hint_path(db->dir, v->id);
 			if (hint)
 				unlink(hint);
 			free(hint);
 		}
-		if ((e = kvs__io_fsync_dir(db->dir)) != 0)
-			j->warn_rc = kvs__err_errno(KVS_EIO, e, "%s: fsync",
-						    db->dir);
+		/* Ghosts of earlier passes are tried again. */
+		for (size_t i = 0; i < cp->nghosts; i++) {
+			struct ghost *g = &cp->ghosts[i];
+			if (g->stuck || g->gone)
+				continue;
+			e = kvs__testhook_fail_unlink(g->path);
+			g->gone = !e && (unlink(g->path) == 0 || errno == ENOENT);
+		}
+		e = kvs__testhook_fail(KVS__TH_FSYNC_DIR);
+		if (e || (e = kvs__io_fsync_dir(db->dir)) != 0) {
+			j->warn_rc = kvs__err_errno(KVS_EIO, e, "%s: fsync "
+						    "after removing compacted "
+						    "segments", db->dir);
+			j->dir_bad = true;
+		}
 		break;
 	}
 	if (j->rc != KVS_OK || j->warn_rc != KVS_OK)
@@ -617,8 +853,13 @@ static void hint_run(struct kvs *db, struct kvs__seg *seg)
 {
 	/* The hint only speeds up the next open: failing to write it is not
 	 * a failed write. */
-	if (kvs__seg_write_hint(db->dir, seg, seg->hint_footer_off) != KVS_OK)
-		kvs__log(db, KVS_LOG_WARN, "%s", kvs_errmsg());
+	sig_atomic_t faults = kvs__mapguard.faults;
+	if (kvs__seg_write_hint(db->dir, seg, seg->hint_footer_off) != KVS_OK) {
+		if (kvs__mapguard.faults != faults)
+			kvs__note_damage(db, seg, EIO); /* logs it */
+		else
+			kvs__log(db, KVS_LOG_WARN, "%s", kvs_errmsg());
+	}
 	KVS_CHECK(pthread_mutex_lock(&db->q_mu));
 	atomic_store_explicit(&seg->hint_busy, false, memory_order_release);
 	/* A kvs_compact() call may be waiting for the segment. */
@@ -742,7 +983,7 @@ static void seal_output(struct kvs *db)
 		return;
 	}
 	if (out_flush(db) != KVS_OK) {
-		fail_pass(db, "writing the output");
+		give_up_pass(db, "writing the output");
 		return;
 	}
 	struct job *j = &cp->job;
@@ -761,7 +1002,7 @@ static void sealed(struct kvs *db)
 	out->synced = out->size;
 	out->sealed = true;
 	if (kvs__seg_map(out) != KVS_OK) {
-		fail_pass(db, "mapping the output");
+		give_up_pass(db, "mapping the output");
 		return;
 	}
 	/* Only the newest segment may lack a footer: if the active one is
@@ -807,6 +1048,8 @@ static void drop_victims(struct kvs *db)
 		cp->victims[ngone++] = v;
 	}
 	cp->job.ngone = ngone;
+	free(cp->job.kept);
+	cp->job.kept = calloc(ngone ? ngone : 1, sizeof *cp->job.kept);
 	/* Segments older than the active one were synced when sealed. */
 	cp->job.sync_first = ngone && db->opt.fsync != KVS_FSYNC_ALWAYS
 				     ? db->active : NULL;
@@ -824,8 +1067,31 @@ static void drop_victims(struct kvs *db)
 static void dropped(struct kvs *db)
 {
 	struct kvs__compact *cp = db->cp;
-	for (size_t i = 0; i < cp->job.ngone; i++)
-		kvs__seg_free_rcu(cp->victims[i]);
+	struct job *j = &cp->job;
+	/* Ghosts whose unlink this job redid are gone for good once its
+	 * directory fsync held; if it failed, they are stuck with the rest. */
+	size_t keep = 0;
+	for (size_t i = 0; i < cp->nghosts; i++) {
+		struct ghost *g = &cp->ghosts[i];
+		if (g->gone && !j->dir_bad) {
+			free(g->path);
+			continue;
+		}
+		if (g->gone)
+			g->stuck = true;
+		cp->ghosts[keep++] = *g;
+	}
+	cp->nghosts = keep;
+	for (size_t i = 0; i < j->ngone; i++) {
+		struct kvs__seg *v = cp->victims[i];
+		bool kept = j->kept ? j->kept[i] : j->unlink_bad;
+		if (kept || j->dir_bad)
+			add_ghost(db, v->path, v->min_seq, j->dir_bad);
+		kvs__seg_free_rcu(v);
+	}
+	free(j->kept);
+	j->kept = NULL;
+	cp->backoff_us = 0; /* a pass went through */
 	free(cp->victims);
 	cp->victims = NULL;
 	cp->nvictims = cp->vi = 0;
@@ -880,9 +1146,23 @@ static void job_collect(struct kvs *db)
 		kvs__set_failed(db, EIO, j->sync_first->path);
 		complete_waiters(db, KVS_EIO);
 	} else if (j->rc != KVS_OK) {
+		const char *what = j->kind == JOB_SEAL ? "sealing the output"
+						       : "renaming the output";
+		if (j->kind == JOB_PUBLISH && j->renamed) {
+			/* The output has its final name, but the directory
+			 * fsync failed: whether it stays after a power cut
+			 * is unknown, so it is removed and remembered as a
+			 * ghost for good. */
+			(void)unlink(cp->out->path);
+			add_ghost(db, cp->out->path, cp->out->min_seq, true);
+		}
 		(void)kvs__err(j->rc, "%s", j->msg);
-		fail_pass(db, j->kind == JOB_SEAL ? "sealing the output"
-						  : "renaming the output");
+		/* A failed fdatasync or fsync is never retried; a failed
+		 * write or rename (disk full) is, later. */
+		if (j->synced_bad)
+			fail_pass(db, what);
+		else
+			give_up_pass(db, what);
 		return;
 	}
 	switch (j->kind) {
@@ -925,6 +1205,21 @@ void kvs__compact_step(struct kvs *db)
 			break;
 		struct kvs__seg *v = cp->victims[cp->vi];
 		int64_t n = v->records ? copy_one(db, v) : 0;
+		if (n == COPY_FAULT) {
+			/* The victim's file was cut short or cannot be
+			 * read: it stays as it is (its readable records
+			 * keep their entries); the pass goes on without
+			 * it. */
+			(void)kvs__err(KVS_EIO, "%s: mapped page could not be "
+				       "read (file truncated or I/O error); "
+				       "record at offset %llu", v->path,
+				       (unsigned long long)cp->cursor);
+			kvs__note_damage(db, v, EIO);
+			v->retiring = false;
+			cp->vi++;
+			cp->cursor = KVS__HDR_LEN;
+			continue;
+		}
 		if (n < 0) {
 			if (n == KVS_ECORRUPT) {
 				/* Leave the damaged segment as it is; the
@@ -936,7 +1231,9 @@ void kvs__compact_step(struct kvs *db)
 				complete_waiters(db, KVS_ECORRUPT);
 				return;
 			}
-			fail_pass(db, "copying");
+			/* Creating or writing the output failed (disk
+			 * full, no descriptor, no memory). */
+			give_up_pass(db, "writing the output");
 			return;
 		}
 		if (n == 0) { /* the footer: next victim */
@@ -1017,6 +1314,14 @@ bool kvs__compact_pending(struct kvs *db, uint64_t *delay_us)
 				complete_waiters(db, KVS_OK);
 			return false;
 		}
+		/* After a pass gave up (disk full...): not before the
+		 * backoff is over, unless kvs_compact() asks; the writer
+		 * wakes up for it then. */
+		uint64_t now = kvs__now_us();
+		if (!cp->forced && now < cp->retry_at) {
+			*delay_us = cp->retry_at - now;
+			return true;
+		}
 	}
 	if ((*delay_us = quiet_delay(db)) != 0 || cp->forced)
 		return true;
@@ -1092,6 +1397,11 @@ void kvs__compact_free(struct kvs *db)
 	complete_waiters(db, KVS_OK);
 	free(cp->obuf);
 	free(cp->moved);
+	free(cp->kbuf);
+	free(cp->job.kept);
+	for (size_t i = 0; i < cp->nghosts; i++)
+		free(cp->ghosts[i].path);
+	free(cp->ghosts);
 	free(cp);
 	db->cp = NULL;
 }

@@ -25,6 +25,8 @@
 
 
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -144,6 +146,64 @@ int kvs__io_write_file_durably(const char *dir, const char *name,
 int kvs__io_write_file(const char *dir, const char *name, const void *buf,
 		       size_t len, bool durable);
 
+/* ---- reading mapped bytes (mapguard.c) ---------------------------------- */
+/*
+ * A mapped page of a file that was cut short under the process (or that the
+ * disk cannot read) raises SIGBUS when touched.  Every copy from a segment's
+ * mapping (reads, compaction reading a victim, hint entries read back) runs
+ * armed: the process-wide handler (installed by the first kvs_open, chaining
+ * to the previous handler for any other SIGBUS) jumps back to the copy's
+ * sigsetjmp, which then reports the failure.  Use, in one function:
+ *
+ *	if (sigsetjmp(kvs__mapguard.jb, 0) != 0)
+ *		return <the page could not be read>;   (guard already disarmed)
+ *	KVS__MAP_ARM();
+ *	... read the mapping: no lock taken, nothing allocated ...
+ *	KVS__MAP_DISARM();
+ *
+ * Between ARM and DISARM no local variable that is used after the jump may
+ * be changed (C's setjmp rule), and nothing may be left half done: the jump
+ * abandons the code in between.  Guards do not nest.
+ */
+struct kvs__mapguard {
+	sigjmp_buf jb;
+	volatile sig_atomic_t armed;
+	volatile sig_atomic_t faults; /* mapped pages this thread failed to read */
+};
+extern _Thread_local struct kvs__mapguard kvs__mapguard;
+/* The signal fences keep the compiler from moving the mapping's loads out
+ * of the armed stretch. */
+#define KVS__MAP_ARM()                                                        \
+	do {                                                                  \
+		kvs__mapguard.armed = 1;                                      \
+		atomic_signal_fence(memory_order_seq_cst);                    \
+	} while (0)
+#define KVS__MAP_DISARM()                                                     \
+	do {                                                                  \
+		atomic_signal_fence(memory_order_seq_cst);                    \
+		kvs__mapguard.armed = 0;                                      \
+	} while (0)
+/* Install the SIGBUS handler (once per process; kvs_open calls it). */
+void kvs__mapguard_install(void);
+/* memcpy from a mapping; false if a page could not be read. */
+bool kvs__map_copy(void *dst, const void *src, size_t n);
+
+/* ---- test seams (testhook.c; armed through kvs_testhook.h) -------------- */
+enum kvs__testhook {
+	KVS__TH_LMDB_COMMIT, /* lmdb.c: mdb_txn_commit */
+	KVS__TH_UNLINK,      /* compact.c: unlink of a victim */
+	KVS__TH_FSYNC_DIR,   /* compact.c: directory fsync after the unlinks */
+	KVS__TH_CREATE,      /* compact.c: creation of the output */
+	KVS__TH_OUT_WRITE,   /* compact.c: a write of the output's buffer */
+	KVS__TH_COUNT
+};
+/* The errno a test wants the call to fail with, or 0 (the usual case). */
+int kvs__testhook_fail(enum kvs__testhook which);
+/* The same for the unlink of `path` (KVS__TH_UNLINK, filtered by name). */
+int kvs__testhook_fail_unlink(const char *path);
+/* Microseconds recovery sleeps after each segment (0 unless a test asks). */
+unsigned kvs__testhook_recovery_delay(void);
+
 /* ---- the record codec (record.c) ------------------------------------- */
 /*
  * A segment file is an RFC 8742 CBOR Sequence: a 12-byte header item, then
@@ -189,6 +249,17 @@ enum kvs__dec kvs__rec_decode(const unsigned char *buf, size_t len,
  * are not touched): for records this process wrote or already checked. */
 enum kvs__dec kvs__rec_decode_head(const unsigned char *buf, size_t len,
 				   struct kvs_record *rec, const char **why);
+/* Does head[0..hlen) - the bytes of a record before its value - encode a
+ * SET of exactly `key` (klen bytes) whose value has vlen bytes?  Reads only
+ * those bytes (the read path checks every record it returns with it, so
+ * that an index or hint that points at the wrong record is an error, never
+ * another key's value).  On false, *why says what differs. */
+bool kvs__rec_head_is(const unsigned char *head, size_t hlen, const void *key,
+		      size_t klen, size_t vlen, const char **why);
+/* The exact length of a record of this type, seq, key and value length as
+ * the engine encodes it (the check of hint entries). */
+uint64_t kvs__rec_len_of(enum kvs_record_type type, uint64_t seq, size_t klen,
+			 size_t vlen);
 /* Check a complete record's crc (rec_len bytes starting at buf). */
 bool kvs__rec_crc_ok(const unsigned char *buf, size_t rec_len);
 
@@ -223,6 +294,15 @@ struct kvs__hint_meta {
  * entries start at buf[*entries_at] and end 5 bytes before len. */
 bool kvs__hint_check(const unsigned char *buf, size_t len,
 		     struct kvs__hint_meta *meta, size_t *entries_at);
+/* Check every entry of a hint (one kvs__hint_check passed) against its
+ * segment before any is used: the entries decode, there are meta->count of
+ * them and nothing after, offsets rise and each record lies between the
+ * header and the footer without overlapping the previous one, and each
+ * record's length is exactly what its seq, type, key length and value length
+ * encode to.  NULL when all hold; else what is wrong, *bad the entry. */
+const char *kvs__hint_validate(const unsigned char *buf, size_t len,
+			       size_t entries_at,
+			       const struct kvs__hint_meta *meta, uint64_t *bad);
 /* Decode one entry into rec (type, seq, key, offset, length, vlen). */
 enum kvs__dec kvs__hint_next(const unsigned char *buf, size_t len,
 			     size_t *pos, struct kvs_record *rec);
@@ -298,6 +378,9 @@ struct kvs__seg {
 	atomic_bool hint_busy;
 	struct kvs__seg *hint_next;
 	uint64_t hint_footer_off;
+	/* Set by the first read that found this file damaged (any thread), so
+	 * that the log names the file once. */
+	atomic_bool damage_logged;
 };
 
 /* Segment numbers run from 1 to KVS__SEG_ID_MAX - 1; the next number
@@ -589,9 +672,17 @@ void kvs__writer_stop(struct kvs *db);
 int kvs__submit_wait(struct kvs *db, struct kvs__req *req);
 /* Queue req; req->done runs on the writer thread when it is complete. */
 void kvs__submit(struct kvs *db, struct kvs__req *req);
-/* Copy the value of entry e into buf (e->vlen bytes), checking its CRC.
- * Call with rcu_read_lock held. */
-int kvs__read_value(const struct kvs__entry *e, void *buf);
+/* Copy the value of entry e into buf (e->vlen bytes), checking that the
+ * record there is a SET of e's key with that value length, and its CRC.
+ * Call with rcu_read_lock held.  Errors: KVS_ECORRUPT (bad checksum, or not
+ * the record of the key), KVS_EIO (a read failed, or a mapped page could
+ * not be read: SIGBUS), KVS_ENOMEM; either of the first two also marks the
+ * store damaged (kvs__note_damage). */
+int kvs__read_value(struct kvs *db, const struct kvs__entry *e, void *buf);
+/* A read of seg found damage: mark the store damaged (err: EBADMSG for a
+ * corrupt record, EIO for an unreadable page) and log the file, once per
+ * file, with kvs_errmsg().  Any thread. */
+void kvs__note_damage(struct kvs *db, struct kvs__seg *seg, int err);
 /* Mark the handle failed after an I/O error (never cleared). */
 void kvs__set_failed(struct kvs *db, int errnum, const char *what);
 /* Seal the active segment and start a new one (writer only; writer.c has

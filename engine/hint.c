@@ -65,6 +65,28 @@ void kvs__hint_reset(struct kvs__hintbuf *hb)
 	memset(hb, 0, sizeof *hb);
 }
 
+static int map_fault(const struct kvs__seg *seg, uint64_t off)
+{
+	return kvs__err(KVS_EIO, "%s: mapped page could not be read (file "
+			"truncated or I/O error); record at offset %llu",
+			seg->path, (unsigned long long)off);
+}
+
+/* kvs__rec_decode_head on mapped bytes, guarded (the file may have been
+ * cut short under the process: see mapguard.c); false if a page could not
+ * be read. */
+static bool guarded_head(const unsigned char *p, size_t len,
+			 struct kvs_record *r, const char **why,
+			 enum kvs__dec *d)
+{
+	if (sigsetjmp(kvs__mapguard.jb, 0) != 0)
+		return false;
+	KVS__MAP_ARM();
+	*d = kvs__rec_decode_head(p, len, r, why);
+	KVS__MAP_DISARM();
+	return true;
+}
+
 int kvs__seg_write_hint(const char *dir, struct kvs__seg *seg,
 			uint64_t footer_off)
 {
@@ -93,10 +115,14 @@ int kvs__seg_write_hint(const char *dir, struct kvs__seg *seg,
 	for (size_t i = 0; i < hb->n; i++) {
 		uint64_t off = hb->off[i];
 		struct kvs_record r;
-		const char *why = "";
-		if (off >= footer_off ||
-		    kvs__rec_decode_head(map + off, footer_off - off, &r,
-					 &why) != KVS__DEC_OK) {
+		const char *why = "record beyond the footer";
+		enum kvs__dec d = KVS__DEC_BAD;
+		if (off < footer_off &&
+		    !guarded_head(map + off, footer_off - off, &r, &why, &d)) {
+			rc = map_fault(seg, off);
+			goto out;
+		}
+		if (d != KVS__DEC_OK) {
 			rc = kvs__err(KVS_ECORRUPT,
 				      "%s: bad record at offset %llu: %s",
 				      seg->path, (unsigned long long)off, why);
@@ -112,7 +138,10 @@ int kvs__seg_write_hint(const char *dir, struct kvs__seg *seg,
 		n += cbor_encode_uint(r.seq, p + n, cap - n);
 		n += cbor_encode_uint((uint64_t)r.type, p + n, cap - n);
 		n += cbor_encode_bytestring_start(r.klen, p + n, cap - n);
-		memcpy(p + n, r.key, r.klen);
+		if (!kvs__map_copy(p + n, r.key, r.klen)) {
+			rc = map_fault(seg, off);
+			goto out;
+		}
 		n += r.klen;
 		n += cbor_encode_uint(off, p + n, cap - n);
 		n += cbor_encode_uint(r.length, p + n, cap - n);
@@ -197,4 +226,41 @@ enum kvs__dec kvs__hint_next(const unsigned char *buf, size_t len,
 	rec->length = v[4];
 	rec->vlen = v[5];
 	return KVS__DEC_OK;
+}
+
+const char *kvs__hint_validate(const unsigned char *buf, size_t len,
+			       size_t entries_at,
+			       const struct kvs__hint_meta *meta, uint64_t *bad)
+{
+	size_t pos = entries_at;
+	uint64_t end_prev = KVS__HDR_LEN;
+	*bad = 0;
+	if (meta->footer_off < KVS__HDR_LEN)
+		return "footer offset inside the header";
+	for (uint64_t i = 0; i < meta->count; i++) {
+		struct kvs_record r;
+		*bad = i;
+		if (kvs__hint_next(buf, len - 5, &pos, &r) != KVS__DEC_OK)
+			return "entry does not decode";
+		if (r.offset < end_prev)
+			return "record overlaps the previous one or the header";
+		if (r.length > meta->footer_off ||
+		    r.offset > meta->footer_off - r.length)
+			return "record would end past the footer";
+		if (r.type == KVS_REC_REMOVE && r.vlen != 0)
+			return "a remove with a value length";
+		if (r.seq < meta->min_seq)
+			return "sequence number below the segment's lowest";
+		/* Lengths: exactly what the record's items encode to, so
+		 * that heads + key + value fill the record (a wrong value
+		 * length made a read's head length wrap). */
+		if (r.length != kvs__rec_len_of(r.type, r.seq, r.klen, r.vlen))
+			return "record length does not match its key and value "
+			       "lengths";
+		end_prev = r.offset + r.length;
+	}
+	*bad = meta->count;
+	if (pos != len - 5)
+		return "bytes after the last entry";
+	return NULL;
 }

@@ -70,6 +70,9 @@ static int log_open(const char *dir, const struct kvs_options *opts,
 		goto fail;
 	}
 	kvs__rcu_thread_online();
+	/* Reads copy from mappings: a page that cannot be read must become
+	 * an error, not the process's death (see mapguard.c, kvs.h). */
+	kvs__mapguard_install();
 	if ((rc = kvs__index_new(&db->index)) || (rc = kvs__recover(db)))
 		goto fail;
 	db->counters.open_us = kvs__now_us() - t0;
@@ -98,25 +101,82 @@ static int log_close(struct kvs *db)
 
 /* ---- reading --------------------------------------------------------------- */
 
-/* Copy the value of `e` into buf, checking the record's CRC.  Runs inside
- * the caller's read-side section: the segment (and its mapping or file
+void kvs__note_damage(struct kvs *db, struct kvs__seg *seg, int err)
+{
+	int expected = 0;
+	atomic_compare_exchange_strong(&db->damaged, &expected, err);
+	if (!atomic_exchange(&seg->damage_logged, true))
+		kvs__log(db, KVS_LOG_ERROR,
+			 "%s; the store is marked damaged (run kvs-dump "
+			 "--verify %s)", kvs_errmsg(), db->dir);
+}
+
+static int bad_record(struct kvs *db, struct kvs__seg *seg, uint64_t off,
+		      const char *why)
+{
+	int rc = kvs__err(KVS_ECORRUPT, "%s: bad record at offset %llu: %s",
+			  seg->path, (unsigned long long)off, why);
+	kvs__note_damage(db, seg, EBADMSG);
+	return rc;
+}
+
+/* The record heads are at least an array, seq, type, key and value head of
+ * one byte each. */
+#define MIN_HEAD 5
+
+/* Copy the value of `e` into buf, after checking that the record at e's
+ * offset is a SET of e's key with e's value length (the key's bytes are in
+ * cache anyway: the CRC reads them) and that its CRC holds.  Runs inside the
+ * caller's read-side section: the segment (and its mapping or file
  * descriptor) cannot be released before the section ends. */
-int kvs__read_value(const struct kvs__entry *e, void *buf)
+int kvs__read_value(struct kvs *db, const struct kvs__entry *e, void *buf)
 {
 	struct kvs__seg *seg = e->seg;
-	size_t vlen = e->vlen, hlen = e->rec_len - 5 - vlen;
-	const unsigned char *map = __atomic_load_n(&seg->map, __ATOMIC_ACQUIRE);
+	size_t klen = atomic_load_explicit(&e->klen, memory_order_relaxed);
+	size_t vlen = e->vlen, rec_len = e->rec_len;
+	const char *why = "";
 
-	if (!map && seg->win && e->off + (uint64_t)e->rec_len <= seg->win_len)
+	/* Nothing below may trust the entry: a wrong value length would make
+	 * the head length wrap. */
+	if (e->vlen == KVS__TOMB || rec_len < 5 + MIN_HEAD + klen ||
+	    vlen > rec_len - 5 - MIN_HEAD - klen)
+		return bad_record(db, seg, e->off,
+				  "the index's record and value lengths do not "
+				  "fit together");
+	size_t hlen = rec_len - 5 - vlen;
+	const unsigned char *map = __atomic_load_n(&seg->map, __ATOMIC_ACQUIRE);
+	uint64_t map_len = map ? seg->map_len : 0;
+
+	if (!map && seg->win && e->off + (uint64_t)rec_len <= seg->win_len) {
 		map = seg->win;
+		map_len = seg->win_len;
+	}
 	if (map) {
+		if (e->off + (uint64_t)rec_len > map_len)
+			return bad_record(db, seg, e->off,
+					  "the record would end past the "
+					  "segment");
 		const unsigned char *rec = map + e->off;
-		if (!kvs__rec_crc_ok(rec, e->rec_len))
-			return kvs__err(KVS_ECORRUPT,
-					"%s: bad record at offset %llu: checksum "
-					"mismatch",
-					seg->path, (unsigned long long)e->off);
-		memcpy(buf, rec + hlen, vlen);
+		if (sigsetjmp(kvs__mapguard.jb, 0) != 0) {
+			int rc = kvs__err(KVS_EIO,
+					  "%s: mapped page could not be read "
+					  "(file truncated or I/O error); "
+					  "record at offset %llu",
+					  seg->path, (unsigned long long)e->off);
+			kvs__note_damage(db, seg, EIO);
+			return rc;
+		}
+		KVS__MAP_ARM();
+		bool head_ok = kvs__rec_head_is(rec, hlen, e->key, klen, vlen,
+						&why);
+		bool crc_ok = head_ok && kvs__rec_crc_ok(rec, rec_len);
+		if (crc_ok)
+			memcpy(buf, rec + hlen, vlen);
+		KVS__MAP_DISARM();
+		if (!head_ok)
+			return bad_record(db, seg, e->off, why);
+		if (!crc_ok)
+			return bad_record(db, seg, e->off, "checksum mismatch");
 		return KVS_OK;
 	}
 	/* The active segment, past its window: one preadv of head+key, value
@@ -127,7 +187,7 @@ int kvs__read_value(const struct kvs__entry *e, void *buf)
 	struct iovec iov[3] = {
 		{ head, hlen }, { buf, vlen }, { crcb, 5 },
 	};
-	size_t want = e->rec_len, got = 0;
+	size_t want = rec_len, got = 0;
 	int rc = KVS_OK;
 	while (got < want) {
 		/* A short read can only come from a signal; redo it whole. */
@@ -136,26 +196,25 @@ int kvs__read_value(const struct kvs__entry *e, void *buf)
 			continue;
 		if (n < 0) {
 			rc = kvs__err_errno(KVS_EIO, errno, "%s: read", seg->path);
+			kvs__note_damage(db, seg, EIO);
 			break;
 		}
 		if ((size_t)n != want) {
-			rc = kvs__err(KVS_ECORRUPT,
-				      "%s: bad record at offset %llu: short read",
-				      seg->path, (unsigned long long)e->off);
+			rc = bad_record(db, seg, e->off, "short read");
 			break;
 		}
 		got = want;
 	}
+	if (rc == KVS_OK && !kvs__rec_head_is(head, hlen, e->key, klen, vlen,
+					      &why))
+		rc = bad_record(db, seg, e->off, why);
 	if (rc == KVS_OK) {
 		uint32_t crc = kvs__crc32c(kvs__crc32c(0, head, hlen), buf, vlen);
 		uint32_t want_crc = (uint32_t)crcb[1] << 24 |
 				    (uint32_t)crcb[2] << 16 |
 				    (uint32_t)crcb[3] << 8 | crcb[4];
 		if (crcb[0] != 0x1a || crc != want_crc)
-			rc = kvs__err(KVS_ECORRUPT,
-				      "%s: bad record at offset %llu: checksum "
-				      "mismatch",
-				      seg->path, (unsigned long long)e->off);
+			rc = bad_record(db, seg, e->off, "checksum mismatch");
 	}
 	if (head != small)
 		free(head);
@@ -181,7 +240,7 @@ static int log_get(struct kvs *db, const void *key, size_t klen, void **val,
 		return kvs__err(KVS_ENOMEM, "out of memory");
 	}
 	size_t n = e->vlen;
-	rc = kvs__read_value(e, buf);
+	rc = kvs__read_value(db, e, buf);
 	kvs__read_unlock();
 	if (rc != KVS_OK) {
 		free(buf);

@@ -16,6 +16,16 @@
  *     kvs_free().  Buffers passed in are only read during the call.
  *   - Nothing here prints.  Warnings (e.g. a torn log tail that was cut off)
  *     reach the caller only through kvs_options.log.
+ *   - Signals: the first kvs_open() of the process installs a SIGBUS handler
+ *     (sigaction, SA_SIGINFO | SA_NODEFER | SA_ONSTACK).  Reads copy values
+ *     from read-only mappings of the segment files; if a file is cut short
+ *     (or the disk cannot read a page) while the store is open, touching the
+ *     page raises SIGBUS, and the handler turns that into KVS_EIO for that
+ *     read ("<file>: mapped page could not be read ..." in kvs_errmsg(); the
+ *     store is marked damaged).  Any other SIGBUS is passed to the handler
+ *     that was installed before (by default the process dies, as without
+ *     kvs).  A program that installs its own SIGBUS handler afterwards
+ *     should chain to the previous one.
  */
 #ifndef KVS_H
 #define KVS_H
@@ -135,7 +145,10 @@ int kvs_set(struct kvs *db, const void *key, size_t klen, const void *val,
  * kvs_free(); never NULL, even for an empty value) and *vlen its length.
  * Never takes a lock and never waits for the writer.
  * Errors: KVS_ENOTFOUND, KVS_EINVAL, KVS_ETOOBIG, KVS_ECORRUPT (the record
- * failed its checksum), KVS_EIO, KVS_ENOMEM.
+ * failed its checksum, or is not the key's record), KVS_EIO (a read failed,
+ * or a mapped page could not be read: the file was cut short), KVS_ENOMEM.
+ * After KVS_ECORRUPT or KVS_EIO the store reports itself damaged
+ * (kvs_store_stats.damaged); other keys go on being read.
  */
 int kvs_get(struct kvs *db, const void *key, size_t klen, void **val,
 	    size_t *vlen);
@@ -215,7 +228,9 @@ int kvs_submit(struct kvs *db, struct kvs_op *ops, size_t n,
  * Compact now: rewrite every sealed segment that holds dead records (sealing
  * the active segment first), without the rate limit, and return when done.
  * Client reads and writes go on meanwhile.  May block on disk I/O.
- * Errors: KVS_EINVAL, KVS_EIO, KVS_EFAILED, KVS_ENOMEM.
+ * Errors: KVS_EINVAL, KVS_EIO, KVS_EFAILED, KVS_ENOMEM, KVS_ENOSPC (a pass
+ * could not create or write its output - disk full, no descriptor, no
+ * memory: nothing changed, automatic passes retry later), KVS_ECORRUPT.
  */
 int kvs_compact(struct kvs *db);
 
@@ -263,8 +278,9 @@ struct kvs_store_stats {
 				     memory); 0 once a later write succeeded */
 	int damaged;              /* nonzero once a read found corruption (a
 				     bad checksum, a record not holding the
-				     key asked for, a mapped page that could
-				     not be read): run kvs-dump --verify */
+				     key asked for: EBADMSG) or a mapped page
+				     that could not be read (EIO): the first
+				     one's errno; run kvs-dump --verify */
 };
 
 /* Fill *st with a consistent snapshot taken by the writer thread: waits

@@ -57,6 +57,18 @@ static int mdb_err(int rc, const char *what)
 			"lmdb: %s: %s", what, mdb_strerror(rc));
 }
 
+/* mdb_txn_commit, behind a test seam (kvs_testhook.h).  Like the real call,
+ * it frees txn on failure too: the caller must not abort it afterwards. */
+static int txn_commit(MDB_txn *txn)
+{
+	int e = kvs__testhook_fail(KVS__TH_LMDB_COMMIT);
+	if (e) {
+		mdb_txn_abort(txn); /* what a failing mdb_txn_commit does */
+		return e;
+	}
+	return mdb_txn_commit(txn);
+}
+
 /* ---- writing -------------------------------------------------------------- */
 
 /* Apply one op inside the write transaction. */
@@ -124,8 +136,8 @@ static int lm_write(struct kvs *db, struct kvs_op *ops, size_t n)
 			return rc;
 		}
 	}
-	if ((rc = mdb_txn_commit(txn)) != 0) {
-		/* As with the log engine: never retried, the handle fails. */
+	if ((rc = txn_commit(txn)) != 0) {
+		/* The commit freed txn.  As with the log engine: never retried, the handle fails. */
 		int expected = 0;
 		atomic_compare_exchange_strong(&lm->failed, &expected,
 					       rc > 0 ? rc : EIO);
@@ -322,7 +334,7 @@ static int lm_open(const char *dir, const struct kvs_options *opt,
 {
 	struct kvs__lmdb *lm = calloc(1, sizeof *lm);
 	pthread_condattr_t ca;
-	MDB_txn *txn = NULL;
+	MDB_txn *txn;
 	int rc;
 	if (!lm)
 		return kvs__err(KVS_ENOMEM, "out of memory");
@@ -349,11 +361,19 @@ static int lm_open(const char *dir, const struct kvs_options *opt,
 			      "only %d bytes", mdb_env_get_maxkeysize(lm->env));
 		goto fail;
 	}
-	if ((rc = mdb_txn_begin(lm->env, NULL, 0, &txn)) ||
-	    (rc = mdb_dbi_open(txn, NULL, 0, &lm->dbi)) ||
-	    (rc = mdb_txn_commit(txn))) {
-		if (txn && rc)
-			mdb_txn_abort(txn);
+	if ((rc = mdb_txn_begin(lm->env, NULL, 0, &txn)) != 0) {
+		rc = mdb_err(rc, "open the database");
+		goto fail;
+	}
+	if ((rc = mdb_dbi_open(txn, NULL, 0, &lm->dbi)) != 0) {
+		mdb_txn_abort(txn); /* not committed: still ours to free */
+		rc = mdb_err(rc, "open the database");
+		goto fail;
+	}
+	/* A commit frees the transaction whether or not it succeeds: it is
+	 * never aborted afterwards (that freed LMDB's write transaction a
+	 * second time). */
+	if ((rc = txn_commit(txn)) != 0) {
 		rc = mdb_err(rc, "open the database");
 		goto fail;
 	}

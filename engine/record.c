@@ -221,3 +221,63 @@ bool kvs__rec_crc_ok(const unsigned char *buf, size_t rec_len)
 		return false;
 	return kvs__crc32c(0, buf, rec_len - 5) == be32(buf + rec_len - 4);
 }
+
+/* A byte string's head that takes exactly n bytes: its length into *len. */
+static bool bstr_head_exact(const unsigned char *p, size_t n, uint64_t *len)
+{
+	if (n == 0 || (p[0] >> 5) != 2)
+		return false;
+	unsigned ai = p[0] & 0x1fu;
+	size_t extra = ai < 24 ? 0 : ai <= 27 ? (size_t)1 << (ai - 24) : 99;
+	if (n != 1 + extra)
+		return false;
+	uint64_t v = ai < 24 ? ai : 0;
+	for (size_t i = 0; i < extra; i++)
+		v = v << 8 | p[1 + i];
+	*len = v;
+	return true;
+}
+
+bool kvs__rec_head_is(const unsigned char *head, size_t hlen, const void *key,
+		      size_t klen, size_t vlen, const char **why)
+{
+	struct kvs__item it;
+	size_t pos = 0;
+	uint64_t n;
+	*why = "";
+	if (next_item(head, hlen, &pos, &it) != KVS__DEC_OK ||
+	    it.kind != IT_ARRAY || it.u != 5) {
+		*why = "not a set record";
+		return false;
+	}
+	if (next_item(head, hlen, &pos, &it) != KVS__DEC_OK ||
+	    it.kind != IT_UINT) {
+		*why = "bad sequence number";
+		return false;
+	}
+	if (next_item(head, hlen, &pos, &it) != KVS__DEC_OK ||
+	    it.kind != IT_UINT || it.u != KVS_REC_SET) {
+		*why = "not a set record";
+		return false;
+	}
+	if (next_item(head, hlen, &pos, &it) != KVS__DEC_OK ||
+	    it.kind != IT_BSTR || it.n != klen || memcmp(it.p, key, klen) != 0) {
+		*why = "the record holds another key than the one asked for";
+		return false;
+	}
+	if (!bstr_head_exact(head + pos, hlen - pos, &n) || n != vlen) {
+		*why = "the record's value length is not the indexed one";
+		return false;
+	}
+	return true;
+}
+
+uint64_t kvs__rec_len_of(enum kvs_record_type type, uint64_t seq, size_t klen,
+			 size_t vlen)
+{
+	unsigned char head[KVS__REC_MAX_HEAD], vh[9];
+	uint64_t n = kvs__rec_encode_head(head, type, seq, klen) + klen + 5;
+	if (type == KVS_REC_SET)
+		n += kvs__rec_encode_vhead(vh, vlen) + vlen;
+	return n;
+}

@@ -170,8 +170,14 @@ static int replay(struct kvs *db, struct kvs__seg *seg, uint64_t off,
 	e->vlen = tomb ? KVS__TOMB : (uint32_t)rec->vlen;
 
 	/* One walk of the chain for a key seen for the first time (the common
-	 * case); a second one only to replace an older record of the key. */
+	 * case); a second one only to replace an older record of the key.
+	 * Each table call is its own short read-side section (cds_lfht's
+	 * rule); reading the older record's seq, which may read the disk,
+	 * is outside any.  prev stays valid in between: this thread is the
+	 * only one that changes the table, and it has not retired prev. */
+	kvs__read_lock();
 	struct kvs__entry *prev = kvs__index_add_unique(db->index, hash, e);
+	kvs__read_unlock();
 	if (prev) {
 		uint64_t prev_seq = 0;
 		int rc = entry_seq(prev, &prev_seq);
@@ -184,7 +190,9 @@ static int replay(struct kvs *db, struct kvs__seg *seg, uint64_t off,
 			count_dead(seg, rec->length); /* an older write */
 			return KVS_OK;
 		}
+		kvs__read_lock();
 		prev = kvs__index_put(db->index, hash, e);
+		kvs__read_unlock();
 	}
 	if (tomb) {
 		count_dead(seg, rec->length);
@@ -193,11 +201,9 @@ static int replay(struct kvs *db, struct kvs__seg *seg, uint64_t off,
 		seg->live_bytes += rec->length;
 	}
 	if (!prev && (++db->recovered_entries & 0xffff) == 0) {
-		/* Grow the table as it fills (outside the read-side section
-		 * recovery holds only to satisfy cds_lfht's rules). */
-		kvs__read_unlock();
+		/* Grow the table as it fills (outside any read-side
+		 * section, as kvs__index_grow requires). */
 		kvs__index_grow(db->index, db->recovered_entries + 0xffff);
-		kvs__read_lock();
 	}
 	if (prev) {
 		if (prev->vlen != KVS__TOMB) {
@@ -210,6 +216,8 @@ static int replay(struct kvs *db, struct kvs__seg *seg, uint64_t off,
 	}
 	return KVS_OK;
 }
+
+#define WALK_CHUNK 4096
 
 /* Drop the tombstones kept while replaying; count live keys. */
 static void drop_tombstones(struct kvs *db)
@@ -224,14 +232,27 @@ static void drop_tombstones(struct kvs *db)
 		db->live_keys = db->recovered_entries;
 		return;
 	}
+	/* The walk is split into read-side sections of WALK_CHUNK nodes, so
+	 * that another store's grace period (its kvs_close) does not wait
+	 * for the whole walk.  A section ends only on a live entry: this
+	 * thread alone changes the table, so that node stays in it, and the
+	 * walk goes on from it; a deleted one may be freed once the section
+	 * is over. */
+	unsigned n = 0;
+	kvs__read_lock();
 	cds_lfht_for_each_entry(ht, &it, e, node) {
 		if (e->vlen == KVS__TOMB) {
 			cds_lfht_del(ht, &e->node);
 			kvs__index_retire(db->index, e);
 		} else {
 			live++;
+			if (++n % WALK_CHUNK == 0) {
+				kvs__read_unlock();
+				kvs__read_lock();
+			}
 		}
 	}
+	kvs__read_unlock();
 	db->live_keys = live;
 }
 
@@ -318,26 +339,33 @@ static int load_from_hint(struct kvs *db, struct kvs__seg *seg, uint64_t size,
 	    frec.count != meta.count)
 		goto bad_hint;
 
+	/* A hint that passes its checksum can still be wrong (a bug of the
+	 * writer, a file from elsewhere): every entry is checked against the
+	 * segment before the first is used, and any mismatch means the
+	 * segment is scanned instead.  (Whether the record at an entry's
+	 * offset holds the entry's key is checked by every read.) */
+	uint64_t bad;
+	const char *bad_why = kvs__hint_validate(buf, len, pos, &meta, &bad);
+	if (bad_why) {
+		kvs__log(db, KVS_LOG_WARN, "%s: entry %llu: %s; scanning the "
+			 "segment instead", path, (unsigned long long)bad,
+			 bad_why);
+		goto out;
+	}
 	seg->size = seg->synced = size;
 	if ((rc = kvs__seg_map(seg)) != KVS_OK)
 		goto out;
 	for (uint64_t i = 0; i < meta.count; i++) {
 		struct kvs_record rec;
-		if (kvs__hint_next(buf, len - 5, &pos, &rec) != KVS__DEC_OK ||
-		    rec.offset < KVS__HDR_LEN ||
-		    rec.offset + rec.length > meta.footer_off) {
+		if (kvs__hint_next(buf, len - 5, &pos, &rec) != KVS__DEC_OK) {
 			rc = kvs__err(KVS_ECORRUPT, "%s: bad hint entry %llu",
 				      path, (unsigned long long)i);
-			goto out;
+			goto out; /* cannot happen: validated above */
 		}
 		if ((rc = replay(db, seg, rec.offset, &rec)) != KVS_OK)
 			goto out;
 		if (rec.seq > *max_seq)
 			*max_seq = rec.seq;
-	}
-	if (pos != len - 5) {
-		rc = kvs__err(KVS_ECORRUPT, "%s: trailing bytes", path);
-		goto out;
 	}
 	seg->records = frec.count;
 	seg->last_seq = frec.seq;
@@ -497,10 +525,14 @@ int kvs__recover(struct kvs *db)
 	if (rc)
 		return rc;
 
-	/* Nothing reads the index yet; the read lock only satisfies
-	 * cds_lfht's calling rules. */
-	kvs__read_lock();
+	/* Nothing reads the index yet.  The read lock, which cds_lfht's
+	 * calls need, is taken around each of them only (replay,
+	 * drop_tombstones), never across I/O: a grace period of another
+	 * store in this process (its kvs_close) would wait for it. */
 	for (size_t i = 0; i < n; i++) {
+		unsigned delay = kvs__testhook_recovery_delay();
+		if (delay && i > 0)
+			usleep(delay);
 		struct kvs__seg *seg;
 		if ((rc = kvs__seg_open(db->dir, ids[i], &seg)) != KVS_OK)
 			break;
@@ -529,7 +561,6 @@ int kvs__recover(struct kvs *db)
 	}
 	if (rc == KVS_OK)
 		drop_tombstones(db);
-	kvs__read_unlock();
 	remove_orphan_hints(db, ids, n);
 	/* Past the last number, writes fail at the next rotation. */
 	db->next_seg_id = !n ? 1

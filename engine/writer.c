@@ -408,7 +408,7 @@ static int key_state(struct kvs *db, uint64_t hash, const void *key,
 		unsigned char buf[20];
 		*is_int = false;
 		if (e->vlen <= sizeof buf &&
-		    (rc = kvs__read_value(e, buf)) == KVS_OK)
+		    (rc = kvs__read_value(db, e, buf)) == KVS_OK)
 			*is_int = kvs__parse_int(buf, e->vlen, num);
 	}
 	kvs__read_unlock();

@@ -12,6 +12,11 @@
 #include <random>
 #include <set>
 
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "kvs_testhook.h"
 #include "test_util.h"
 
 using kvstest::TempDir;
@@ -390,5 +395,50 @@ int Rounds(int dflt) {
 TEST(Crash, KillDuringWritesEverysec) { CrashRounds("everysec", 1, Rounds(6)); }
 TEST(Crash, KillDuringWritesAlways4Threads) { CrashRounds("always", 4, Rounds(6)); }
 TEST(Crash, KillDuringWritesNever4Threads) { CrashRounds("never", 4, Rounds(6)); }
+
+// Defect 8: recovery held the RCU read lock across the whole open (disk
+// I/O, fdatasync and all), so another store of the same process could not
+// finish a grace period meanwhile: its kvs_close (which waits for one) hung
+// until the slow open was over.  The open of store B is slowed down here
+// (a test hook sleeps between its segments); closing store A must not wait
+// for it.
+TEST(Recovery, SlowOpenDoesNotHoldUpAnotherStoresClose) {
+  TempDir a, b;
+  {
+    kvs* db = nullptr;
+    ASSERT_EQ(OpenWithLog(b.path(), nullptr, &db, 4096), KVS_OK) << kvs_errmsg();
+    for (int i = 0; i < 600; i++) Set(db, "k" + std::to_string(i), Val(i));
+    kvs_store_stats st{};
+    ASSERT_EQ(kvs_stats(db, &st), KVS_OK);
+    ASSERT_GE(st.segments, 6u);
+    ASSERT_EQ(kvs_close(db), KVS_OK);
+  }
+  kvs* dba = nullptr;
+  ASSERT_EQ(OpenWithLog(a.path(), nullptr, &dba), KVS_OK) << kvs_errmsg();
+  // Overwrites: entries retired, freed after a grace period.
+  for (int i = 0; i < 3000; i++) Set(dba, "a" + std::to_string(i % 100), Val(i));
+
+  const unsigned delay_us = 400000;  // B's open: >= 5 x 0.4 s
+  kvs__hook_recovery_delay(delay_us);
+  std::atomic<bool> b_open{false};
+  kvs* dbb = nullptr;
+  int b_rc = -1;
+  std::thread opener([&] {
+    b_rc = OpenWithLog(b.path(), nullptr, &dbb, 4096);
+    b_open = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));  // B is recovering
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(kvs_close(dba), KVS_OK);
+  auto took = std::chrono::steady_clock::now() - t0;
+  bool b_was_open = b_open.load();
+  opener.join();
+  kvs__hook_recovery_delay(0);
+  EXPECT_FALSE(b_was_open) << "A's close waited for B's whole open";
+  EXPECT_LT(took, std::chrono::milliseconds(1000));
+  ASSERT_EQ(b_rc, KVS_OK) << kvs_errmsg();
+  for (int i = 0; i < 600; i++) EXPECT_EQ(Get(dbb, "k" + std::to_string(i)), Val(i));
+  ASSERT_EQ(kvs_close(dbb), KVS_OK);
+}
 
 }  // namespace

@@ -1,0 +1,37 @@
+/*
+ * kvs_testhook.h - test-only seams of the read, compaction, recovery and
+ * lmdb code, beside kvs_fault.h's write and fdatasync faults: make a chosen
+ * system call fail with a chosen errno, or slow recovery down.
+ * Process-wide; not for production (every hook is disarmed by default and
+ * costs one relaxed atomic load where it sits).
+ */
+#ifndef KVS_TESTHOOK_H
+#define KVS_TESTHOOK_H
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* Each failing seam: the next `count` calls fail with err (count < 0:
+ * every call until disarmed; 0 disarms). */
+/* lmdb.c: mdb_txn_commit fails, freeing the transaction as a real failed
+ * commit does (LMDB aborts it inside the call). */
+void kvs__hook_lmdb_commit(int count, int err);
+/* compact.c: the unlink of a compaction victim's segment file. */
+void kvs__hook_compact_unlink(int count, int err);
+/* Only unlinks of paths ending with `name` count for the hook above
+ * (NULL: every one). */
+void kvs__hook_compact_unlink_only(const char *name);
+/* compact.c: the directory fsync after the victims' unlink. */
+void kvs__hook_compact_fsync_dir(int count, int err);
+/* compact.c: the creation of a compaction output. */
+void kvs__hook_compact_create(int count, int err);
+/* compact.c: a write of a compaction output's buffered records. */
+void kvs__hook_compact_write(int count, int err);
+/* compact.c: output creations attempted since the process started. */
+unsigned kvs__hook_compact_creates(void);
+/* recovery.c: sleep `us` microseconds before loading each segment but the
+ * first (a slow open); 0 disarms. */
+void kvs__hook_recovery_delay(unsigned us);
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,69 @@
+/* testhook.c - the state of kvs_testhook.h's seams: armed by tests, read by
+ * the engine at the few system calls they stand in front of. */
+#include "engine_int.h"
+#include "kvs_testhook.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Per seam: how many of the next calls fail (< 0: all of them until
+ * disarmed), and with which errno. */
+static atomic_int fail_n[KVS__TH_COUNT], fail_err[KVS__TH_COUNT];
+static atomic_uint creates;
+static atomic_uint recovery_delay_us;
+
+static void arm(enum kvs__testhook which, int count, int err)
+{
+	atomic_store(&fail_err[which], err);
+	atomic_store(&fail_n[which], count);
+}
+
+void kvs__hook_lmdb_commit(int count, int err) { arm(KVS__TH_LMDB_COMMIT, count, err); }
+void kvs__hook_compact_unlink(int count, int err) { arm(KVS__TH_UNLINK, count, err); }
+void kvs__hook_compact_fsync_dir(int count, int err) { arm(KVS__TH_FSYNC_DIR, count, err); }
+void kvs__hook_compact_create(int count, int err) { arm(KVS__TH_CREATE, count, err); }
+void kvs__hook_compact_write(int count, int err) { arm(KVS__TH_OUT_WRITE, count, err); }
+unsigned kvs__hook_compact_creates(void) { return atomic_load(&creates); }
+void kvs__hook_recovery_delay(unsigned us) { atomic_store(&recovery_delay_us, us); }
+
+int kvs__testhook_fail(enum kvs__testhook which)
+{
+	if (which == KVS__TH_CREATE)
+		atomic_fetch_add(&creates, 1);
+	int cur = atomic_load_explicit(&fail_n[which], memory_order_relaxed);
+	if (cur < 0)
+		return atomic_load(&fail_err[which]);
+	while (cur > 0) {
+		if (atomic_compare_exchange_weak(&fail_n[which], &cur, cur - 1))
+			return atomic_load(&fail_err[which]);
+	}
+	return 0;
+}
+
+/* kvs__hook_compact_unlink_only: set by a test before the store runs. */
+static char unlink_only[256];
+static atomic_bool unlink_only_set;
+
+void kvs__hook_compact_unlink_only(const char *name)
+{
+	atomic_store(&unlink_only_set, false);
+	if (!name)
+		return;
+	snprintf(unlink_only, sizeof unlink_only, "%s", name);
+	atomic_store(&unlink_only_set, true);
+}
+
+int kvs__testhook_fail_unlink(const char *path)
+{
+	if (atomic_load(&unlink_only_set)) {
+		size_t n = strlen(path), m = strlen(unlink_only);
+		if (n < m || strcmp(path + n - m, unlink_only) != 0)
+			return 0;
+	}
+	return kvs__testhook_fail(KVS__TH_UNLINK);
+}
+
+unsigned kvs__testhook_recovery_delay(void)
+{
+	return atomic_load_explicit(&recovery_delay_us, memory_order_relaxed);
+}
