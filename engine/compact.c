@@ -1350,7 +1350,9 @@ void kvs__compact_check_active(struct kvs *db)
 	if (a->dead_bytes >= cp->min_dead &&
 	    (double)a->dead_bytes >= cp->ratio * (double)(a->dead_bytes +
 							  a->live_bytes))
-		(void)kvs__rotate(db); /* a failure marks the handle failed */
+		/* A shortage leaves the active segment as it was (the next
+		 * round retries); a failed sync marks the handle failed. */
+		(void)kvs__rotate(db);
 }
 
 void kvs__compact_request(struct kvs *db, struct kvs__req *req)

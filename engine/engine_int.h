@@ -552,6 +552,10 @@ struct kvs__req {
 	_Atomic uint32_t futex;   /* the synchronous waiter's word */
 	void (*user_done)(void *ctx, int result); /* kvs_submit() */
 	void *user_ctx;
+	/* Synchronous callers: where the writer copies its kvs_errmsg() when
+	 * result is an error (the message belongs to the writer's thread). */
+	char *errbuf;
+	size_t errbuf_len;
 };
 
 /* ---- engines (api.c) ---------------------------------------------------- */

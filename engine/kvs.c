@@ -259,15 +259,13 @@ static int submit_ops(struct kvs *db, struct kvs_op *ops, size_t n)
 		return kvs__err_errno(KVS_EFAILED, atomic_load(&db->failed),
 				      "writes refused: an earlier write or sync "
 				      "failed");
-	struct kvs__req req = { .kind = KVS__REQ_WRITE, .ops = ops, .nops = n };
+	char why[512] = "";
+	struct kvs__req req = { .kind = KVS__REQ_WRITE, .ops = ops, .nops = n,
+				.errbuf = why, .errbuf_len = sizeof why };
 	int rc = kvs__submit_wait(db, &req);
-	if (rc == KVS_EIO || rc == KVS_EFAILED)
-		return kvs__err_errno(rc, atomic_load(&db->failed) ?: EIO,
-				      "%s", rc == KVS_EIO ? "write failed" :
-				      "writes refused: an earlier write or sync "
-				      "failed");
 	if (rc != KVS_OK)
-		return kvs__err(rc, "%s", kvs_strerror(rc));
+		/* The writer's own message (file, errno) when it left one. */
+		return kvs__err(rc, "%s", why[0] ? why : kvs_strerror(rc));
 	return KVS_OK;
 }
 

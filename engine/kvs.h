@@ -135,7 +135,10 @@ int kvs_close(struct kvs *db);
  * Set `key` to `val`.  key: 1..KVS_MAX_KEY bytes; val: 0..KVS_MAX_VALUE bytes;
  * both binary-safe.  Returns once the record is written (KVS_FSYNC_ALWAYS:
  * once it is on stable storage).  Blocks on the writer thread.
- * Errors: KVS_EINVAL, KVS_ETOOBIG, KVS_EIO, KVS_EFAILED, KVS_ENOMEM.
+ * Errors: KVS_EINVAL, KVS_ETOOBIG, KVS_ENOSPC (disk full, or no descriptor
+ * or memory for the write: nothing was kept, and a later call may succeed),
+ * KVS_EIO (a sync failed: the handle is failed from now on), KVS_EFAILED
+ * (it failed earlier), KVS_ENOMEM.  kvs_errmsg() names the file and errno.
  */
 int kvs_set(struct kvs *db, const void *key, size_t klen, const void *val,
 	    size_t vlen);

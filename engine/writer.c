@@ -738,6 +738,8 @@ static void publish_stats(struct kvs *db, bool force)
 
 static void complete(struct kvs__req *req)
 {
+	if (req->result != KVS_OK && req->errbuf && req->errbuf_len)
+		snprintf(req->errbuf, req->errbuf_len, "%s", kvs_errmsg());
 	req->done(req);
 }
 

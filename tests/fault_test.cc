@@ -217,7 +217,11 @@ TEST(WriteFailure, DiskFullRefusesTheRoundAndWritesResume) {
     off_t size0 = kvstest::FileSize(seg);
     kvs__fault_write(1, err);
     EXPECT_EQ(s.SetMany({{"during1", "x"}, {"during2", "y"}}), KVS_ENOSPC) << strerror(err);
+    // The caller's message is the writer's: the file and the errno.
+    std::string why = kvs_errmsg();
     kvs__fault_write(0, 0);
+    EXPECT_NE(why.find(seg), std::string::npos) << why;
+    EXPECT_NE(why.find(strerror(err)), std::string::npos) << why;
     kvs_store_stats st = s.Cached();
     EXPECT_EQ(st.failed, 0) << "a full disk is not a failed sync";
     EXPECT_EQ(st.write_error, err) << "the refusal shows at once";
