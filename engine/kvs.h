@@ -25,7 +25,9 @@
  *     store is marked damaged).  Any other SIGBUS is passed to the handler
  *     that was installed before (by default the process dies, as without
  *     kvs).  A program that installs its own SIGBUS handler afterwards
- *     should chain to the previous one.
+ *     should chain to the previous one, and a thread that reads must not
+ *     block SIGBUS (the kernel kills a process whose thread faults with
+ *     SIGBUS blocked).
  */
 #ifndef KVS_H
 #define KVS_H

@@ -97,6 +97,7 @@ struct FaultGuard {
   ~FaultGuard() {
     kvs__fault_write(0, 0);
     kvs__fault_sync(0, 0);
+    kvs__fault_alloc(0);
   }
 };
 
@@ -231,6 +232,69 @@ TEST(ServerFaults, CorruptRecordGetsIoErrorReply) {
   EXPECT_TRUE(s.alive());
   EXPECT_TRUE(Has(s.log(), "checksum mismatch")) << s.log();
   EXPECT_EQ(s.Stop(), 0) << s.log();
+}
+
+// A sealed segment cut short under the running server (a mapped page past
+// the new end raises SIGBUS when read): the server does not die, that GET
+// gets the I/O error reply naming the file, keys before the cut and new
+// writes go on, and INFO says the store is damaged.
+TEST(ServerFaults, SegmentTruncatedUnderTheServerGetsIoErrorNotACrash) {
+  TempDir t;
+  Server s;
+  ASSERT_TRUE(s.Start(t.path(), {"--segment-size", "64k"})) << s.log();
+  Conn c(s.port());
+  // About 6 segments of 64 KiB: keys k0.. in order, 1000 bytes each.
+  for (int i = 0; i < 400; i++) {
+    ASSERT_EQ(c.Cmd({"SET", "k" + std::to_string(i), std::to_string(i) + std::string(1000, 'v')}),
+              "simple:OK");
+  }
+  auto segs = kvstest::Segments(t.path());
+  ASSERT_GE(segs.size(), 4u);
+  // Find a key of the first segment in its second half, then cut the
+  // file in half (whole pages: the mapping faults past the new end).
+  std::string bytes = kvstest::ReadFile(segs[0]);
+  int victim = -1;
+  for (int i = 399; i >= 0 && victim < 0; i--) {
+    size_t at = bytes.find(std::to_string(i) + std::string(1000, 'v'));
+    if (at != std::string::npos && at > bytes.size() / 2 + 8192) victim = i;
+  }
+  ASSERT_GE(victim, 0);
+  ASSERT_EQ(truncate(segs[0].c_str(), 4096), 0);
+  std::string r = c.Cmd({"GET", "k" + std::to_string(victim)});
+  EXPECT_TRUE(StartsWith(r, "error:ERR I/O error reading the key: ")) << r;
+  EXPECT_TRUE(Has(r, segs[0].substr(segs[0].rfind('/') + 1))) << r;
+  EXPECT_TRUE(s.alive());
+  EXPECT_EQ(c.Cmd({"GET", "k399"}), "bulk:399" + std::string(1000, 'v'));
+  EXPECT_EQ(c.Cmd({"SET", "after", "1"}), "simple:OK");
+  EXPECT_EQ(c.Cmd({"GET", "after"}), "bulk:1");
+  EXPECT_EQ(InfoField(c, "store_damaged"), "1");
+  EXPECT_EQ(InfoField(c, "store_failed"), "0");
+  EXPECT_TRUE(Has(s.log(), segs[0].substr(segs[0].rfind('/') + 1))) << s.log();
+  EXPECT_EQ(s.Stop(), 0) << s.log();
+}
+
+// Out of memory in the engine's write path: the SET gets an error reply,
+// reads go on, and the next SET succeeds (the handle is not failed).
+TEST(ServerFaults, OutOfMemoryInTheWritePathRefusesOnlyThatWrite) {
+  TempDir t;
+  FaultGuard guard;
+  StderrCapture log(t.file("stderr.log"));
+  InProcessServer s(t.file("data"), KVS_FSYNC_EVERYSEC);
+  ASSERT_TRUE(s.ok()) << log.text();
+  Conn c(s.port());
+  ASSERT_EQ(c.Cmd({"SET", "k", "v"}), "simple:OK");
+  kvs__fault_alloc(1);
+  // A key too long for the round's small-key slabs, so that its index
+  // entry is a fresh allocation whatever the slabs hold.
+  std::string r = c.Cmd({"SET", std::string(3000, 'K'), "x"});
+  kvs__fault_alloc(0);
+  EXPECT_TRUE(StartsWith(r, "error:")) << r;
+  EXPECT_TRUE(Has(r, "memory")) << r;
+  EXPECT_EQ(c.Cmd({"GET", "k"}), "bulk:v");
+  EXPECT_EQ(c.Cmd({"EXISTS", std::string(3000, 'K')}), "int:0");
+  EXPECT_EQ(InfoField(c, "store_failed"), "0");
+  EXPECT_EQ(c.Cmd({"SET", std::string(3000, 'K'), "y"}), "simple:OK");
+  EXPECT_EQ(c.Cmd({"GET", std::string(3000, 'K')}), "bulk:y");
 }
 
 // ---- descriptors -------------------------------------------------------------------------

@@ -98,9 +98,16 @@ int tp__thread_start(pthread_t *tid, void *(*fn)(void *), void *arg)
 	sigset_t all, old;
 	int rc;
 
-	/* A new thread inherits its creator's mask: block everything just
-	 * for the pthread_create call. */
+	/* A new thread inherits its creator's mask: block every asynchronous
+	 * signal just for the pthread_create call.  The fault signals stay
+	 * open: a blocked SIGBUS or SIGSEGV raised by the thread's own access
+	 * kills the process whatever handler is installed (the engine turns
+	 * a SIGBUS on a truncated segment's mapping into a read error). */
 	sigfillset(&all);
+	sigdelset(&all, SIGBUS);
+	sigdelset(&all, SIGSEGV);
+	sigdelset(&all, SIGFPE);
+	sigdelset(&all, SIGILL);
 	TP__CHECK(pthread_sigmask(SIG_SETMASK, &all, &old));
 	rc = pthread_create(tid, NULL, fn, arg);
 	TP__CHECK(pthread_sigmask(SIG_SETMASK, &old, NULL));
