@@ -826,8 +826,14 @@ static struct kvs__req *writer_round(struct kvs *db, struct kvs__req *list,
 		}
 		for (size_t i = 0; i < r->nops && rc == KVS_OK; i++)
 			rc = stage_op(db, &r->ops[i]);
-		if (rc != KVS_OK)
+		if (rc != KVS_OK) {
+			/* The round ends with r (refused with what was
+			 * staged); the requests after it, a kvs_close()'s
+			 * STOP among them, go to the next round untried. */
+			rest = r->next;
+			r->next = NULL;
 			break;
+		}
 		if (huge) {
 			rest = r->next;
 			r->next = NULL;

@@ -5,12 +5,16 @@
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "kvs_fault.h"
@@ -534,4 +538,73 @@ TEST_F(DiskFull, RealTmpfsFillsRefusesAndResumes) {
   s.Open();
   s.ExpectAcked("after reopening");
   EXPECT_EQ(s.Get("k" + std::to_string(n)), "<not found>") << "the refused write";
+}
+
+// ---- a close queued behind a refused round -------------------------------------------
+
+namespace closing {
+void ArmAfterPause(void*, int) {
+  usleep(300000);  // the writer waits here while the next requests queue up
+  kvs__fault_alloc(1);
+}
+std::atomic<int> batch_result{1};
+void NoteResult(void*, int rc) { batch_result = rc; }
+}  // namespace closing
+
+// A round whose staging ran out of memory used to stop looking at the
+// requests after the failed one: a kvs_close() queued behind it had its
+// STOP completed without the writer stopping, and the close hung in
+// pthread_join for good.  A hang cannot be undone in-process: after the
+// deadline the test binary exits with a message instead of hanging CI.
+TEST(OutOfMemory, CloseQueuedBehindARefusedRoundReturns) {
+  TempDir d;
+  std::atomic<int> outcome{-100};
+  std::thread t([&] {
+    kvs_options o{};
+    o.no_auto_compact = 1;
+    kvs* db = nullptr;
+    if (kvs_open(d.path().c_str(), &o, &db) != KVS_OK) {
+      outcome = 10;
+      return;
+    }
+    static kvs_op first{};
+    first.type = KVS_OP_SET;
+    first.key = "k0";
+    first.klen = 2;
+    first.val = "v";
+    first.vlen = 1;
+    static kvs_op many[100];
+    static char keys[100][8];
+    for (int i = 0; i < 100; i++) {
+      snprintf(keys[i], sizeof keys[i], "a%d", i);
+      many[i] = kvs_op{};
+      many[i].type = KVS_OP_SET;
+      many[i].key = keys[i];
+      many[i].klen = strlen(keys[i]);
+      many[i].val = "x";
+      many[i].vlen = 1;
+    }
+    closing::batch_result = 1;
+    if (kvs_submit(db, &first, 1, closing::ArmAfterPause, nullptr) != KVS_OK ||
+        (usleep(50000), kvs_submit(db, many, 100, closing::NoteResult, nullptr)) != KVS_OK) {
+      outcome = 11;
+      kvs_close(db);
+      return;
+    }
+    outcome = kvs_close(db);
+  });
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (outcome == -100 && std::chrono::steady_clock::now() < deadline) usleep(10000);
+  kvs__fault_alloc(0);
+  if (outcome == -100) {
+    fprintf(stderr, "OutOfMemory.CloseQueuedBehindARefusedRoundReturns: kvs_close() hung\n");
+    _exit(1);
+  }
+  t.join();
+  EXPECT_EQ(outcome.load(), KVS_OK);
+  EXPECT_EQ(closing::batch_result.load(), KVS_ENOSPC);
+  Db s(d.path(), Options());
+  EXPECT_EQ(s.Get("k0"), "v");
+  EXPECT_EQ(s.Get("a0"), "<not found>");
+  EXPECT_EQ(s.Get("a99"), "<not found>");
 }
