@@ -1057,13 +1057,31 @@ static void submit(struct net_conn *c, size_t first, size_t n,
  * result and, for a failure, the message that thread recorded (this
  * thread's kvs_errmsg() is the writer's, not the worker's), then hand c
  * back to its worker. */
+/* An op's own result that says its key could not be read (a condition or
+ * INCR reads the old value): corruption or an unreadable page. */
+static int op_read_failed(int result)
+{
+	return result == KVS_EIO || result == KVS_ECORRUPT;
+}
+
 static void batch_done(void *ctx, int result)
 {
 	struct net_conn *c = ctx;
 
 	c->wresult = result;
-	if (result != KVS_OK)
+	/* This runs on the writer thread: its kvs_errmsg() is the message
+	 * of the failure (of the batch, or of an op's read). */
+	if (result != KVS_OK) {
 		snprintf(c->werr, sizeof c->werr, "%s", kvs_errmsg());
+	} else {
+		for (size_t i = 0; i < c->nops; i++) {
+			if (op_read_failed(c->ops[i].result)) {
+				snprintf(c->werr, sizeof c->werr, "%s",
+					 kvs_errmsg());
+				break;
+			}
+		}
+	}
 	net_conn_done(c);
 }
 
@@ -1284,6 +1302,19 @@ static void reply_write(struct net_conn *c, const struct net_wcmd *wc)
 {
 	const struct kvs_op *op = &c->ops[wc->first];
 	long long n = 0;
+
+	/* A key whose old value could not be read (SET NX/XX, DEL, INCR look
+	 * at it): the read's error, not a verdict on the condition.  The
+	 * store has not failed; the record is damaged. */
+	if (wc->kind != NET_W_DEFERRED && wc->kind != NET_W_MSET) {
+		for (size_t i = 0; i < wc->n; i++) {
+			if (op_read_failed(op[i].result)) {
+				r_kvs_error(c, op[i].result, c->werr,
+					    STORE_READ);
+				return;
+			}
+		}
+	}
 
 	switch (wc->kind) {
 	case NET_W_SET:

@@ -208,19 +208,29 @@ TEST(ServerFaults, CorruptRecordGetsIoErrorReply) {
   const std::string value = "the-value-that-goes-bad-" + std::string(40, 'v');
   ASSERT_EQ(c.Cmd({"SET", "bad", value}), "simple:OK");
   ASSERT_EQ(c.Cmd({"SET", "good", "fine"}), "simple:OK");
-  // Flip a byte of the value in its segment file.
-  bool flipped = false;
+  ASSERT_EQ(c.Cmd({"SET", "counter", "7654321"}), "simple:OK");
+  // Flip a byte of each value in its segment file.
+  int flipped = 0;
   for (const auto& seg : kvstest::Segments(t.path())) {
     std::string bytes = kvstest::ReadFile(seg);
-    size_t at = bytes.find(value);
-    if (at == std::string::npos) continue;
-    int fd = open(seg.c_str(), O_WRONLY);
-    ASSERT_GE(fd, 0);
-    ASSERT_EQ(pwrite(fd, "X", 1, static_cast<off_t>(at + 3)), 1);
-    close(fd);
-    flipped = true;
+    for (const std::string& v : {value, std::string("7654321")}) {
+      size_t at = bytes.find(v);
+      if (at == std::string::npos) continue;
+      int fd = open(seg.c_str(), O_WRONLY);
+      ASSERT_GE(fd, 0);
+      ASSERT_EQ(pwrite(fd, "9", 1, static_cast<off_t>(at + 3)), 1);
+      close(fd);
+      flipped++;
+    }
   }
-  ASSERT_TRUE(flipped);
+  ASSERT_EQ(flipped, 2);
+  // INCR reads the old value on the writer thread: the same read error,
+  // not a failed store (which would be MISCONF).
+  std::string incr = c.Cmd({"INCR", "counter"});
+  EXPECT_TRUE(StartsWith(incr, "error:ERR I/O error reading the key: ")) << incr;
+  EXPECT_TRUE(Has(incr, "checksum mismatch")) << incr;
+  EXPECT_EQ(InfoField(c, "store_failed"), "0");
+  EXPECT_EQ(InfoField(c, "store_damaged"), "1");
   std::string r = c.Cmd({"GET", "bad"});
   EXPECT_TRUE(StartsWith(r, "error:ERR I/O error reading the key: ")) << r;
   EXPECT_TRUE(Has(r, ".seg")) << r;
