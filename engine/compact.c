@@ -1007,9 +1007,16 @@ static void sealed(struct kvs *db)
 	}
 	/* Only the newest segment may lack a footer: if the active one is
 	 * older than the output, seal it and start another. */
-	if (db->active->id < out->id && kvs__rotate(db) != KVS_OK) {
-		abort_pass(db);
-		complete_waiters(db, KVS_EIO);
+	int rc;
+	if (db->active->id < out->id && (rc = kvs__rotate(db)) != KVS_OK) {
+		/* A shortage refused the rotation (nothing changed): back
+		 * off like any other; a failed sync failed the handle. */
+		if (rc == KVS_ENOSPC) {
+			give_up_pass(db, "sealing the active segment");
+		} else {
+			abort_pass(db);
+			complete_waiters(db, KVS_EIO);
+		}
 		return;
 	}
 	job_start(db, JOB_PUBLISH);
@@ -1364,8 +1371,11 @@ void kvs__compact_request(struct kvs *db, struct kvs__req *req)
 		return;
 	}
 	/* Seal the active segment so that its garbage is covered too. */
-	if (db->active->records > 0 && kvs__rotate(db) != KVS_OK) {
-		req->result = KVS_EIO;
+	int rc;
+	if (db->active->records > 0 && (rc = kvs__rotate(db)) != KVS_OK) {
+		/* KVS_ENOSPC: a shortage refused the rotation, and nothing
+		 * changed; otherwise a failed sync failed the handle. */
+		req->result = rc == KVS_ENOSPC ? KVS_ENOSPC : KVS_EIO;
 		req->done(req);
 		return;
 	}

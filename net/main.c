@@ -194,7 +194,7 @@ int main(int argc, char **argv)
 			unsigned long long v;
 			errno = 0;
 			v = strtoull(optarg, &end, 10);
-			if (errno || end == optarg || optarg[0] == '-' ||
+			if (errno || end == optarg || optarg[0] == '-' || v == 0 ||
 			    (*end && strcmp(end, "k") && strcmp(end, "m")) ||
 			    v > (1ull << 30)) {
 				fprintf(stderr, "kvs-server: invalid "

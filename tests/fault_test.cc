@@ -608,3 +608,19 @@ TEST(OutOfMemory, CloseQueuedBehindARefusedRoundReturns) {
   EXPECT_EQ(s.Get("a0"), "<not found>");
   EXPECT_EQ(s.Get("a99"), "<not found>");
 }
+
+// kvs_compact() seals the active segment first: a full disk refusing that
+// rotation is KVS_ENOSPC (try again later), not a failed store, and the
+// next call compacts.
+TEST(WriteFailure, CompactWhoseRotationIsRefusedSaysDiskFull) {
+  TempDir d;
+  Db s(d.path(), Options(8192));
+  for (int i = 0; i < 200; i++) ASSERT_EQ(s.Set("k" + std::to_string(i % 20), Val(i, 100)), KVS_OK);
+  kvs__fault_write(1, ENOSPC);  // the new segment's header
+  int rc = kvs_compact(s.db());
+  kvs__fault_write(0, 0);
+  EXPECT_EQ(rc, KVS_ENOSPC) << kvs_errmsg();
+  EXPECT_EQ(s.Cached().failed, 0);
+  EXPECT_EQ(kvs_compact(s.db()), KVS_OK) << kvs_errmsg();
+  for (int i = 180; i < 200; i++) EXPECT_EQ(s.Get("k" + std::to_string(i % 20)), Val(i, 100));
+}

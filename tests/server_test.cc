@@ -101,6 +101,7 @@ TEST(ServerArgs, InvalidOptionsExitNonZero) {
            {"--segment-size", "12x"},
            {"--segment-size", "-4096"},
            {"--segment-size", "1k"},
+           {"--segment-size", "0"},
            {"--segment-size", "2048m"},
            {"--bogus"},
            {"extra"}}) {
