@@ -48,12 +48,15 @@ struct kvs__lmdb {
 	bool worker_started, syncer_started;
 
 	atomic_int failed;        /* errno of a failed commit or sync */
+	atomic_int write_error;   /* errno of the last commit refused for a
+				     full disk or map (0 after a success) */
 	_Atomic uint64_t writes, batches, syncs, bytes_written;
 };
 
 static int mdb_err(int rc, const char *what)
 {
-	return kvs__err(rc == MDB_MAP_FULL || rc == ENOMEM ? KVS_ENOMEM : KVS_EIO,
+	return kvs__err(rc == MDB_MAP_FULL ? KVS_ENOSPC :
+			rc == ENOMEM ? KVS_ENOMEM : KVS_EIO,
 			"lmdb: %s: %s", what, mdb_strerror(rc));
 }
 
@@ -137,12 +140,22 @@ static int lm_write(struct kvs *db, struct kvs_op *ops, size_t n)
 		}
 	}
 	if ((rc = txn_commit(txn)) != 0) {
-		/* The commit freed txn.  As with the log engine: never retried, the handle fails. */
+		/* The commit freed txn.  A full disk or map while writing the
+		 * pages is refused, not sticky: LMDB writes its meta page
+		 * last, so the old state stands.  Anything else (a failed
+		 * sync above all) is never retried: the handle fails. */
+		if (rc == ENOSPC || rc == EDQUOT || rc == MDB_MAP_FULL) {
+			atomic_store(&lm->write_error,
+				     rc == MDB_MAP_FULL ? ENOSPC : rc);
+			return kvs__err(KVS_ENOSPC, "lmdb: commit: %s",
+					mdb_strerror(rc));
+		}
 		int expected = 0;
 		atomic_compare_exchange_strong(&lm->failed, &expected,
 					       rc > 0 ? rc : EIO);
 		return mdb_err(rc, "commit");
 	}
+	atomic_store(&lm->write_error, 0);
 	size_t applied = 0;
 	for (size_t i = 0; i < n; i++)
 		applied += ops[i].result == KVS_OK;
@@ -290,6 +303,7 @@ static int lm_stats(struct kvs *db, struct kvs_store_stats *st)
 	st->syncs = atomic_load(&lm->syncs);
 	st->bytes_written = atomic_load(&lm->bytes_written);
 	st->failed = atomic_load(&lm->failed);
+	st->write_error = atomic_load(&lm->write_error);
 	return KVS_OK;
 }
 

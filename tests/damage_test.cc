@@ -8,6 +8,8 @@
 #include <map>
 #include <mutex>
 
+#include <lmdb.h>
+
 #include "kvs_testhook.h"
 #include "test_util.h"
 
@@ -428,6 +430,34 @@ TEST(LmdbEngine, FailedCommitOfAWriteFailsTheHandle) {
   EXPECT_EQ(kvs_set(db, "k", 1, "v", 1), KVS_EFAILED);
   EXPECT_EQ(Get(db, "k"), "<not found>");
   EXPECT_EQ(kvs_close(db), KVS_EIO);
+}
+
+// A commit refused because the disk (or LMDB's map) is full changed
+// nothing (LMDB writes its meta page last): refused with KVS_ENOSPC, shown
+// in write_error, and the next commit succeeds on the same handle.
+TEST(LmdbEngine, FullDiskAtCommitIsNotSticky) {
+  for (int err : {ENOSPC, EDQUOT, MDB_MAP_FULL}) {
+    TempDir d;
+    kvs_options o{};
+    o.engine = KVS_ENGINE_LMDB;
+    kvs* db = Open(d.path(), o);
+    ASSERT_NE(db, nullptr);
+    ASSERT_EQ(kvs_set(db, "a", 1, "1", 1), KVS_OK);
+    kvs__hook_lmdb_commit(1, err);
+    EXPECT_EQ(kvs_set(db, "k", 1, "v", 1), KVS_ENOSPC) << err;
+    kvs__hook_lmdb_commit(0, 0);
+    kvs_store_stats st{};
+    ASSERT_EQ(kvs_stats_cached(db, &st), KVS_OK);
+    EXPECT_EQ(st.failed, 0);
+    EXPECT_NE(st.write_error, 0);
+    EXPECT_EQ(Get(db, "k"), "<not found>");
+    EXPECT_EQ(kvs_set(db, "k", 1, "v2", 2), KVS_OK) << kvs_errmsg();
+    ASSERT_EQ(kvs_stats_cached(db, &st), KVS_OK);
+    EXPECT_EQ(st.write_error, 0);
+    EXPECT_EQ(Get(db, "k"), "v2");
+    EXPECT_EQ(Get(db, "a"), "1");
+    EXPECT_EQ(kvs_close(db), KVS_OK);
+  }
 }
 
 }  // namespace
