@@ -47,8 +47,11 @@
  *     the name shortened to keep the number): i is the slot 0..N-1 for
  *     TP_SHARED_QUEUE (a replacement keeps its slot's name), a running count
  *     for TP_NAIVE.
- *   - Pool threads start with every signal blocked, so the process's signals
- *     go to the application's own threads.  A job that changes its signal
+ *   - Pool threads start with every asynchronous signal blocked, so the
+ *     process's signals go to the application's own threads; the fault
+ *     signals (SIGBUS, SIGSEGV, SIGFPE, SIGILL) stay unblocked, since a
+ *     blocked fault signal kills the process whatever its handler (the kvs
+ *     engine's SIGBUS handler must reach readers).  A job that changes its signal
  *     mask or cancellation type must restore them before it returns.
  *   - Nothing here prints, except on a broken invariant (a pthread call
  *     that cannot fail did, or shutdown from the pool's own thread): then
