@@ -62,17 +62,23 @@ bool kvs__errno_transient(int errnum)
 	}
 }
 
-void kvs__log(const struct kvs *db, enum kvs_log_level lvl, const char *fmt,
-	      ...)
+static void vlog(const struct kvs *db, enum kvs_log_level lvl,
+		 const char *fmt, va_list ap)
 {
 	if (!db->opt.log)
 		return;
 	char msg[1024];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	db->opt.log(db->opt.log_ctx, lvl, msg);
+}
+
+void kvs__log(const struct kvs *db, enum kvs_log_level lvl, const char *fmt,
+	      ...)
+{
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	vlog(db, lvl, fmt, ap);
 	va_end(ap);
-	db->opt.log(db->opt.log_ctx, lvl, msg);
 }
 
 void kvs__log_every(const struct kvs *db, _Atomic uint64_t *last_us,
@@ -83,14 +89,10 @@ void kvs__log_every(const struct kvs *db, _Atomic uint64_t *last_us,
 	if ((last && now - last < 1000000) ||
 	    !atomic_compare_exchange_strong(last_us, &last, now ? now : 1))
 		return;
-	if (!db->opt.log)
-		return;
-	char msg[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	vlog(db, lvl, fmt, ap);
 	va_end(ap);
-	db->opt.log(db->opt.log_ctx, lvl, msg);
 }
 
 uint64_t kvs__now_us(void)
