@@ -334,6 +334,29 @@ TEST(WriteFailure, StickyFailureShowsInCachedStatsAtOnce) {
   EXPECT_EQ(s.Close(), KVS_EIO);
 }
 
+// Defect 3 of issue 11: a failure the writer thread never sees (here the
+// everysec sync thread's fdatasync) left the cached stats, and so INFO's
+// store_failed, at 0 while the writer stayed idle.
+TEST(WriteFailure, BackgroundSyncFailureShowsInCachedStatsWithTheWriterIdle) {
+  TempDir d;
+  kvs_options o = Options();
+  o.fsync = KVS_FSYNC_EVERYSEC;
+  Db s(d.path(), o);
+  ASSERT_EQ(s.Set("before", "1"), KVS_OK);
+  EXPECT_EQ(s.Cached().failed, 0);
+  kvs__fault_sync(1, EIO);
+  ASSERT_EQ(s.Set("unsynced", "2"), KVS_OK);  // gives the sync thread work
+  int failed = 0;
+  for (int i = 0; i < 300 && !failed; i++) {  // the sync runs within ~1 s
+    usleep(10000);
+    failed = s.Cached().failed;
+  }
+  kvs__fault_sync(0, 0);
+  EXPECT_EQ(failed, EIO) << "no write since: only the sync thread knows";
+  EXPECT_EQ(s.Set("after", "3"), KVS_EFAILED);
+  EXPECT_EQ(s.Close(), KVS_EIO);
+}
+
 // ---- no file descriptor --------------------------------------------------------
 
 // Before: EMFILE creating the next segment failed the handle for good.
