@@ -597,7 +597,7 @@ TEST(OutOfMemory, CloseQueuedBehindARefusedRoundReturns) {
     first.val = "v";
     first.vlen = 1;
     static kvs_op many[100];
-    static char keys[100][8];
+    static char keys[100][16];
     for (int i = 0; i < 100; i++) {
       snprintf(keys[i], sizeof keys[i], "a%d", i);
       many[i] = kvs_op{};
