@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -242,6 +243,17 @@ inline int LoopbackSocket(int port, bool listening, int* bound) {
 }
 
 // A port nothing listens on right now (bound, read, closed), or -1.
+// Poll pred every 10 ms until it holds or `ms` have passed; returns its
+// last value.  For what a background thread finishes a moment later (the
+// compaction helper writing a hint file through a temporary one).
+inline bool Eventually(const std::function<bool()>& pred, int ms = 5000) {
+  for (int waited = 0; !pred(); waited += 10) {
+    if (waited >= ms) return false;
+    usleep(10000);
+  }
+  return true;
+}
+
 inline int FreePort() {
   int port = -1;
   int fd = LoopbackSocket(0, false, &port);
