@@ -323,14 +323,18 @@ int MaxOpenFd() {
 }
 
 // Leave this process exactly `free` descriptors for the object's life:
-// RLIMIT_NOFILE's soft limit goes down to just above the highest one open,
-// and the holes below it are filled with /dev/null but `free` of them.
+// RLIMIT_NOFILE's soft limit goes down to `free` above the highest one
+// open, and every slot below it (holes included) is filled with /dev/null
+// but `free` of them.  (The limit must not be just above the highest
+// descriptor: a process with fewer than `free` holes below it, as under
+// CI's runner, would have no room left at all.)
 class FdSqueeze {
  public:
   explicit FdSqueeze(int free) {
     getrlimit(RLIMIT_NOFILE, &saved_);
     rlimit rl = saved_;
-    rl.rlim_cur = static_cast<rlim_t>(MaxOpenFd() + 1);
+    rl.rlim_cur = static_cast<rlim_t>(MaxOpenFd() + 1 + free);
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_cur > rl.rlim_max) return;
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0) return;
     for (int i = 0; i < 65536; i++) {
       int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
