@@ -104,11 +104,11 @@ deps-bench: deps-check
 # ---- the library ----------------------------------------------------------
 $(BUILD)/obj/%.o: %.c | deps-check
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iengine -Ithreadpool -Inet -c $< -o $@
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Icommon -Iengine -Ithreadpool -Inet -c $< -o $@
 
 $(BUILD)/obj/tests/%.o: tests/%.cc | deps-check
 	@mkdir -p $(dir $@)
-	$(CXX) $(CXXFLAGS) $(PKG_CFLAGS) -Iengine -Ithreadpool -Inet -Itests \
+	$(CXX) $(CXXFLAGS) $(PKG_CFLAGS) -Icommon -Iengine -Ithreadpool -Inet -Itests \
 	  -DKVS_BIN_DIR='"$(abspath $(BUILD)/bin)"' \
 	  -DKVS_TEST_DIR='"$(abspath $(BUILD)/tests)"' \
 	  -DKVS_SRC_DIR='"$(abspath .)"' -c $< -o $@
@@ -226,7 +226,7 @@ FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(CWARN)
 $(BUILD)/fuzz/fuzz_resp: tests/fuzz_resp.c net/resp.c net/resp.h
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -Inet -o $@ tests/fuzz_resp.c net/resp.c
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Icommon -Inet -o $@ tests/fuzz_resp.c net/resp.c
 
 fuzz: $(BUILD)/fuzz/fuzz_resp
 	@mkdir -p $(BUILD)/fuzz/corpus-resp

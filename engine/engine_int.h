@@ -37,19 +37,10 @@
 #include <urcu/urcu-memb.h>
 #include <urcu/rculfhash.h>
 
+#include "check.h" /* KVS_CHECK, KVS_ASSERT, KVS_DIE */
 #include "kvs.h"
 
 /* ---- small helpers (util.c) ------------------------------------------ */
-
-/* Abort with file, line and the error text: only for broken invariants and
- * calls that cannot fail (pthread_mutex_lock on a valid mutex). */
-#define KVS_CHECK(expr)                                                       \
-	do {                                                                  \
-		int kvs_check_rc_ = (expr);                                   \
-		if (kvs_check_rc_ != 0)                                       \
-			kvs__die(__FILE__, __LINE__, #expr, kvs_check_rc_);   \
-	} while (0)
-_Noreturn void kvs__die(const char *file, int line, const char *what, int err);
 
 /* Record a detailed error message for kvs_errmsg(); returns `code`. */
 int kvs__err(int code, const char *fmt, ...)
@@ -74,9 +65,6 @@ void kvs__log_every(const struct kvs *db, _Atomic uint64_t *last_us,
 		    enum kvs_log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 uint64_t kvs__now_us(void);
-/* Parse a Redis-style decimal int64 (no sign '+', no leading zeros, no
- * spaces, at most 20 bytes), as INCR requires. */
-bool kvs__parse_int(const void *buf, size_t len, int64_t *out);
 
 /* ---- RCU read-side sections -------------------------------------------- */
 /*

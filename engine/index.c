@@ -348,7 +348,7 @@ void kvs__index_del(struct kvs__index *ix, struct kvs__entry *e)
 {
 	int rc = cds_lfht_del(ix->ht, &e->node);
 	if (rc != 0)
-		kvs__die(__FILE__, __LINE__, "cds_lfht_del: entry not in index",
+		KVS_DIE("cds_lfht_del: entry not in index",
 			 ENOENT);
 }
 

@@ -33,6 +33,7 @@
 #define KVS_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -175,6 +176,15 @@ const char *kvs_engine_name(const struct kvs *db);
  * rest.  Any thread; never blocks.
  */
 int kvs_check_key(const struct kvs *db, const void *key, size_t klen);
+
+/*
+ * Parse buf[0..len) as the integers KVS_OP_INCR reads and writes: an
+ * optional '-', then decimal digits with no leading zero ("0" itself is
+ * fine), no '+', no spaces, within int64.  Redis's own rule for INCR and
+ * for protocol lengths; servers use it so that they accept exactly what the
+ * engine does.  true and *out on success; false otherwise (*out untouched).
+ */
+bool kvs_parse_int64(const void *buf, size_t len, int64_t *out);
 
 /* Release a buffer returned by the library. */
 void kvs_free(void *p);

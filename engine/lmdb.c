@@ -97,7 +97,7 @@ static int apply_op(struct kvs__lmdb *lm, MDB_txn *txn, struct kvs_op *op)
 	MDB_val nv = { op->vlen, (void *)op->val };
 	if (op->type == KVS_OP_INCR) {
 		int64_t num = 0;
-		if (present && !kvs__parse_int(v.mv_data, v.mv_size, &num)) {
+		if (present && !kvs_parse_int64(v.mv_data, v.mv_size, &num)) {
 			op->result = KVS_ENOTINT;
 			return KVS_OK;
 		}

@@ -1,4 +1,4 @@
-/* util.c - error messages, logging and the abort path of the engine. */
+/* util.c - error messages and logging of the engine. */
 #include "engine_int.h"
 
 #include <errno.h>
@@ -11,13 +11,6 @@
  * and the errno it carried (0 if none): see kvs__errno(). */
 static _Thread_local char errbuf[512];
 static _Thread_local int errbuf_errno;
-
-_Noreturn void kvs__die(const char *file, int line, const char *what, int err)
-{
-	fprintf(stderr, "kvs: fatal: %s:%d: %s: %s\n", file, line, what,
-		strerror(err > 0 ? err : errno));
-	abort();
-}
 
 int kvs__err(int code, const char *fmt, ...)
 {
@@ -104,7 +97,7 @@ uint64_t kvs__now_us(void)
 
 /* Parse a Redis-style integer: an optional '-', then digits without
  * leading zeros ("0" itself is fine), at most 20 bytes, within int64. */
-bool kvs__parse_int(const void *buf, size_t len, int64_t *out)
+bool kvs_parse_int64(const void *buf, size_t len, int64_t *out)
 {
 	const unsigned char *p = buf;
 	bool neg = false;

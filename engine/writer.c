@@ -396,7 +396,7 @@ static int key_state(struct kvs *db, uint64_t hash, const void *key,
 			return KVS_ENOTFOUND;
 		if (num)
 			*is_int = p->is_num ? (*num = p->num, true)
-					    : kvs__parse_int(p->val, p->vlen, num);
+					    : kvs_parse_int64(p->val, p->vlen, num);
 		return KVS_OK;
 	}
 	int rc = KVS_OK;
@@ -409,7 +409,7 @@ static int key_state(struct kvs *db, uint64_t hash, const void *key,
 		*is_int = false;
 		if (e->vlen <= sizeof buf &&
 		    (rc = kvs__read_value(db, e, buf)) == KVS_OK)
-			*is_int = kvs__parse_int(buf, e->vlen, num);
+			*is_int = kvs_parse_int64(buf, e->vlen, num);
 	}
 	kvs__read_unlock();
 	return rc;
@@ -937,7 +937,7 @@ static void *writer_main(void *arg)
 			ts.tv_nsec = (long)(ns % 1000000000u);
 			int e = pthread_cond_timedwait(&db->q_cv, &db->q_mu, &ts);
 			if (e != 0 && e != ETIMEDOUT)
-				kvs__die(__FILE__, __LINE__, "pthread_cond_timedwait", e);
+				KVS_DIE("pthread_cond_timedwait", e);
 		}
 		struct kvs__req *list = db->q_head;
 		db->q_head = db->q_tail = NULL;
@@ -975,7 +975,7 @@ static void *syncer_main(void *arg)
 						    &next);
 		} while (rc == 0 && !db->sync_stop);
 		if (rc != 0 && rc != ETIMEDOUT)
-			kvs__die(__FILE__, __LINE__, "pthread_cond_timedwait", rc);
+			KVS_DIE("pthread_cond_timedwait", rc);
 		if (db->sync_stop)
 			break;
 		if (atomic_exchange(&db->unsynced, 0) == 0)

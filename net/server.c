@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "server_int.h"
 #include "tp.h"
 
@@ -29,16 +30,6 @@
 /* How long shutdown waits for clients to take their last replies. */
 #define DRAIN_MS 3000
 
-/* A pthread call that cannot fail did: a broken invariant. */
-#define CHECK(call)                                                          \
-	do {                                                                 \
-		int rc_ = (call);                                            \
-		if (rc_ != 0) {                                              \
-			fprintf(stderr, "%s:%d: %s: %s\n", __FILE__,         \
-				__LINE__, #call, strerror(rc_));             \
-			abort();                                             \
-		}                                                            \
-	} while (0)
 
 static void conn_process(struct net_conn *c);
 
@@ -436,7 +427,7 @@ void net_conn_done(struct net_conn *c)
 	uint64_t one = 1;
 
 	c->done_next = NULL;
-	CHECK(pthread_mutex_lock(&w->mu));
+	KVS_CHECK(pthread_mutex_lock(&w->mu));
 	int ring = !w->done_head;
 	if (w->done_tail)
 		w->done_tail->done_next = c;
@@ -451,7 +442,7 @@ void net_conn_done(struct net_conn *c)
 	 * fails only if the counter would overflow.) */
 	if (ring && write(w->evfd, &one, sizeof one) < 0) {
 	}
-	CHECK(pthread_mutex_unlock(&w->mu));
+	KVS_CHECK(pthread_mutex_unlock(&w->mu));
 }
 
 /* ---- the worker's event loop ------------------------------------------------ */
@@ -485,7 +476,7 @@ static void mailbox(struct net_worker *w)
 	if (read(w->evfd, &v, sizeof v) < 0) {
 		/* EAGAIN: a doorbell already answered. */
 	}
-	CHECK(pthread_mutex_lock(&w->mu));
+	KVS_CHECK(pthread_mutex_lock(&w->mu));
 	hand = w->hand;
 	nhand = w->nhand;
 	w->hand = NULL;
@@ -493,7 +484,7 @@ static void mailbox(struct net_worker *w)
 	done = w->done_head;
 	w->done_head = w->done_tail = NULL;
 	stop = w->stop;
-	CHECK(pthread_mutex_unlock(&w->mu));
+	KVS_CHECK(pthread_mutex_unlock(&w->mu));
 
 	for (i = 0; i < nhand; i++) {
 		if (w->draining || stop) {
@@ -770,13 +761,13 @@ static void *acceptor_run(void *arg)
 					  memory_order_relaxed);
 		h.fd = fd;
 		w = &s->workers[rr++ % s->nworkers];
-		CHECK(pthread_mutex_lock(&w->mu));
+		KVS_CHECK(pthread_mutex_lock(&w->mu));
 		if (w->nhand == w->caphand) {
 			size_t cap = w->caphand ? w->caphand * 2 : 16;
 			struct net_handoff *p = realloc(w->hand,
 							cap * sizeof *p);
 			if (!p) {
-				CHECK(pthread_mutex_unlock(&w->mu));
+				KVS_CHECK(pthread_mutex_unlock(&w->mu));
 				atomic_fetch_sub_explicit(&s->connected, 1,
 					memory_order_relaxed);
 				refuse(fd, "-ERR out of memory\r\n");
@@ -786,7 +777,7 @@ static void *acceptor_run(void *arg)
 			w->caphand = cap;
 		}
 		w->hand[w->nhand++] = h;
-		CHECK(pthread_mutex_unlock(&w->mu));
+		KVS_CHECK(pthread_mutex_unlock(&w->mu));
 		if (write(w->evfd, &one, sizeof one) < 0) {
 		}
 	}
@@ -865,7 +856,7 @@ static void free_server(struct net_server *s)
 			close(w->hand[j].fd);
 		free(w->hand);
 		if (w->mu_ready)
-			CHECK(pthread_mutex_destroy(&w->mu));
+			KVS_CHECK(pthread_mutex_destroy(&w->mu));
 	}
 	free(s->workers);
 	if (s->lfd >= 0)
@@ -882,9 +873,9 @@ static void stop_workers(struct net_server *s)
 		struct net_worker *w = &s->workers[i];
 		uint64_t one = 1;
 
-		CHECK(pthread_mutex_lock(&w->mu));
+		KVS_CHECK(pthread_mutex_lock(&w->mu));
 		w->stop = 1;
-		CHECK(pthread_mutex_unlock(&w->mu));
+		KVS_CHECK(pthread_mutex_unlock(&w->mu));
 		if (write(w->evfd, &one, sizeof one) < 0) {
 		}
 	}
@@ -978,7 +969,7 @@ int net_server_start(struct kvs *db, const struct net_server_config *cfg,
 
 		w->srv = s;
 		w->idx = i;
-		CHECK(pthread_mutex_init(&w->mu, NULL));
+		KVS_CHECK(pthread_mutex_init(&w->mu, NULL));
 		w->mu_ready = 1;
 		w->epfd = epoll_create1(EPOLL_CLOEXEC);
 		if (w->epfd >= 0)
@@ -1061,7 +1052,7 @@ void net_server_stop(struct net_server *s)
 	 * the flag tells the acceptor that it was on purpose. */
 	atomic_store(&s->stopping, 1);
 	shutdown(s->lfd, SHUT_RDWR);
-	CHECK(pthread_join(s->acceptor, NULL));
+	KVS_CHECK(pthread_join(s->acceptor, NULL));
 	close(s->lfd);
 	s->lfd = -1;
 	stop_workers(s);

@@ -856,4 +856,28 @@ TEST_P(AllEngines, CachedStatsCountAcknowledgedKeys) {
   EXPECT_EQ(st.writes, 51u);
 }
 
+// kvs_parse_int64 is the rule of KVS_OP_INCR, public so that servers accept
+// exactly what the engine does.
+TEST(KvStoreLimits, ParseInt64FollowsRedisIntegerSyntax) {
+  auto parse = [](const std::string& t, int64_t* v) {
+    return kvs_parse_int64(t.data(), t.size(), v);
+  };
+  int64_t v = 7;
+  EXPECT_TRUE(parse("0", &v));
+  EXPECT_EQ(v, 0);
+  EXPECT_TRUE(parse("-42", &v));
+  EXPECT_EQ(v, -42);
+  EXPECT_TRUE(parse("9223372036854775807", &v));
+  EXPECT_EQ(v, INT64_MAX);
+  EXPECT_TRUE(parse("-9223372036854775808", &v));
+  EXPECT_EQ(v, INT64_MIN);
+  v = 7;
+  for (const char* bad : {"", "-", "+1", "01", "-0", " 1", "1 ", "1a",
+                          "9223372036854775808", "-9223372036854775809",
+                          "99999999999999999999", "123456789012345678901"}) {
+    EXPECT_FALSE(parse(bad, &v)) << bad;
+    EXPECT_EQ(v, 7) << bad;
+  }
+}
+
 }  // namespace

@@ -16,16 +16,6 @@
 /* The pool whose thread this is; set once by tp__thread_init. */
 static _Thread_local const struct tp_pool *current_pool;
 
-_Noreturn void tp__die(const char *file, int line, const char *what, int err)
-{
-	if (err != 0)
-		fprintf(stderr, "tp: fatal: %s:%d: %s: %s\n", file, line, what,
-			strerror(err));
-	else
-		fprintf(stderr, "tp: fatal: %s:%d: %s\n", file, line, what);
-	abort();
-}
-
 int tp_pool_new(enum tp_kind kind, unsigned nthreads, const char *name,
 		struct tp_pool **out)
 {
@@ -60,8 +50,7 @@ void tp_pool_shutdown(struct tp_pool *p)
 		return;
 	/* Joining our own thread would never return. */
 	if (current_pool == p)
-		tp__die(__FILE__, __LINE__,
-			"tp_pool_shutdown called from a thread of its own pool",
+		KVS_DIE("tp_pool_shutdown called from a thread of its own pool",
 			0);
 	p->ops->shutdown(p);
 }
@@ -108,11 +97,11 @@ int tp__thread_start(pthread_t *tid, void *(*fn)(void *), void *arg)
 	sigdelset(&all, SIGSEGV);
 	sigdelset(&all, SIGFPE);
 	sigdelset(&all, SIGILL);
-	TP__CHECK(pthread_sigmask(SIG_SETMASK, &all, &old));
+	KVS_CHECK(pthread_sigmask(SIG_SETMASK, &all, &old));
 	rc = pthread_create(tid, NULL, fn, arg);
-	TP__CHECK(pthread_sigmask(SIG_SETMASK, &old, NULL));
+	KVS_CHECK(pthread_sigmask(SIG_SETMASK, &old, NULL));
 	if (rc == EINVAL || rc == EPERM)
-		tp__die(__FILE__, __LINE__, "pthread_create", rc);
+		KVS_DIE("pthread_create", rc);
 	return rc == 0 ? TP_OK : TP_EAGAIN;
 }
 
@@ -134,7 +123,7 @@ void tp__thread_init(const struct tp_pool *p, unsigned long idx)
 	/* Naming is a debugging aid: failure (e.g. no /proc) is harmless. */
 	(void)pthread_setname_np(pthread_self(), buf);
 	current_pool = p;
-	TP__CHECK(pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL));
+	KVS_CHECK(pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL));
 }
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -158,7 +147,7 @@ static void unpoison_abandoned_frames(void)
 	if (pthread_attr_getstack(&attr, &lo, &size) == 0 &&
 	    (char *)lo < &here)
 		__asan_unpoison_memory_region(lo, (size_t)(&here - (char *)lo));
-	TP__CHECK(pthread_attr_destroy(&attr));
+	KVS_CHECK(pthread_attr_destroy(&attr));
 }
 #endif
 
@@ -187,8 +176,8 @@ void tp__run_job(void (*fn)(void *), void *arg, void (*ended)(void *),
 	/* The handler runs only if the thread ends inside fn (pop(0) on the
 	 * normal path), which is how a job ending its thread is noticed. */
 	pthread_cleanup_push(job_ended_thread, &call);
-	TP__CHECK(pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL));
+	KVS_CHECK(pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL));
 	fn(arg);
-	TP__CHECK(pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL));
+	KVS_CHECK(pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL));
 	pthread_cleanup_pop(0);
 }

@@ -11,22 +11,9 @@
 
 #include <pthread.h>
 
+#include "check.h" /* KVS_CHECK, KVS_ASSERT, KVS_DIE */
 #include "tp.h"
 
-/* Abort with file, line and the error text: only for broken invariants and
- * pthread calls that cannot fail on valid objects. */
-#define TP__CHECK(expr)                                                       \
-	do {                                                                  \
-		int tp_check_rc_ = (expr);                                    \
-		if (tp_check_rc_ != 0)                                        \
-			tp__die(__FILE__, __LINE__, #expr, tp_check_rc_);     \
-	} while (0)
-#define TP__ASSERT(cond)                                                      \
-	do {                                                                  \
-		if (!(cond))                                                  \
-			tp__die(__FILE__, __LINE__, "assertion " #cond, 0);   \
-	} while (0)
-_Noreturn void tp__die(const char *file, int line, const char *what, int err);
 
 /* What differs between the kinds.  Arguments are already checked. */
 struct tp__ops {

@@ -54,7 +54,7 @@ static void join_all(struct tp__nthread *t)
 	while (t != NULL) {
 		struct tp__nthread *next = t->next;
 
-		TP__CHECK(pthread_join(t->tid, NULL));
+		KVS_CHECK(pthread_join(t->tid, NULL));
 		free(t);
 		t = next;
 	}
@@ -66,12 +66,12 @@ static void job_over(void *arg)
 	struct tp__nthread *t = arg;
 	struct tp__npool *p = t->pool;
 
-	TP__CHECK(pthread_mutex_lock(&p->mu));
+	KVS_CHECK(pthread_mutex_lock(&p->mu));
 	t->next = p->ended;
 	p->ended = t;
 	if (atomic_fetch_sub(&p->running, 1) == 1)
-		TP__CHECK(pthread_cond_broadcast(&p->done_cv));
-	TP__CHECK(pthread_mutex_unlock(&p->mu));
+		KVS_CHECK(pthread_cond_broadcast(&p->done_cv));
+	KVS_CHECK(pthread_mutex_unlock(&p->mu));
 }
 
 static void *job_main(void *arg)
@@ -97,7 +97,7 @@ static int naive_spawn(struct tp_pool *base, void (*fn)(void *), void *arg)
 	t->fn = fn;
 	t->arg = arg;
 
-	TP__CHECK(pthread_mutex_lock(&p->mu));
+	KVS_CHECK(pthread_mutex_lock(&p->mu));
 	if (p->closing) {
 		rc = TP_ESHUTDOWN;
 		goto out;
@@ -112,7 +112,7 @@ static int naive_spawn(struct tp_pool *base, void (*fn)(void *), void *arg)
 		t = NULL; /* the thread owns it now */
 	}
 out:
-	TP__CHECK(pthread_mutex_unlock(&p->mu));
+	KVS_CHECK(pthread_mutex_unlock(&p->mu));
 	free(t);
 	join_all(reap);
 	return rc;
@@ -130,18 +130,18 @@ static void naive_shutdown(struct tp_pool *base)
 	struct tp__npool *p = (struct tp__npool *)base;
 	struct tp__nthread *reap;
 
-	TP__CHECK(pthread_mutex_lock(&p->mu));
-	TP__ASSERT(!p->closing);
+	KVS_CHECK(pthread_mutex_lock(&p->mu));
+	KVS_ASSERT(!p->closing);
 	p->closing = true;
 	while (atomic_load(&p->running) > 0)
-		TP__CHECK(pthread_cond_wait(&p->done_cv, &p->mu));
+		KVS_CHECK(pthread_cond_wait(&p->done_cv, &p->mu));
 	reap = p->ended;
 	p->ended = NULL;
-	TP__CHECK(pthread_mutex_unlock(&p->mu));
+	KVS_CHECK(pthread_mutex_unlock(&p->mu));
 
 	join_all(reap);
-	TP__CHECK(pthread_cond_destroy(&p->done_cv));
-	TP__CHECK(pthread_mutex_destroy(&p->mu));
+	KVS_CHECK(pthread_cond_destroy(&p->done_cv));
+	KVS_CHECK(pthread_mutex_destroy(&p->mu));
 	free(p);
 }
 
@@ -160,8 +160,8 @@ int tp__naive_new(unsigned n, const char *name, struct tp_pool **out)
 	if (p == NULL)
 		return TP_ENOMEM;
 	tp__pool_init(&p->base, &naive_ops, name);
-	TP__CHECK(pthread_mutex_init(&p->mu, NULL));
-	TP__CHECK(pthread_cond_init(&p->done_cv, NULL));
+	KVS_CHECK(pthread_mutex_init(&p->mu, NULL));
+	KVS_CHECK(pthread_cond_init(&p->done_cv, NULL));
 	*out = &p->base;
 	return TP_OK;
 }

@@ -77,7 +77,7 @@ static int slot_fill(struct tp__slot *s)
 {
 	int rc;
 
-	TP__ASSERT(!s->running);
+	KVS_ASSERT(!s->running);
 	rc = tp__thread_start(&s->tid, worker_main, s);
 	if (rc == TP_OK)
 		s->running = true;
@@ -88,8 +88,8 @@ static int slot_fill(struct tp__slot *s)
  * Does not change live.  Call with mu held. */
 static void slot_vacate(struct tp__slot *s)
 {
-	TP__ASSERT(s->running && !s->reap);
-	TP__ASSERT(pthread_equal(s->tid, pthread_self()));
+	KVS_ASSERT(s->running && !s->reap);
+	KVS_ASSERT(pthread_equal(s->tid, pthread_self()));
 	s->running = false;
 	s->reap = true;
 	s->prev = s->tid;
@@ -99,7 +99,7 @@ static void slot_vacate(struct tp__slot *s)
 static void live_drop(struct tp__qpool *p)
 {
 	if (atomic_fetch_sub(&p->live, 1) == 1)
-		TP__CHECK(pthread_cond_broadcast(&p->done_cv));
+		KVS_CHECK(pthread_cond_broadcast(&p->done_cv));
 }
 
 /* Start a worker in every empty slot.  Call with mu held. */
@@ -124,12 +124,12 @@ static void job_ended_thread(void *arg)
 	struct tp__slot *s = arg;
 	struct tp__qpool *p = s->pool;
 
-	TP__CHECK(pthread_mutex_lock(&p->mu));
+	KVS_CHECK(pthread_mutex_lock(&p->mu));
 	slot_vacate(s);
 	/* Refused: the slot stays empty until tp_spawn or shutdown refills. */
 	if (slot_fill(s) != TP_OK)
 		live_drop(p);
-	TP__CHECK(pthread_mutex_unlock(&p->mu));
+	KVS_CHECK(pthread_mutex_unlock(&p->mu));
 }
 
 static void *worker_main(void *arg)
@@ -141,39 +141,39 @@ static void *worker_main(void *arg)
 
 	tp__thread_init(&p->base, s->idx);
 
-	TP__CHECK(pthread_mutex_lock(&p->mu));
+	KVS_CHECK(pthread_mutex_lock(&p->mu));
 	if (s->reap) {
 		prev = s->prev;
 		s->reap = false;
 		join_prev = true;
 	}
-	TP__CHECK(pthread_mutex_unlock(&p->mu));
+	KVS_CHECK(pthread_mutex_unlock(&p->mu));
 	/* The predecessor has left the pool's data; it is only exiting. */
 	if (join_prev)
-		TP__CHECK(pthread_join(prev, NULL));
+		KVS_CHECK(pthread_join(prev, NULL));
 
-	TP__CHECK(pthread_mutex_lock(&p->mu));
+	KVS_CHECK(pthread_mutex_lock(&p->mu));
 	for (;;) {
 		while (p->head == NULL && !p->closing)
-			TP__CHECK(pthread_cond_wait(&p->work_cv, &p->mu));
+			KVS_CHECK(pthread_cond_wait(&p->work_cv, &p->mu));
 		struct tp__job *job = p->head;
 		if (job == NULL)
 			break; /* closing, and nothing left to run */
 		p->head = job->next;
 		if (p->head == NULL)
 			p->tail = NULL;
-		TP__CHECK(pthread_mutex_unlock(&p->mu));
+		KVS_CHECK(pthread_mutex_unlock(&p->mu));
 
 		void (*fn)(void *) = job->fn;
 		void *job_arg = job->arg;
 		free(job);
 		tp__run_job(fn, job_arg, job_ended_thread, s);
 
-		TP__CHECK(pthread_mutex_lock(&p->mu));
+		KVS_CHECK(pthread_mutex_lock(&p->mu));
 	}
 	slot_vacate(s);
 	live_drop(p);
-	TP__CHECK(pthread_mutex_unlock(&p->mu));
+	KVS_CHECK(pthread_mutex_unlock(&p->mu));
 	return NULL;
 }
 
@@ -189,7 +189,7 @@ static int queue_spawn(struct tp_pool *base, void (*fn)(void *), void *arg)
 	job->fn = fn;
 	job->arg = arg;
 
-	TP__CHECK(pthread_mutex_lock(&p->mu));
+	KVS_CHECK(pthread_mutex_lock(&p->mu));
 	if (p->closing) {
 		rc = TP_ESHUTDOWN;
 		goto out;
@@ -207,9 +207,9 @@ static int queue_spawn(struct tp_pool *base, void (*fn)(void *), void *arg)
 		p->head = job;
 	p->tail = job;
 	job = NULL;
-	TP__CHECK(pthread_cond_signal(&p->work_cv));
+	KVS_CHECK(pthread_cond_signal(&p->work_cv));
 out:
-	TP__CHECK(pthread_mutex_unlock(&p->mu));
+	KVS_CHECK(pthread_mutex_unlock(&p->mu));
 	free(job);
 	return rc;
 }
@@ -226,36 +226,36 @@ static void queue_shutdown(struct tp_pool *base)
 	struct tp__qpool *p = (struct tp__qpool *)base;
 	const struct timespec retry = { 0, 10 * 1000 * 1000 };
 
-	TP__CHECK(pthread_mutex_lock(&p->mu));
-	TP__ASSERT(!p->closing);
+	KVS_CHECK(pthread_mutex_lock(&p->mu));
+	KVS_ASSERT(!p->closing);
 	p->closing = true;
-	TP__CHECK(pthread_cond_broadcast(&p->work_cv));
+	KVS_CHECK(pthread_cond_broadcast(&p->work_cv));
 	while (atomic_load(&p->live) > 0 || p->head != NULL) {
 		if (atomic_load(&p->live) == 0 && refill(p) != TP_OK &&
 		    atomic_load(&p->live) == 0) {
 			/* Jobs are queued and no worker could be started
 			 * (only after a refused replacement): keep trying,
 			 * since every accepted job must run. */
-			TP__CHECK(pthread_mutex_unlock(&p->mu));
+			KVS_CHECK(pthread_mutex_unlock(&p->mu));
 			nanosleep(&retry, NULL);
-			TP__CHECK(pthread_mutex_lock(&p->mu));
+			KVS_CHECK(pthread_mutex_lock(&p->mu));
 			continue;
 		}
-		TP__CHECK(pthread_cond_wait(&p->done_cv, &p->mu));
+		KVS_CHECK(pthread_cond_wait(&p->done_cv, &p->mu));
 	}
-	TP__CHECK(pthread_mutex_unlock(&p->mu));
+	KVS_CHECK(pthread_mutex_unlock(&p->mu));
 
 	/* live == 0: no worker runs, each slot's last thread awaits its join. */
 	for (unsigned i = 0; i < p->n; i++) {
 		struct tp__slot *s = &p->slots[i];
 
-		TP__ASSERT(!s->running);
+		KVS_ASSERT(!s->running);
 		if (s->reap)
-			TP__CHECK(pthread_join(s->prev, NULL));
+			KVS_CHECK(pthread_join(s->prev, NULL));
 	}
-	TP__CHECK(pthread_cond_destroy(&p->done_cv));
-	TP__CHECK(pthread_cond_destroy(&p->work_cv));
-	TP__CHECK(pthread_mutex_destroy(&p->mu));
+	KVS_CHECK(pthread_cond_destroy(&p->done_cv));
+	KVS_CHECK(pthread_cond_destroy(&p->work_cv));
+	KVS_CHECK(pthread_mutex_destroy(&p->mu));
 	free(p);
 }
 
@@ -275,17 +275,17 @@ int tp__queue_new(unsigned n, const char *name, struct tp_pool **out)
 		return TP_ENOMEM;
 	tp__pool_init(&p->base, &queue_ops, name);
 	p->n = n;
-	TP__CHECK(pthread_mutex_init(&p->mu, NULL));
-	TP__CHECK(pthread_cond_init(&p->work_cv, NULL));
-	TP__CHECK(pthread_cond_init(&p->done_cv, NULL));
+	KVS_CHECK(pthread_mutex_init(&p->mu, NULL));
+	KVS_CHECK(pthread_cond_init(&p->work_cv, NULL));
+	KVS_CHECK(pthread_cond_init(&p->done_cv, NULL));
 	for (unsigned i = 0; i < n; i++) {
 		p->slots[i].pool = p;
 		p->slots[i].idx = i;
 	}
 
-	TP__CHECK(pthread_mutex_lock(&p->mu));
+	KVS_CHECK(pthread_mutex_lock(&p->mu));
 	rc = refill(p);
-	TP__CHECK(pthread_mutex_unlock(&p->mu));
+	KVS_CHECK(pthread_mutex_unlock(&p->mu));
 	if (rc != TP_OK) {
 		/* Stops and joins the workers that did start, frees p. */
 		queue_shutdown(&p->base);
