@@ -107,6 +107,60 @@ static inline void kvs__call_rcu(struct rcu_head *head,
 	urcu_memb_call_rcu(head, cb);
 }
 
+/* ---- thread-context assertions (util.c) -------------------------------- */
+/*
+ * What the comments of this header state about threads ("writer only",
+ * "under rcu_read_lock", "with sync_mu held") is checked where it is cheap,
+ * in every build: a thread-local compare each, on paths that already take a
+ * lock or make a call.
+ *
+ * The writer of a store is its writer thread while it runs, and the thread
+ * inside kvs_open (recovery) or kvs_close (after the writer is joined)
+ * before and after: kvs__become_writer(db) / kvs__become_writer(NULL) mark
+ * it.  Mutexes of the engine are taken with kvs__lock/kvs__unlock, which
+ * keep a short per-thread list of the mutexes held, so that
+ * KVS__ASSERT_HELD can tell "held by this thread" from "held by someone".
+ */
+extern _Thread_local const struct kvs *kvs__writer_of;
+static inline void kvs__become_writer(const struct kvs *db)
+{
+	kvs__writer_of = db;
+}
+#define KVS__ASSERT_WRITER(db) KVS_ASSERT(kvs__writer_of == (db))
+#define KVS__ASSERT_IN_RCU() KVS_ASSERT(urcu_memb_read_ongoing())
+#define KVS__ASSERT_NOT_IN_RCU() KVS_ASSERT(!urcu_memb_read_ongoing())
+
+#define KVS__HELD_MAX 4 /* no engine code nests more mutexes than this */
+struct kvs__held {
+	pthread_mutex_t *mu[KVS__HELD_MAX];
+	unsigned n;
+};
+extern _Thread_local struct kvs__held kvs__held;
+static inline bool kvs__holds(const pthread_mutex_t *mu)
+{
+	for (unsigned i = 0; i < kvs__held.n; i++)
+		if (kvs__held.mu[i] == mu)
+			return true;
+	return false;
+}
+static inline void kvs__lock(pthread_mutex_t *mu)
+{
+	KVS_ASSERT(kvs__held.n < KVS__HELD_MAX && !kvs__holds(mu));
+	KVS_CHECK(pthread_mutex_lock(mu));
+	kvs__held.mu[kvs__held.n++] = mu;
+}
+static inline void kvs__unlock(pthread_mutex_t *mu)
+{
+	unsigned i = 0;
+	while (i < kvs__held.n && kvs__held.mu[i] != mu)
+		i++;
+	KVS_ASSERT(i < kvs__held.n);
+	kvs__held.mu[i] = kvs__held.mu[--kvs__held.n];
+	KVS_CHECK(pthread_mutex_unlock(mu));
+}
+#define KVS__ASSERT_HELD(mu) KVS_ASSERT(kvs__holds(mu))
+#define KVS__ASSERT_NOT_HELD(mu) KVS_ASSERT(!kvs__holds(mu))
+
 /* ---- checksums and hashing (crc32c.c, siphash.c) ---------------------- */
 uint32_t kvs__crc32c(uint32_t crc, const void *buf, size_t len);
 uint64_t kvs__siphash(const uint8_t k[16], const void *buf, size_t len);

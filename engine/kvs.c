@@ -70,6 +70,9 @@ static int log_open(const char *dir, const struct kvs_options *opts,
 		goto fail;
 	}
 	kvs__rcu_thread_online();
+	/* Until the writer thread starts, this thread is the store's writer
+	 * (recovery fills the index and the segment list). */
+	kvs__become_writer(db);
 	/* Reads copy from mappings: a page that cannot be read must become
 	 * an error, not the process's death (see mapguard.c, kvs.h). */
 	kvs__mapguard_install();
@@ -79,11 +82,14 @@ static int log_open(const char *dir, const struct kvs_options *opts,
 	atomic_store(&db->live_keys_pub, db->live_keys);
 	if ((rc = kvs__writer_start(db)) != KVS_OK)
 		goto fail;
+	kvs__become_writer(NULL);
 	*out = db;
 	return KVS_OK;
 fail:
+	kvs__become_writer(db);
 	kvs__writer_stop(db);
 	free_handle(db);
+	kvs__become_writer(NULL);
 	return rc;
 }
 
@@ -91,8 +97,11 @@ static int log_close(struct kvs *db)
 {
 	kvs__rcu_thread_online();
 	kvs__writer_stop(db);
+	/* The writer is joined: this thread takes its place to free. */
+	kvs__become_writer(db);
 	int failed = atomic_load(&db->failed);
 	free_handle(db);
+	kvs__become_writer(NULL);
 	if (failed)
 		return kvs__err_errno(KVS_EIO, failed,
 				      "the store failed earlier");
@@ -131,6 +140,7 @@ static int bad_record(struct kvs *db, struct kvs__seg *seg, uint64_t off,
  * descriptor) cannot be released before the section ends. */
 int kvs__read_value(struct kvs *db, const struct kvs__entry *e, void *buf)
 {
+	KVS__ASSERT_IN_RCU();
 	struct kvs__seg *seg = e->seg;
 	size_t klen = atomic_load_explicit(&e->klen, memory_order_relaxed);
 	size_t vlen = e->vlen, rec_len = e->rec_len;
@@ -308,9 +318,9 @@ static int log_stats(struct kvs *db, struct kvs_store_stats *st)
 
 static int log_stats_cached(struct kvs *db, struct kvs_store_stats *st)
 {
-	KVS_CHECK(pthread_mutex_lock(&db->snap_mu));
+	kvs__lock(&db->snap_mu);
 	*st = db->snap;
-	KVS_CHECK(pthread_mutex_unlock(&db->snap_mu));
+	kvs__unlock(&db->snap_mu);
 	/* The failure states are current even when the writer is idle or
 	 * never woke (a refused write does not reach it). */
 	st->failed = atomic_load(&db->failed);

@@ -257,6 +257,8 @@ static int fail_hard(struct kvs *db)
  */
 int kvs__rotate(struct kvs *db)
 {
+	KVS__ASSERT_WRITER(db);
+	KVS__ASSERT_NOT_IN_RCU();
 	struct kvs__seg *old = db->active, *seg = NULL;
 	const unsigned char *map = NULL;
 	uint64_t footer_off = 0;
@@ -310,9 +312,9 @@ int kvs__rotate(struct kvs *db)
 	old->next = seg;
 	db->active = seg;
 	db->wbuf->base_off = seg->size;
-	KVS_CHECK(pthread_mutex_lock(&db->sync_mu));
+	kvs__lock(&db->sync_mu);
 	db->sync_seg = seg;
-	KVS_CHECK(pthread_mutex_unlock(&db->sync_mu));
+	kvs__unlock(&db->sync_mu);
 	kvs__seg_close_fd(db, old);
 	return KVS_OK;
 }
@@ -727,9 +729,9 @@ static void publish_stats(struct kvs *db, bool force)
 		return;
 	struct kvs_store_stats st;
 	fill_stats(db, &st);
-	KVS_CHECK(pthread_mutex_lock(&db->snap_mu));
+	kvs__lock(&db->snap_mu);
 	db->snap = st;
-	KVS_CHECK(pthread_mutex_unlock(&db->snap_mu));
+	kvs__unlock(&db->snap_mu);
 	db->snap_us = now;
 	db->snap_dirty = false;
 }
@@ -897,6 +899,7 @@ static void *writer_main(void *arg)
 	bool stop = false;
 
 	kvs__rcu_thread_online();
+	kvs__become_writer(db);
 	db->snap_dirty = true;
 	while (!stop) {
 		/* Client requests first; compaction steps fill the gaps, as
@@ -966,7 +969,7 @@ static void *syncer_main(void *arg)
 	struct timespec next;
 
 	clock_gettime(CLOCK_MONOTONIC, &next);
-	KVS_CHECK(pthread_mutex_lock(&db->sync_mu));
+	kvs__lock(&db->sync_mu);
 	while (!db->sync_stop) {
 		next.tv_sec += 1;
 		int rc;
@@ -988,14 +991,14 @@ static void *syncer_main(void *arg)
 		 * data its own fdatasync has just flushed. */
 		int e = kvs__seg_sync_locked(db, db->sync_seg);
 		if (e) {
-			KVS_CHECK(pthread_mutex_unlock(&db->sync_mu));
+			kvs__unlock(&db->sync_mu);
 			kvs__set_failed(db, e, "background fdatasync");
-			KVS_CHECK(pthread_mutex_lock(&db->sync_mu));
+			kvs__lock(&db->sync_mu);
 		} else {
 			atomic_fetch_add(&db->bg_syncs, 1);
 		}
 	}
-	KVS_CHECK(pthread_mutex_unlock(&db->sync_mu));
+	kvs__unlock(&db->sync_mu);
 	return NULL;
 }
 
@@ -1088,10 +1091,10 @@ void kvs__writer_stop(struct kvs *db)
 		db->writer_started = false;
 	}
 	if (db->syncer_started) {
-		KVS_CHECK(pthread_mutex_lock(&db->sync_mu));
+		kvs__lock(&db->sync_mu);
 		db->sync_stop = true;
 		KVS_CHECK(pthread_cond_signal(&db->sync_cv));
-		KVS_CHECK(pthread_mutex_unlock(&db->sync_mu));
+		kvs__unlock(&db->sync_mu);
 		KVS_CHECK(pthread_join(db->syncer, NULL));
 		db->syncer_started = false;
 	}
