@@ -101,10 +101,10 @@ static int match(struct cds_lfht_node *node, const void *arg)
 {
 	const struct lookup_key *lk = arg;
 	struct kvs__entry *e = caa_container_of(node, struct kvs__entry, node);
-	/* Pairs with the writer's release store of seq, made after it filled
-	 * the entry and before it published it: the fields read after are
-	 * complete (free on x86; what lets TSan see the publication).  The
-	 * acquire load is that of klen. */
+	/* The acquire load of klen pairs with the writer's release store of
+	 * it (kvs__entry_ready), made after it filled the entry and before it
+	 * published it: the fields read after are complete (free on x86;
+	 * what lets TSan see the publication). */
 	return kvs__entry_klen(e) == lk->klen &&
 	       memcmp(e->key, lk->key, lk->klen) == 0;
 }

@@ -87,7 +87,8 @@ static int list_segments(const char *dir, uint32_t **ids_out, size_t *n_out)
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
 		size_t len = strlen(de->d_name);
-		if (len > 4 && strcmp(de->d_name + len - 4, ".tmp") == 0) {
+		size_t tl = sizeof KVS__TMP_SUFFIX - 1;
+		if (len > tl && strcmp(de->d_name + len - tl, KVS__TMP_SUFFIX) == 0) {
 			char path[4096];
 			snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
 			unlink(path);
@@ -137,20 +138,16 @@ static int entry_seq(const struct kvs__entry *e, uint64_t *seq)
 	if (seg->map && (uint64_t)e->off + n <= seg->map_len) {
 		p = seg->map + e->off;
 	} else {
-		if (pread(seg->fd, buf, n, (off_t)e->off) != (ssize_t)n)
-			return kvs__err_errno(KVS_EIO, errno, "%s: read",
+		ssize_t got = kvs__io_pread_full(seg->fd, buf, n, (off_t)e->off);
+		if (got < 0)
+			return kvs__err_errno(KVS_EIO, (int)-got, "%s: read",
 					      seg->path);
+		n = (size_t)got;
 		p = buf;
 	}
-	unsigned ai = n >= 2 ? p[1] & 0x1fu : 31;
-	size_t len = ai < 24 ? 0 : ai <= 27 ? (size_t)1 << (ai - 24) : 99;
-	if ((p[0] != 0x84 && p[0] != 0x85) || (p[1] >> 5) != 0 || 2 + len > n)
+	if (!kvs__rec_peek_seq(p, n, seq))
 		return kvs__err(KVS_ECORRUPT, "%s: offset %u: no record where "
 				"the index points", seg->path, e->off);
-	uint64_t v = ai < 24 ? ai : 0;
-	for (size_t i = 0; i < len; i++)
-		v = v << 8 | p[2 + i];
-	*seq = v;
 	return KVS_OK;
 }
 
@@ -256,24 +253,6 @@ static void drop_tombstones(struct kvs *db)
 	db->live_keys = live;
 }
 
-/* Is there a complete, valid record anywhere in map[from..size)?  Tells a
- * torn tail (nothing valid after the damage) from damage in the middle. */
-static bool valid_record_after(const unsigned char *map, uint64_t from,
-			       uint64_t size)
-{
-	for (uint64_t p = from; p < size; p++) {
-		if (map[p] != 0x84 && map[p] != 0x85)
-			continue;
-		struct kvs_record rec;
-		uint32_t crc;
-		const char *why;
-		if (kvs__rec_decode(map + p, size - p, &rec, &crc, &why) ==
-		    KVS__DEC_OK)
-			return true;
-	}
-	return false;
-}
-
 /* Cut the newest segment back to `keep` bytes. */
 static int truncate_tail(struct kvs *db, struct kvs__seg *seg, uint64_t keep,
 			 uint64_t size, const char *why)
@@ -310,15 +289,8 @@ static int load_from_hint(struct kvs *db, struct kvs__seg *seg, uint64_t size,
 	size_t len = (size_t)st.st_size;
 	if (!(buf = malloc(len)))
 		goto out;
-	size_t got = 0;
-	while (got < len) {
-		ssize_t n = pread(fd, buf + got, len - got, (off_t)got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			goto out;
-		got += (size_t)n;
-	}
+	if (kvs__io_pread_full(fd, buf, len, 0) != (ssize_t)len)
+		goto out;
 	struct kvs__hint_meta meta;
 	size_t pos;
 	if (!kvs__hint_check(buf, len, &meta, &pos))
@@ -333,7 +305,8 @@ static int load_from_hint(struct kvs *db, struct kvs__seg *seg, uint64_t size,
 	    size - meta.footer_off > sizeof foot)
 		goto bad_hint;
 	size_t flen = (size_t)(size - meta.footer_off);
-	if (pread(seg->fd, foot, flen, (off_t)meta.footer_off) != (ssize_t)flen ||
+	if (kvs__io_pread_full(seg->fd, foot, flen, (off_t)meta.footer_off) !=
+		(ssize_t)flen ||
 	    kvs__rec_decode(foot, flen, &frec, &fcrc, &why) != KVS__DEC_OK ||
 	    frec.type != KVS_REC_FOOTER || frec.length != flen ||
 	    frec.count != meta.count)
@@ -400,7 +373,7 @@ static int load_segment(struct kvs *db, struct kvs__seg *seg, bool newest,
 		/* Only a crash while creating the newest file leaves it this
 		 * short; anything else is damage. */
 		unsigned char head[KVS__HDR_LEN];
-		ssize_t got = pread(seg->fd, head, (size_t)size, 0);
+		ssize_t got = kvs__io_pread_full(seg->fd, head, (size_t)size, 0);
 		if (!newest || got != (ssize_t)size ||
 		    memcmp(head, kvs__seg_header, (size_t)size) != 0)
 			return kvs__err(KVS_ECORRUPT,
@@ -460,7 +433,8 @@ static int load_segment(struct kvs *db, struct kvs__seg *seg, bool newest,
 			 * middle: the open then fails rather than drop it.) */
 			bool is_tail =
 				(rec.length && pos + rec.length == size) ||
-				!valid_record_after(map, pos + 1, size);
+				!kvs__rec_any_valid(map + pos + 1,
+						    (size_t)(size - pos - 1));
 			if (newest && is_tail && !footer) {
 				rc = truncate_tail(db, seg, pos, size, why);
 				size = pos;

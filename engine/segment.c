@@ -48,7 +48,7 @@ int kvs__seg_create(const char *dir, uint32_t id, bool tmp,
 	int rc, e;
 	struct kvs__seg *seg = seg_alloc(dir, id);
 	char *path = NULL;
-	if (!seg || (tmp && !(path = path_of(dir, id, ".tmp")))) {
+	if (!seg || (tmp && !(path = path_of(dir, id, KVS__TMP_SUFFIX)))) {
 		kvs__seg_free(seg);
 		return kvs__err(KVS_ENOMEM, "out of memory");
 	}
@@ -85,7 +85,7 @@ fail:
 /* seg's temporary name, without allocating (an undo must not need memory). */
 static bool tmp_name(const struct kvs__seg *seg, char *buf, size_t size)
 {
-	return (size_t)snprintf(buf, size, "%s.tmp", seg->path) < size;
+	return (size_t)snprintf(buf, size, "%s" KVS__TMP_SUFFIX, seg->path) < size;
 }
 
 int kvs__seg_publish_tmp(const char *dir, struct kvs__seg *seg)

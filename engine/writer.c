@@ -745,28 +745,20 @@ static void complete(struct kvs__req *req)
 	req->done(req);
 }
 
-/* CBOR head length of an unsigned integer or a byte string of length v. */
-static unsigned cbor_head_len(uint64_t v)
-{
-	return v < 24 ? 1 : v <= 0xff ? 2 : v <= 0xffff ? 3
-	       : v <= 0xffffffffu ? 5 : 9;
-}
-
 /* The most bytes request r's records can take (a condition may write
  * fewer, an INCR at most 20 digits): to know before staging any of it
  * whether it fits in the active segment.  Exact for a plain SET. */
 static uint64_t req_bound(const struct kvs *db, const struct kvs__req *r)
 {
-	unsigned seq_len = cbor_head_len(db->next_seq + r->nops);
-	uint64_t n = 0;
+	uint64_t seq = db->next_seq + r->nops, n = 0;
 	for (size_t i = 0; i < r->nops; i++) {
 		const struct kvs_op *op = &r->ops[i];
-		/* array head, seq, op, key, crc */
-		n += 1 + seq_len + 1 + cbor_head_len(op->klen) + op->klen + 5;
-		if (op->type != KVS_OP_REMOVE) {
-			size_t vlen = op->type == KVS_OP_INCR ? 20 : op->vlen;
-			n += cbor_head_len(vlen) + vlen;
-		}
+		if (op->type == KVS_OP_REMOVE)
+			n += kvs__rec_len_of(KVS_REC_REMOVE, seq, op->klen, 0);
+		else
+			n += kvs__rec_len_of(KVS_REC_SET, seq, op->klen,
+					     op->type == KVS_OP_INCR ? 20
+								     : op->vlen);
 	}
 	return n;
 }
@@ -1003,15 +995,6 @@ static void *syncer_main(void *arg)
 }
 
 /* ---- starting, stopping, submitting -------------------------------------------------- */
-
-void kvs__set_failed(struct kvs *db, int errnum, const char *what)
-{
-	int expected = 0;
-	if (atomic_compare_exchange_strong(&db->failed, &expected, errnum))
-		kvs__log(db, KVS_LOG_ERROR,
-			 "%s: %s; the store refuses writes from now on", what,
-			 strerror(errnum));
-}
 
 int kvs__writer_start(struct kvs *db)
 {
