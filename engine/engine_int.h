@@ -752,10 +752,18 @@ int kvs__read_value(struct kvs *db, const struct kvs__entry *e, void *buf);
 void kvs__note_damage(struct kvs *db, struct kvs__seg *seg, int err);
 /* Mark the handle failed after an I/O error (never cleared). */
 void kvs__set_failed(struct kvs *db, int errnum, const char *what);
+/* The same with a whole message (errno text included). */
+void kvs__set_failed_msg(struct kvs *db, int errnum, const char *msg);
+/* A failure the handle cannot get over, described by kvs_errmsg(): fail
+ * the handle (once) and return KVS_EIO. */
+int kvs__fail_hard(struct kvs *db);
 /* writer.c */
 int kvs__writer_start(struct kvs *db);
 void kvs__writer_stop(struct kvs *db);
 int kvs__submit_wait(struct kvs *db, struct kvs__req *req);
+/* syncer.c: the everysec sync thread (writer start and stop only). */
+int kvs__syncer_start(struct kvs *db);
+void kvs__syncer_stop(struct kvs *db);
 /* Queue req; req->done runs on the writer thread when it is complete. */
 void kvs__submit(struct kvs *db, struct kvs__req *req);
 /* Seal the active segment and start a new one (writer only; writer.c has

@@ -7,15 +7,15 @@
  * read path). */
 #include "engine_int.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 void kvs__set_failed(struct kvs *db, int errnum, const char *what)
 {
-	int expected = 0;
-	if (atomic_compare_exchange_strong(&db->failed, &expected, errnum))
-		kvs__log(db, KVS_LOG_ERROR,
-			 "%s: %s; the store refuses writes from now on", what,
-			 strerror(errnum));
+	char msg[512];
+	snprintf(msg, sizeof msg, "%s: %s", what, strerror(errnum));
+	kvs__set_failed_msg(db, errnum, msg);
 }
 
 void kvs__note_damage(struct kvs *db, struct kvs__seg *seg, int err)
@@ -26,4 +26,22 @@ void kvs__note_damage(struct kvs *db, struct kvs__seg *seg, int err)
 		kvs__log(db, KVS_LOG_ERROR,
 			 "%s; the store is marked damaged (run kvs-dump "
 			 "--verify %s)", kvs_errmsg(), db->dir);
+}
+
+/* Mark the handle failed with a whole message (errno included). */
+void kvs__set_failed_msg(struct kvs *db, int errnum, const char *msg)
+{
+	int expected = 0;
+	if (atomic_compare_exchange_strong(&db->failed, &expected,
+					   errnum ? errnum : EIO))
+		kvs__log(db, KVS_LOG_ERROR,
+			 "%s; the store refuses writes from now on", msg);
+}
+
+/* A failure the handle cannot get over, described by kvs_errmsg(): fail
+ * the handle (once) and say KVS_EIO. */
+int kvs__fail_hard(struct kvs *db)
+{
+	kvs__set_failed_msg(db, kvs__errno(), kvs_errmsg());
+	return KVS_EIO;
 }

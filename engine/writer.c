@@ -34,7 +34,7 @@
  * sealed its first records (they are durable and cannot be taken back).
  * Rounds rotate between requests, never inside one that fits a segment,
  * so that last case needs a request bigger than a whole segment. */
-#include "engine_int.h"
+#include "round.h"
 
 #include <errno.h>
 #include <linux/futex.h>
@@ -58,602 +58,6 @@ static inline void cpu_relax(void)
 #else
 	atomic_signal_fence(memory_order_seq_cst);
 #endif
-}
-
-/* Keys and values up to this size are copied into the round's buffer so that
- * many small records go out in one contiguous write; larger ones are written
- * straight from the caller's memory. */
-#define COPY_MAX 4096
-
-/* One piece of output: either bytes in the arena (ptr == NULL) or bytes in a
- * caller's buffer, valid until the round completes. */
-struct piece {
-	const void *ptr;
-	size_t off; /* in the arena, when ptr == NULL */
-	size_t len;
-};
-
-/* A record written in this round whose index update is pending. */
-struct pend {
-	enum kvs_record_type type;
-	struct kvs__entry *entry; /* SET: the new entry, published on apply */
-	const void *key;          /* REMOVE */
-	size_t klen;
-	uint64_t hash;
-	struct kvs__seg *seg;
-	uint64_t off;
-	uint64_t seq;
-	uint32_t rec_len;
-	/* SET: the value written, for a later INCR of the key in this round
-	 * (val points into the caller's op, or is_num holds the number). */
-	const void *val;
-	size_t vlen;
-	bool is_num;
-	int64_t num;
-};
-
-/* The round's view of keys it has already written, so that a remove after a
- * set of the same key (both in this round) sees the set.  Open addressing;
- * a slot is in use when its gen equals the round's gen. */
-struct oslot {
-	uint64_t gen;
-	uint64_t hash;
-	size_t pend; /* index into pends */
-};
-
-struct kvs__writer_buf {
-	unsigned char *arena;
-	size_t arena_len, arena_cap;
-	struct piece *pieces;
-	size_t npieces, pieces_cap;
-	uint64_t base_off;  /* file offset of the first unwritten piece */
-	struct pend *pends;
-	size_t npends, pends_cap;
-	struct oslot *slots;
-	size_t slots_cap, slots_used;
-	uint64_t gen;
-	struct iovec *iov;
-	size_t iov_cap;
-	/* Where a refused round goes back to (see the top of this file): the
-	 * active segment's state and the store's counters at the round's
-	 * start, or after the rotation that began it. */
-	struct mark {
-		struct kvs__seg *seg;
-		uint64_t size, records, last_seq, min_seq, next_seq;
-		uint64_t writes, bytes_written;
-		size_t hint_n;
-		uint32_t chain;
-	} mark;
-	bool wrote; /* out_flush ran: bytes may lie past mark.size */
-	bool split; /* a rotation sealed records of this round */
-};
-
-static bool grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-	if (need <= *cap)
-		return true;
-	size_t n = *cap ? *cap : 16;
-	while (n < need)
-		n *= 2;
-	void *q = kvs__realloc(*p, n * elem);
-	if (!q)
-		return false;
-	*p = q;
-	*cap = n;
-	return true;
-}
-
-/* Out of memory while staging: a shortage like a full disk (the round is
- * refused and undone), with ENOMEM as its reason. */
-static int nomem(void)
-{
-	return kvs__err_errno(KVS_ENOSPC, ENOMEM, "staging a write");
-}
-
-/* ---- output pieces -------------------------------------------------------- */
-
-static int out_add(struct kvs__writer_buf *wb, const void *p, size_t len,
-		   bool copy)
-{
-	if (len == 0)
-		return KVS_OK;
-	if (copy) {
-		if (!grow((void **)&wb->arena, &wb->arena_cap,
-			  wb->arena_len + len, 1))
-			return nomem();
-		memcpy(wb->arena + wb->arena_len, p, len);
-		struct piece *last = wb->npieces ? &wb->pieces[wb->npieces - 1]
-						 : NULL;
-		if (last && !last->ptr && last->off + last->len == wb->arena_len) {
-			last->len += len;
-			wb->arena_len += len;
-			return KVS_OK;
-		}
-		if (!grow((void **)&wb->pieces, &wb->pieces_cap, wb->npieces + 1,
-			  sizeof *wb->pieces))
-			return nomem();
-		wb->pieces[wb->npieces++] =
-			(struct piece){ NULL, wb->arena_len, len };
-		wb->arena_len += len;
-		return KVS_OK;
-	}
-	if (!grow((void **)&wb->pieces, &wb->pieces_cap, wb->npieces + 1,
-		  sizeof *wb->pieces))
-		return nomem();
-	wb->pieces[wb->npieces++] = (struct piece){ p, 0, len };
-	return KVS_OK;
-}
-
-/* Write every pending piece to the active segment.  KVS_ENOSPC: a shortage
- * (part of the bytes may be in the file: the round's undo cuts them off);
- * KVS_EIO: any other write error. */
-static int out_flush(struct kvs *db)
-{
-	struct kvs__writer_buf *wb = db->wbuf;
-	if (wb->npieces == 0)
-		return KVS_OK;
-	if (!grow((void **)&wb->iov, &wb->iov_cap, wb->npieces, sizeof *wb->iov))
-		return nomem();
-	size_t total = 0;
-	for (size_t i = 0; i < wb->npieces; i++) {
-		const struct piece *pc = &wb->pieces[i];
-		wb->iov[i].iov_base =
-			(void *)(pc->ptr ? pc->ptr : wb->arena + pc->off);
-		wb->iov[i].iov_len = pc->len;
-		total += pc->len;
-	}
-	wb->wrote = true;
-	int e = kvs__io_pwritev_all(db->active->fd, wb->iov, (int)wb->npieces,
-				    (off_t)wb->base_off);
-	if (e)
-		return kvs__err_errno(kvs__errno_transient(e) ? KVS_ENOSPC
-							      : KVS_EIO,
-				      e, "%s: write", db->active->path);
-	wb->base_off += total;
-	wb->npieces = 0;
-	wb->arena_len = 0;
-	atomic_fetch_add(&db->unsynced, total);
-	return KVS_OK;
-}
-
-/* ---- segment rotation ------------------------------------------------------ */
-
-#define SPARE_IDS 8
-
-/* Mark the handle failed with a whole message (errno included). */
-static void fail_msg(struct kvs *db, int errnum, const char *msg)
-{
-	int expected = 0;
-	if (atomic_compare_exchange_strong(&db->failed, &expected,
-					   errnum ? errnum : EIO))
-		kvs__log(db, KVS_LOG_ERROR,
-			 "%s; the store refuses writes from now on", msg);
-}
-
-/* A failure the handle cannot get over, described by kvs_errmsg(): fail
- * the handle (once) and say KVS_EIO. */
-static int fail_hard(struct kvs *db)
-{
-	fail_msg(db, kvs__errno(), kvs_errmsg());
-	return KVS_EIO;
-}
-
-/*
- * Seal the active segment and continue in a new one.  The order makes every
- * step before the last undoable, and every crash point recoverable:
- *   1. create the next segment as NNNNNNNNNN.seg.tmp: running out of
- *      descriptors or space here leaves the active segment untouched;
- *   2. write the records staged so far (only a request bigger than a
- *      segment has any), then the footer, and fdatasync;
- *   3. rename the new file into place and fsync the directory;
- *   4. publish the seal (mapping, hint), switch to the new segment, close
- *      the old segment's descriptor.
- * A crash before 3 leaves the sealed or unsealed old segment newest (the
- * open cuts a torn footer, or starts a new segment after a sealed one) and
- * a *.tmp file the open removes; never an older segment without a footer.
- * Returns KVS_OK; KVS_ENOSPC: refused for a shortage (kvs__errno() says
- * which), the active segment as it was but for records staged this round
- * (the caller's undo cuts them off); KVS_EIO: the handle failed.
- */
-int kvs__rotate(struct kvs *db)
-{
-	KVS__ASSERT_WRITER(db);
-	KVS__ASSERT_NOT_IN_RCU();
-	struct kvs__seg *old = db->active, *seg = NULL;
-	const unsigned char *map = NULL;
-	uint64_t footer_off = 0;
-	int rc;
-
-	/* Leave SPARE_IDS ids free below the new segment's: compaction
-	 * outputs take them, so that they are older than the active segment
-	 * (only the newest segment may lack a footer) without another
-	 * rotation. */
-	uint32_t id = db->next_seg_id;
-	if (id == KVS__SEG_ID_MAX) {
-		kvs__set_failed(db, ENOSPC, "no segment number left");
-		return kvs__err(KVS_EIO, "no segment number left");
-	}
-	bool spare = id < KVS__SEG_ID_MAX - SPARE_IDS;
-	if (spare)
-		id += SPARE_IDS;
-
-	if ((rc = kvs__seg_create(db->dir, id, true, &seg)) != KVS_OK) {
-		if (rc == KVS_ENOMEM)
-			return nomem();
-		if (kvs__errno_transient(kvs__errno()))
-			return KVS_ENOSPC; /* nothing was left behind */
-		return fail_hard(db);
-	}
-	if ((rc = out_flush(db)) != KVS_OK ||
-	    (rc = kvs__seg_seal(old, &footer_off, &map)) != KVS_OK) {
-		kvs__seg_discard_tmp(seg);
-		return rc == KVS_ENOSPC ? rc : fail_hard(db);
-	}
-	db->counters.syncs++;
-	if ((rc = kvs__seg_publish_tmp(db->dir, seg)) != KVS_OK) {
-		if (rc != KVS_ENOSPC)
-			return fail_hard(db); /* the dir fsync */
-		/* Not renamed: the old segment takes records again. */
-		char msg[512];
-		snprintf(msg, sizeof msg, "%s", kvs_errmsg());
-		int e = kvs__errno();
-		kvs__seg_discard_tmp(seg);
-		if (kvs__seg_unseal(old, footer_off, map) != KVS_OK)
-			return fail_hard(db);
-		return kvs__err_errno(KVS_ENOSPC, e, "%s", msg);
-	}
-
-	/* Nothing fails from here on. */
-	kvs__seg_publish(db, old, footer_off, map);
-	db->spare_id = db->next_seg_id;
-	db->spare_end = id;
-	db->next_seg_id = id + 1;
-	kvs__seg_window(seg, db->opt.segment_size);
-	old->next = seg;
-	db->active = seg;
-	db->wbuf->base_off = seg->size;
-	kvs__lock(&db->sync_mu);
-	db->sync_seg = seg;
-	kvs__unlock(&db->sync_mu);
-	kvs__seg_close_fd(db, old);
-	return KVS_OK;
-}
-
-/* ---- the round's overlay ---------------------------------------------------- */
-
-static struct oslot *overlay_find(struct kvs__writer_buf *wb, uint64_t hash,
-				  const void *key, size_t klen)
-{
-	if (!wb->slots_cap)
-		return NULL;
-	size_t mask = wb->slots_cap - 1;
-	for (size_t i = hash & mask;; i = (i + 1) & mask) {
-		struct oslot *s = &wb->slots[i];
-		if (s->gen != wb->gen)
-			return s;
-		if (s->hash != hash)
-			continue;
-		const struct pend *p = &wb->pends[s->pend];
-		const void *pk = p->type == KVS_REC_SET ? p->entry->key : p->key;
-		size_t pkl = p->type == KVS_REC_SET ? p->entry->klen : p->klen;
-		if (pkl == klen && memcmp(pk, key, klen) == 0)
-			return s;
-	}
-}
-
-static int overlay_rehash(struct kvs__writer_buf *wb, size_t cap)
-{
-	struct oslot *old = wb->slots;
-	size_t oldcap = wb->slots_cap;
-	struct oslot *n = kvs__calloc(cap, sizeof *n);
-	if (!n)
-		return KVS_ENOMEM;
-	wb->slots = n;
-	wb->slots_cap = cap;
-	uint64_t gen = wb->gen;
-	wb->gen = 1; /* fresh table: every slot has gen 0 */
-	for (size_t i = 0; i < oldcap; i++) {
-		if (old[i].gen != gen)
-			continue;
-		size_t mask = cap - 1, j = old[i].hash & mask;
-		while (n[j].gen == wb->gen)
-			j = (j + 1) & mask;
-		n[j] = old[i];
-		n[j].gen = wb->gen;
-	}
-	free(old);
-	return KVS_OK;
-}
-
-/* Remember that pends[pi] is now the latest write of its key. */
-static int overlay_note(struct kvs__writer_buf *wb, uint64_t hash,
-			const void *key, size_t klen, size_t pi)
-{
-	if ((wb->slots_used + 1) * 2 > wb->slots_cap) {
-		size_t cap = wb->slots_cap ? wb->slots_cap * 2 : 256;
-		if (overlay_rehash(wb, cap) != KVS_OK)
-			return KVS_ENOMEM;
-	}
-	struct oslot *s = overlay_find(wb, hash, key, klen);
-	if (s->gen != wb->gen) {
-		s->gen = wb->gen;
-		s->hash = hash;
-		wb->slots_used++;
-	}
-	s->pend = pi;
-	return KVS_OK;
-}
-
-/* The key's state counting this round's writes.  Returns KVS_OK (present),
- * KVS_ENOTFOUND, or a read error.  With num != NULL, also parses the value
- * as an integer: *is_int says whether it is one. */
-static int key_state(struct kvs *db, uint64_t hash, const void *key,
-		     size_t klen, int64_t *num, bool *is_int)
-{
-	struct kvs__writer_buf *wb = db->wbuf;
-	struct oslot *s = overlay_find(wb, hash, key, klen);
-	if (s && s->gen == wb->gen) {
-		const struct pend *p = &wb->pends[s->pend];
-		if (p->type != KVS_REC_SET)
-			return KVS_ENOTFOUND;
-		if (num)
-			*is_int = p->is_num ? (*num = p->num, true)
-					    : kvs_parse_int64(p->val, p->vlen, num);
-		return KVS_OK;
-	}
-	int rc = KVS_OK;
-	kvs__read_lock();
-	struct kvs__entry *e = kvs__index_lookup(db->index, hash, key, klen);
-	if (!e) {
-		rc = KVS_ENOTFOUND;
-	} else if (num) {
-		unsigned char buf[20];
-		*is_int = false;
-		if (e->vlen <= sizeof buf &&
-		    (rc = kvs__read_value(db, e, buf)) == KVS_OK)
-			*is_int = kvs_parse_int64(buf, e->vlen, num);
-	}
-	kvs__read_unlock();
-	return rc;
-}
-
-/* ---- staging one operation -------------------------------------------------- */
-
-static int stage_op(struct kvs *db, struct kvs_op *op)
-{
-	struct kvs__writer_buf *wb = db->wbuf;
-	enum kvs_record_type type =
-		op->type == KVS_OP_REMOVE ? KVS_REC_REMOVE : KVS_REC_SET;
-	uint64_t hash = kvs__index_hash(db->index, op->key, op->klen);
-	unsigned char head[KVS__REC_MAX_HEAD], vhead[9], crcb[5];
-	char numbuf[24];
-	const void *val = op->val;
-	size_t vlen = type == KVS_REC_SET ? op->vlen : 0;
-	bool is_num = false;
-	int64_t num = 0;
-	int rc;
-
-	/* Conditions and read-modify-write see every earlier write, this
-	 * round's included: the writer is the only one that writes. */
-	op->result = KVS_OK;
-	if (op->type == KVS_OP_REMOVE || (op->type == KVS_OP_SET && op->flags)) {
-		rc = key_state(db, hash, op->key, op->klen, NULL, NULL);
-		if (rc != KVS_OK && rc != KVS_ENOTFOUND)
-			return op->result = rc, KVS_OK;
-		bool present = rc == KVS_OK;
-		if (op->type == KVS_OP_REMOVE && !present)
-			return op->result = KVS_ENOTFOUND, KVS_OK;
-		if ((op->flags & KVS_SET_NX) && present)
-			return op->result = KVS_EEXIST, KVS_OK;
-		if ((op->flags & KVS_SET_XX) && !present)
-			return op->result = KVS_ENOTFOUND, KVS_OK;
-	} else if (op->type == KVS_OP_INCR) {
-		bool is_int = true;
-		rc = key_state(db, hash, op->key, op->klen, &num, &is_int);
-		if (rc == KVS_ENOTFOUND)
-			num = 0;
-		else if (rc != KVS_OK)
-			return op->result = rc, KVS_OK;
-		else if (!is_int)
-			return op->result = KVS_ENOTINT, KVS_OK;
-		if (__builtin_add_overflow(num, op->delta, &num))
-			return op->result = KVS_EOVERFLOW, KVS_OK;
-		op->num = num;
-		is_num = true;
-		vlen = (size_t)snprintf(numbuf, sizeof numbuf, "%lld",
-					(long long)num);
-		val = numbuf;
-	}
-
-	uint64_t seq = db->next_seq;
-	size_t hlen = kvs__rec_encode_head(head, type, seq, op->klen);
-	size_t vhlen = type == KVS_REC_SET ? kvs__rec_encode_vhead(vhead, vlen)
-					   : 0;
-	uint64_t rec_len = hlen + op->klen + vhlen + vlen + 5;
-
-	/* A record that does not fit (with room left for the footer) starts a
-	 * new segment, unless the active one is empty: a record larger than a
-	 * segment gets one of its own.  writer_round rotates between requests,
-	 * so this happens only inside a request bigger than a segment: the
-	 * rotation seals the request's first records, and a failure of the
-	 * rest can no longer be undone. */
-	struct kvs__seg *seg = db->active;
-	if (seg->records > 0 &&
-	    seg->size + rec_len + KVS__FOOTER_MAX > db->opt.segment_size) {
-		if ((rc = kvs__rotate(db)) != KVS_OK)
-			return rc;
-		wb->split = true;
-		seg = db->active;
-	}
-
-	if (!grow((void **)&wb->pends, &wb->pends_cap, wb->npends + 1,
-		  sizeof *wb->pends))
-		return nomem();
-	struct pend *p = &wb->pends[wb->npends];
-	memset(p, 0, sizeof *p);
-	p->type = type;
-	p->hash = hash;
-	p->seg = seg;
-	p->off = seg->size;
-	p->rec_len = (uint32_t)rec_len;
-	p->seq = seq;
-	if (type == KVS_REC_SET) {
-		p->entry = kvs__entry_new(db->index, op->key, op->klen);
-		if (!p->entry)
-			return nomem();
-		p->entry->seg = seg;
-		p->entry->off = (uint32_t)seg->size;
-		p->entry->rec_len = (uint32_t)rec_len;
-		p->entry->vlen = (uint32_t)vlen;
-		p->val = val;
-		p->vlen = vlen;
-		p->is_num = is_num;
-		p->num = num;
-	} else {
-		p->key = op->key;
-		p->klen = op->klen;
-	}
-	wb->npends++;
-	if (overlay_note(wb, hash, op->key, op->klen, wb->npends - 1) != KVS_OK)
-		return nomem();
-
-	uint32_t crc = kvs__crc32c(0, head, hlen);
-	crc = kvs__crc32c(crc, op->key, op->klen);
-	if (type == KVS_REC_SET) {
-		crc = kvs__crc32c(crc, vhead, vhlen);
-		crc = kvs__crc32c(crc, val, vlen);
-	}
-	kvs__rec_encode_crc(crcb, crc);
-	if (out_add(wb, head, hlen, true) ||
-	    out_add(wb, op->key, op->klen, op->klen <= COPY_MAX) ||
-	    (type == KVS_REC_SET &&
-	     (out_add(wb, vhead, vhlen, true) ||
-	      out_add(wb, val, vlen, is_num || vlen <= COPY_MAX))) ||
-	    out_add(wb, crcb, 5, true))
-		return nomem();
-
-	/* Staged: account the record (undone by round_undo if the round is
-	 * refused). */
-	kvs__hint_add(&seg->hint, seg->size);
-	db->next_seq++;
-	seg->size += rec_len;
-	seg->records++;
-	seg->last_seq = seq;
-	if (seq < seg->min_seq)
-		seg->min_seq = seq;
-	seg->chain = kvs__crc32c(seg->chain, crcb + 1, 4);
-	db->counters.writes++;
-	db->counters.bytes_written += rec_len;
-	return KVS_OK;
-}
-
-/* ---- applying a round to the index ------------------------------------------- */
-
-static void retire_entry(struct kvs *db, struct kvs__entry *old)
-{
-	old->seg->live_bytes -= old->rec_len;
-	old->seg->dead_bytes += old->rec_len;
-	kvs__index_retire(db->index, old);
-}
-
-static void apply_round(struct kvs *db)
-{
-	struct kvs__writer_buf *wb = db->wbuf;
-	kvs__read_lock();
-	for (size_t i = 0; i < wb->npends; i++) {
-		struct pend *p = &wb->pends[i];
-		if (p->type == KVS_REC_SET) {
-			struct kvs__entry *e = p->entry;
-			struct kvs__entry *old = kvs__index_put(db->index, p->hash, e);
-			p->seg->live_bytes += p->rec_len;
-			if (old)
-				retire_entry(db, old);
-			else
-				db->live_keys++;
-			p->entry = NULL;
-		} else {
-			struct kvs__entry *old = kvs__index_lookup(
-				db->index, p->hash, p->key, p->klen);
-			p->seg->dead_bytes += p->rec_len; /* the tombstone */
-			if (old) {
-				kvs__index_del(db->index, old);
-				retire_entry(db, old);
-				db->live_keys--;
-			}
-		}
-	}
-	kvs__read_unlock();
-}
-
-static void discard_round(struct kvs *db)
-{
-	struct kvs__writer_buf *wb = db->wbuf;
-	for (size_t i = 0; i < wb->npends; i++)
-		if (wb->pends[i].entry)
-			kvs__entry_free(db->index, wb->pends[i].entry);
-}
-
-/* Remember where a refused round would go back to: a few stores a round. */
-static void round_mark(struct kvs *db)
-{
-	struct kvs__seg *seg = db->active;
-	struct mark *m = &db->wbuf->mark;
-	m->seg = seg;
-	m->size = seg->size;
-	m->records = seg->records;
-	m->last_seq = seg->last_seq;
-	m->min_seq = seg->min_seq;
-	m->chain = seg->chain;
-	m->hint_n = seg->hint.n;
-	m->next_seq = db->next_seq;
-	m->writes = db->counters.writes;
-	m->bytes_written = db->counters.bytes_written;
-}
-
-static void round_reset(struct kvs *db)
-{
-	struct kvs__writer_buf *wb = db->wbuf;
-	wb->npends = 0;
-	wb->npieces = 0;
-	wb->arena_len = 0;
-	wb->slots_used = 0;
-	wb->gen++;
-	wb->base_off = db->active->size;
-	wb->wrote = wb->split = false;
-	round_mark(db);
-}
-
-/* Take back a round that is refused before anything of it was
- * acknowledged: cut its bytes off the active segment and restore what
- * staging advanced.  KVS_OK, or KVS_EIO if it cannot be undone (a rotation
- * sealed part of it, or the truncation failed). */
-static int round_undo(struct kvs *db)
-{
-	struct kvs__writer_buf *wb = db->wbuf;
-	struct mark *m = &wb->mark;
-	struct kvs__seg *seg = m->seg;
-	if (wb->split || seg != db->active)
-		return kvs__err(KVS_EIO, "%s: part of a write bigger than a "
-				"segment was sealed before the rest failed",
-				seg->path);
-	if (wb->wrote) {
-		while (ftruncate(seg->fd, (off_t)m->size) != 0) {
-			if (errno != EINTR)
-				return kvs__err_errno(KVS_EIO, errno,
-						      "%s: truncate", seg->path);
-		}
-	}
-	seg->size = m->size;
-	seg->records = m->records;
-	seg->last_seq = m->last_seq;
-	seg->min_seq = m->min_seq;
-	seg->chain = m->chain;
-	if (seg->hint.n > m->hint_n)
-		seg->hint.n = m->hint_n;
-	db->next_seq = m->next_seq;
-	db->counters.writes = m->writes;
-	db->counters.bytes_written = m->bytes_written;
-	return KVS_OK;
 }
 
 /* A write was refused for a shortage: say it in the stats at once, and in
@@ -682,13 +86,13 @@ static void round_refuse(struct kvs *db, struct kvs__req *list, int rc)
 	char msg[512];
 	int err = kvs__errno();
 	snprintf(msg, sizeof msg, "%s", kvs_errmsg());
-	discard_round(db);
-	if (rc == KVS_ENOSPC && round_undo(db) == KVS_OK) {
+	kvs__round_discard(db);
+	if (rc == KVS_ENOSPC && kvs__round_undo(db) == KVS_OK) {
 		note_refusal(db, err, msg);
 	} else {
 		if (rc == KVS_ENOSPC) /* the undo failed: say why */
 			snprintf(msg, sizeof msg, "%s", kvs_errmsg());
-		fail_msg(db, err, msg);
+		kvs__set_failed_msg(db, err, msg);
 		rc = KVS_EIO;
 	}
 	for (struct kvs__req *r = list; r; r = r->next)
@@ -780,7 +184,7 @@ static struct kvs__req *writer_round(struct kvs *db, struct kvs__req *list,
 	bool no_rotation = false; /* one was refused: don't retry it now */
 	int rc = KVS_OK;
 
-	round_reset(db);
+	kvs__round_reset(db);
 	for (struct kvs__req *r = list; r; prev = r, r = r->next) {
 		if (r->kind == KVS__REQ_STOP)
 			*stop = true;
@@ -816,10 +220,10 @@ static struct kvs__req *writer_round(struct kvs *db, struct kvs__req *list,
 				rc = KVS_OK;
 				continue;
 			}
-			round_mark(db);
+			kvs__round_mark(db);
 		}
 		for (size_t i = 0; i < r->nops && rc == KVS_OK; i++)
-			rc = stage_op(db, &r->ops[i]);
+			rc = kvs__stage_op(db, &r->ops[i]);
 		if (rc != KVS_OK) {
 			/* The round ends with r (refused with what was
 			 * staged); the requests after it, a kvs_close()'s
@@ -835,7 +239,7 @@ static struct kvs__req *writer_round(struct kvs *db, struct kvs__req *list,
 		}
 	}
 	if (rc == KVS_OK)
-		rc = out_flush(db);
+		rc = kvs__round_flush(db);
 	if (rc == KVS_OK && wb->npends > 0 &&
 	    db->opt.fsync == KVS_FSYNC_ALWAYS) {
 		int e = kvs__io_fdatasync(db->active->fd);
@@ -849,7 +253,7 @@ static struct kvs__req *writer_round(struct kvs *db, struct kvs__req *list,
 		}
 	}
 	if (rc == KVS_OK) {
-		apply_round(db);
+		kvs__round_apply(db);
 		atomic_store(&db->live_keys_pub, db->live_keys);
 		kvs__index_grow(db->index, db->live_keys);
 		if (wb->npends) {
@@ -953,47 +357,6 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-/* ---- the everysec sync thread ------------------------------------------------------ */
-
-static void *syncer_main(void *arg)
-{
-	struct kvs *db = arg;
-	struct timespec next;
-
-	clock_gettime(CLOCK_MONOTONIC, &next);
-	kvs__lock(&db->sync_mu);
-	while (!db->sync_stop) {
-		next.tv_sec += 1;
-		int rc;
-		do {
-			rc = pthread_cond_timedwait(&db->sync_cv, &db->sync_mu,
-						    &next);
-		} while (rc == 0 && !db->sync_stop);
-		if (rc != 0 && rc != ETIMEDOUT)
-			KVS_DIE("pthread_cond_timedwait", rc);
-		if (db->sync_stop)
-			break;
-		if (atomic_exchange(&db->unsynced, 0) == 0)
-			continue;
-		/* The fdatasync runs outside sync_mu, on the segment pinned by
-		 * fd_users rather than on a dup() of its descriptor: a dup
-		 * needs a free descriptor, and when clients hold them all
-		 * (EMFILE) that is no reason to fail the store.  A rotation
-		 * waits for the pin only after sealing the same file, whose
-		 * data its own fdatasync has just flushed. */
-		int e = kvs__seg_sync_locked(db, db->sync_seg);
-		if (e) {
-			kvs__unlock(&db->sync_mu);
-			kvs__set_failed(db, e, "background fdatasync");
-			kvs__lock(&db->sync_mu);
-		} else {
-			atomic_fetch_add(&db->bg_syncs, 1);
-		}
-	}
-	kvs__unlock(&db->sync_mu);
-	return NULL;
-}
-
 /* ---- starting, stopping, submitting -------------------------------------------------- */
 
 int kvs__writer_start(struct kvs *db)
@@ -1014,12 +377,9 @@ int kvs__writer_start(struct kvs *db)
 	if ((rc = pthread_create(&db->writer, NULL, writer_main, db)) != 0)
 		return kvs__err_errno(KVS_ENOMEM, rc, "cannot start the writer");
 	db->writer_started = true;
-	if (db->opt.fsync == KVS_FSYNC_EVERYSEC) {
-		if ((rc = pthread_create(&db->syncer, NULL, syncer_main, db)))
-			return kvs__err_errno(KVS_ENOMEM, rc,
-					      "cannot start the sync thread");
-		db->syncer_started = true;
-	}
+	if (db->opt.fsync == KVS_FSYNC_EVERYSEC &&
+	    (rc = kvs__syncer_start(db)) != KVS_OK)
+		return rc;
 	return KVS_OK;
 }
 
@@ -1073,14 +433,7 @@ void kvs__writer_stop(struct kvs *db)
 		KVS_CHECK(pthread_join(db->writer, NULL));
 		db->writer_started = false;
 	}
-	if (db->syncer_started) {
-		kvs__lock(&db->sync_mu);
-		db->sync_stop = true;
-		KVS_CHECK(pthread_cond_signal(&db->sync_cv));
-		kvs__unlock(&db->sync_mu);
-		KVS_CHECK(pthread_join(db->syncer, NULL));
-		db->syncer_started = false;
-	}
+	kvs__syncer_stop(db);
 	kvs__compact_free(db);
 	if (db->wbuf) {
 		struct kvs__writer_buf *wb = db->wbuf;

@@ -1,0 +1,328 @@
+/* stage.c - staging a round's operations and applying them: each
+ * operation's condition (NX, XX, a REMOVE of a missing key) and
+ * read-modify-write (INCR) are decided against every earlier write, this
+ * round's included (the overlay: a small hash table of the round's keys),
+ * its record encoded into the round buffer, and its index entry prepared;
+ * kvs__round_apply publishes the entries once the bytes are written.
+ * Writer thread only. */
+#include "round.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the round's overlay ---------------------------------------------------- */
+
+static struct oslot *overlay_find(struct kvs__writer_buf *wb, uint64_t hash,
+				  const void *key, size_t klen)
+{
+	if (!wb->slots_cap)
+		return NULL;
+	size_t mask = wb->slots_cap - 1;
+	for (size_t i = hash & mask;; i = (i + 1) & mask) {
+		struct oslot *s = &wb->slots[i];
+		if (s->gen != wb->gen)
+			return s;
+		if (s->hash != hash)
+			continue;
+		const struct pend *p = &wb->pends[s->pend];
+		const void *pk = p->type == KVS_REC_SET ? p->entry->key : p->key;
+		size_t pkl = p->type == KVS_REC_SET ? p->entry->klen : p->klen;
+		if (pkl == klen && memcmp(pk, key, klen) == 0)
+			return s;
+	}
+}
+
+static int overlay_rehash(struct kvs__writer_buf *wb, size_t cap)
+{
+	struct oslot *old = wb->slots;
+	size_t oldcap = wb->slots_cap;
+	struct oslot *n = kvs__calloc(cap, sizeof *n);
+	if (!n)
+		return KVS_ENOMEM;
+	wb->slots = n;
+	wb->slots_cap = cap;
+	uint64_t gen = wb->gen;
+	wb->gen = 1; /* fresh table: every slot has gen 0 */
+	for (size_t i = 0; i < oldcap; i++) {
+		if (old[i].gen != gen)
+			continue;
+		size_t mask = cap - 1, j = old[i].hash & mask;
+		while (n[j].gen == wb->gen)
+			j = (j + 1) & mask;
+		n[j] = old[i];
+		n[j].gen = wb->gen;
+	}
+	free(old);
+	return KVS_OK;
+}
+
+/* Remember that pends[pi] is now the latest write of its key. */
+static int overlay_note(struct kvs__writer_buf *wb, uint64_t hash,
+			const void *key, size_t klen, size_t pi)
+{
+	if ((wb->slots_used + 1) * 2 > wb->slots_cap) {
+		size_t cap = wb->slots_cap ? wb->slots_cap * 2 : 256;
+		if (overlay_rehash(wb, cap) != KVS_OK)
+			return KVS_ENOMEM;
+	}
+	struct oslot *s = overlay_find(wb, hash, key, klen);
+	if (s->gen != wb->gen) {
+		s->gen = wb->gen;
+		s->hash = hash;
+		wb->slots_used++;
+	}
+	s->pend = pi;
+	return KVS_OK;
+}
+
+/* The key's state counting this round's writes.  Returns KVS_OK (present),
+ * KVS_ENOTFOUND, or a read error.  With num != NULL, also parses the value
+ * as an integer: *is_int says whether it is one. */
+static int key_state(struct kvs *db, uint64_t hash, const void *key,
+		     size_t klen, int64_t *num, bool *is_int)
+{
+	struct kvs__writer_buf *wb = db->wbuf;
+	struct oslot *s = overlay_find(wb, hash, key, klen);
+	if (s && s->gen == wb->gen) {
+		const struct pend *p = &wb->pends[s->pend];
+		if (p->type != KVS_REC_SET)
+			return KVS_ENOTFOUND;
+		if (num)
+			*is_int = p->is_num ? (*num = p->num, true)
+					    : kvs_parse_int64(p->val, p->vlen, num);
+		return KVS_OK;
+	}
+	int rc = KVS_OK;
+	kvs__read_lock();
+	struct kvs__entry *e = kvs__index_lookup(db->index, hash, key, klen);
+	if (!e) {
+		rc = KVS_ENOTFOUND;
+	} else if (num) {
+		unsigned char buf[20];
+		*is_int = false;
+		if (e->vlen <= sizeof buf &&
+		    (rc = kvs__read_value(db, e, buf)) == KVS_OK)
+			*is_int = kvs_parse_int64(buf, e->vlen, num);
+	}
+	kvs__read_unlock();
+	return rc;
+}
+
+/* ---- staging one operation -------------------------------------------------- */
+
+/* The value an operation writes: the caller's, or INCR's new number. */
+struct staged_val {
+	const void *p;
+	size_t len;
+	bool is_num;
+	int64_t num;
+	char numbuf[24];
+};
+
+/* Decide op against every earlier write, this round's included (the
+ * writer is the only one that writes): true if it writes a record (*sv
+ * says which value), false if its outcome is already op->result (a failed
+ * condition, a value that is not an integer, a read error). */
+static bool decide(struct kvs *db, struct kvs_op *op, uint64_t hash,
+		   struct staged_val *sv)
+{
+	int rc;
+	op->result = KVS_OK;
+	sv->p = op->val;
+	sv->len = op->type == KVS_OP_REMOVE ? 0 : op->vlen;
+	sv->is_num = false;
+	sv->num = 0;
+	if (op->type == KVS_OP_REMOVE || (op->type == KVS_OP_SET && op->flags)) {
+		rc = key_state(db, hash, op->key, op->klen, NULL, NULL);
+		if (rc != KVS_OK && rc != KVS_ENOTFOUND)
+			return op->result = rc, false;
+		bool present = rc == KVS_OK;
+		if (op->type == KVS_OP_REMOVE && !present)
+			return op->result = KVS_ENOTFOUND, false;
+		if ((op->flags & KVS_SET_NX) && present)
+			return op->result = KVS_EEXIST, false;
+		if ((op->flags & KVS_SET_XX) && !present)
+			return op->result = KVS_ENOTFOUND, false;
+	} else if (op->type == KVS_OP_INCR) {
+		bool is_int = true;
+		int64_t num = 0;
+		rc = key_state(db, hash, op->key, op->klen, &num, &is_int);
+		if (rc == KVS_ENOTFOUND)
+			num = 0;
+		else if (rc != KVS_OK)
+			return op->result = rc, false;
+		else if (!is_int)
+			return op->result = KVS_ENOTINT, false;
+		if (__builtin_add_overflow(num, op->delta, &num))
+			return op->result = KVS_EOVERFLOW, false;
+		op->num = sv->num = num;
+		sv->is_num = true;
+		sv->len = (size_t)snprintf(sv->numbuf, sizeof sv->numbuf, "%lld",
+					   (long long)num);
+		sv->p = sv->numbuf;
+	}
+	return true;
+}
+
+/* Queue the record's index update, published by kvs__round_apply; a SET
+ * gets its (unpublished) entry now. */
+static int add_pend(struct kvs *db, const struct kvs_op *op,
+		    enum kvs_record_type type, uint64_t hash,
+		    struct kvs__seg *seg, uint64_t seq, uint64_t rec_len,
+		    const struct staged_val *sv)
+{
+	struct kvs__writer_buf *wb = db->wbuf;
+	if (!kvs__round_grow((void **)&wb->pends, &wb->pends_cap,
+			     wb->npends + 1, sizeof *wb->pends))
+		return kvs__round_nomem();
+	struct pend *p = &wb->pends[wb->npends];
+	memset(p, 0, sizeof *p);
+	p->type = type;
+	p->hash = hash;
+	p->seg = seg;
+	p->off = seg->size;
+	p->rec_len = (uint32_t)rec_len;
+	p->seq = seq;
+	if (type == KVS_REC_SET) {
+		p->entry = kvs__entry_new(db->index, op->key, op->klen);
+		if (!p->entry)
+			return kvs__round_nomem();
+		p->entry->seg = seg;
+		p->entry->off = (uint32_t)seg->size;
+		p->entry->rec_len = (uint32_t)rec_len;
+		p->entry->vlen = (uint32_t)sv->len;
+		p->val = sv->p;
+		p->vlen = sv->len;
+		p->is_num = sv->is_num;
+		p->num = sv->num;
+	} else {
+		p->key = op->key;
+		p->klen = op->klen;
+	}
+	wb->npends++;
+	if (overlay_note(wb, hash, op->key, op->klen, wb->npends - 1) != KVS_OK)
+		return kvs__round_nomem();
+	return KVS_OK;
+}
+
+/* Account a staged record: the active segment's append offset, counts,
+ * chain and hint offsets, and the store's sequence number and counters
+ * move as if it were written.  Its bytes are in the round buffer until
+ * kvs__round_flush; a refused round is taken back by kvs__round_undo. */
+static void account(struct kvs *db, struct kvs__seg *seg, uint64_t seq,
+		    uint64_t rec_len, const unsigned char crcb[5])
+{
+	kvs__hint_add(&seg->hint, seg->size);
+	db->next_seq++;
+	seg->size += rec_len;
+	seg->records++;
+	seg->last_seq = seq;
+	if (seq < seg->min_seq)
+		seg->min_seq = seq;
+	seg->chain = kvs__crc32c(seg->chain, crcb + 1, 4);
+	db->counters.writes++;
+	db->counters.bytes_written += rec_len;
+}
+
+int kvs__stage_op(struct kvs *db, struct kvs_op *op)
+{
+	struct kvs__writer_buf *wb = db->wbuf;
+	enum kvs_record_type type =
+		op->type == KVS_OP_REMOVE ? KVS_REC_REMOVE : KVS_REC_SET;
+	uint64_t hash = kvs__index_hash(db->index, op->key, op->klen);
+	unsigned char head[KVS__REC_MAX_HEAD], vhead[9], crcb[5];
+	struct staged_val sv;
+	int rc;
+
+	if (!decide(db, op, hash, &sv))
+		return KVS_OK;
+	uint64_t seq = db->next_seq;
+	size_t hlen = kvs__rec_encode_head(head, type, seq, op->klen);
+	size_t vhlen = type == KVS_REC_SET ? kvs__rec_encode_vhead(vhead, sv.len)
+					   : 0;
+	uint64_t rec_len = hlen + op->klen + vhlen + sv.len + 5;
+
+	/* A record that does not fit (with room left for the footer) starts a
+	 * new segment, unless the active one is empty: a record larger than a
+	 * segment gets one of its own.  writer_round rotates between requests,
+	 * so this happens only inside a request bigger than a segment: the
+	 * rotation seals the request's first records, and a failure of the
+	 * rest can no longer be undone. */
+	struct kvs__seg *seg = db->active;
+	if (seg->records > 0 &&
+	    seg->size + rec_len + KVS__FOOTER_MAX > db->opt.segment_size) {
+		if ((rc = kvs__rotate(db)) != KVS_OK)
+			return rc;
+		wb->split = true;
+		seg = db->active;
+	}
+	if ((rc = add_pend(db, op, type, hash, seg, seq, rec_len, &sv)))
+		return rc;
+
+	uint32_t crc = kvs__crc32c(0, head, hlen);
+	crc = kvs__crc32c(crc, op->key, op->klen);
+	if (type == KVS_REC_SET) {
+		crc = kvs__crc32c(crc, vhead, vhlen);
+		crc = kvs__crc32c(crc, sv.p, sv.len);
+	}
+	kvs__rec_encode_crc(crcb, crc);
+	/* INCR's number is copied: sv dies with this call. */
+	if (kvs__round_add(wb, head, hlen, true) ||
+	    kvs__round_add(wb, op->key, op->klen, op->klen <= COPY_MAX) ||
+	    (type == KVS_REC_SET &&
+	     (kvs__round_add(wb, vhead, vhlen, true) ||
+	      kvs__round_add(wb, sv.p, sv.len,
+			     sv.is_num || sv.len <= COPY_MAX))) ||
+	    kvs__round_add(wb, crcb, 5, true))
+		return kvs__round_nomem();
+	account(db, seg, seq, rec_len, crcb);
+	return KVS_OK;
+}
+
+/* ---- applying a round to the index ------------------------------------------- */
+
+static void retire_entry(struct kvs *db, struct kvs__entry *old)
+{
+	old->seg->live_bytes -= old->rec_len;
+	old->seg->dead_bytes += old->rec_len;
+	kvs__index_retire(db->index, old);
+}
+
+void kvs__round_apply(struct kvs *db)
+{
+	struct kvs__writer_buf *wb = db->wbuf;
+	kvs__read_lock();
+	for (size_t i = 0; i < wb->npends; i++) {
+		struct pend *p = &wb->pends[i];
+		if (p->type == KVS_REC_SET) {
+			struct kvs__entry *e = p->entry;
+			struct kvs__entry *old = kvs__index_put(db->index, p->hash, e);
+			p->seg->live_bytes += p->rec_len;
+			if (old)
+				retire_entry(db, old);
+			else
+				db->live_keys++;
+			p->entry = NULL;
+		} else {
+			struct kvs__entry *old = kvs__index_lookup(
+				db->index, p->hash, p->key, p->klen);
+			p->seg->dead_bytes += p->rec_len; /* the tombstone */
+			if (old) {
+				kvs__index_del(db->index, old);
+				retire_entry(db, old);
+				db->live_keys--;
+			}
+		}
+	}
+	kvs__read_unlock();
+}
+
+void kvs__round_discard(struct kvs *db)
+{
+	struct kvs__writer_buf *wb = db->wbuf;
+	for (size_t i = 0; i < wb->npends; i++)
+		if (wb->pends[i].entry)
+			kvs__entry_free(db->index, wb->pends[i].entry);
+}
+
