@@ -71,7 +71,7 @@ NETLIB     := $(BUILD)/lib/libkvsnet.a
 TEST_SRC   := $(wildcard tests/*.cc)
 TEST_OBJ   := $(TEST_SRC:%.cc=$(BUILD)/obj/%.o)
 TEST_BIN   := $(BUILD)/tests/kvs-tests
-TEST_HELPERS := $(BUILD)/tests/crash-child
+TEST_HELPERS := $(BUILD)/tests/crash-child $(BUILD)/tests/assert-child
 
 .PHONY: all run test asan tsan stress bench-engine bench deps deps-bench deps-check fuzz \
         install clean
@@ -171,6 +171,10 @@ $(BUILD)/bin/kvs-compaction-bench: $(BUILD)/obj/bench/compaction_bench.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/tests/crash-child: $(BUILD)/obj/tests/crash_child.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/tests/assert-child: $(BUILD)/obj/tests/assert_child.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
