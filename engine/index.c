@@ -328,6 +328,7 @@ struct kvs__entry *kvs__index_lookup(struct kvs__index *ix, uint64_t hash,
 struct kvs__entry *kvs__index_put(struct kvs__index *ix, uint64_t hash,
 				  struct kvs__entry *e)
 {
+	KVS__ASSERT_IN_RCU();
 	kvs__entry_ready(e);
 	struct lookup_key lk = { e->key, e->klen };
 	struct cds_lfht_node *old =
@@ -338,6 +339,7 @@ struct kvs__entry *kvs__index_put(struct kvs__index *ix, uint64_t hash,
 struct kvs__entry *kvs__index_add_unique(struct kvs__index *ix, uint64_t hash,
 					 struct kvs__entry *e)
 {
+	KVS__ASSERT_IN_RCU();
 	kvs__entry_ready(e);
 	struct lookup_key lk = { e->key, e->klen };
 	struct cds_lfht_node *n =

@@ -526,6 +526,7 @@ out:
 
 int kvs__recover(struct kvs *db)
 {
+	KVS__ASSERT_WRITER(db);
 	uint32_t *ids = NULL;
 	size_t n = 0;
 	uint64_t max_seq = 0;

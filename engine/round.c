@@ -62,6 +62,7 @@ int kvs__round_add(struct kvs__writer_buf *wb, const void *p, size_t len,
 
 int kvs__round_flush(struct kvs *db)
 {
+	KVS__ASSERT_WRITER(db);
 	struct kvs__writer_buf *wb = db->wbuf;
 	if (wb->npieces == 0)
 		return KVS_OK;
@@ -127,6 +128,7 @@ void kvs__round_reset(struct kvs *db)
  * sealed part of it, or the truncation failed). */
 int kvs__round_undo(struct kvs *db)
 {
+	KVS__ASSERT_WRITER(db);
 	struct kvs__writer_buf *wb = db->wbuf;
 	struct mark *m = &wb->mark;
 	struct kvs__seg *seg = m->seg;

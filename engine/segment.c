@@ -279,6 +279,7 @@ int kvs__seg_sync_locked(struct kvs *db, struct kvs__seg *seg)
 
 int kvs__seg_sync(struct kvs *db, struct kvs__seg *seg)
 {
+	KVS__ASSERT_NOT_HELD(&db->sync_mu);
 	kvs__lock(&db->sync_mu);
 	int e = kvs__seg_sync_locked(db, seg);
 	kvs__unlock(&db->sync_mu);

@@ -227,6 +227,7 @@ static void account(struct kvs *db, struct kvs__seg *seg, uint64_t seq,
 
 int kvs__stage_op(struct kvs *db, struct kvs_op *op)
 {
+	KVS__ASSERT_WRITER(db);
 	struct kvs__writer_buf *wb = db->wbuf;
 	enum kvs_record_type type =
 		op->type == KVS_OP_REMOVE ? KVS_REC_REMOVE : KVS_REC_SET;
@@ -291,6 +292,8 @@ static void retire_entry(struct kvs *db, struct kvs__entry *old)
 
 void kvs__round_apply(struct kvs *db)
 {
+	KVS__ASSERT_WRITER(db);
+	KVS__ASSERT_NOT_IN_RCU();
 	struct kvs__writer_buf *wb = db->wbuf;
 	kvs__read_lock();
 	for (size_t i = 0; i < wb->npends; i++) {
