@@ -171,7 +171,7 @@ static int lm_write(struct kvs *db, struct kvs_op *ops, size_t n)
 static void *worker_main(void *arg)
 {
 	struct kvs__lmdb *lm = arg;
-	KVS_CHECK(pthread_mutex_lock(&lm->mu));
+	kvs__lock(&lm->mu);
 	for (;;) {
 		while (!lm->head && !lm->stop)
 			KVS_CHECK(pthread_cond_wait(&lm->cv, &lm->mu));
@@ -181,13 +181,13 @@ static void *worker_main(void *arg)
 		lm->head = r->next;
 		if (!lm->head)
 			lm->tail = NULL;
-		KVS_CHECK(pthread_mutex_unlock(&lm->mu));
+		kvs__unlock(&lm->mu);
 		int rc = lm_write((struct kvs *)lm, r->ops, r->n);
 		r->done(r->ctx, rc);
 		free(r);
-		KVS_CHECK(pthread_mutex_lock(&lm->mu));
+		kvs__lock(&lm->mu);
 	}
-	KVS_CHECK(pthread_mutex_unlock(&lm->mu));
+	kvs__unlock(&lm->mu);
 	return NULL;
 }
 
@@ -196,7 +196,7 @@ static void *syncer_main(void *arg)
 	struct kvs__lmdb *lm = arg;
 	struct timespec next;
 	clock_gettime(CLOCK_MONOTONIC, &next);
-	KVS_CHECK(pthread_mutex_lock(&lm->mu));
+	kvs__lock(&lm->mu);
 	while (!lm->stop) {
 		next.tv_sec += 1;
 		int rc = 0;
@@ -204,7 +204,7 @@ static void *syncer_main(void *arg)
 			rc = pthread_cond_timedwait(&lm->cv, &lm->mu, &next);
 		if (lm->stop)
 			break;
-		KVS_CHECK(pthread_mutex_unlock(&lm->mu));
+		kvs__unlock(&lm->mu);
 		int e = mdb_env_sync(lm->env, 1);
 		if (e) {
 			int expected = 0;
@@ -219,9 +219,9 @@ static void *syncer_main(void *arg)
 		} else {
 			atomic_fetch_add(&lm->syncs, 1);
 		}
-		KVS_CHECK(pthread_mutex_lock(&lm->mu));
+		kvs__lock(&lm->mu);
 	}
-	KVS_CHECK(pthread_mutex_unlock(&lm->mu));
+	kvs__unlock(&lm->mu);
 	return NULL;
 }
 
@@ -236,14 +236,14 @@ static int lm_submit(struct kvs *db, struct kvs_op *ops, size_t n,
 	r->n = n;
 	r->done = done;
 	r->ctx = ctx;
-	KVS_CHECK(pthread_mutex_lock(&lm->mu));
+	kvs__lock(&lm->mu);
 	if (lm->tail)
 		lm->tail->next = r;
 	else
 		lm->head = r;
 	lm->tail = r;
 	KVS_CHECK(pthread_cond_broadcast(&lm->cv));
-	KVS_CHECK(pthread_mutex_unlock(&lm->mu));
+	kvs__unlock(&lm->mu);
 	return KVS_OK;
 }
 
@@ -309,10 +309,10 @@ static int lm_stats(struct kvs *db, struct kvs_store_stats *st)
 
 static void stop_threads(struct kvs__lmdb *lm)
 {
-	KVS_CHECK(pthread_mutex_lock(&lm->mu));
+	kvs__lock(&lm->mu);
 	lm->stop = true;
 	KVS_CHECK(pthread_cond_broadcast(&lm->cv));
-	KVS_CHECK(pthread_mutex_unlock(&lm->mu));
+	kvs__unlock(&lm->mu);
 	if (lm->worker_started)
 		KVS_CHECK(pthread_join(lm->worker, NULL));
 	if (lm->syncer_started)
