@@ -3,13 +3,15 @@
  * and operation table, and small helpers.  Nothing outside threadpool/
  * includes this header.
  *
- * Files: tp.c (the public entry points, argument checks, helpers),
- * tp_queue.c (TP_SHARED_QUEUE), tp_naive.c (TP_NAIVE).
+ * Files, each calling only those below it: tp.c (the public entry points
+ * and argument checks) -> tp_queue.c (TP_SHARED_QUEUE), tp_naive.c
+ * (TP_NAIVE) -> tp_thread.c (starting, naming and running pool threads).
  */
 #ifndef KVS_TP_INT_H
 #define KVS_TP_INT_H
 
 #include <pthread.h>
+#include <stdbool.h>
 
 #include "check.h" /* KVS_CHECK, KVS_ASSERT, KVS_DIE */
 #include "tp.h"
@@ -44,6 +46,9 @@ int tp__naive_new(unsigned n, const char *name, struct tp_pool **out);
 /* Start a joinable thread running fn(arg) with every signal blocked (the
  * caller's mask is left as it was).  Returns TP_OK or TP_EAGAIN. */
 int tp__thread_start(pthread_t *tid, void *(*fn)(void *), void *arg);
+
+/* Is the calling thread one of p's? */
+bool tp__in_pool(const struct tp_pool *p);
 
 /* Called first by every pool thread: names the thread "<prefix>-<idx>",
  * records that it belongs to p (for tp_pool_shutdown's self-check) and
