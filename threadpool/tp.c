@@ -2,7 +2,6 @@
  * dispatch to the pool kind (tp_queue.c, tp_naive.c). */
 #include "tp_int.h"
 
-
 int tp_pool_new(enum tp_kind kind, unsigned nthreads, const char *name,
 		struct tp_pool **out)
 {
