@@ -1,6 +1,6 @@
 /* crc32c.c - CRC-32C (Castagnoli), with the SSE4.2 instruction when the CPU
  * has it and a slicing-by-8 table otherwise.  Both give the same results. */
-#include "engine_int.h"
+#include "util.h"
 
 #include <string.h>
 

@@ -1,7 +1,10 @@
 /* hint.c - hint files: the keys and record locations of a sealed segment, so
  * that opening a store reads hints instead of values (Bitcask's idea, here
  * as a checksummed CBOR Sequence; the layout is in engine_int.h). */
-#include "engine_int.h"
+#include "hint.h"
+#include "io.h"
+#include "mapguard.h"
+#include "segment.h"
 
 #include <cbor.h>
 #include <stdio.h>

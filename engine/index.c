@@ -1,7 +1,8 @@
 /* index.c - the in-memory index: liburcu's lock-free RCU hash table (cds_lfht)
  * keyed by a SipHash of the key under a per-open random key, and the lazy
  * per-thread RCU registration that lets callers do no set-up of their own. */
-#include "engine_int.h"
+#include "index.h"
+#include "io.h"
 
 #include <errno.h>
 #include <stdlib.h>

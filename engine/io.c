@@ -2,7 +2,7 @@
  * survive EINTR and short writes, fdatasync, directory fsync and the
  * temp-file-and-rename recipe.  Writes, syncs and the write path's
  * allocations pass a fault-injection check so tests can fail the Nth one. */
-#include "engine_int.h"
+#include "io.h"
 #include "kvs_fault.h"
 
 #include <errno.h>

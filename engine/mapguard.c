@@ -5,7 +5,8 @@
  * copy from a mapping, jumps back to that copy's start with the failure; any
  * other SIGBUS goes to the handler that was installed before (by default:
  * the process dies, as it would without kvs). */
-#include "engine_int.h"
+#include "mapguard.h"
+#include "util.h"
 
 #include <signal.h>
 #include <string.h>

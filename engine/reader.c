@@ -3,7 +3,9 @@
  * into memory rather than mapped, so a file that another process truncates
  * meanwhile (recovery cutting a torn tail) cannot kill the reader with
  * SIGBUS. */
-#include "engine_int.h"
+#include "hint.h"
+#include "io.h"
+#include "record.h"
 
 #include <errno.h>
 #include <fcntl.h>

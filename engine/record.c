@@ -2,7 +2,8 @@
  * cbor_encode_* functions and decodes them with cbor_stream_decode, which
  * builds no tree and points into the input for byte strings.  The byte-level
  * layout is in engine_int.h and docs/FORMAT.md. */
-#include "engine_int.h"
+#include "record.h"
+#include "util.h"
 
 #include <cbor.h>
 #include <string.h>

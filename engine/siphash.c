@@ -1,7 +1,7 @@
 /* siphash.c - SipHash-2-4, the keyed hash of the index: with a key chosen at
  * random when the store is opened, clients cannot craft keys that pile into
  * one hash bucket. */
-#include "engine_int.h"
+#include "util.h"
 
 #include <string.h>
 

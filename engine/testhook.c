@@ -1,6 +1,9 @@
 /* testhook.c - the state of kvs_testhook.h's seams: armed by tests, read by
  * the engine at the few system calls they stand in front of. */
-#include "engine_int.h"
+#include "testhook.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
 #include "kvs_testhook.h"
 
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* util.c - error messages and logging of the engine. */
-#include "engine_int.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -58,27 +58,27 @@ bool kvs__errno_transient(int errnum)
 	}
 }
 
-static void vlog(const struct kvs *db, enum kvs_log_level lvl,
+static void vlog(const struct kvs_options *opt, enum kvs_log_level lvl,
 		 const char *fmt, va_list ap)
 {
-	if (!db->opt.log)
+	if (!opt->log)
 		return;
 	char msg[1024];
 	vsnprintf(msg, sizeof msg, fmt, ap);
-	db->opt.log(db->opt.log_ctx, lvl, msg);
+	opt->log(opt->log_ctx, lvl, msg);
 }
 
-void kvs__log(const struct kvs *db, enum kvs_log_level lvl, const char *fmt,
-	      ...)
+void kvs__log_to(const struct kvs_options *opt, enum kvs_log_level lvl,
+		 const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vlog(db, lvl, fmt, ap);
+	vlog(opt, lvl, fmt, ap);
 	va_end(ap);
 }
 
-void kvs__log_every(const struct kvs *db, _Atomic uint64_t *last_us,
-		    enum kvs_log_level lvl, const char *fmt, ...)
+void kvs__log_every_to(const struct kvs_options *opt, _Atomic uint64_t *last_us,
+		       enum kvs_log_level lvl, const char *fmt, ...)
 {
 	uint64_t now = kvs__now_us(), last = atomic_load(last_us);
 	/* One caller a second wins the exchange; the others say nothing. */
@@ -87,7 +87,7 @@ void kvs__log_every(const struct kvs *db, _Atomic uint64_t *last_us,
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	vlog(db, lvl, fmt, ap);
+	vlog(opt, lvl, fmt, ap);
 	va_end(ap);
 }
 

@@ -1,0 +1,101 @@
+/*
+ * index.h - the in-memory index (index.c): liburcu's lock-free hash
+ * table from key to record location, read without locks.
+ */
+#ifndef KVS_ENGINE_INDEX_H
+#define KVS_ENGINE_INDEX_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <urcu/rculfhash.h>
+
+#include "util.h"
+
+struct kvs__seg;
+
+/* ---- the index (index.c) --------------------------------------------- */
+/*
+ * One entry per live key: 40 bytes before the key on LP64, as an index entry
+ * costs memory for every key of the store.  Entries are created by the
+ * writer, published into the table (cds_lfht_add_replace) and never changed
+ * afterwards: a new write of the key publishes a new entry and the old one is
+ * retired (kvs__index_retire), to be freed after a grace period.  `klen` is
+ * stored again with release order just before publication, and loaded with
+ * acquire order by readers, which makes the publication visible to
+ * ThreadSanitizer (the table's own barriers are inside liburcu, which TSan
+ * cannot see).  The record's sequence number is not kept: only recovery
+ * needs it, and it reads it from the record (kvs__entry_seq).
+ */
+struct kvs__entry {
+	struct cds_lfht_node node;
+	struct kvs__seg *seg;  /* segment holding the record */
+	uint32_t off;          /* record offset in the segment (a record
+				  starts below segment_size <= 1 GiB) */
+	uint32_t rec_len;      /* whole record, header to crc */
+	uint32_t vlen;         /* value length (the value ends 5 bytes before
+				  the record's end), or KVS__TOMB */
+	_Atomic uint32_t klen;
+	unsigned char key[];
+};
+/* vlen of a tombstone entry; they exist only while recovery runs. */
+#define KVS__TOMB UINT32_MAX
+
+/* Make sure the calling thread is registered with RCU (done once per thread,
+ * undone by a thread-exit destructor). */
+void kvs__rcu_thread_online(void);
+
+struct kvs__index;
+int kvs__index_new(struct kvs__index **out);
+/* Remove and free every entry, then destroy: only when no other thread can
+ * use the index. */
+void kvs__index_destroy(struct kvs__index *ix);
+uint64_t kvs__index_hash(const struct kvs__index *ix, const void *key,
+			 size_t klen);
+/* The mutator (writer, or the opener), outside any read-side section:
+ * make the table big enough for nkeys keys, at most two a bucket (see
+ * index.c for why). */
+void kvs__index_grow(struct kvs__index *ix, uint64_t nkeys);
+/* Call with rcu_read_lock held; the result is valid until it is released. */
+struct kvs__entry *kvs__index_lookup(struct kvs__index *ix, uint64_t hash,
+				     const void *key, size_t klen);
+/* Writer only.  Publish `e`; returns the entry it replaced, or NULL.  The
+ * caller must retire the replaced entry with kvs__index_retire(). */
+struct kvs__entry *kvs__index_put(struct kvs__index *ix, uint64_t hash,
+				  struct kvs__entry *e);
+/* Writer only (or the opener).  Publish `e` unless the key is present:
+ * returns the present entry (e is then not published), or NULL. */
+struct kvs__entry *kvs__index_add_unique(struct kvs__index *ix, uint64_t hash,
+					 struct kvs__entry *e);
+/* Writer only, under rcu_read_lock.  Unpublish `e` (found by lookup). */
+void kvs__index_del(struct kvs__index *ix, struct kvs__entry *e);
+/* The mutator only.  A new, unpublished entry for `key` (other fields zero),
+ * from the index's slabs; NULL if out of memory. */
+struct kvs__entry *kvs__entry_new(struct kvs__index *ix, const void *key,
+				  size_t klen);
+/* The mutator only.  Free an entry that was never published (a published
+ * one is retired instead). */
+void kvs__entry_free(struct kvs__index *ix, struct kvs__entry *e);
+/* The mutator, after filling e and before publishing it. */
+static inline void kvs__entry_ready(struct kvs__entry *e)
+{
+	atomic_store_explicit(&e->klen,
+			      atomic_load_explicit(&e->klen, memory_order_relaxed),
+			      memory_order_release);
+}
+/* Readers, before the other fields of an entry found in the table. */
+static inline uint32_t kvs__entry_klen(struct kvs__entry *e)
+{
+	return atomic_load_explicit(&e->klen, memory_order_acquire);
+}
+/* The mutator only.  Free e (unpublished, or replaced or deleted from the
+ * table) once every reader that may hold it is done.  Entries are retired
+ * in batches, one call_rcu a batch, so an entry needs no rcu_head. */
+void kvs__index_retire(struct kvs__index *ix, struct kvs__entry *e);
+/* The mutator only: start the grace period of a partial batch (when idle). */
+void kvs__index_retire_flush(struct kvs__index *ix);
+/* Writer only: iterate every entry (under rcu_read_lock). */
+struct cds_lfht *kvs__index_table(struct kvs__index *ix);
+
+#endif /* KVS_ENGINE_INDEX_H */

@@ -1,0 +1,51 @@
+/*
+ * io.h - file I/O and the write path's allocations, with the fault
+ * injection tests use (io.c).
+ */
+#ifndef KVS_ENGINE_IO_H
+#define KVS_ENGINE_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "util.h"
+
+/* ---- I/O and allocation with fault injection (io.c) ------------------ */
+/* malloc/calloc/realloc of the write path (the writer's buffers, index
+ * entries and slabs, segments), so that kvs__fault_alloc() can fail them. */
+void *kvs__malloc(size_t n);
+void *kvs__calloc(size_t n, size_t size);
+void *kvs__realloc(void *p, size_t n);
+/* Write all of iov at `off`, retrying EINTR and short writes.  Returns 0 or
+ * an errno value. */
+int kvs__io_pwritev_all(int fd, struct iovec *iov, int iovcnt, off_t off);
+int kvs__io_pwrite_all(int fd, const void *buf, size_t len, off_t off);
+/* Read len bytes at `off` (into iov's buffers), retrying EINTR and short
+ * reads: returns the bytes read, fewer than asked only at the end of the
+ * file, or -errno.  (The readers of a file that may have been cut short -
+ * recovery, kvs-dump's reader, the read path past a window - tell a short
+ * file from an error by the count.)  iovcnt <= KVS__IO_IOV_MAX. */
+#define KVS__IO_IOV_MAX 4
+ssize_t kvs__io_preadv_full(int fd, const struct iovec *iov, int iovcnt,
+			    off_t off);
+ssize_t kvs__io_pread_full(int fd, void *buf, size_t len, off_t off);
+/* The suffix of a file being written that is not in place yet (a hint or a
+ * marker file, a compaction output, the next active segment): an open
+ * removes what a crash left of them. */
+#define KVS__TMP_SUFFIX ".tmp"
+/* fdatasync, or an injected failure.  Returns 0 or an errno value. */
+int kvs__io_fdatasync(int fd);
+/* fsync a directory so a created, renamed or removed entry is durable. */
+int kvs__io_fsync_dir(const char *dir);
+/* Replace dir/name durably with `len` bytes: temp file, fdatasync, rename,
+ * fsync of the directory.  Returns a KVS error code. */
+int kvs__io_write_file_durably(const char *dir, const char *name,
+			       const void *buf, size_t len);
+/* The same without the syncs when !durable (hint files: a torn one fails
+ * its checksum and is ignored, so it needs no sync). */
+int kvs__io_write_file(const char *dir, const char *name, const void *buf,
+		       size_t len, bool durable);
+
+#endif /* KVS_ENGINE_IO_H */

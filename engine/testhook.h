@@ -1,0 +1,25 @@
+/*
+ * testhook.h - the engine's side of the test seams (testhook.c; tests
+ * arm them through kvs_testhook.h).
+ */
+#ifndef KVS_ENGINE_TESTHOOK_H
+#define KVS_ENGINE_TESTHOOK_H
+
+
+/* ---- test seams (testhook.c; armed through kvs_testhook.h) -------------- */
+enum kvs__testhook {
+	KVS__TH_LMDB_COMMIT, /* lmdb.c: mdb_txn_commit */
+	KVS__TH_UNLINK,      /* compact.c: unlink of a victim */
+	KVS__TH_FSYNC_DIR,   /* compact.c: directory fsync after the unlinks */
+	KVS__TH_CREATE,      /* compact.c: creation of the output */
+	KVS__TH_OUT_WRITE,   /* compact.c: a write of the output's buffer */
+	KVS__TH_COUNT
+};
+/* The errno a test wants the call to fail with, or 0 (the usual case). */
+int kvs__testhook_fail(enum kvs__testhook which);
+/* The same for the unlink of `path` (KVS__TH_UNLINK, filtered by name). */
+int kvs__testhook_fail_unlink(const char *path);
+/* Microseconds recovery sleeps after each segment (0 unless a test asks). */
+unsigned kvs__testhook_recovery_delay(void);
+
+#endif /* KVS_ENGINE_TESTHOOK_H */
