@@ -1,9 +1,9 @@
 /* kvs.c - the log engine's entry points (behind api.c's vtable): open and
- * close, the lock-free read path, and the write calls that hand their
- * records to the writer. */
+ * close, kvs_get's lookup (the copy itself is read.c's), and the write,
+ * stats and compact calls that hand their requests to the writer.  The top
+ * of the log engine: it calls into every other part and nothing calls it
+ * but api.c. */
 #include "engine_int.h"
-
-#include <time.h>
 
 #include <errno.h>
 #include <fcntl.h>
