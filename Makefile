@@ -144,7 +144,9 @@ $(BUILD)/bin/kvs: $(BUILD)/obj/tools/kvs.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/bin/kvs-dump: $(BUILD)/obj/tools/kvs-dump.o $(LIB)
+# kvs-dump.c (main) and its layers, tools/dump_*.c (tools/dump.h).
+DUMP_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,tools/kvs-dump.c $(wildcard tools/dump_*.c))
+$(BUILD)/bin/kvs-dump: $(DUMP_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
