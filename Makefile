@@ -11,9 +11,10 @@
 #   make tsan       the same tests built with ThreadSanitizer (build-tsan/)
 #   make stress     longer crash loops (STRESS_ROUNDS=N)
 #   make bench-engine   kvs vs LMDB in process: table on stdout, CSV and JSON in
-#                   bench/results/ (about 8 minutes; ENGINE_BENCH_ARGS=--quick)
+#                   bench/results/ (ENGINE_BENCH_ARGS=--quick for a short run)
 #   make bench      kvs-server vs redis-server: table on stdout; CSV, JSON and
-#                   PNG charts in bench/results/ (about 13 minutes)
+#                   PNG charts in bench/results/
+#                   (how long each takes: README.md, "Other targets")
 #   make fuzz       libFuzzer on the RESP parsers (FUZZ_SECONDS=60)
 #   make deps       install the Debian packages the build and tests need
 #   make install PREFIX=/usr/local    binaries, libkvs.a, kvs.h, kvs.pc
