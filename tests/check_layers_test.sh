@@ -193,6 +193,10 @@ EOF
 mkdir -p "$tmp/obj/miss"
 expect 2 "an object not built" miss && has "not built" "missing: build first"
 
+# 8. An object nm cannot read: not a pass either.
+echo "not an object" > "$tmp/obj/miss/a.o"
+expect 2 "an object nm cannot read" miss
+
 if [ "$failures" -ne 0 ]; then
 	echo "check_layers_test: $failures of $cases cases failed" >&2
 	exit 1

@@ -65,11 +65,11 @@ for dir in "$@"; do
 		nobj=$((nobj + 1))
 		# nm -P: "name type [value size]".  Defined globals are the
 		# upper-case types but U (undefined) and N (debugging).
-		nm -P --defined-only "$obj" |
-			awk -v f="$name.c" '$2 ~ /^[ABCDGRSTVW]$/ { print $1, f }' \
-			>> "$tmp/defs" || exit 2
-		nm -P -u "$obj" | awk -v f="$name.c" '{ print $1, f }' \
-			>> "$tmp/uses" || exit 2
+		nm -P --defined-only "$obj" > "$tmp/nm" || exit 2
+		awk -v f="$name.c" '$2 ~ /^[ABCDGRSTVW]$/ { print $1, f }' \
+			"$tmp/nm" >> "$tmp/defs"
+		nm -P -u "$obj" > "$tmp/nm" || exit 2
+		awk -v f="$name.c" '{ print $1, f }' "$tmp/nm" >> "$tmp/uses"
 	done
 
 	# Call edges "user definer symbol", one per pair of files.
