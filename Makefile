@@ -2,14 +2,19 @@
 #
 # Targets:
 #   make run        build, then run kvs-server on 127.0.0.1:4000 (store in ./data)
-#   make test       install missing Debian packages, build, run every test
+#   make test       install missing Debian packages, build, check the layering
+#                   (check-layers and its own test), run every test
+#   make check-layers   fail on a call cycle between the objects, or an include
+#                   cycle between the headers, of one directory of LAYER_DIRS
+#                   (tools/check-layers.sh; make test runs it)
 #   make asan       the same tests built with AddressSanitizer + UBSan (build-asan/)
 #   make tsan       the same tests built with ThreadSanitizer (build-tsan/)
 #   make stress     longer crash loops (STRESS_ROUNDS=N)
 #   make bench-engine   kvs vs LMDB in process: table on stdout, CSV and JSON in
-#                   bench/results/ (about 8 minutes; ENGINE_BENCH_ARGS=--quick)
+#                   bench/results/ (ENGINE_BENCH_ARGS=--quick for a short run)
 #   make bench      kvs-server vs redis-server: table on stdout; CSV, JSON and
-#                   PNG charts in bench/results/ (about 13 minutes)
+#                   PNG charts in bench/results/
+#                   (how long each takes: README.md, "Other targets")
 #   make fuzz       libFuzzer on the RESP parsers (FUZZ_SECONDS=60)
 #   make deps       install the Debian packages the build and tests need
 #   make install PREFIX=/usr/local    binaries, libkvs.a, kvs.h, kvs.pc
@@ -19,6 +24,7 @@
 #   BUILD=dir       output directory (default build/)
 #   SAN=asan|tsan   sanitizer flavour (normally set by `make asan`/`make tsan`)
 #   CC, CXX, PREFIX, GTEST_FILTER=pattern (run some tests only)
+#   LAYER_DIRS='tools ...'  the directories check-layers checks (below)
 #   BENCH_QUICK=1   make bench in seconds (few rows, short runs);
 #   BENCH_OUT=dir   its results elsewhere; BENCH_ROWS=regex some rows only;
 #   BENCH_ARGS='--rounds 5 ...'  any other bench/server_bench.py option
@@ -74,7 +80,7 @@ TEST_BIN   := $(BUILD)/tests/kvs-tests
 TEST_HELPERS := $(BUILD)/tests/crash-child $(BUILD)/tests/assert-child
 
 .PHONY: all run test asan tsan stress bench-engine bench deps deps-bench deps-check fuzz \
-        install clean
+        install clean check-layers check-layers-test
 
 all: $(LIB) $(BUILD)/include/kvs.h $(BUILD)/lib/pkgconfig/kvs.pc $(BINS)
 
@@ -139,7 +145,9 @@ $(BUILD)/bin/kvs: $(BUILD)/obj/tools/kvs.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/bin/kvs-dump: $(BUILD)/obj/tools/kvs-dump.o $(LIB)
+# kvs-dump.c (main) and its layers, tools/dump_*.c (tools/dump.h).
+DUMP_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,tools/kvs-dump.c $(wildcard tools/dump_*.c))
+$(BUILD)/bin/kvs-dump: $(DUMP_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
@@ -190,10 +198,28 @@ run: all
 	$(BUILD)/bin/kvs-server --addr 127.0.0.1:4000 --engine kvs --dir data
 
 test: all $(TEST_BIN) $(TEST_HELPERS)
+	@echo "== layering: the checker's test, then call and include cycles in $(LAYER_DIRS)"
+	$(CHECK_LAYERS_TEST)
+	$(CHECK_LAYERS)
 	@echo "== unit and integration tests ($(or $(SAN),plain) build)"
 	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(abspath tests/tsan.supp)" \
 	ASAN_OPTIONS="detect_leaks=1 abort_on_error=0" UBSAN_OPTIONS="print_stacktrace=1" \
 	tests/run-gtest.sh $(TEST_BIN) --gtest_brief=1 $(if $(GTEST_FILTER),--gtest_filter='$(GTEST_FILTER)')
+
+# No call cycle between the objects, nor include cycle between the headers,
+# of one directory (tools/check-layers.sh).  engine/, net/ and threadpool/
+# still have call cycles: each joins LAYER_DIRS once its own is broken.
+LAYER_DIRS ?= tools
+CHECK_LAYERS = sh tools/check-layers.sh $(BUILD)/obj . $(LAYER_DIRS)
+# The checker's own test: tiny objects with and without cycles, built in a
+# temporary directory (a few seconds; the timeout bounds a hung tool).
+CHECK_LAYERS_TEST = CC='$(CC)' timeout 120 sh tests/check_layers_test.sh
+
+check-layers: all
+	$(CHECK_LAYERS)
+
+check-layers-test:
+	$(CHECK_LAYERS_TEST)
 
 asan:
 	$(MAKE) BUILD=build-asan SAN=asan test
