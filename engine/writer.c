@@ -34,6 +34,8 @@
  * sealed its first records (they are durable and cannot be taken back).
  * Rounds rotate between requests, never inside one that fits a segment,
  * so that last case needs a request bigger than a whole segment. */
+#include "bgio.h"
+#include "compact.h"
 #include "engine_int.h"
 
 #include <errno.h>
@@ -302,7 +304,10 @@ int kvs__rotate(struct kvs *db)
 	}
 
 	/* Nothing fails from here on. */
-	kvs__seg_publish(db, old, footer_off, map);
+	kvs__seg_publish(old, map);
+	/* Its hint takes tens of milliseconds for a big segment of small
+	 * records: written in the background. */
+	kvs__bgio_hint(db->bg, old, footer_off);
 	db->spare_id = db->next_seg_id;
 	db->spare_end = id;
 	db->next_seg_id = id + 1;
@@ -891,6 +896,22 @@ static struct kvs__req *writer_round(struct kvs *db, struct kvs__req *list,
 	return rest;
 }
 
+/* The writer's answers to the threads around it: a client request is
+ * queued (compaction steps give way), and a background job or hint file is
+ * done (bgio.c's callback: the writer may be asleep waiting for it). */
+static bool clients_waiting(const struct kvs *db)
+{
+	return atomic_load_explicit(&db->q_len, memory_order_relaxed) != 0;
+}
+
+static void wake_writer(void *arg)
+{
+	struct kvs *db = arg;
+	KVS_CHECK(pthread_mutex_lock(&db->q_mu));
+	KVS_CHECK(pthread_cond_broadcast(&db->q_cv));
+	KVS_CHECK(pthread_mutex_unlock(&db->q_mu));
+}
+
 static void *writer_main(void *arg)
 {
 	struct kvs *db = arg;
@@ -948,13 +969,16 @@ static void *writer_main(void *arg)
 				list = writer_round(db, list, &stop);
 			kvs__compact_note_round(db);
 		}
-		if (!stop && kvs__compact_pending(db, &delay) && delay == 0)
-			kvs__compact_step(db);
+		if (!stop) {
+			kvs__compact_tick(db);
+			if (kvs__compact_pending(db, &delay) && delay == 0)
+				kvs__compact_step(db, clients_waiting);
+		}
 		db->snap_dirty = true;
 	}
 	/* A pass whose output is already published must end here: the index
 	 * points into it. */
-	kvs__compact_settle(db);
+	kvs__compact_settle(db, clients_waiting);
 	return NULL;
 }
 
@@ -1022,7 +1046,8 @@ int kvs__writer_start(struct kvs *db)
 	for (struct kvs__seg *s = db->segs; s; s = s->next)
 		if (s != db->active && s->sealed)
 			kvs__seg_drop_fd(s);
-	if ((rc = kvs__compact_init(db)) != KVS_OK)
+	if ((rc = kvs__bgio_new(db, wake_writer, db, &db->bg)) != KVS_OK ||
+	    (rc = kvs__compact_init(db)) != KVS_OK)
 		return rc;
 	db->sync_seg = db->active;
 	if ((rc = pthread_create(&db->writer, NULL, writer_main, db)) != 0)
@@ -1095,6 +1120,8 @@ void kvs__writer_stop(struct kvs *db)
 		KVS_CHECK(pthread_join(db->syncer, NULL));
 		db->syncer_started = false;
 	}
+	kvs__bgio_free(db->bg); /* writes the queued hints first */
+	db->bg = NULL;
 	kvs__compact_free(db);
 	if (db->wbuf) {
 		struct kvs__writer_buf *wb = db->wbuf;
