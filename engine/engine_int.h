@@ -107,6 +107,60 @@ static inline void kvs__call_rcu(struct rcu_head *head,
 	urcu_memb_call_rcu(head, cb);
 }
 
+/* ---- thread-context assertions (util.c) -------------------------------- */
+/*
+ * What the comments of this header state about threads ("writer only",
+ * "under rcu_read_lock", "with sync_mu held") is checked where it is cheap,
+ * in every build: a thread-local compare each, on paths that already take a
+ * lock or make a call.
+ *
+ * The writer of a store is its writer thread while it runs, and the thread
+ * inside kvs_open (recovery) or kvs_close (after the writer is joined)
+ * before and after: kvs__become_writer(db) / kvs__become_writer(NULL) mark
+ * it.  Mutexes of the engine are taken with kvs__lock/kvs__unlock, which
+ * keep a short per-thread list of the mutexes held, so that
+ * KVS__ASSERT_HELD can tell "held by this thread" from "held by someone".
+ */
+extern _Thread_local const struct kvs *kvs__writer_of;
+static inline void kvs__become_writer(const struct kvs *db)
+{
+	kvs__writer_of = db;
+}
+#define KVS__ASSERT_WRITER(db) KVS_ASSERT(kvs__writer_of == (db))
+#define KVS__ASSERT_IN_RCU() KVS_ASSERT(urcu_memb_read_ongoing())
+#define KVS__ASSERT_NOT_IN_RCU() KVS_ASSERT(!urcu_memb_read_ongoing())
+
+#define KVS__HELD_MAX 4 /* no engine code nests more mutexes than this */
+struct kvs__held {
+	pthread_mutex_t *mu[KVS__HELD_MAX];
+	unsigned n;
+};
+extern _Thread_local struct kvs__held kvs__held;
+static inline bool kvs__holds(const pthread_mutex_t *mu)
+{
+	for (unsigned i = 0; i < kvs__held.n; i++)
+		if (kvs__held.mu[i] == mu)
+			return true;
+	return false;
+}
+static inline void kvs__lock(pthread_mutex_t *mu)
+{
+	KVS_ASSERT(kvs__held.n < KVS__HELD_MAX && !kvs__holds(mu));
+	KVS_CHECK(pthread_mutex_lock(mu));
+	kvs__held.mu[kvs__held.n++] = mu;
+}
+static inline void kvs__unlock(pthread_mutex_t *mu)
+{
+	unsigned i = 0;
+	while (i < kvs__held.n && kvs__held.mu[i] != mu)
+		i++;
+	KVS_ASSERT(i < kvs__held.n);
+	kvs__held.mu[i] = kvs__held.mu[--kvs__held.n];
+	KVS_CHECK(pthread_mutex_unlock(mu));
+}
+#define KVS__ASSERT_HELD(mu) KVS_ASSERT(kvs__holds(mu))
+#define KVS__ASSERT_NOT_HELD(mu) KVS_ASSERT(!kvs__holds(mu))
+
 /* ---- checksums and hashing (crc32c.c, siphash.c) ---------------------- */
 uint32_t kvs__crc32c(uint32_t crc, const void *buf, size_t len);
 uint64_t kvs__siphash(const uint8_t k[16], const void *buf, size_t len);
@@ -121,6 +175,19 @@ void *kvs__realloc(void *p, size_t n);
  * an errno value. */
 int kvs__io_pwritev_all(int fd, struct iovec *iov, int iovcnt, off_t off);
 int kvs__io_pwrite_all(int fd, const void *buf, size_t len, off_t off);
+/* Read len bytes at `off` (into iov's buffers), retrying EINTR and short
+ * reads: returns the bytes read, fewer than asked only at the end of the
+ * file, or -errno.  (The readers of a file that may have been cut short -
+ * recovery, kvs-dump's reader, the read path past a window - tell a short
+ * file from an error by the count.)  iovcnt <= KVS__IO_IOV_MAX. */
+#define KVS__IO_IOV_MAX 4
+ssize_t kvs__io_preadv_full(int fd, const struct iovec *iov, int iovcnt,
+			    off_t off);
+ssize_t kvs__io_pread_full(int fd, void *buf, size_t len, off_t off);
+/* The suffix of a file being written that is not in place yet (a hint or a
+ * marker file, a compaction output, the next active segment): an open
+ * removes what a crash left of them. */
+#define KVS__TMP_SUFFIX ".tmp"
 /* fdatasync, or an injected failure.  Returns 0 or an errno value. */
 int kvs__io_fdatasync(int fd);
 /* fsync a directory so a created, renamed or removed entry is durable. */
@@ -250,6 +317,16 @@ uint64_t kvs__rec_len_of(enum kvs_record_type type, uint64_t seq, size_t klen,
 			 size_t vlen);
 /* Check a complete record's crc (rec_len bytes starting at buf). */
 bool kvs__rec_crc_ok(const unsigned char *buf, size_t rec_len);
+/* Decode a 5-byte crc item (1a + big-endian 32 bits); false if it is not
+ * one.  (Records and hint files end with one.) */
+bool kvs__crc_item(const unsigned char item[5], uint32_t *crc);
+/* The sequence number of the record that starts at p[0..n) (n may stop
+ * short of the record's end: only its first two items are read); false if
+ * p does not start like a SET, REMOVE or FOOTER record. */
+bool kvs__rec_peek_seq(const unsigned char *p, size_t n, uint64_t *seq);
+/* Is there a complete, valid record (checksum included) anywhere in
+ * buf[0..len)?  Tells a torn tail from damage in the middle of a file. */
+bool kvs__rec_any_valid(const unsigned char *buf, size_t len);
 
 /* A generic view of one decoded CBOR item (record.c), for the hint codec. */
 enum kvs__item_kind { KVS__IT_NONE, KVS__IT_UINT, KVS__IT_BSTR, KVS__IT_ARRAY };
@@ -275,6 +352,10 @@ enum kvs__dec kvs__cbor_next(const unsigned char *buf, size_t len, size_t *pos,
  * footer_off, ends the file and counts the same records; otherwise the
  * segment is scanned (and its hint written again).
  */
+extern const unsigned char kvs__hint_header[KVS__HDR_LEN];
+/* Its first 8 bytes (the self-describing tag and "kvh1") tell a hint file
+ * from a segment. */
+#define KVS__HINT_MAGIC_LEN 8
 struct kvs__hint_meta {
 	uint64_t count, footer_off, min_seq;
 };
@@ -658,25 +739,25 @@ struct kvs {
 
 /* recovery.c: load every segment in db->dir into the index. */
 int kvs__recover(struct kvs *db);
-/* writer.c */
-int kvs__writer_start(struct kvs *db);
-void kvs__writer_stop(struct kvs *db);
-int kvs__submit_wait(struct kvs *db, struct kvs__req *req);
-/* Queue req; req->done runs on the writer thread when it is complete. */
-void kvs__submit(struct kvs *db, struct kvs__req *req);
-/* Copy the value of entry e into buf (e->vlen bytes), checking that the
+/* read.c.  Copy the value of entry e into buf (e->vlen bytes), checking that the
  * record there is a SET of e's key with that value length, and its CRC.
  * Call with rcu_read_lock held.  Errors: KVS_ECORRUPT (bad checksum, or not
  * the record of the key), KVS_EIO (a read failed, or a mapped page could
  * not be read: SIGBUS), KVS_ENOMEM; either of the first two also marks the
  * store damaged (kvs__note_damage). */
 int kvs__read_value(struct kvs *db, const struct kvs__entry *e, void *buf);
-/* A read of seg found damage: mark the store damaged (err: EBADMSG for a
+/* health.c.  A read of seg found damage: mark the store damaged (err: EBADMSG for a
  * corrupt record, EIO for an unreadable page) and log the file, once per
  * file, with kvs_errmsg().  Any thread. */
 void kvs__note_damage(struct kvs *db, struct kvs__seg *seg, int err);
 /* Mark the handle failed after an I/O error (never cleared). */
 void kvs__set_failed(struct kvs *db, int errnum, const char *what);
+/* writer.c */
+int kvs__writer_start(struct kvs *db);
+void kvs__writer_stop(struct kvs *db);
+int kvs__submit_wait(struct kvs *db, struct kvs__req *req);
+/* Queue req; req->done runs on the writer thread when it is complete. */
+void kvs__submit(struct kvs *db, struct kvs__req *req);
 /* Seal the active segment and start a new one (writer only; writer.c has
  * the order of the steps).  KVS_OK; KVS_ENOSPC: refused for a shortage
  * (kvs__errno() says which), the active segment as it was; KVS_EIO: the

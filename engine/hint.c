@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const unsigned char hint_header[KVS__HDR_LEN] = {
+const unsigned char kvs__hint_header[KVS__HDR_LEN] = {
 	0xd9, 0xd9, 0xf8, 0xda, 'k', 'v', 'h', '1', 0x43, 'B', 'O', 'R',
 };
 
@@ -104,7 +104,7 @@ int kvs__seg_write_hint(const char *dir, struct kvs__seg *seg,
 			      seg->path);
 		goto out;
 	}
-	memcpy(o.p, hint_header, KVS__HDR_LEN);
+	memcpy(o.p, kvs__hint_header, KVS__HDR_LEN);
 	o.len = KVS__HDR_LEN;
 	o.len += cbor_encode_array_start(3, o.p + o.len, o.cap - o.len);
 	o.len += cbor_encode_uint(hb->n, o.p + o.len, o.cap - o.len);
@@ -169,13 +169,10 @@ bool kvs__hint_check(const unsigned char *buf, size_t len,
 {
 	struct kvs__item it;
 	size_t pos = KVS__HDR_LEN;
-	if (len < KVS__HDR_LEN + 5 || memcmp(buf, hint_header, KVS__HDR_LEN) ||
-	    buf[len - 5] != 0x1a)
-		return false;
-	uint32_t want = (uint32_t)buf[len - 4] << 24 |
-			(uint32_t)buf[len - 3] << 16 |
-			(uint32_t)buf[len - 2] << 8 | buf[len - 1];
-	if (kvs__crc32c(0, buf, len - 5) != want)
+	uint32_t want;
+	if (len < KVS__HDR_LEN + 5 || memcmp(buf, kvs__hint_header, KVS__HDR_LEN) ||
+	    !kvs__crc_item(buf + len - 5, &want) ||
+	    kvs__crc32c(0, buf, len - 5) != want)
 		return false;
 	uint64_t v[3];
 	if (kvs__cbor_next(buf, len - 5, &pos, &it) != KVS__DEC_OK ||

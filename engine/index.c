@@ -101,10 +101,10 @@ static int match(struct cds_lfht_node *node, const void *arg)
 {
 	const struct lookup_key *lk = arg;
 	struct kvs__entry *e = caa_container_of(node, struct kvs__entry, node);
-	/* Pairs with the writer's release store of seq, made after it filled
-	 * the entry and before it published it: the fields read after are
-	 * complete (free on x86; what lets TSan see the publication).  The
-	 * acquire load is that of klen. */
+	/* The acquire load of klen pairs with the writer's release store of
+	 * it (kvs__entry_ready), made after it filled the entry and before it
+	 * published it: the fields read after are complete (free on x86;
+	 * what lets TSan see the publication). */
 	return kvs__entry_klen(e) == lk->klen &&
 	       memcmp(e->key, lk->key, lk->klen) == 0;
 }
@@ -296,6 +296,7 @@ void kvs__index_destroy(struct kvs__index *ix)
  */
 void kvs__index_grow(struct kvs__index *ix, uint64_t nkeys)
 {
+	KVS__ASSERT_NOT_IN_RCU(); /* a resize waits for grace periods */
 	if (nkeys <= 2 * ix->buckets)
 		return;
 	unsigned long n = ix->buckets;
@@ -314,6 +315,7 @@ uint64_t kvs__index_hash(const struct kvs__index *ix, const void *key,
 struct kvs__entry *kvs__index_lookup(struct kvs__index *ix, uint64_t hash,
 				     const void *key, size_t klen)
 {
+	KVS__ASSERT_IN_RCU();
 	struct lookup_key lk = { key, klen };
 	struct cds_lfht_iter it;
 	cds_lfht_lookup(ix->ht, hash, match, &lk, &it);
@@ -346,6 +348,7 @@ struct kvs__entry *kvs__index_add_unique(struct kvs__index *ix, uint64_t hash,
 
 void kvs__index_del(struct kvs__index *ix, struct kvs__entry *e)
 {
+	KVS__ASSERT_IN_RCU();
 	int rc = cds_lfht_del(ix->ht, &e->node);
 	if (rc != 0)
 		KVS_DIE("cds_lfht_del: entry not in index",

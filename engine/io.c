@@ -102,6 +102,45 @@ int kvs__io_pwrite_all(int fd, const void *buf, size_t len, off_t off)
 	return kvs__io_pwritev_all(fd, &iov, 1, off);
 }
 
+ssize_t kvs__io_preadv_full(int fd, const struct iovec *iov, int iovcnt,
+			    off_t off)
+{
+	struct iovec v[KVS__IO_IOV_MAX];
+	size_t total = 0, want = 0;
+	KVS_ASSERT(iovcnt >= 0 && iovcnt <= KVS__IO_IOV_MAX);
+	memcpy(v, iov, (size_t)iovcnt * sizeof *v);
+	for (int i = 0; i < iovcnt; i++)
+		want += v[i].iov_len;
+	struct iovec *cur = v;
+	while (total < want) {
+		ssize_t n = preadv(fd, cur, iovcnt, off + (off_t)total);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break; /* end of file */
+		total += (size_t)n;
+		/* Skip what was read; adjust a partly filled iovec. */
+		while (iovcnt > 0 && (size_t)n >= cur->iov_len) {
+			n -= (ssize_t)cur->iov_len;
+			cur++;
+			iovcnt--;
+		}
+		if (iovcnt > 0) {
+			cur->iov_base = (char *)cur->iov_base + n;
+			cur->iov_len -= (size_t)n;
+		}
+	}
+	return (ssize_t)total;
+}
+
+ssize_t kvs__io_pread_full(int fd, void *buf, size_t len, off_t off)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	return kvs__io_preadv_full(fd, &iov, 1, off);
+}
+
 int kvs__io_fdatasync(int fd)
 {
 	int e = fault_hit(&fault_sync_n, &fault_sync_err);
@@ -163,7 +202,7 @@ int kvs__io_write_file(const char *dir, const char *name, const void *buf,
 	char tmp[4096], dst[4096];
 	int fd = -1, rc = KVS_OK, e;
 
-	snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name);
+	snprintf(tmp, sizeof tmp, "%s/%s" KVS__TMP_SUFFIX, dir, name);
 	snprintf(dst, sizeof dst, "%s/%s", dir, name);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)

@@ -70,6 +70,9 @@ static int log_open(const char *dir, const struct kvs_options *opts,
 		goto fail;
 	}
 	kvs__rcu_thread_online();
+	/* Until the writer thread starts, this thread is the store's writer
+	 * (recovery fills the index and the segment list). */
+	kvs__become_writer(db);
 	/* Reads copy from mappings: a page that cannot be read must become
 	 * an error, not the process's death (see mapguard.c, kvs.h). */
 	kvs__mapguard_install();
@@ -79,11 +82,14 @@ static int log_open(const char *dir, const struct kvs_options *opts,
 	atomic_store(&db->live_keys_pub, db->live_keys);
 	if ((rc = kvs__writer_start(db)) != KVS_OK)
 		goto fail;
+	kvs__become_writer(NULL);
 	*out = db;
 	return KVS_OK;
 fail:
+	kvs__become_writer(db);
 	kvs__writer_stop(db);
 	free_handle(db);
+	kvs__become_writer(NULL);
 	return rc;
 }
 
@@ -91,8 +97,11 @@ static int log_close(struct kvs *db)
 {
 	kvs__rcu_thread_online();
 	kvs__writer_stop(db);
+	/* The writer is joined: this thread takes its place to free. */
+	kvs__become_writer(db);
 	int failed = atomic_load(&db->failed);
 	free_handle(db);
+	kvs__become_writer(NULL);
 	if (failed)
 		return kvs__err_errno(KVS_EIO, failed,
 				      "the store failed earlier");
@@ -100,126 +109,6 @@ static int log_close(struct kvs *db)
 }
 
 /* ---- reading --------------------------------------------------------------- */
-
-void kvs__note_damage(struct kvs *db, struct kvs__seg *seg, int err)
-{
-	int expected = 0;
-	atomic_compare_exchange_strong(&db->damaged, &expected, err);
-	if (!atomic_exchange(&seg->damage_logged, true))
-		kvs__log(db, KVS_LOG_ERROR,
-			 "%s; the store is marked damaged (run kvs-dump "
-			 "--verify %s)", kvs_errmsg(), db->dir);
-}
-
-static int bad_record(struct kvs *db, struct kvs__seg *seg, uint64_t off,
-		      const char *why)
-{
-	int rc = kvs__err(KVS_ECORRUPT, "%s: bad record at offset %llu: %s",
-			  seg->path, (unsigned long long)off, why);
-	kvs__note_damage(db, seg, EBADMSG);
-	return rc;
-}
-
-/* The record heads are at least an array, seq, type, key and value head of
- * one byte each. */
-#define MIN_HEAD 5
-
-/* Copy the value of `e` into buf, after checking that the record at e's
- * offset is a SET of e's key with e's value length (the key's bytes are in
- * cache anyway: the CRC reads them) and that its CRC holds.  Runs inside the
- * caller's read-side section: the segment (and its mapping or file
- * descriptor) cannot be released before the section ends. */
-int kvs__read_value(struct kvs *db, const struct kvs__entry *e, void *buf)
-{
-	struct kvs__seg *seg = e->seg;
-	size_t klen = atomic_load_explicit(&e->klen, memory_order_relaxed);
-	size_t vlen = e->vlen, rec_len = e->rec_len;
-	const char *why = "";
-
-	/* Nothing below may trust the entry: a wrong value length would make
-	 * the head length wrap. */
-	if (e->vlen == KVS__TOMB || rec_len < 5 + MIN_HEAD + klen ||
-	    vlen > rec_len - 5 - MIN_HEAD - klen)
-		return bad_record(db, seg, e->off,
-				  "the index's record and value lengths do not "
-				  "fit together");
-	size_t hlen = rec_len - 5 - vlen;
-	const unsigned char *map = __atomic_load_n(&seg->map, __ATOMIC_ACQUIRE);
-	uint64_t map_len = map ? seg->map_len : 0;
-
-	if (!map && seg->win && e->off + (uint64_t)rec_len <= seg->win_len) {
-		map = seg->win;
-		map_len = seg->win_len;
-	}
-	if (map) {
-		if (e->off + (uint64_t)rec_len > map_len)
-			return bad_record(db, seg, e->off,
-					  "the record would end past the "
-					  "segment");
-		const unsigned char *rec = map + e->off;
-		if (sigsetjmp(kvs__mapguard.jb, 0) != 0) {
-			int rc = kvs__err(KVS_EIO,
-					  "%s: mapped page could not be read "
-					  "(file truncated or I/O error); "
-					  "record at offset %llu",
-					  seg->path, (unsigned long long)e->off);
-			kvs__note_damage(db, seg, EIO);
-			return rc;
-		}
-		KVS__MAP_ARM();
-		bool head_ok = kvs__rec_head_is(rec, hlen, e->key, klen, vlen,
-						&why);
-		bool crc_ok = head_ok && kvs__rec_crc_ok(rec, rec_len);
-		if (crc_ok)
-			memcpy(buf, rec + hlen, vlen);
-		KVS__MAP_DISARM();
-		if (!head_ok)
-			return bad_record(db, seg, e->off, why);
-		if (!crc_ok)
-			return bad_record(db, seg, e->off, "checksum mismatch");
-		return KVS_OK;
-	}
-	/* The active segment, past its window: one preadv of head+key, value
-	 * (straight into the caller's buffer) and crc. */
-	unsigned char small[256], *head = small, crcb[5];
-	if (hlen > sizeof small && !(head = malloc(hlen)))
-		return kvs__err(KVS_ENOMEM, "out of memory");
-	struct iovec iov[3] = {
-		{ head, hlen }, { buf, vlen }, { crcb, 5 },
-	};
-	size_t want = rec_len, got = 0;
-	int rc = KVS_OK;
-	while (got < want) {
-		/* A short read can only come from a signal; redo it whole. */
-		ssize_t n = preadv(seg->fd, iov, 3, (off_t)e->off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = kvs__err_errno(KVS_EIO, errno, "%s: read", seg->path);
-			kvs__note_damage(db, seg, EIO);
-			break;
-		}
-		if ((size_t)n != want) {
-			rc = bad_record(db, seg, e->off, "short read");
-			break;
-		}
-		got = want;
-	}
-	if (rc == KVS_OK && !kvs__rec_head_is(head, hlen, e->key, klen, vlen,
-					      &why))
-		rc = bad_record(db, seg, e->off, why);
-	if (rc == KVS_OK) {
-		uint32_t crc = kvs__crc32c(kvs__crc32c(0, head, hlen), buf, vlen);
-		uint32_t want_crc = (uint32_t)crcb[1] << 24 |
-				    (uint32_t)crcb[2] << 16 |
-				    (uint32_t)crcb[3] << 8 | crcb[4];
-		if (crcb[0] != 0x1a || crc != want_crc)
-			rc = bad_record(db, seg, e->off, "checksum mismatch");
-	}
-	if (head != small)
-		free(head);
-	return rc;
-}
 
 static int log_get(struct kvs *db, const void *key, size_t klen, void **val,
 		   size_t *vlen)
@@ -308,9 +197,9 @@ static int log_stats(struct kvs *db, struct kvs_store_stats *st)
 
 static int log_stats_cached(struct kvs *db, struct kvs_store_stats *st)
 {
-	KVS_CHECK(pthread_mutex_lock(&db->snap_mu));
+	kvs__lock(&db->snap_mu);
 	*st = db->snap;
-	KVS_CHECK(pthread_mutex_unlock(&db->snap_mu));
+	kvs__unlock(&db->snap_mu);
 	/* The failure states are current even when the writer is idle or
 	 * never woke (a refused write does not reach it). */
 	st->failed = atomic_load(&db->failed);

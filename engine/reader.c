@@ -52,24 +52,18 @@ int kvs_reader_open(const char *path, struct kvs_reader **out)
 	}
 	/* Read what is there now; a file that shrinks meanwhile just reads
 	 * short, and its tail shows up as a truncated record. */
-	while (r->size < (uint64_t)st.st_size) {
-		ssize_t n = pread(fd, r->map + r->size,
-				  (size_t)st.st_size - r->size, (off_t)r->size);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = kvs__err_errno(KVS_EIO, errno, "%s: read", path);
-			goto fail;
-		}
-		if (n == 0)
-			break;
-		r->size += (uint64_t)n;
+	ssize_t got = kvs__io_pread_full(fd, r->map, (size_t)st.st_size, 0);
+	if (got < 0) {
+		rc = kvs__err_errno(KVS_EIO, (int)-got, "%s: read", path);
+		goto fail;
 	}
+	r->size = (uint64_t)got;
 	close(fd);
 	fd = -1;
 	struct kvs__hint_meta meta;
 	size_t at;
-	if (r->size >= KVS__HDR_LEN && memcmp(r->map, "\xd9\xd9\xf8\xdakvh1", 8) == 0) {
+	if (r->size >= KVS__HDR_LEN && memcmp(r->map, kvs__hint_header,
+					       KVS__HINT_MAGIC_LEN) == 0) {
 		if (!kvs__hint_check(r->map, r->size, &meta, &at)) {
 			rc = kvs__err(KVS_ECORRUPT, "%s: bad hint file (checksum "
 				      "or header)", path);

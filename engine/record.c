@@ -215,11 +215,49 @@ enum kvs__dec kvs__rec_decode_head(const unsigned char *buf, size_t len,
 	return KVS__DEC_OK;
 }
 
+bool kvs__crc_item(const unsigned char item[5], uint32_t *crc)
+{
+	if (item[0] != 0x1a)
+		return false;
+	*crc = be32(item + 1);
+	return true;
+}
+
 bool kvs__rec_crc_ok(const unsigned char *buf, size_t rec_len)
 {
-	if (rec_len < 5 || buf[rec_len - 5] != 0x1a)
+	uint32_t want;
+	return rec_len >= 5 && kvs__crc_item(buf + rec_len - 5, &want) &&
+	       kvs__crc32c(0, buf, rec_len - 5) == want;
+}
+
+bool kvs__rec_peek_seq(const unsigned char *p, size_t n, uint64_t *seq)
+{
+	struct kvs__item it;
+	size_t pos = 0;
+	/* A record is an array of 4 (REMOVE) or 5 (SET, FOOTER) items whose
+	 * first is the sequence number. */
+	if (next_item(p, n, &pos, &it) != KVS__DEC_OK || it.kind != IT_ARRAY ||
+	    (it.u != 4 && it.u != 5) ||
+	    next_item(p, n, &pos, &it) != KVS__DEC_OK || it.kind != IT_UINT)
 		return false;
-	return kvs__crc32c(0, buf, rec_len - 5) == be32(buf + rec_len - 4);
+	*seq = it.u;
+	return true;
+}
+
+bool kvs__rec_any_valid(const unsigned char *buf, size_t len)
+{
+	for (size_t p = 0; p < len; p++) {
+		/* Only the array heads of 4 and 5 items can start a record. */
+		if (buf[p] != 0x84 && buf[p] != 0x85)
+			continue;
+		struct kvs_record rec;
+		uint32_t crc;
+		const char *why;
+		if (kvs__rec_decode(buf + p, len - p, &rec, &crc, &why) ==
+		    KVS__DEC_OK)
+			return true;
+	}
+	return false;
 }
 
 /* A byte string's head that takes exactly n bytes: its length into *len. */

@@ -87,7 +87,8 @@ static int list_segments(const char *dir, uint32_t **ids_out, size_t *n_out)
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
 		size_t len = strlen(de->d_name);
-		if (len > 4 && strcmp(de->d_name + len - 4, ".tmp") == 0) {
+		size_t tl = sizeof KVS__TMP_SUFFIX - 1;
+		if (len > tl && strcmp(de->d_name + len - tl, KVS__TMP_SUFFIX) == 0) {
 			char path[4096];
 			snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
 			unlink(path);
@@ -137,20 +138,16 @@ static int entry_seq(const struct kvs__entry *e, uint64_t *seq)
 	if (seg->map && (uint64_t)e->off + n <= seg->map_len) {
 		p = seg->map + e->off;
 	} else {
-		if (pread(seg->fd, buf, n, (off_t)e->off) != (ssize_t)n)
-			return kvs__err_errno(KVS_EIO, errno, "%s: read",
+		ssize_t got = kvs__io_pread_full(seg->fd, buf, n, (off_t)e->off);
+		if (got < 0)
+			return kvs__err_errno(KVS_EIO, (int)-got, "%s: read",
 					      seg->path);
+		n = (size_t)got;
 		p = buf;
 	}
-	unsigned ai = n >= 2 ? p[1] & 0x1fu : 31;
-	size_t len = ai < 24 ? 0 : ai <= 27 ? (size_t)1 << (ai - 24) : 99;
-	if ((p[0] != 0x84 && p[0] != 0x85) || (p[1] >> 5) != 0 || 2 + len > n)
+	if (!kvs__rec_peek_seq(p, n, seq))
 		return kvs__err(KVS_ECORRUPT, "%s: offset %u: no record where "
 				"the index points", seg->path, e->off);
-	uint64_t v = ai < 24 ? ai : 0;
-	for (size_t i = 0; i < len; i++)
-		v = v << 8 | p[2 + i];
-	*seq = v;
 	return KVS_OK;
 }
 
@@ -256,24 +253,6 @@ static void drop_tombstones(struct kvs *db)
 	db->live_keys = live;
 }
 
-/* Is there a complete, valid record anywhere in map[from..size)?  Tells a
- * torn tail (nothing valid after the damage) from damage in the middle. */
-static bool valid_record_after(const unsigned char *map, uint64_t from,
-			       uint64_t size)
-{
-	for (uint64_t p = from; p < size; p++) {
-		if (map[p] != 0x84 && map[p] != 0x85)
-			continue;
-		struct kvs_record rec;
-		uint32_t crc;
-		const char *why;
-		if (kvs__rec_decode(map + p, size - p, &rec, &crc, &why) ==
-		    KVS__DEC_OK)
-			return true;
-	}
-	return false;
-}
-
 /* Cut the newest segment back to `keep` bytes. */
 static int truncate_tail(struct kvs *db, struct kvs__seg *seg, uint64_t keep,
 			 uint64_t size, const char *why)
@@ -310,15 +289,8 @@ static int load_from_hint(struct kvs *db, struct kvs__seg *seg, uint64_t size,
 	size_t len = (size_t)st.st_size;
 	if (!(buf = malloc(len)))
 		goto out;
-	size_t got = 0;
-	while (got < len) {
-		ssize_t n = pread(fd, buf + got, len - got, (off_t)got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			goto out;
-		got += (size_t)n;
-	}
+	if (kvs__io_pread_full(fd, buf, len, 0) != (ssize_t)len)
+		goto out;
 	struct kvs__hint_meta meta;
 	size_t pos;
 	if (!kvs__hint_check(buf, len, &meta, &pos))
@@ -333,7 +305,8 @@ static int load_from_hint(struct kvs *db, struct kvs__seg *seg, uint64_t size,
 	    size - meta.footer_off > sizeof foot)
 		goto bad_hint;
 	size_t flen = (size_t)(size - meta.footer_off);
-	if (pread(seg->fd, foot, flen, (off_t)meta.footer_off) != (ssize_t)flen ||
+	if (kvs__io_pread_full(seg->fd, foot, flen, (off_t)meta.footer_off) !=
+		(ssize_t)flen ||
 	    kvs__rec_decode(foot, flen, &frec, &fcrc, &why) != KVS__DEC_OK ||
 	    frec.type != KVS_REC_FOOTER || frec.length != flen ||
 	    frec.count != meta.count)
@@ -385,6 +358,120 @@ out:
 	return rc;
 }
 
+/* A file shorter than a segment header.  Only a crash while creating the
+ * newest file leaves one (with a prefix of the header): its header is
+ * written again; anything else is damage. */
+static int repair_short_header(struct kvs *db, struct kvs__seg *seg,
+			       uint64_t size, bool newest)
+{
+	unsigned char head[KVS__HDR_LEN];
+	ssize_t got = kvs__io_pread_full(seg->fd, head, (size_t)size, 0);
+	if (!newest || got != (ssize_t)size ||
+	    memcmp(head, kvs__seg_header, (size_t)size) != 0)
+		return kvs__err(KVS_ECORRUPT,
+				"%s: bad record at offset 0: file too short "
+				"for a segment header",
+				seg->path);
+	kvs__log(db, KVS_LOG_WARN,
+		 "%s: incomplete header of a new segment: rewriting it",
+		 seg->path);
+	int e = kvs__io_pwrite_all(seg->fd, kvs__seg_header, KVS__HDR_LEN, 0);
+	if (!e)
+		e = kvs__io_fdatasync(seg->fd);
+	if (e)
+		return kvs__err_errno(KVS_EIO, e, "%s: write", seg->path);
+	seg->size = seg->synced = KVS__HDR_LEN;
+	return KVS_OK;
+}
+
+/* Decode the record at map[pos..size) as the next record of seg: a footer
+ * must vouch for the records before it and end the file.  *why on
+ * failure. */
+static enum kvs__dec next_record(const struct kvs__seg *seg,
+				 const unsigned char *map, uint64_t pos,
+				 uint64_t size, bool after_footer,
+				 struct kvs_record *rec, const char **why)
+{
+	uint32_t crc;
+	*why = "";
+	enum kvs__dec d = kvs__rec_decode(map + pos, size - pos, rec, &crc, why);
+	if (d != KVS__DEC_OK)
+		return d;
+	if (rec->type == KVS_REC_FOOTER &&
+	    (rec->count != seg->records || rec->chain != seg->chain ||
+	     (seg->records && rec->seq != seg->last_seq))) {
+		*why = "footer does not match the segment's records";
+		return KVS__DEC_BAD;
+	}
+	if (after_footer) {
+		*why = "data after the footer";
+		return KVS__DEC_BAD;
+	}
+	return KVS__DEC_OK;
+}
+
+/* Account a replayed record in seg's counts, chain and hint offsets. */
+static void note_record(struct kvs__seg *seg, const unsigned char *map,
+			uint64_t pos, const struct kvs_record *rec,
+			uint64_t *max_seq)
+{
+	kvs__hint_add(&seg->hint, pos);
+	if (rec->seq < seg->min_seq)
+		seg->min_seq = rec->seq;
+	seg->records++;
+	seg->last_seq = rec->seq;
+	seg->chain = kvs__crc32c(seg->chain, map + pos + rec->length - 4, 4);
+	if (rec->seq > *max_seq)
+		*max_seq = rec->seq;
+}
+
+/* Replay every record of map[0..*size).  The newest segment's torn tail is
+ * cut off (*size shrinks); damage anywhere else fails.  *footer_off: the
+ * footer's offset, 0 if the file has none. */
+static int scan_records(struct kvs *db, struct kvs__seg *seg,
+			const unsigned char *map, uint64_t *size, bool newest,
+			uint64_t *footer_off, uint64_t *max_seq)
+{
+	uint64_t pos = KVS__HDR_LEN;
+	*footer_off = 0;
+	while (pos < *size) {
+		struct kvs_record rec;
+		const char *why;
+		enum kvs__dec d = next_record(seg, map, pos, *size,
+					      *footer_off != 0, &rec, &why);
+		if (d != KVS__DEC_OK) {
+			/* A tail is damage with nothing valid after it.  A
+			 * "short" record is not enough to tell: a flipped
+			 * length byte also claims more bytes than the file
+			 * has.  (A torn record whose own value holds a whole
+			 * encoded record would be taken for damage in the
+			 * middle: the open then fails rather than drop it.) */
+			bool is_tail =
+				(rec.length && pos + rec.length == *size) ||
+				!kvs__rec_any_valid(map + pos + 1,
+						    (size_t)(*size - pos - 1));
+			if (newest && is_tail && *footer_off == 0) {
+				int rc = truncate_tail(db, seg, pos, *size, why);
+				*size = pos;
+				return rc;
+			}
+			return kvs__err(KVS_ECORRUPT,
+					"%s: bad record at offset %llu: %s",
+					seg->path, (unsigned long long)pos, why);
+		}
+		if (rec.type == KVS_REC_FOOTER) {
+			*footer_off = pos;
+		} else {
+			int rc = replay(db, seg, pos, &rec);
+			if (rc != KVS_OK)
+				return rc;
+			note_record(seg, map, pos, &rec, max_seq);
+		}
+		pos += rec.length;
+	}
+	return KVS_OK;
+}
+
 /* Replay one segment file.  `newest`: it is the last one, whose tail may be
  * torn.  On return seg->size, records, chain, last_seq and sealed are set;
  * a sealed segment keeps its mapping. */
@@ -394,31 +481,9 @@ static int load_segment(struct kvs *db, struct kvs__seg *seg, bool newest,
 	struct stat st;
 	if (fstat(seg->fd, &st) != 0)
 		return kvs__err_errno(KVS_EIO, errno, "%s: stat", seg->path);
-	uint64_t size = (uint64_t)st.st_size;
-
-	if (size < KVS__HDR_LEN) {
-		/* Only a crash while creating the newest file leaves it this
-		 * short; anything else is damage. */
-		unsigned char head[KVS__HDR_LEN];
-		ssize_t got = pread(seg->fd, head, (size_t)size, 0);
-		if (!newest || got != (ssize_t)size ||
-		    memcmp(head, kvs__seg_header, (size_t)size) != 0)
-			return kvs__err(KVS_ECORRUPT,
-					"%s: bad record at offset 0: file too "
-					"short for a segment header",
-					seg->path);
-		kvs__log(db, KVS_LOG_WARN,
-			 "%s: incomplete header of a new segment: rewriting it",
-			 seg->path);
-		int e = kvs__io_pwrite_all(seg->fd, kvs__seg_header,
-					   KVS__HDR_LEN, 0);
-		if (!e)
-			e = kvs__io_fdatasync(seg->fd);
-		if (e)
-			return kvs__err_errno(KVS_EIO, e, "%s: write", seg->path);
-		seg->size = seg->synced = KVS__HDR_LEN;
-		return KVS_OK;
-	}
+	uint64_t size = (uint64_t)st.st_size, map_size = size, footer_off;
+	if (size < KVS__HDR_LEN)
+		return repair_short_header(db, seg, size, newest);
 
 	unsigned char *map = mmap(NULL, size, PROT_READ, MAP_SHARED, seg->fd, 0);
 	if (map == MAP_FAILED)
@@ -432,74 +497,18 @@ static int load_segment(struct kvs *db, struct kvs__seg *seg, bool newest,
 			      seg->path);
 		goto out;
 	}
-
-	uint64_t pos = KVS__HDR_LEN, footer_off = 0;
-	bool footer = false;
-	while (pos < size) {
-		struct kvs_record rec;
-		uint32_t crc;
-		const char *why = "";
-		enum kvs__dec d =
-			kvs__rec_decode(map + pos, size - pos, &rec, &crc, &why);
-		if (d == KVS__DEC_OK && rec.type == KVS_REC_FOOTER &&
-		    (rec.count != seg->records || rec.chain != seg->chain ||
-		     (seg->records && rec.seq != seg->last_seq))) {
-			d = KVS__DEC_BAD;
-			why = "footer does not match the segment's records";
-		}
-		if (d == KVS__DEC_OK && footer) {
-			d = KVS__DEC_BAD;
-			why = "data after the footer";
-		}
-		if (d != KVS__DEC_OK) {
-			/* A tail is damage with nothing valid after it.  A
-			 * "short" record is not enough to tell: a flipped
-			 * length byte also claims more bytes than the file
-			 * has.  (A torn record whose own value holds a whole
-			 * encoded record would be taken for damage in the
-			 * middle: the open then fails rather than drop it.) */
-			bool is_tail =
-				(rec.length && pos + rec.length == size) ||
-				!valid_record_after(map, pos + 1, size);
-			if (newest && is_tail && !footer) {
-				rc = truncate_tail(db, seg, pos, size, why);
-				size = pos;
-				break;
-			}
-			rc = kvs__err(KVS_ECORRUPT,
-				      "%s: bad record at offset %llu: %s",
-				      seg->path, (unsigned long long)pos, why);
-			goto out;
-		}
-		if (rec.type == KVS_REC_FOOTER) {
-			footer = true;
-			footer_off = pos;
-			pos += rec.length;
-			continue;
-		}
-		if ((rc = replay(db, seg, pos, &rec)) != KVS_OK)
-			goto out;
-		kvs__hint_add(&seg->hint, pos);
-		if (rec.seq < seg->min_seq)
-			seg->min_seq = rec.seq;
-		seg->records++;
-		seg->last_seq = rec.seq;
-		seg->chain = kvs__crc32c(seg->chain, map + pos + rec.length - 4, 4);
-		if (rec.seq > *max_seq)
-			*max_seq = rec.seq;
-		pos += rec.length;
-	}
+	rc = scan_records(db, seg, map, &size, newest, &footer_off, max_seq);
 	if (rc != KVS_OK)
 		goto out;
 	seg->size = seg->synced = size;
-	if (!footer && !newest) {
+	if (footer_off == 0 && !newest) {
 		rc = kvs__err(KVS_ECORRUPT,
 			      "%s: bad record at offset %llu: sealed segment "
 			      "has no footer (cut short?)",
 			      seg->path, (unsigned long long)size);
 		goto out;
 	}
-	if (footer) {
+	if (footer_off != 0) {
 		seg->sealed = true;
 		seg->map_len = size;
 		madvise(map, size, MADV_RANDOM);
@@ -511,7 +520,7 @@ static int load_segment(struct kvs *db, struct kvs__seg *seg, bool newest,
 		return KVS_OK;
 	}
 out:
-	munmap(map, size > 0 ? size : 1);
+	munmap(map, map_size);
 	return rc;
 }
 

@@ -3,7 +3,6 @@
  * mapped, and releasing it once no reader can hold it. */
 #include "engine_int.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -49,7 +48,7 @@ int kvs__seg_create(const char *dir, uint32_t id, bool tmp,
 	int rc, e;
 	struct kvs__seg *seg = seg_alloc(dir, id);
 	char *path = NULL;
-	if (!seg || (tmp && !(path = path_of(dir, id, ".tmp")))) {
+	if (!seg || (tmp && !(path = path_of(dir, id, KVS__TMP_SUFFIX)))) {
 		kvs__seg_free(seg);
 		return kvs__err(KVS_ENOMEM, "out of memory");
 	}
@@ -86,7 +85,7 @@ fail:
 /* seg's temporary name, without allocating (an undo must not need memory). */
 static bool tmp_name(const struct kvs__seg *seg, char *buf, size_t size)
 {
-	return (size_t)snprintf(buf, size, "%s.tmp", seg->path) < size;
+	return (size_t)snprintf(buf, size, "%s" KVS__TMP_SUFFIX, seg->path) < size;
 }
 
 int kvs__seg_publish_tmp(const char *dir, struct kvs__seg *seg)
@@ -238,35 +237,37 @@ void kvs__seg_publish(struct kvs__seg *seg, const unsigned char *map)
 
 void kvs__seg_close_fd(struct kvs *db, struct kvs__seg *seg)
 {
+	KVS__ASSERT_WRITER(db);
 	/* A reader pread()s the active segment only for a record outside its
 	 * window (a record bigger than the window, or no window at all);
 	 * such a reader may still hold the descriptor, so wait until every
 	 * read-side section that began before the mapping was published is
 	 * over.  Not inside one: a rotation runs between rounds. */
 	if (seg->map != seg->win) {
-		assert(!urcu_memb_read_ongoing());
+		KVS__ASSERT_NOT_IN_RCU();
 		urcu_memb_synchronize_rcu();
 		KVS__TSAN_ACQUIRE();
 	}
-	KVS_CHECK(pthread_mutex_lock(&db->sync_mu));
+	kvs__lock(&db->sync_mu);
 	while (seg->fd_users > 0)
 		KVS_CHECK(pthread_cond_wait(&db->sync_cv, &db->sync_mu));
 	int fd = seg->fd;
 	seg->fd = -1;
-	KVS_CHECK(pthread_mutex_unlock(&db->sync_mu));
+	kvs__unlock(&db->sync_mu);
 	if (fd >= 0)
 		close(fd);
 }
 
 int kvs__seg_sync_locked(struct kvs *db, struct kvs__seg *seg)
 {
+	KVS__ASSERT_HELD(&db->sync_mu);
 	int fd = seg->fd;
 	if (fd < 0) /* sealed (and so synced) and closed meanwhile */
 		return 0;
 	seg->fd_users++;
-	KVS_CHECK(pthread_mutex_unlock(&db->sync_mu));
+	kvs__unlock(&db->sync_mu);
 	int e = kvs__io_fdatasync(fd);
-	KVS_CHECK(pthread_mutex_lock(&db->sync_mu));
+	kvs__lock(&db->sync_mu);
 	if (--seg->fd_users == 0)
 		KVS_CHECK(pthread_cond_broadcast(&db->sync_cv));
 	return e;
@@ -274,9 +275,9 @@ int kvs__seg_sync_locked(struct kvs *db, struct kvs__seg *seg)
 
 int kvs__seg_sync(struct kvs *db, struct kvs__seg *seg)
 {
-	KVS_CHECK(pthread_mutex_lock(&db->sync_mu));
+	kvs__lock(&db->sync_mu);
 	int e = kvs__seg_sync_locked(db, seg);
-	KVS_CHECK(pthread_mutex_unlock(&db->sync_mu));
+	kvs__unlock(&db->sync_mu);
 	return e;
 }
 

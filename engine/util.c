@@ -12,6 +12,9 @@
 static _Thread_local char errbuf[512];
 static _Thread_local int errbuf_errno;
 
+_Thread_local const struct kvs *kvs__writer_of;
+_Thread_local struct kvs__held kvs__held;
+
 int kvs__err(int code, const char *fmt, ...)
 {
 	va_list ap;

@@ -259,6 +259,8 @@ static int fail_hard(struct kvs *db)
  */
 int kvs__rotate(struct kvs *db)
 {
+	KVS__ASSERT_WRITER(db);
+	KVS__ASSERT_NOT_IN_RCU();
 	struct kvs__seg *old = db->active, *seg = NULL;
 	const unsigned char *map = NULL;
 	uint64_t footer_off = 0;
@@ -315,9 +317,9 @@ int kvs__rotate(struct kvs *db)
 	old->next = seg;
 	db->active = seg;
 	db->wbuf->base_off = seg->size;
-	KVS_CHECK(pthread_mutex_lock(&db->sync_mu));
+	kvs__lock(&db->sync_mu);
 	db->sync_seg = seg;
-	KVS_CHECK(pthread_mutex_unlock(&db->sync_mu));
+	kvs__unlock(&db->sync_mu);
 	kvs__seg_close_fd(db, old);
 	return KVS_OK;
 }
@@ -732,9 +734,9 @@ static void publish_stats(struct kvs *db, bool force)
 		return;
 	struct kvs_store_stats st;
 	fill_stats(db, &st);
-	KVS_CHECK(pthread_mutex_lock(&db->snap_mu));
+	kvs__lock(&db->snap_mu);
 	db->snap = st;
-	KVS_CHECK(pthread_mutex_unlock(&db->snap_mu));
+	kvs__unlock(&db->snap_mu);
 	db->snap_us = now;
 	db->snap_dirty = false;
 }
@@ -748,28 +750,20 @@ static void complete(struct kvs__req *req)
 	req->done(req);
 }
 
-/* CBOR head length of an unsigned integer or a byte string of length v. */
-static unsigned cbor_head_len(uint64_t v)
-{
-	return v < 24 ? 1 : v <= 0xff ? 2 : v <= 0xffff ? 3
-	       : v <= 0xffffffffu ? 5 : 9;
-}
-
 /* The most bytes request r's records can take (a condition may write
  * fewer, an INCR at most 20 digits): to know before staging any of it
  * whether it fits in the active segment.  Exact for a plain SET. */
 static uint64_t req_bound(const struct kvs *db, const struct kvs__req *r)
 {
-	unsigned seq_len = cbor_head_len(db->next_seq + r->nops);
-	uint64_t n = 0;
+	uint64_t seq = db->next_seq + r->nops, n = 0;
 	for (size_t i = 0; i < r->nops; i++) {
 		const struct kvs_op *op = &r->ops[i];
-		/* array head, seq, op, key, crc */
-		n += 1 + seq_len + 1 + cbor_head_len(op->klen) + op->klen + 5;
-		if (op->type != KVS_OP_REMOVE) {
-			size_t vlen = op->type == KVS_OP_INCR ? 20 : op->vlen;
-			n += cbor_head_len(vlen) + vlen;
-		}
+		if (op->type == KVS_OP_REMOVE)
+			n += kvs__rec_len_of(KVS_REC_REMOVE, seq, op->klen, 0);
+		else
+			n += kvs__rec_len_of(KVS_REC_SET, seq, op->klen,
+					     op->type == KVS_OP_INCR ? 20
+								     : op->vlen);
 	}
 	return n;
 }
@@ -918,6 +912,7 @@ static void *writer_main(void *arg)
 	bool stop = false;
 
 	kvs__rcu_thread_online();
+	kvs__become_writer(db);
 	db->snap_dirty = true;
 	while (!stop) {
 		/* Client requests first; compaction steps fill the gaps, as
@@ -990,7 +985,7 @@ static void *syncer_main(void *arg)
 	struct timespec next;
 
 	clock_gettime(CLOCK_MONOTONIC, &next);
-	KVS_CHECK(pthread_mutex_lock(&db->sync_mu));
+	kvs__lock(&db->sync_mu);
 	while (!db->sync_stop) {
 		next.tv_sec += 1;
 		int rc;
@@ -1012,27 +1007,18 @@ static void *syncer_main(void *arg)
 		 * data its own fdatasync has just flushed. */
 		int e = kvs__seg_sync_locked(db, db->sync_seg);
 		if (e) {
-			KVS_CHECK(pthread_mutex_unlock(&db->sync_mu));
+			kvs__unlock(&db->sync_mu);
 			kvs__set_failed(db, e, "background fdatasync");
-			KVS_CHECK(pthread_mutex_lock(&db->sync_mu));
+			kvs__lock(&db->sync_mu);
 		} else {
 			atomic_fetch_add(&db->bg_syncs, 1);
 		}
 	}
-	KVS_CHECK(pthread_mutex_unlock(&db->sync_mu));
+	kvs__unlock(&db->sync_mu);
 	return NULL;
 }
 
 /* ---- starting, stopping, submitting -------------------------------------------------- */
-
-void kvs__set_failed(struct kvs *db, int errnum, const char *what)
-{
-	int expected = 0;
-	if (atomic_compare_exchange_strong(&db->failed, &expected, errnum))
-		kvs__log(db, KVS_LOG_ERROR,
-			 "%s: %s; the store refuses writes from now on", what,
-			 strerror(errnum));
-}
 
 int kvs__writer_start(struct kvs *db)
 {
@@ -1113,10 +1099,10 @@ void kvs__writer_stop(struct kvs *db)
 		db->writer_started = false;
 	}
 	if (db->syncer_started) {
-		KVS_CHECK(pthread_mutex_lock(&db->sync_mu));
+		kvs__lock(&db->sync_mu);
 		db->sync_stop = true;
 		KVS_CHECK(pthread_cond_signal(&db->sync_cv));
-		KVS_CHECK(pthread_mutex_unlock(&db->sync_mu));
+		kvs__unlock(&db->sync_mu);
 		KVS_CHECK(pthread_join(db->syncer, NULL));
 		db->syncer_started = false;
 	}
