@@ -31,6 +31,7 @@ struct kvs__bgio {
 int kvs__bgio_new(struct kvs *db, void (*wake)(void *ctx), void *ctx,
 		  struct kvs__bgio **out)
 {
+	KVS__ASSERT_WRITER(db);
 	struct kvs__bgio *bg = calloc(1, sizeof *bg);
 	if (!bg)
 		return kvs__err(KVS_ENOMEM, "out of memory");
@@ -50,10 +51,10 @@ int kvs__bgio_new(struct kvs *db, void (*wake)(void *ctx), void *ctx,
  * unset is asleep before the broadcast. */
 static void announce(struct kvs__bgio *bg, atomic_bool *flag, bool value)
 {
-	KVS_CHECK(pthread_mutex_lock(&bg->mu));
+	kvs__lock(&bg->mu);
 	atomic_store_explicit(flag, value, memory_order_release);
 	KVS_CHECK(pthread_cond_broadcast(&bg->done_cv));
-	KVS_CHECK(pthread_mutex_unlock(&bg->mu));
+	kvs__unlock(&bg->mu);
 	bg->wake(bg->wake_ctx);
 }
 
@@ -80,6 +81,16 @@ static void hint_run(struct kvs__bgio *bg, struct kvs__seg *seg)
 	announce(bg, &seg->hint_busy, false);
 }
 
+/* The oldest queued hint (under mu). */
+static struct kvs__seg *next_hint(struct kvs__bgio *bg)
+{
+	KVS__ASSERT_HELD(&bg->mu);
+	struct kvs__seg *seg = bg->hint_head;
+	if (!(bg->hint_head = seg->hint_next))
+		bg->hint_tail = NULL;
+	return seg;
+}
+
 static void *bgio_main(void *arg)
 {
 	struct kvs__bgio *bg = arg;
@@ -93,29 +104,27 @@ static void *bgio_main(void *arg)
 	 * waiting for a job (compaction's over_budget) is not starved.  A
 	 * failure here is harmless. */
 	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
-	KVS_CHECK(pthread_mutex_lock(&bg->mu));
+	kvs__lock(&bg->mu);
 	for (;;) {
 		while (!bg->posted && !bg->stop && !bg->hint_head)
 			KVS_CHECK(pthread_cond_wait(&bg->cv, &bg->mu));
 		if (bg->posted) { /* a job first: it may be awaited */
 			struct kvs__bgio_job *job = bg->posted;
 			bg->posted = NULL;
-			KVS_CHECK(pthread_mutex_unlock(&bg->mu));
+			kvs__unlock(&bg->mu);
 			job_run(bg, job);
-			KVS_CHECK(pthread_mutex_lock(&bg->mu));
+			kvs__lock(&bg->mu);
 			continue;
 		}
 		if (!bg->hint_head)
 			break; /* stopping; queued hints are written first, so
 				  that the next open finds them */
-		struct kvs__seg *seg = bg->hint_head;
-		if (!(bg->hint_head = seg->hint_next))
-			bg->hint_tail = NULL;
-		KVS_CHECK(pthread_mutex_unlock(&bg->mu));
+		struct kvs__seg *seg = next_hint(bg);
+		kvs__unlock(&bg->mu);
 		hint_run(bg, seg);
-		KVS_CHECK(pthread_mutex_lock(&bg->mu));
+		kvs__lock(&bg->mu);
 	}
-	KVS_CHECK(pthread_mutex_unlock(&bg->mu));
+	kvs__unlock(&bg->mu);
 	return NULL;
 }
 
@@ -124,6 +133,7 @@ static void *bgio_main(void *arg)
  * writer up to milliseconds. */
 static bool ensure_started(struct kvs__bgio *bg)
 {
+	KVS__ASSERT_WRITER(bg->db);
 	if (!bg->started)
 		bg->started =
 			pthread_create(&bg->thread, NULL, bgio_main, bg) == 0;
@@ -137,11 +147,11 @@ void kvs__bgio_post(struct kvs__bgio *bg, struct kvs__bgio_job *job)
 		job_run(bg, job); /* no thread to spare: do it here */
 		return;
 	}
-	KVS_CHECK(pthread_mutex_lock(&bg->mu));
+	kvs__lock(&bg->mu);
 	KVS_ASSERT(!bg->posted);
 	bg->posted = job;
 	KVS_CHECK(pthread_cond_signal(&bg->cv));
-	KVS_CHECK(pthread_mutex_unlock(&bg->mu));
+	kvs__unlock(&bg->mu);
 }
 
 bool kvs__bgio_done(const struct kvs__bgio_job *job)
@@ -151,12 +161,14 @@ bool kvs__bgio_done(const struct kvs__bgio_job *job)
 
 void kvs__bgio_wait(struct kvs__bgio *bg, const struct kvs__bgio_job *job)
 {
+	KVS__ASSERT_WRITER(bg->db);
+	KVS__ASSERT_NOT_IN_RCU();
 	if (kvs__bgio_done(job))
 		return;
-	KVS_CHECK(pthread_mutex_lock(&bg->mu));
+	kvs__lock(&bg->mu);
 	while (!kvs__bgio_done(job))
 		KVS_CHECK(pthread_cond_wait(&bg->done_cv, &bg->mu));
-	KVS_CHECK(pthread_mutex_unlock(&bg->mu));
+	kvs__unlock(&bg->mu);
 }
 
 void kvs__bgio_hint(struct kvs__bgio *bg, struct kvs__seg *seg,
@@ -170,14 +182,14 @@ void kvs__bgio_hint(struct kvs__bgio *bg, struct kvs__seg *seg,
 	}
 	atomic_store_explicit(&seg->hint_busy, true, memory_order_relaxed);
 	seg->hint_next = NULL;
-	KVS_CHECK(pthread_mutex_lock(&bg->mu));
+	kvs__lock(&bg->mu);
 	if (bg->hint_tail)
 		bg->hint_tail->hint_next = seg;
 	else
 		bg->hint_head = seg;
 	bg->hint_tail = seg;
 	KVS_CHECK(pthread_cond_signal(&bg->cv));
-	KVS_CHECK(pthread_mutex_unlock(&bg->mu));
+	kvs__unlock(&bg->mu);
 }
 
 bool kvs__bgio_hint_busy(const struct kvs__seg *seg)
@@ -187,12 +199,14 @@ bool kvs__bgio_hint_busy(const struct kvs__seg *seg)
 
 void kvs__bgio_wait_hint(struct kvs__bgio *bg, const struct kvs__seg *seg)
 {
+	KVS__ASSERT_WRITER(bg->db);
+	KVS__ASSERT_NOT_IN_RCU();
 	if (!kvs__bgio_hint_busy(seg))
 		return;
-	KVS_CHECK(pthread_mutex_lock(&bg->mu));
+	kvs__lock(&bg->mu);
 	while (kvs__bgio_hint_busy(seg))
 		KVS_CHECK(pthread_cond_wait(&bg->done_cv, &bg->mu));
-	KVS_CHECK(pthread_mutex_unlock(&bg->mu));
+	kvs__unlock(&bg->mu);
 }
 
 void kvs__bgio_free(struct kvs__bgio *bg)
@@ -201,10 +215,10 @@ void kvs__bgio_free(struct kvs__bgio *bg)
 		return;
 	if (bg->started) {
 		/* It finishes a posted job and the queued hints first. */
-		KVS_CHECK(pthread_mutex_lock(&bg->mu));
+		kvs__lock(&bg->mu);
 		bg->stop = true;
 		KVS_CHECK(pthread_cond_signal(&bg->cv));
-		KVS_CHECK(pthread_mutex_unlock(&bg->mu));
+		kvs__unlock(&bg->mu);
 		KVS_CHECK(pthread_join(bg->thread, NULL));
 	}
 	KVS_CHECK(pthread_cond_destroy(&bg->done_cv));

@@ -34,6 +34,7 @@
 
 int kvs__compact_init(struct kvs *db)
 {
+	KVS__ASSERT_WRITER(db); /* the opener */
 	struct kvs__compact *cp = calloc(1, sizeof *cp);
 	if (!cp)
 		return kvs__err(KVS_ENOMEM, "out of memory");
@@ -50,7 +51,7 @@ int kvs__compact_init(struct kvs *db)
 	return KVS_OK;
 }
 
-/* ---- ending a pass early --------------------------------------------------- */
+/* ---- ending a pass early ------------------------------------------------ */
 
 /* Drop the running pass: its output (not yet renamed) is removed, its
  * victims stay as they were. */
@@ -92,7 +93,7 @@ static void give_up_pass(struct kvs *db, const char *what)
 	kvs__cp_postpone(db, what);
 }
 
-/* ---- the phases after the copy ---------------------------------------------- */
+/* ---- the phases after the copy ------------------------------------------ */
 
 static void insert_by_id(struct kvs *db, struct kvs__seg *seg)
 {
@@ -302,6 +303,8 @@ static void job_collect(struct kvs *db)
 void kvs__compact_step(struct kvs *db,
 		       kvs__clients_waiting_fn *clients_waiting)
 {
+	KVS__ASSERT_WRITER(db);
+	KVS__ASSERT_NOT_IN_RCU(); /* it may wait for a job, or rotate */
 	struct kvs__compact *cp = db->cp;
 	switch (cp->running ? cp->phase : PH_COPY) {
 	case PH_JOB:

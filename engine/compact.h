@@ -53,7 +53,8 @@ void kvs__compact_tick(struct kvs *db);
 bool kvs__compact_pending(const struct kvs *db, uint64_t *delay_us);
 /* Do one bounded step of compaction; it stops early when clients_waiting
  * says so, unless compaction owes client writes too much work. */
-void kvs__compact_step(struct kvs *db, kvs__clients_waiting_fn *clients_waiting);
+void kvs__compact_step(struct kvs *db,
+		       kvs__clients_waiting_fn *clients_waiting);
 /* At stop: finish a pass whose output is published (the index switch and
  * the victims' removal), so that nothing points at a freed segment. */
 void kvs__compact_settle(struct kvs *db,

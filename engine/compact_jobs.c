@@ -17,9 +17,12 @@ static void seal(struct kvs__seg *out, struct job *j)
 	int e = kvs__io_pwrite_all(out->fd, j->foot, j->foot_len,
 				   (off_t)j->footer_off);
 	if (e) {
-		j->rc = kvs__err_errno(KVS_EIO, e, "%s.tmp: write", out->path);
+		j->rc = kvs__err_errno(KVS_EIO, e,
+				       "%s" KVS__TMP_SUFFIX ": write",
+				       out->path);
 	} else if ((e = kvs__io_fdatasync(out->fd)) != 0) {
-		j->rc = kvs__err_errno(KVS_EIO, e, "%s.tmp: fdatasync",
+		j->rc = kvs__err_errno(KVS_EIO, e,
+				       "%s" KVS__TMP_SUFFIX ": fdatasync",
 				       out->path);
 		j->synced_bad = true;
 	}
@@ -93,6 +96,7 @@ void kvs__cp_job_run(struct kvs__bgio_job *bj)
 	struct kvs *db = j->db;
 	struct kvs__compact *cp = db->cp;
 
+	KVS__ASSERT_NOT_IN_RCU(); /* it syncs and renames */
 	j->rc = j->warn_rc = KVS_OK;
 	j->synced_bad = j->renamed = j->dir_bad = j->unlink_bad = false;
 	switch (j->kind) {

@@ -22,7 +22,9 @@ int kvs__cp_out_flush(struct kvs *db)
 		e = kvs__io_pwrite_all(cp->out->fd, cp->obuf, cp->olen,
 				       (off_t)at);
 	if (e)
-		return kvs__err_errno(KVS_EIO, e, "%s.tmp: write", cp->out->path);
+		return kvs__err_errno(KVS_EIO, e,
+				      "%s" KVS__TMP_SUFFIX ": write",
+				      cp->out->path);
 	cp->olen = 0;
 	/* Start the write-back now and then, in the background, so that the
 	 * disk writes are spread over the pass and the final fdatasync has
@@ -72,7 +74,8 @@ static int out_open(struct kvs *db)
 	if (id == KVS__SEG_ID_MAX)
 		return kvs__err(KVS_EIO, "no segment number left");
 	int e = kvs__testhook_fail(KVS__TH_CREATE);
-	int rc = e ? kvs__err_errno(KVS_EIO, e, "%s/%010u.seg.tmp: create",
+	int rc = e ? kvs__err_errno(KVS_EIO, e,
+				    "%s/%010u.seg" KVS__TMP_SUFFIX ": create",
 				    db->dir, id)
 		   : kvs__seg_create(db->dir, id, true, &cp->out);
 	if (rc)
@@ -118,6 +121,8 @@ int64_t kvs__cp_copy_one(struct kvs *db, struct kvs__seg *v)
 	const char *why = "";
 	volatile bool locked = false;
 	int rc = KVS_OK;
+
+	KVS__ASSERT_NOT_IN_RCU(); /* the fault path leaves its own section */
 
 	if (sigsetjmp(kvs__mapguard.jb, 0) != 0) {
 		if (locked)
@@ -199,9 +204,11 @@ void kvs__cp_switch_some(struct kvs *db,
 	size_t chunk = SWITCH_CHUNK + cp->burst / 64; /* ~ one per record */
 	size_t end = cp->nmoved - cp->si > chunk ? cp->si + chunk : cp->nmoved;
 	size_t i;
+	KVS__ASSERT_NOT_IN_RCU();
 	kvs__read_lock();
 	for (i = cp->si; i < end; i++) {
-		if (i - cp->si >= SWITCH_MIN && kvs__cp_should_yield(db, clients_waiting))
+		if (i - cp->si >= SWITCH_MIN &&
+		    kvs__cp_should_yield(db, clients_waiting))
 			break;
 		const struct moved *m = &cp->moved[i];
 		if (!m->victim->retiring) {

@@ -339,6 +339,7 @@ static uint64_t quiet_delay(const struct kvs *db, uint64_t burst,
 
 void kvs__compact_tick(struct kvs *db)
 {
+	KVS__ASSERT_WRITER(db);
 	struct kvs__compact *cp = db->cp;
 	uint64_t now = kvs__now_us();
 	struct bucket b = ticked(db, now);
@@ -354,6 +355,7 @@ void kvs__compact_tick(struct kvs *db)
 
 bool kvs__compact_pending(const struct kvs *db, uint64_t *delay_us)
 {
+	KVS__ASSERT_WRITER(db);
 	const struct kvs__compact *cp = db->cp;
 	uint64_t now = kvs__now_us();
 	struct bucket b = ticked(db, now);
@@ -391,13 +393,15 @@ bool kvs__compact_pending(const struct kvs *db, uint64_t *delay_us)
 
 void kvs__compact_note_round(struct kvs *db)
 {
+	KVS__ASSERT_WRITER(db);
 	db->cp->quiet_until = kvs__now_us() + QUIET_US;
 }
 
-/* ---- requests from the writer's rounds ------------------------------------ */
+/* ---- requests from the writer's rounds ---------------------------------- */
 
 void kvs__compact_check_active(struct kvs *db)
 {
+	KVS__ASSERT_WRITER(db);
 	struct kvs__compact *cp = db->cp;
 	struct kvs__seg *a = db->active;
 	if (db->opt.no_auto_compact || cp->disabled || a->records == 0)
@@ -412,6 +416,7 @@ void kvs__compact_check_active(struct kvs *db)
 
 void kvs__compact_request(struct kvs *db, struct kvs__req *req)
 {
+	KVS__ASSERT_WRITER(db);
 	struct kvs__compact *cp = db->cp;
 	if (atomic_load(&db->failed) || cp->disabled) {
 		req->result = atomic_load(&db->failed) ? KVS_EFAILED : KVS_EIO;
