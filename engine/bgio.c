@@ -1,7 +1,8 @@
 /* bgio.c - the store's background I/O thread: runs the jobs the writer posts
  * (one at a time) and writes the hint files of the segments it seals, at
- * nice 10, and reports each through the writer's wake callback.  The thread
- * is its own; the functions below run on the writer (bgio.h). */
+ * nice 10, and reports each through the writer's wake callback.  bgio_main
+ * and what it calls run on that thread; the kvs__bgio_* functions on the
+ * writer, except where bgio.h says any thread. */
 #include "bgio.h"
 #include "engine_int.h"
 
