@@ -9,8 +9,8 @@
  *     the index, or changes the segment list.
  *   - the sync thread (everysec only): fdatasyncs the active segment once a
  *     second when it has unsynced bytes.
- *   - the compaction helper (from the first pass on, at nice 10): runs a
- *     pass's syncs, renames, hint writes and unlinks for the writer.
+ *   - the background I/O thread (bgio.c; from the first pass or rotation
+ *     on, at nice 10): a pass's syncs, renames and unlinks, hint files.
  *
  * RCU flavour: urcu-memb.  Its read-side lock is a couple of plain loads and
  * stores (the heavy barrier is on the writer's side, done with the
@@ -161,6 +161,7 @@ struct kvs {
 	struct kvs_store_stats counters;  /* writes, batches, syncs, ... */
 	struct kvs__writer_buf *wbuf;
 	struct kvs__compact *cp;    /* compaction state (compact.c) */
+	struct kvs__bgio *bg;       /* the background I/O thread (bgio.c) */
 
 	/* The stats snapshot the writer publishes for kvs_stats_cached();
 	 * snap_mu (a leaf lock) guards snap.  snap_us: writer only. */
@@ -210,27 +211,6 @@ void kvs__submit(struct kvs *db, struct kvs__req *req);
  * handle failed. */
 int kvs__rotate(struct kvs *db);
 
-/* compact.c - all writer thread only. */
-int kvs__compact_init(struct kvs *db);
-void kvs__compact_free(struct kvs *db);
-/* A kvs_compact() request: remember it; it completes when done. */
-void kvs__compact_request(struct kvs *db, struct kvs__req *req);
-/* After a round: seal the active segment early if it is mostly garbage. */
-void kvs__compact_check_active(struct kvs *db);
-/* Is there compaction work?  *delay_us: how long the rate limit, or the
- * quiet time after a round of client requests, wants the writer to wait
- * before the next step (0: now). */
-bool kvs__compact_pending(struct kvs *db, uint64_t *delay_us);
-/* Do one bounded step of compaction. */
-void kvs__compact_step(struct kvs *db);
-/* Writer only: have the compaction helper write the hint file of `seg`,
- * just sealed and mapped (in this thread if no helper can be started). */
-void kvs__compact_hint_later(struct kvs *db, struct kvs__seg *seg,
-			     uint64_t footer_off);
-/* The writer has just completed a round of client requests. */
-void kvs__compact_note_round(struct kvs *db);
-/* At stop: finish a pass whose output is published (the index switch and
- * the victims' removal), so that nothing points at a freed segment. */
-void kvs__compact_settle(struct kvs *db);
+/* Compaction: compact.h.  The background I/O thread: bgio.h. */
 
 #endif /* KVS_ENGINE_INT_H */

@@ -1,6 +1,7 @@
 /* rotate.c - sealing the active segment and starting the next one (the
  * order of the steps is below), and the segment numbers left spare for
  * compaction outputs.  Writer thread only. */
+#include "bgio.h"
 #include "round.h"
 
 #include <errno.h>
@@ -74,7 +75,10 @@ int kvs__rotate(struct kvs *db)
 	}
 
 	/* Nothing fails from here on. */
-	kvs__seg_publish(db, old, footer_off, map);
+	kvs__seg_publish(old, map);
+	/* Its hint takes tens of milliseconds for a big segment of small
+	 * records: written in the background. */
+	kvs__bgio_hint(db->bg, old, footer_off);
 	db->spare_id = db->next_seg_id;
 	db->spare_end = id;
 	db->next_seg_id = id + 1;

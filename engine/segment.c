@@ -229,14 +229,10 @@ int kvs__seg_unseal(struct kvs__seg *seg, uint64_t footer_off,
 	return seg_cut(seg, footer_off);
 }
 
-void kvs__seg_publish(struct kvs *db, struct kvs__seg *seg,
-		      uint64_t footer_off, const unsigned char *map)
+void kvs__seg_publish(struct kvs__seg *seg, const unsigned char *map)
 {
 	seg->sealed = true;
 	seg_set_map(seg, map);
-	/* Encoding and writing the hint takes tens of milliseconds for a big
-	 * segment of small records: the compaction helper does it. */
-	kvs__compact_hint_later(db, seg, footer_off);
 }
 
 void kvs__seg_close_fd(struct kvs *db, struct kvs__seg *seg)

@@ -70,10 +70,10 @@ struct kvs__seg {
 	bool retiring;           /* a victim of the running compaction pass */
 	bool forced;             /* covered by a kvs_compact() call */
 	/* Set by the writer when it hands the segment's hint file to the
-	 * compaction helper, cleared by the helper (release) once written;
-	 * while set, a compaction pass with the segment among its victims
-	 * waits before dropping them.  hint_next and hint_footer_off are the
-	 * helper's queue, under kvs__compact.j_mu. */
+	 * background I/O thread (kvs__bgio_hint), cleared by that thread
+	 * (release) once written; while set, a compaction pass with the
+	 * segment among its victims waits before dropping them.  hint_next
+	 * and hint_footer_off are bgio's queue, under kvs__bgio.mu. */
 	atomic_bool hint_busy;
 	struct kvs__seg *hint_next;
 	uint64_t hint_footer_off;
@@ -119,10 +119,9 @@ int kvs__seg_seal(struct kvs__seg *seg, uint64_t *footer_off,
  * footer off.  KVS_OK or KVS_EIO (the truncation failed). */
 int kvs__seg_unseal(struct kvs__seg *seg, uint64_t footer_off,
 		    const unsigned char *map);
-/* Publish the mapping to readers and hand the hint file to the compaction
- * helper (kvs__compact_hint_later).  Cannot fail. */
-void kvs__seg_publish(struct kvs *db, struct kvs__seg *seg,
-		      uint64_t footer_off, const unsigned char *map);
+/* Mark seg sealed and publish its mapping to readers (its hint file is the
+ * caller's: kvs__bgio_hint).  Cannot fail. */
+void kvs__seg_publish(struct kvs__seg *seg, const unsigned char *map);
 /* Writer only: close the descriptor of a segment sealed by a rotation, once
  * no reader can be pread'ing it and no other thread is syncing it (waits
  * for a sync in progress: it syncs what the seal has just synced). */

@@ -34,6 +34,8 @@
  * sealed its first records (they are durable and cannot be taken back).
  * Rounds rotate between requests, never inside one that fits a segment,
  * so that last case needs a request bigger than a whole segment. */
+#include "bgio.h"
+#include "compact.h"
 #include "round.h"
 
 #include <errno.h>
@@ -289,6 +291,22 @@ static struct kvs__req *writer_round(struct kvs *db, struct kvs__req *list,
 	return rest;
 }
 
+/* The writer's answers to the threads around it: a client request is
+ * queued (compaction steps give way), and a background job or hint file is
+ * done (bgio.c's callback: the writer may be asleep waiting for it). */
+static bool clients_waiting(const struct kvs *db)
+{
+	return atomic_load_explicit(&db->q_len, memory_order_relaxed) != 0;
+}
+
+static void wake_writer(void *arg)
+{
+	struct kvs *db = arg;
+	KVS_CHECK(pthread_mutex_lock(&db->q_mu));
+	KVS_CHECK(pthread_cond_broadcast(&db->q_cv));
+	KVS_CHECK(pthread_mutex_unlock(&db->q_mu));
+}
+
 static void *writer_main(void *arg)
 {
 	struct kvs *db = arg;
@@ -347,13 +365,16 @@ static void *writer_main(void *arg)
 				list = writer_round(db, list, &stop);
 			kvs__compact_note_round(db);
 		}
-		if (!stop && kvs__compact_pending(db, &delay) && delay == 0)
-			kvs__compact_step(db);
+		if (!stop) {
+			kvs__compact_tick(db);
+			if (kvs__compact_pending(db, &delay) && delay == 0)
+				kvs__compact_step(db, clients_waiting);
+		}
 		db->snap_dirty = true;
 	}
 	/* A pass whose output is already published must end here: the index
 	 * points into it. */
-	kvs__compact_settle(db);
+	kvs__compact_settle(db, clients_waiting);
 	return NULL;
 }
 
@@ -371,7 +392,8 @@ int kvs__writer_start(struct kvs *db)
 	for (struct kvs__seg *s = db->segs; s; s = s->next)
 		if (s != db->active && s->sealed)
 			kvs__seg_drop_fd(s);
-	if ((rc = kvs__compact_init(db)) != KVS_OK)
+	if ((rc = kvs__bgio_new(db, wake_writer, db, &db->bg)) != KVS_OK ||
+	    (rc = kvs__compact_init(db)) != KVS_OK)
 		return rc;
 	db->sync_seg = db->active;
 	if ((rc = pthread_create(&db->writer, NULL, writer_main, db)) != 0)
@@ -434,6 +456,8 @@ void kvs__writer_stop(struct kvs *db)
 		db->writer_started = false;
 	}
 	kvs__syncer_stop(db);
+	kvs__bgio_free(db->bg); /* writes the queued hints first */
+	db->bg = NULL;
 	kvs__compact_free(db);
 	if (db->wbuf) {
 		struct kvs__writer_buf *wb = db->wbuf;

@@ -681,8 +681,8 @@ TEST(Compaction, DiskFullWhileWritingOutputGivesUpCleanly) {
   EXPECT_EQ(kvs_compact(db), KVS_ENOSPC);
   kvs__hook_compact_write(0, 0);
   // The given-up output's temporary file is gone at once; the hint of the
-  // segment kvs_compact() sealed first may still be in the compaction
-  // helper's hands (written through NNNNNNNNNN.hint.tmp).
+  // segment kvs_compact() sealed first may still be in the background I/O
+  // thread's hands (written through NNNNNNNNNN.hint.tmp).
   EXPECT_TRUE(FilesEnding(d.path(), ".seg.tmp").empty());
   EXPECT_TRUE(kvstest::Eventually([&] { return FilesEnding(d.path(), ".tmp").empty(); }))
       << FilesEnding(d.path(), ".tmp")[0];
@@ -736,7 +736,7 @@ TEST(Compaction, NoDescriptorForOutputRetriesWithBackoff) {
   EXPECT_LE(warnings, 2u) << "at most one warning a second";
   EXPECT_EQ(logs.Count("Too many open files"), warnings);
   // No output is left behind; a rotated segment's hint may still be in the
-  // compaction helper's hands for a moment.
+  // background I/O thread's hands for a moment.
   EXPECT_TRUE(FilesEnding(d.path(), ".seg.tmp").empty());
   EXPECT_TRUE(kvstest::Eventually([&] { return FilesEnding(d.path(), ".tmp").empty(); }))
       << FilesEnding(d.path(), ".tmp")[0];
