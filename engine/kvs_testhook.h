@@ -15,18 +15,18 @@ extern "C" {
 /* lmdb.c: mdb_txn_commit fails, freeing the transaction as a real failed
  * commit does (LMDB aborts it inside the call). */
 void kvs__hook_lmdb_commit(int count, int err);
-/* compact.c: the unlink of a compaction victim's segment file. */
+/* compact_jobs.c: the unlink of a compaction victim's segment file. */
 void kvs__hook_compact_unlink(int count, int err);
 /* Only unlinks of paths ending with `name` count for the hook above
  * (NULL: every one). */
 void kvs__hook_compact_unlink_only(const char *name);
-/* compact.c: the directory fsync after the victims' unlink. */
+/* compact_jobs.c: the directory fsync after the victims' unlink. */
 void kvs__hook_compact_fsync_dir(int count, int err);
-/* compact.c: the creation of a compaction output. */
+/* compact_move.c: the creation of a compaction output. */
 void kvs__hook_compact_create(int count, int err);
-/* compact.c: a write of a compaction output's buffered records. */
+/* compact_move.c: a write of a compaction output's buffered records. */
 void kvs__hook_compact_write(int count, int err);
-/* compact.c: output creations attempted since the process started. */
+/* compact_move.c: output creations attempted since the process started. */
 unsigned kvs__hook_compact_creates(void);
 /* recovery.c: sleep `us` microseconds before loading each segment but the
  * first (a slow open); 0 disarms. */

@@ -9,10 +9,10 @@
 /* ---- test seams (testhook.c; armed through kvs_testhook.h) -------------- */
 enum kvs__testhook {
 	KVS__TH_LMDB_COMMIT, /* lmdb.c: mdb_txn_commit */
-	KVS__TH_UNLINK,      /* compact.c: unlink of a victim */
-	KVS__TH_FSYNC_DIR,   /* compact.c: directory fsync after the unlinks */
-	KVS__TH_CREATE,      /* compact.c: creation of the output */
-	KVS__TH_OUT_WRITE,   /* compact.c: a write of the output's buffer */
+	KVS__TH_UNLINK,      /* compact_jobs.c: unlink of a victim */
+	KVS__TH_FSYNC_DIR,   /* compact_jobs.c: directory fsync after the unlinks */
+	KVS__TH_CREATE,      /* compact_move.c: creation of the output */
+	KVS__TH_OUT_WRITE,   /* compact_move.c: a write of the output's buffer */
 	KVS__TH_COUNT
 };
 /* The errno a test wants the call to fail with, or 0 (the usual case). */
