@@ -349,7 +349,7 @@ void kvs__compact_tick(struct kvs *db)
 	cp->refill_us = now;
 	/* kvs_compact() callers whose work is done, or was never there. */
 	if (cp->forced && !cp->running && !cp->disabled &&
-	    !atomic_load(&db->failed) && !any_trigger(db))
+	    !atomic_load(&db->health.failed) && !any_trigger(db))
 		kvs__cp_complete_waiters(db, KVS_OK);
 }
 
@@ -370,7 +370,7 @@ bool kvs__compact_pending(const struct kvs *db, uint64_t *delay_us)
 		*delay_us = quiet_delay(db, b.burst, now);
 		return true;
 	}
-	if (cp->disabled || atomic_load(&db->failed))
+	if (cp->disabled || atomic_load(&db->health.failed))
 		return false;
 	if (!cp->running) {
 		if (!any_trigger(db))
@@ -418,8 +418,8 @@ void kvs__compact_request(struct kvs *db, struct kvs__req *req)
 {
 	KVS__ASSERT_WRITER(db);
 	struct kvs__compact *cp = db->cp;
-	if (atomic_load(&db->failed) || cp->disabled) {
-		req->result = atomic_load(&db->failed) ? KVS_EFAILED : KVS_EIO;
+	if (atomic_load(&db->health.failed) || cp->disabled) {
+		req->result = atomic_load(&db->health.failed) ? KVS_EFAILED : KVS_EIO;
 		req->done(req);
 		return;
 	}

@@ -49,7 +49,7 @@ enum kvs__req_kind {
 	KVS__REQ_WRITE, KVS__REQ_STATS, KVS__REQ_COMPACT, KVS__REQ_STOP,
 };
 struct kvs__req {
-	struct kvs__req *next;    /* queue link, guarded by kvs.q_mu */
+	struct kvs__req *next;    /* queue link, guarded by kvs.q.mu */
 	enum kvs__req_kind kind;
 	struct kvs_op *ops;       /* KVS__REQ_WRITE */
 	size_t nops;
@@ -97,6 +97,66 @@ extern const struct kvs__vtable kvs__lmdb_engine;
 
 /* ---- the log engine's handle ------------------------------------------------ */
 
+/* The writer's queue: any thread appends, only the writer takes the whole
+ * list at once.  mu guards head, tail and len; the writer sleeps on cv
+ * (CLOCK_MONOTONIC) when the queue is empty, and the background I/O thread
+ * wakes it there.  mu is a leaf lock: nothing else is taken while holding
+ * it. */
+struct kvs__queue {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct kvs__req *head, *tail;
+	_Atomic size_t len; /* written under mu; read without it by the
+			       writer's brief spin before it sleeps */
+};
+
+/* The sync thread (everysec; syncer.c).  mu guards seg, stop and every
+ * segment's fd_users (and the change of a segment's fd to -1); the writer
+ * changes seg when it rotates segments.  cv: the sync thread's timer and
+ * stop, and the writer's wait for fd_users to drop to 0 (broadcast). */
+struct kvs__sync {
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct kvs__seg *seg;
+	bool stop;
+	_Atomic uint64_t unsynced; /* bytes written since the thread looked */
+	_Atomic uint64_t bg_syncs; /* its fdatasyncs, for the stats */
+};
+
+/* What went wrong with the store (health.c); any thread reads. */
+struct kvs__health {
+	/* Set once a sync failed or a write left the log ambiguous (the
+	 * errno; never cleared): writes are refused for good.  Live in
+	 * kvs_stats_cached().  ARCHITECTURE.md "Failures": only a failed
+	 * fdatasync/fsync, an undo (truncation) that failed, an I/O error
+	 * other than a shortage (EIO, EROFS, ...), and a failure of a write
+	 * larger than a segment after part of it was sealed set it. */
+	atomic_int failed;
+	/* The errno of the last write refused for a transient reason (disk
+	 * full, no descriptor, no memory: nothing of it was kept), 0 again
+	 * once a write succeeds.  The writer writes it. */
+	atomic_int write_error;
+	/* Set (never cleared) by any thread whose read found corruption or a
+	 * mapped page it could not read. */
+	atomic_int damaged;
+	/* kvs__log_every() clock of the writer's refusals for a shortage. */
+	_Atomic uint64_t wlog_us;
+};
+
+/* What the writer publishes for other threads' kvs_stats_cached() and
+ * DBSIZE: mu (a leaf lock) guards stats; us and dirty are the writer's. */
+struct kvs__pub {
+	pthread_mutex_t mu;
+	struct kvs_store_stats stats;
+	uint64_t us;    /* when stats was last published */
+	bool dirty;     /* something changed since */
+	/* live_keys, stored by the writer before it completes a round, so
+	 * that a DBSIZE after an acknowledged write counts that write. */
+	_Atomic uint64_t live_keys;
+};
+
 struct kvs {
 	struct kvs__handle h;    /* first: see api.c */
 
@@ -105,75 +165,31 @@ struct kvs {
 	struct kvs_options opt;
 	struct kvs__index *index;
 
-	/* The writer's queue: any thread appends, only the writer takes the
-	 * whole list at once.  q_mu guards q_head, q_tail and q_len; the
-	 * writer sleeps on q_cv when the queue is empty.  q_mu is a leaf lock:
-	 * nothing else is taken while holding it. */
-	pthread_mutex_t q_mu;
-	pthread_cond_t q_cv;      /* CLOCK_MONOTONIC */
-	struct kvs__req *q_head, *q_tail;
-	_Atomic size_t q_len;  /* written under q_mu; read without it by the
-				  writer's brief spin before it sleeps */
+	struct kvs__queue q;
 	pthread_t writer;
 	bool writer_started;
+	struct kvs__sync sync;
+	struct kvs__health health;
+	struct kvs__pub pub;
 
-	/* The sync thread (everysec).  sync_mu guards sync_seg, sync_stop and
-	 * every segment's fd_users (and the change of a segment's fd to -1);
-	 * the writer changes sync_seg when it rotates segments.  sync_cv: the
-	 * sync thread's timer and stop, and the writer's wait for fd_users to
-	 * drop to 0 (broadcast).  unsynced counts bytes written since the sync
-	 * thread last looked. */
-	pthread_t syncer;
-	bool syncer_started;
-	pthread_mutex_t sync_mu;
-	pthread_cond_t sync_cv;
-	struct kvs__seg *sync_seg;
-	bool sync_stop;
-	_Atomic uint64_t unsynced;
-	_Atomic uint64_t bg_syncs;
-
-	/* Set once a sync failed or a write left the log ambiguous (the errno;
-	 * never cleared): writes are refused for good.  Read by anyone, and
-	 * live by kvs_stats_cached().  ARCHITECTURE.md "Failures": only a
-	 * failed fdatasync/fsync, an undo (truncation) that failed, an I/O
-	 * error other than a shortage (EIO, EROFS, ...), and a failure of a
-	 * write larger than a segment after part of it was sealed set it. */
-	atomic_int failed;
-	/* The errno of the last write refused for a transient reason (disk
-	 * full, no descriptor, no memory: nothing of it was kept), 0 again
-	 * once a write succeeds.  Writer thread writes; anyone reads. */
-	atomic_int write_error;
-	/* Set (never cleared) by any thread whose read found corruption or a
-	 * mapped page it could not read; anyone reads. */
-	atomic_int damaged;
-	/* kvs__log_every() clock of the writer's refusals for a shortage. */
-	_Atomic uint64_t wlog_us;
-
-	/* Writer thread only (the opener before the writer starts). */
+	/* Writer thread only (the opener before the writer starts, the closer
+	 * after it stopped: KVS__ASSERT_WRITER). */
 	struct kvs__seg *segs;      /* oldest first */
 	struct kvs__seg *active;    /* last of segs */
 	uint32_t next_seg_id;
 	/* Ids left free below the active segment's, for compaction outputs
-	 * (see kvs__rotate): spare_id .. spare_end - 1. */
+	 * (see rotate.c): spare_id .. spare_end - 1. */
 	uint32_t spare_id, spare_end;
 	uint64_t next_seq;
 	uint64_t live_keys;
 	struct kvs_store_stats counters;  /* writes, batches, syncs, ... */
-	struct kvs__writer_buf *wbuf;
-	struct kvs__compact *cp;    /* compaction state (compact.c) */
-	struct kvs__bgio *bg;       /* the background I/O thread (bgio.c) */
-
-	/* The stats snapshot the writer publishes for kvs_stats_cached();
-	 * snap_mu (a leaf lock) guards snap.  snap_us: writer only. */
-	pthread_mutex_t snap_mu;
-	struct kvs_store_stats snap;
-	uint64_t snap_us;
-	bool snap_dirty;
-	/* live_keys, stored by the writer before it completes a round, so
-	 * that a DBSIZE after an acknowledged write counts that write. */
-	_Atomic uint64_t live_keys_pub;
-	uint64_t recovered_entries; /* index entries made by recovery so far */
-	uint64_t recovered_tombs;   /* tombstone entries among them */
+	struct kvs__writer_buf *wbuf;     /* the round buffer (round.h) */
+	struct kvs__compact *cp;    /* compaction state (compact_int.h) */
+	struct kvs__bgio *bg;       /* the background I/O thread (bgio.h) */
+	/* Recovery only: index entries made so far, tombstones among them. */
+	struct {
+		uint64_t entries, tombs;
+	} rec;
 };
 
 /* recovery.c: load every segment in db->dir into the index. */

@@ -21,7 +21,7 @@ void kvs__set_failed(struct kvs *db, int errnum, const char *what)
 void kvs__note_damage(struct kvs *db, struct kvs__seg *seg, int err)
 {
 	int expected = 0;
-	atomic_compare_exchange_strong(&db->damaged, &expected, err);
+	atomic_compare_exchange_strong(&db->health.damaged, &expected, err);
 	if (!atomic_exchange(&seg->damage_logged, true))
 		kvs__log(db, KVS_LOG_ERROR,
 			 "%s; the store is marked damaged (run kvs-dump "
@@ -32,7 +32,7 @@ void kvs__note_damage(struct kvs *db, struct kvs__seg *seg, int err)
 void kvs__set_failed_msg(struct kvs *db, int errnum, const char *msg)
 {
 	int expected = 0;
-	if (atomic_compare_exchange_strong(&db->failed, &expected,
+	if (atomic_compare_exchange_strong(&db->health.failed, &expected,
 					   errnum ? errnum : EIO))
 		kvs__log(db, KVS_LOG_ERROR,
 			 "%s; the store refuses writes from now on", msg);

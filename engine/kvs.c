@@ -27,11 +27,11 @@ static void free_handle(struct kvs *db)
 		next = s->next;
 		kvs__seg_free(s);
 	}
-	pthread_mutex_destroy(&db->q_mu);
-	pthread_cond_destroy(&db->q_cv);
-	pthread_mutex_destroy(&db->sync_mu);
-	pthread_mutex_destroy(&db->snap_mu);
-	pthread_cond_destroy(&db->sync_cv);
+	pthread_mutex_destroy(&db->q.mu);
+	pthread_cond_destroy(&db->q.cv);
+	pthread_mutex_destroy(&db->sync.mu);
+	pthread_mutex_destroy(&db->pub.mu);
+	pthread_cond_destroy(&db->sync.cv);
 	free(db->dir);
 	free(db);
 }
@@ -53,13 +53,13 @@ static int log_open(const char *dir, const struct kvs_options *opts,
 	db->opt = *opts;
 	if (db->opt.segment_size == 0)
 		db->opt.segment_size = DEFAULT_SEGMENT_SIZE;
-	KVS_CHECK(pthread_mutex_init(&db->q_mu, NULL));
-	KVS_CHECK(pthread_mutex_init(&db->sync_mu, NULL));
-	KVS_CHECK(pthread_mutex_init(&db->snap_mu, NULL));
+	KVS_CHECK(pthread_mutex_init(&db->q.mu, NULL));
+	KVS_CHECK(pthread_mutex_init(&db->sync.mu, NULL));
+	KVS_CHECK(pthread_mutex_init(&db->pub.mu, NULL));
 	KVS_CHECK(pthread_condattr_init(&ca));
 	KVS_CHECK(pthread_condattr_setclock(&ca, CLOCK_MONOTONIC));
-	KVS_CHECK(pthread_cond_init(&db->q_cv, &ca));
-	KVS_CHECK(pthread_cond_init(&db->sync_cv, &ca));
+	KVS_CHECK(pthread_cond_init(&db->q.cv, &ca));
+	KVS_CHECK(pthread_cond_init(&db->sync.cv, &ca));
 	pthread_condattr_destroy(&ca);
 
 	if (db->opt.segment_size < MIN_SEGMENT_SIZE ||
@@ -79,7 +79,7 @@ static int log_open(const char *dir, const struct kvs_options *opts,
 	if ((rc = kvs__index_new(&db->index)) || (rc = kvs__recover(db)))
 		goto fail;
 	db->counters.open_us = kvs__now_us() - t0;
-	atomic_store(&db->live_keys_pub, db->live_keys);
+	atomic_store(&db->pub.live_keys, db->live_keys);
 	if ((rc = kvs__writer_start(db)) != KVS_OK)
 		goto fail;
 	kvs__become_writer(NULL);
@@ -99,7 +99,7 @@ static int log_close(struct kvs *db)
 	kvs__writer_stop(db);
 	/* The writer is joined: this thread takes its place to free. */
 	kvs__become_writer(db);
-	int failed = atomic_load(&db->failed);
+	int failed = atomic_load(&db->health.failed);
 	free_handle(db);
 	kvs__become_writer(NULL);
 	if (failed)
@@ -144,8 +144,8 @@ static int log_get(struct kvs *db, const void *key, size_t klen, void **val,
 
 static int submit_ops(struct kvs *db, struct kvs_op *ops, size_t n)
 {
-	if (atomic_load(&db->failed))
-		return kvs__err_errno(KVS_EFAILED, atomic_load(&db->failed),
+	if (atomic_load(&db->health.failed))
+		return kvs__err_errno(KVS_EFAILED, atomic_load(&db->health.failed),
 				      "writes refused: an earlier write or sync "
 				      "failed");
 	char why[512] = "";
@@ -172,8 +172,8 @@ static void async_done(struct kvs__req *req)
 static int log_submit(struct kvs *db, struct kvs_op *ops, size_t n,
 		      void (*done)(void *ctx, int result), void *ctx)
 {
-	if (atomic_load(&db->failed))
-		return kvs__err_errno(KVS_EFAILED, atomic_load(&db->failed),
+	if (atomic_load(&db->health.failed))
+		return kvs__err_errno(KVS_EFAILED, atomic_load(&db->health.failed),
 				      "writes refused: an earlier write or sync "
 				      "failed");
 	struct kvs__req *req = calloc(1, sizeof *req);
@@ -197,15 +197,15 @@ static int log_stats(struct kvs *db, struct kvs_store_stats *st)
 
 static int log_stats_cached(struct kvs *db, struct kvs_store_stats *st)
 {
-	kvs__lock(&db->snap_mu);
-	*st = db->snap;
-	kvs__unlock(&db->snap_mu);
+	kvs__lock(&db->pub.mu);
+	*st = db->pub.stats;
+	kvs__unlock(&db->pub.mu);
 	/* The failure states are current even when the writer is idle or
 	 * never woke (a refused write does not reach it). */
-	st->failed = atomic_load(&db->failed);
-	st->write_error = atomic_load(&db->write_error);
-	st->damaged = atomic_load(&db->damaged);
-	st->live_keys = atomic_load(&db->live_keys_pub);
+	st->failed = atomic_load(&db->health.failed);
+	st->write_error = atomic_load(&db->health.write_error);
+	st->damaged = atomic_load(&db->health.damaged);
+	st->live_keys = atomic_load(&db->pub.live_keys);
 	return KVS_OK;
 }
 

@@ -193,21 +193,21 @@ static int replay(struct kvs *db, struct kvs__seg *seg, uint64_t off,
 	}
 	if (tomb) {
 		count_dead(seg, rec->length);
-		db->recovered_tombs++;
+		db->rec.tombs++;
 	} else {
 		seg->live_bytes += rec->length;
 	}
-	if (!prev && (++db->recovered_entries & 0xffff) == 0) {
+	if (!prev && (++db->rec.entries & 0xffff) == 0) {
 		/* Grow the table as it fills (outside any read-side
 		 * section, as kvs__index_grow requires). */
-		kvs__index_grow(db->index, db->recovered_entries + 0xffff);
+		kvs__index_grow(db->index, db->rec.entries + 0xffff);
 	}
 	if (prev) {
 		if (prev->vlen != KVS__TOMB) {
 			prev->seg->live_bytes -= prev->rec_len;
 			prev->seg->dead_bytes += prev->rec_len;
 		} else {
-			db->recovered_tombs--;
+			db->rec.tombs--;
 		}
 		kvs__index_retire(db->index, prev);
 	}
@@ -225,8 +225,8 @@ static void drop_tombstones(struct kvs *db)
 	uint64_t live = 0;
 	/* The walk touches every node (a cache miss each): skip it when no
 	 * tombstone is left in the index, as in a store without removes. */
-	if (db->recovered_tombs == 0) {
-		db->live_keys = db->recovered_entries;
+	if (db->rec.tombs == 0) {
+		db->live_keys = db->rec.entries;
 		return;
 	}
 	/* The walk is split into read-side sections of WALK_CHUNK nodes, so

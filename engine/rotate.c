@@ -86,9 +86,9 @@ int kvs__rotate(struct kvs *db)
 	old->next = seg;
 	db->active = seg;
 	db->wbuf->base_off = seg->size;
-	kvs__lock(&db->sync_mu);
-	db->sync_seg = seg;
-	kvs__unlock(&db->sync_mu);
+	kvs__lock(&db->sync.mu);
+	db->sync.seg = seg;
+	kvs__unlock(&db->sync.mu);
 	kvs__seg_close_fd(db, old);
 	return KVS_OK;
 }

@@ -86,7 +86,7 @@ int kvs__round_flush(struct kvs *db)
 	wb->base_off += total;
 	wb->npieces = 0;
 	wb->arena_len = 0;
-	atomic_fetch_add(&db->unsynced, total);
+	atomic_fetch_add(&db->sync.unsynced, total);
 	return KVS_OK;
 }
 

@@ -248,37 +248,37 @@ void kvs__seg_close_fd(struct kvs *db, struct kvs__seg *seg)
 		urcu_memb_synchronize_rcu();
 		KVS__TSAN_ACQUIRE();
 	}
-	kvs__lock(&db->sync_mu);
+	kvs__lock(&db->sync.mu);
 	while (seg->fd_users > 0)
-		KVS_CHECK(pthread_cond_wait(&db->sync_cv, &db->sync_mu));
+		KVS_CHECK(pthread_cond_wait(&db->sync.cv, &db->sync.mu));
 	int fd = seg->fd;
 	seg->fd = -1;
-	kvs__unlock(&db->sync_mu);
+	kvs__unlock(&db->sync.mu);
 	if (fd >= 0)
 		close(fd);
 }
 
 int kvs__seg_sync_locked(struct kvs *db, struct kvs__seg *seg)
 {
-	KVS__ASSERT_HELD(&db->sync_mu);
+	KVS__ASSERT_HELD(&db->sync.mu);
 	int fd = seg->fd;
 	if (fd < 0) /* sealed (and so synced) and closed meanwhile */
 		return 0;
 	seg->fd_users++;
-	kvs__unlock(&db->sync_mu);
+	kvs__unlock(&db->sync.mu);
 	int e = kvs__io_fdatasync(fd);
-	kvs__lock(&db->sync_mu);
+	kvs__lock(&db->sync.mu);
 	if (--seg->fd_users == 0)
-		KVS_CHECK(pthread_cond_broadcast(&db->sync_cv));
+		KVS_CHECK(pthread_cond_broadcast(&db->sync.cv));
 	return e;
 }
 
 int kvs__seg_sync(struct kvs *db, struct kvs__seg *seg)
 {
-	KVS__ASSERT_NOT_HELD(&db->sync_mu);
-	kvs__lock(&db->sync_mu);
+	KVS__ASSERT_NOT_HELD(&db->sync.mu);
+	kvs__lock(&db->sync.mu);
 	int e = kvs__seg_sync_locked(db, seg);
-	kvs__unlock(&db->sync_mu);
+	kvs__unlock(&db->sync.mu);
 	return e;
 }
 

@@ -28,14 +28,14 @@ struct kvs__seg {
 	 * that an open store holds O(1) descriptors (readers copy from the
 	 * mapping, which covers the whole file).  Only the writer (or the
 	 * opener, or compaction for its own output) sets it to -1, under
-	 * kvs.sync_mu for a segment that was active (kvs__seg_close_fd);
-	 * other threads read it under sync_mu (kvs__seg_sync), or - readers
+	 * kvs.sync.mu for a segment that was active (kvs__seg_close_fd);
+	 * other threads read it under sync.mu (kvs__seg_sync), or - readers
 	 * pread'ing a record past the active segment's window - inside a
 	 * read-side section, which the writer waits out before closing. */
 	int fd;
 	/* Threads other than the writer inside an fdatasync of fd (the sync
 	 * thread, a compaction job): the writer does not close fd until it is
-	 * 0.  Guarded by kvs.sync_mu. */
+	 * 0.  Guarded by kvs.sync.mu. */
 	int fd_users;
 
 	/* RCU-published: NULL while the segment is active, the read-only
@@ -131,7 +131,7 @@ void kvs__seg_close_fd(struct kvs *db, struct kvs__seg *seg);
 void kvs__seg_drop_fd(struct kvs__seg *seg);
 /* Any thread: fdatasync seg unless the writer has sealed and closed it
  * meanwhile (the seal synced it then).  Returns 0 or an errno value.  The
- * _locked form is called with kvs.sync_mu held (it drops it around the
+ * _locked form is called with kvs.sync.mu held (it drops it around the
  * fdatasync): the sync thread finds its segment and pins it atomically. */
 int kvs__seg_sync(struct kvs *db, struct kvs__seg *seg);
 int kvs__seg_sync_locked(struct kvs *db, struct kvs__seg *seg);

@@ -90,7 +90,7 @@ static inline void kvs__call_rcu(struct rcu_head *head,
 /* ---- thread-context assertions (util.c) -------------------------------- */
 /*
  * What the comments of this header state about threads ("writer only",
- * "under rcu_read_lock", "with sync_mu held") is checked where it is cheap,
+ * "under rcu_read_lock", "with sync.mu held") is checked where it is cheap,
  * in every build: a thread-local compare each, on paths that already take a
  * lock or make a call.
  *

@@ -66,8 +66,8 @@ static inline void cpu_relax(void)
  * the log at most once a second. */
 static void note_refusal(struct kvs *db, int err, const char *msg)
 {
-	atomic_store(&db->write_error, err ? err : ENOSPC);
-	kvs__log_every(db, &db->wlog_us, KVS_LOG_WARN,
+	atomic_store(&db->health.write_error, err ? err : ENOSPC);
+	kvs__log_every(db, &db->health.wlog_us, KVS_LOG_WARN,
 		       "%s; writes are refused until it can, reads go on",
 		       msg);
 }
@@ -75,8 +75,8 @@ static void note_refusal(struct kvs *db, int err, const char *msg)
 /* A round that wrote records succeeded: the shortage is over. */
 static void note_success(struct kvs *db)
 {
-	if (atomic_load_explicit(&db->write_error, memory_order_relaxed) &&
-	    atomic_exchange(&db->write_error, 0))
+	if (atomic_load_explicit(&db->health.write_error, memory_order_relaxed) &&
+	    atomic_exchange(&db->health.write_error, 0))
 		kvs__log(db, KVS_LOG_INFO, "writes succeed again");
 }
 
@@ -120,10 +120,10 @@ static void fill_stats(struct kvs *db, struct kvs_store_stats *st)
 		st->segments++;
 	}
 	st->next_seq = db->next_seq;
-	st->syncs += atomic_load(&db->bg_syncs);
-	st->failed = atomic_load(&db->failed);
-	st->write_error = atomic_load(&db->write_error);
-	st->damaged = atomic_load(&db->damaged);
+	st->syncs += atomic_load(&db->sync.bg_syncs);
+	st->failed = atomic_load(&db->health.failed);
+	st->write_error = atomic_load(&db->health.write_error);
+	st->damaged = atomic_load(&db->health.damaged);
 }
 
 /* Publish the stats snapshot: at most every 50 ms while busy, and always
@@ -131,15 +131,15 @@ static void fill_stats(struct kvs *db, struct kvs_store_stats *st)
 static void publish_stats(struct kvs *db, bool force)
 {
 	uint64_t now = kvs__now_us();
-	if (!db->snap_dirty || (!force && now - db->snap_us < 50000))
+	if (!db->pub.dirty || (!force && now - db->pub.us < 50000))
 		return;
 	struct kvs_store_stats st;
 	fill_stats(db, &st);
-	kvs__lock(&db->snap_mu);
-	db->snap = st;
-	kvs__unlock(&db->snap_mu);
-	db->snap_us = now;
-	db->snap_dirty = false;
+	kvs__lock(&db->pub.mu);
+	db->pub.stats = st;
+	kvs__unlock(&db->pub.mu);
+	db->pub.us = now;
+	db->pub.dirty = false;
 }
 
 /* ---- the writer loop ------------------------------------------------------------- */
@@ -192,7 +192,7 @@ static struct kvs__req *writer_round(struct kvs *db, struct kvs__req *list,
 			*stop = true;
 		if (r->kind != KVS__REQ_WRITE)
 			continue;
-		if (atomic_load(&db->failed)) {
+		if (atomic_load(&db->health.failed)) {
 			r->result = kvs__err(KVS_EFAILED, "%s",
 					     kvs_strerror(KVS_EFAILED));
 			continue;
@@ -256,7 +256,7 @@ static struct kvs__req *writer_round(struct kvs *db, struct kvs__req *list,
 	}
 	if (rc == KVS_OK) {
 		kvs__round_apply(db);
-		atomic_store(&db->live_keys_pub, db->live_keys);
+		atomic_store(&db->pub.live_keys, db->live_keys);
 		kvs__index_grow(db->index, db->live_keys);
 		if (wb->npends) {
 			db->counters.batches++;
@@ -284,7 +284,7 @@ static struct kvs__req *writer_round(struct kvs *db, struct kvs__req *list,
 			fill_stats(db, r->stats);
 			r->result = KVS_OK;
 		} else if (r->kind == KVS__REQ_STOP) {
-			r->result = atomic_load(&db->failed) ? KVS_EIO : KVS_OK;
+			r->result = atomic_load(&db->health.failed) ? KVS_EIO : KVS_OK;
 		}
 		complete(r);
 	}
@@ -296,15 +296,15 @@ static struct kvs__req *writer_round(struct kvs *db, struct kvs__req *list,
  * done (bgio.c's callback: the writer may be asleep waiting for it). */
 static bool clients_waiting(const struct kvs *db)
 {
-	return atomic_load_explicit(&db->q_len, memory_order_relaxed) != 0;
+	return atomic_load_explicit(&db->q.len, memory_order_relaxed) != 0;
 }
 
 static void wake_writer(void *arg)
 {
 	struct kvs *db = arg;
-	KVS_CHECK(pthread_mutex_lock(&db->q_mu));
-	KVS_CHECK(pthread_cond_broadcast(&db->q_cv));
-	KVS_CHECK(pthread_mutex_unlock(&db->q_mu));
+	kvs__lock(&db->q.mu);
+	KVS_CHECK(pthread_cond_broadcast(&db->q.cv));
+	kvs__unlock(&db->q.mu);
 }
 
 static void *writer_main(void *arg)
@@ -314,17 +314,17 @@ static void *writer_main(void *arg)
 
 	kvs__rcu_thread_online();
 	kvs__become_writer(db);
-	db->snap_dirty = true;
+	db->pub.dirty = true;
 	while (!stop) {
 		/* Client requests first; compaction steps fill the gaps, as
 		 * often as its rate limit allows. */
 		uint64_t delay = 0;
 		bool work = false;
 		publish_stats(db, false);
-		if (db->snap_dirty) {
-			KVS_CHECK(pthread_mutex_lock(&db->q_mu));
-			bool idle = !db->q_head;
-			KVS_CHECK(pthread_mutex_unlock(&db->q_mu));
+		if (db->pub.dirty) {
+			kvs__lock(&db->q.mu);
+			bool idle = !db->q.head;
+			kvs__unlock(&db->q.mu);
 			if (idle)
 				publish_stats(db, true);
 		}
@@ -332,11 +332,11 @@ static void *writer_main(void *arg)
 		 * sleeping, watch the queue a little while (a caller that
 		 * waits for its previous write usually sends the next one at
 		 * once). */
-		for (int spin = 0; spin < SPIN_LOOPS && !atomic_load(&db->q_len);
+		for (int spin = 0; spin < SPIN_LOOPS && !atomic_load(&db->q.len);
 		     spin++)
 			cpu_relax();
-		KVS_CHECK(pthread_mutex_lock(&db->q_mu));
-		while (!db->q_head) {
+		kvs__lock(&db->q.mu);
+		while (!db->q.head) {
 			/* About to sleep: start the grace period of the
 			 * entries retired so far. */
 			kvs__index_retire_flush(db->index);
@@ -344,7 +344,7 @@ static void *writer_main(void *arg)
 			if (work && delay == 0)
 				break;
 			if (!work) {
-				KVS_CHECK(pthread_cond_wait(&db->q_cv, &db->q_mu));
+				KVS_CHECK(pthread_cond_wait(&db->q.cv, &db->q.mu));
 				continue;
 			}
 			struct timespec ts;
@@ -352,14 +352,14 @@ static void *writer_main(void *arg)
 			uint64_t ns = (uint64_t)ts.tv_nsec + delay * 1000u;
 			ts.tv_sec += (time_t)(ns / 1000000000u);
 			ts.tv_nsec = (long)(ns % 1000000000u);
-			int e = pthread_cond_timedwait(&db->q_cv, &db->q_mu, &ts);
+			int e = pthread_cond_timedwait(&db->q.cv, &db->q.mu, &ts);
 			if (e != 0 && e != ETIMEDOUT)
 				KVS_DIE("pthread_cond_timedwait", e);
 		}
-		struct kvs__req *list = db->q_head;
-		db->q_head = db->q_tail = NULL;
-		atomic_store(&db->q_len, 0);
-		KVS_CHECK(pthread_mutex_unlock(&db->q_mu));
+		struct kvs__req *list = db->q.head;
+		db->q.head = db->q.tail = NULL;
+		atomic_store(&db->q.len, 0);
+		kvs__unlock(&db->q.mu);
 		if (list) {
 			while (list)
 				list = writer_round(db, list, &stop);
@@ -370,7 +370,7 @@ static void *writer_main(void *arg)
 			if (kvs__compact_pending(db, &delay) && delay == 0)
 				kvs__compact_step(db, clients_waiting);
 		}
-		db->snap_dirty = true;
+		db->pub.dirty = true;
 	}
 	/* A pass whose output is already published must end here: the index
 	 * points into it. */
@@ -395,7 +395,7 @@ int kvs__writer_start(struct kvs *db)
 	if ((rc = kvs__bgio_new(db, wake_writer, db, &db->bg)) != KVS_OK ||
 	    (rc = kvs__compact_init(db)) != KVS_OK)
 		return rc;
-	db->sync_seg = db->active;
+	db->sync.seg = db->active;
 	if ((rc = pthread_create(&db->writer, NULL, writer_main, db)) != 0)
 		return kvs__err_errno(KVS_ENOMEM, rc, "cannot start the writer");
 	db->writer_started = true;
@@ -414,16 +414,16 @@ static void sync_done(struct kvs__req *req)
 static void enqueue(struct kvs *db, struct kvs__req *req)
 {
 	req->next = NULL;
-	KVS_CHECK(pthread_mutex_lock(&db->q_mu));
-	if (db->q_tail)
-		db->q_tail->next = req;
+	kvs__lock(&db->q.mu);
+	if (db->q.tail)
+		db->q.tail->next = req;
 	else
-		db->q_head = req;
-	db->q_tail = req;
-	bool was_empty = atomic_fetch_add(&db->q_len, 1) == 0;
-	KVS_CHECK(pthread_mutex_unlock(&db->q_mu));
+		db->q.head = req;
+	db->q.tail = req;
+	bool was_empty = atomic_fetch_add(&db->q.len, 1) == 0;
+	kvs__unlock(&db->q.mu);
 	if (was_empty)
-		KVS_CHECK(pthread_cond_signal(&db->q_cv));
+		KVS_CHECK(pthread_cond_signal(&db->q.cv));
 }
 
 void kvs__submit(struct kvs *db, struct kvs__req *req)

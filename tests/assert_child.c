@@ -33,10 +33,10 @@ int main(int argc, char **argv)
 		kvs__read_lock();
 		(void)kvs__index_lookup(db->index, h, "k", 1);
 		kvs__read_unlock();
-		kvs__lock(&db->sync_mu);
-		KVS__ASSERT_HELD(&db->sync_mu);
-		kvs__unlock(&db->sync_mu);
-		KVS__ASSERT_NOT_HELD(&db->sync_mu);
+		kvs__lock(&db->sync.mu);
+		KVS__ASSERT_HELD(&db->sync.mu);
+		kvs__unlock(&db->sync.mu);
+		KVS__ASSERT_NOT_HELD(&db->sync.mu);
 	} else if (strcmp(mode, "writer") == 0) {
 		(void)kvs__rotate(db);
 	} else if (strcmp(mode, "rcu") == 0) {
@@ -48,8 +48,8 @@ int main(int argc, char **argv)
 	} else if (strcmp(mode, "held") == 0) {
 		(void)kvs__seg_sync_locked(db, db->active);
 	} else if (strcmp(mode, "relock") == 0) {
-		kvs__lock(&db->snap_mu);
-		kvs__lock(&db->snap_mu);
+		kvs__lock(&db->pub.mu);
+		kvs__lock(&db->pub.mu);
 	} else {
 		fprintf(stderr, "unknown mode %s\n", mode);
 		return 2;

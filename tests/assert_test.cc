@@ -43,7 +43,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Case{"writer", "kvs__writer_of == (db)"},
                       Case{"rcu", "urcu_memb_read_ongoing()"},
                       Case{"in-rcu", "!urcu_memb_read_ongoing()"},
-                      Case{"held", "kvs__holds(&db->sync_mu)"},
+                      Case{"held", "kvs__holds(&db->sync.mu)"},
                       Case{"relock", "!kvs__holds(mu)"}),
     [](const ::testing::TestParamInfo<Case>& i) {
       std::string n = i.param.mode;
