@@ -363,6 +363,47 @@ int net_resp_parse(struct net_resp_parser *p, const char *buf, size_t len,
 }
 
 
+/* A look ahead without a parser: it runs on the bytes after the command
+ * just parsed, to decide whether the next one may join a write batch. */
+int net_resp_peek_command(const char *buf, size_t len, const char **name,
+			  size_t *namelen)
+{
+	const char *p = buf;
+	const char *end = buf + len;
+	long long nargs = 0;
+
+	if (len == 0 || *p != '*')
+		return 0;
+	for (long long i = -1; i < nargs; i++) {
+		/* "*N\r\n" first, then N times "$L\r\n" + L bytes + "\r\n". */
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		long long v = 0;
+		if (!nl || nl - p < 3 || nl[-1] != '\r' ||
+		    *p != (i < 0 ? '*' : '$'))
+			return 0;
+		for (const char *q = p + 1; q < nl - 1; q++) {
+			if (*q < '0' || *q > '9' || v > NET_RESP_MAX_BULK)
+				return 0;
+			v = v * 10 + (*q - '0');
+		}
+		p = nl + 1;
+		if (i < 0) {
+			if (v < 1 || v > NET_RESP_MAX_ARGS)
+				return 0;
+			nargs = v;
+			continue;
+		}
+		if (end - p < v + 2)
+			return 0;
+		if (i == 0) {
+			*name = p;
+			*namelen = (size_t)v;
+		}
+		p += v + 2;
+	}
+	return 1;
+}
+
 size_t net_resp_parser_hint(const struct net_resp_parser *p)
 {
 	return net_resp_bulk_hint(p->state == P_BULK_DATA, p->pos, p->bulklen, p->seen);
