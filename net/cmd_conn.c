@@ -67,7 +67,8 @@ static int check_auth(struct net_conn *c, const char *user, size_t ulen,
 	atomic_fetch_add_explicit(&s->auth_failures, 1, memory_order_relaxed);
 	net_log(NET_LOG_WARN, "client %s (id %llu): wrong password",
 		c->addr, (unsigned long long)c->id);
-	net_reply_error(c, "WRONGPASS invalid username-password pair or user is "
+	net_reply_error(c,
+		"WRONGPASS invalid username-password pair or user is "
 		"disabled.");
 	return 0;
 }
@@ -80,7 +81,8 @@ void net_cmd_auth(struct net_conn *c, const struct net_resp_cmd *cmd)
 	}
 	if (cmd->argc == 2) {
 		if (!c->w->srv->password) {
-			net_reply_error(c, "ERR AUTH <password> called without any "
+			net_reply_error(c,
+				"ERR AUTH <password> called without any "
 				"password configured for the default user. "
 				"Are you sure your configuration is correct?");
 			return;
@@ -109,7 +111,8 @@ static int set_name(struct net_conn *c, const char *p, size_t n)
 	char *name = NULL;
 
 	if (!valid_name(p, n)) {
-		net_reply_error(c, "ERR Client names cannot contain spaces, newlines "
+		net_reply_error(c,
+			"ERR Client names cannot contain spaces, newlines "
 			"or special characters.");
 		return -1;
 	}
@@ -136,12 +139,14 @@ void net_cmd_hello(struct net_conn *c, const struct net_resp_cmd *cmd)
 
 	if (cmd->argc >= 2) {
 		if (net_arg_int(cmd, 1, &ver) != 0) {
-			net_reply_error(c, "ERR Protocol version is not an integer or "
+			net_reply_error(c,
+				"ERR Protocol version is not an integer or "
 				"out of range");
 			return;
 		}
 		if (ver != 2) {
-			net_reply_error(c, "NOPROTO unsupported protocol version");
+			net_reply_error(c,
+				"NOPROTO unsupported protocol version");
 			return;
 		}
 	}
@@ -166,7 +171,8 @@ void net_cmd_hello(struct net_conn *c, const struct net_resp_cmd *cmd)
 		}
 	}
 	if (!c->authed) {
-		net_reply_error(c, "NOAUTH HELLO must be called with the client "
+		net_reply_error(c,
+			"NOAUTH HELLO must be called with the client "
 			"already authenticated, otherwise the HELLO <proto> "
 			"AUTH <user> <pass> option can be used to "
 			"authenticate the client and select the RESP "
@@ -221,7 +227,8 @@ void net_cmd_client(struct net_conn *c, const struct net_resp_cmd *cmd)
 		net_reply_str(c, line);
 	} else if (net_arg_is(cmd, 1, "ID") || net_arg_is(cmd, 1, "GETNAME") ||
 		   net_arg_is(cmd, 1, "SETNAME") ||
-		   net_arg_is(cmd, 1, "SETINFO") || net_arg_is(cmd, 1, "INFO")) {
+		   net_arg_is(cmd, 1, "SETINFO") ||
+		   net_arg_is(cmd, 1, "INFO")) {
 		char sub[16];
 		size_t n = cmd->argvlen[1];
 

@@ -59,13 +59,14 @@ void net_cmd_config(struct net_conn *c, const struct net_resp_cmd *cmd)
 		net_reply_error(c, "ERR CONFIG SET is not supported: restart "
 			"kvs-server with other options");
 	} else if (net_arg_is(cmd, 1, "RESETSTAT") && cmd->argc == 2) {
-		net_reply_ok(c); /* the figures are since start; nothing to reset */
+		/* The figures are since start: nothing to reset. */
+		net_reply_ok(c);
 	} else {
 		net_reply_unknown_subcommand(c, cmd, "CONFIG");
 	}
 }
 
-/* ---- INFO and DBSIZE ----------------------------------------------------------- */
+/* ---- INFO and DBSIZE ---------------------------------------------------- */
 
 static void info_line(struct net_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -101,7 +102,8 @@ void net_cmd_info(struct net_conn *c, const struct net_resp_cmd *cmd)
 	size_t i, k;
 
 	for (i = 1; i < cmd->argc; i++) {
-		if (net_arg_is(cmd, i, "all") || net_arg_is(cmd, i, "default") ||
+		if (net_arg_is(cmd, i, "all") ||
+		    net_arg_is(cmd, i, "default") ||
 		    net_arg_is(cmd, i, "everything")) {
 			for (k = 0; k < 5; k++)
 				want[k] = 1;

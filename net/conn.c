@@ -55,7 +55,7 @@ static void ready_del(struct net_worker *w, struct net_conn *c)
 	c->rprev = c->rnext = NULL;
 }
 
-/* ---- connections ---------------------------------------------------------- */
+/* ---- connections --------------------------------------------------------- */
 
 /* The one place a connection and its buffers are released. */
 static void conn_free(struct net_conn *c)
@@ -169,7 +169,8 @@ static int conn_flush(struct net_conn *c)
 
 	while (net_reply_pending(c)) {
 		ssize_t n = send(c->fd, c->out.data + c->out_pos,
-				 net_reply_pending(c), MSG_NOSIGNAL | MSG_DONTWAIT);
+				 net_reply_pending(c),
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n > 0) {
 			c->out_pos += (size_t)n;
 			atomic_fetch_add_explicit(&s->net_out, (uint64_t)n,
@@ -282,7 +283,8 @@ void net_conn_process(struct net_conn *c)
 			net_log(NET_LOG_WARN, "closing client %s (id %llu): "
 				"%zu bytes of replies pending, over the "
 				"output limit", c->addr,
-				(unsigned long long)c->id, net_reply_pending(c));
+				(unsigned long long)c->id,
+				net_reply_pending(c));
 			atomic_fetch_add_explicit(&s->closed_by_limit, 1,
 						  memory_order_relaxed);
 			conn_close(c);

@@ -85,7 +85,8 @@ void net_reply_kvs_error(struct net_conn *c, int rc, const char *msg,
 		net_reply_error(c, "ERR empty keys are not supported");
 		return;
 	case KVS_ETOOBIG:
-		net_reply_error(c, "ERR key or value too large (keys up to 1 MiB, "
+		net_reply_error(c,
+			"ERR key or value too large (keys up to 1 MiB, "
 			"values up to 512 MiB)");
 		return;
 	case KVS_ENOMEM:
@@ -95,12 +96,14 @@ void net_reply_kvs_error(struct net_conn *c, int rc, const char *msg,
 		/* Transient: nothing of the write was kept; later writes
 		 * are tried again. */
 		log_store_error(c, "write refused", why);
-		net_reply_errorf(c, "MISCONF kvs cannot write to disk: %s; writes are "
+		net_reply_errorf(c,
+			"MISCONF kvs cannot write to disk: %s; writes are "
 			 "refused until it can, reads go on", why);
 		return;
 	case KVS_EFAILED:
 		log_store_error(c, "write refused", why);
-		net_reply_errorf(c, "MISCONF kvs refuses writes after a failed sync: "
+		net_reply_errorf(c,
+			"MISCONF kvs refuses writes after a failed sync: "
 			 "%s; restart it after checking the disk", why);
 		return;
 	case KVS_EIO:
@@ -110,7 +113,8 @@ void net_reply_kvs_error(struct net_conn *c, int rc, const char *msg,
 			 * or synced: the engine has failed the handle for
 			 * good (KVS_EFAILED from now on). */
 			log_store_error(c, "write failed", why);
-			net_reply_errorf(c, "MISCONF kvs refuses writes after a failed "
+			net_reply_errorf(c,
+				"MISCONF kvs refuses writes after a failed "
 				 "sync: %s; restart it after checking the disk",
 				 why);
 			return;

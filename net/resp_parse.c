@@ -364,42 +364,38 @@ int net_resp_parse(struct net_resp_parser *p, const char *buf, size_t len,
 
 
 /* A look ahead without a parser: it runs on the bytes after the command
- * just parsed, to decide whether the next one may join a write batch. */
+ * just parsed, to decide whether the next one may join a write batch.  It
+ * reads the lines by the parser's own rules (net_resp_number_line, the
+ * limits, the CRLF after each bulk), so a command it calls complete is one
+ * the parser accepts: a write it lets join a batch never turns out to be
+ * a protocol error that would drop the batch. */
 int net_resp_peek_command(const char *buf, size_t len, const char **name,
 			  size_t *namelen)
 {
-	const char *p = buf;
-	const char *end = buf + len;
-	long long nargs = 0;
+	size_t scan = 0, end = 0;
+	long long nargs = 0, v = 0;
 
-	if (len == 0 || *p != '*')
+	if (len == 0 || buf[0] != '*' ||
+	    net_resp_number_line(buf, len, 1, &scan, &nargs, &end) !=
+		    NET_RESP_LINE_OK ||
+	    nargs < 1 || nargs > NET_RESP_MAX_ARGS)
 		return 0;
-	for (long long i = -1; i < nargs; i++) {
-		/* "*N\r\n" first, then N times "$L\r\n" + L bytes + "\r\n". */
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		long long v = 0;
-		if (!nl || nl - p < 3 || nl[-1] != '\r' ||
-		    *p != (i < 0 ? '*' : '$'))
-			return 0;
-		for (const char *q = p + 1; q < nl - 1; q++) {
-			if (*q < '0' || *q > '9' || v > NET_RESP_MAX_BULK)
-				return 0;
-			v = v * 10 + (*q - '0');
-		}
-		p = nl + 1;
-		if (i < 0) {
-			if (v < 1 || v > NET_RESP_MAX_ARGS)
-				return 0;
-			nargs = v;
-			continue;
-		}
-		if (end - p < v + 2)
+	for (long long i = 0; i < nargs; i++) {
+		size_t pos = end;
+
+		scan = 0;
+		if (pos >= len || buf[pos] != '$' ||
+		    net_resp_number_line(buf, len, pos + 1, &scan, &v, &end) !=
+			    NET_RESP_LINE_OK ||
+		    v < 0 || v > NET_RESP_MAX_BULK ||
+		    len - end < (size_t)v + 2 || buf[end + (size_t)v] != '\r' ||
+		    buf[end + (size_t)v + 1] != '\n')
 			return 0;
 		if (i == 0) {
-			*name = p;
+			*name = buf + end;
 			*namelen = (size_t)v;
 		}
-		p += v + 2;
+		end += (size_t)v + 2;
 	}
 	return 1;
 }

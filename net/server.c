@@ -24,7 +24,6 @@
 #include "tp.h"
 #include "worker.h"
 
-/* ---- start and stop ------------------------------------------------------------ */
 
 static int write_port_file(const char *path, int port)
 {
