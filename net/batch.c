@@ -21,8 +21,7 @@ static void batch_reset(struct net_conn *c)
 	b->result = KVS_OK;
 	b->err[0] = '\0';
 	b->done = NULL;
-	c->holding = false;
-	c->defer.len = 0;
+	net_reply_drop_held(c);
 	/* A huge MSET or DEL leaves no huge array behind. */
 	if (b->opscap > 4 * NET_BATCH_OPS) {
 		free(b->ops);
@@ -78,7 +77,7 @@ static int batch_add(struct net_conn *c, enum net_write_kind kind,
 	b->wcmds[b->nwcmds++] = (struct net_wcmd){ kind, first, n };
 	if (kind != NET_W_DEFERRED)
 		b->nops = first + n;
-	c->holding = true;
+	net_reply_hold(c, true);
 	return 0;
 }
 
@@ -92,8 +91,10 @@ void net_batch_add(struct net_conn *c, enum net_write_kind kind, size_t n)
 
 void net_batch_note_held(struct net_conn *c, size_t held0)
 {
-	if (c->defer.len > held0 &&
-	    batch_add(c, NET_W_DEFERRED, held0, c->defer.len - held0) != 0) {
+	size_t held = net_reply_held(c);
+
+	if (held > held0 &&
+	    batch_add(c, NET_W_DEFERRED, held0, held - held0) != 0) {
 		net_log(NET_LOG_WARN, "out of memory: closing client %s",
 			c->addr);
 		c->state = NET_CONN_CLOSING;
@@ -223,7 +224,7 @@ void net_batch_complete(struct net_conn *c)
 	const struct net_batch *b = &c->batch;
 
 	KVS_ASSERT(net_on_worker(c->w));
-	c->holding = false; /* the batch's replies go out, first */
+	net_reply_hold(c, false); /* the batch's replies go out, first */
 	for (size_t i = 0; i < b->nwcmds; i++) {
 		const struct net_wcmd *wc = &b->wcmds[i];
 		if (b->result != KVS_OK && wc->kind != NET_W_DEFERRED)

@@ -294,7 +294,7 @@ void net_conn_process(struct net_conn *c)
 					  memory_order_relaxed);
 		net_reply_begin(c);
 		bool was_inline = c->parser.inline_cmd;
-		size_t held0 = c->defer.len;
+		size_t held0 = net_reply_held(c);
 		net_cmd_execute(c, &cmd);
 		net_batch_note_held(c, held0);
 		if (net_batch_open(c)) {

@@ -13,6 +13,7 @@
 #ifndef KVS_NET_REPLY_H
 #define KVS_NET_REPLY_H
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "server_int.h"
@@ -33,6 +34,27 @@ static inline struct net_buf *net_reply_buf(struct net_conn *c)
 static inline size_t net_reply_pending(const struct net_conn *c)
 {
 	return c->out.len - c->out_pos;
+}
+
+/* Bytes of replies held behind the open batch (batch.c: a command's held
+ * replies are those from this mark on). */
+static inline size_t net_reply_held(const struct net_conn *c)
+{
+	return c->defer.len;
+}
+
+/* batch.c: hold the replies from now on (on), or send them out again. */
+static inline void net_reply_hold(struct net_conn *c, bool on)
+{
+	c->holding = on;
+}
+
+/* batch.c: forget the held replies (the batch is emptied) and stop
+ * holding. */
+static inline void net_reply_drop_held(struct net_conn *c)
+{
+	c->holding = false;
+	c->defer.len = 0;
 }
 
 /* A command starts: the output limit counts its pieces from here. */

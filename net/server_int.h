@@ -6,11 +6,14 @@
  * mailbox.h, conn.h, worker.h, acceptor.h).  Nothing outside net/ includes
  * it.
  *
- * The files, each using only those before it (no call goes back up):
- *   util.c glob.c resp*.c -> reply.c -> batch.c -> cmd_*.c -> dispatch.c
- *   -> mailbox.c -> conn.c -> worker.c -> acceptor.c -> server.c -> main.c
- * The one call up is a function pointer: the write batch's completion,
- * which batch.c reports through the hook conn.c gives it.
+ * The layers, bottom up; a file calls only files of the layers below it,
+ * never one above (nm and tsort over build/obj/net find no cycle):
+ *   util.c glob.c | resp.c resp_parse.c resp_reader.c (the codec)
+ *   | reply.c | batch.c | cmd_conn.c cmd_server.c cmd_read.c cmd_write.c
+ *   | dispatch.c | mailbox.c | conn.c | worker.c | acceptor.c | server.c
+ *   | main.c
+ * The one way back up is a function pointer: the write batch's completion,
+ * which batch.c reports through the hook conn.c gives net_batch_submit().
  */
 #ifndef KVS_NET_SERVER_INT_H
 #define KVS_NET_SERVER_INT_H
