@@ -57,20 +57,18 @@ static const char denied_msg[] =
 
 /* Log `what` unless a line went out this second (at most one a second:
  * a client storm at the limit must not flood the log).  Acceptor only. */
-static void acceptor_warn(const struct net_server *s, time_t *last,
+static void acceptor_warn(const struct net_server *s, atomic_llong *last,
 			  const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-static void acceptor_warn(const struct net_server *s, time_t *last,
+static void acceptor_warn(const struct net_server *s, atomic_llong *last,
 			  const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
-	time_t now = time(NULL);
 
 	KVS_ASSERT(net_on_acceptor(s));
-	if (now == *last)
+	if (!net_log_due(last))
 		return;
-	*last = now;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
@@ -90,7 +88,8 @@ static const char maxclients_msg[] = "-ERR max number of clients reached\r\n";
  * (another thread took its slot), wait a little instead.  Returns the
  * accepted connection to serve, or -1.
  */
-static int accept_out_of_fds(struct net_server *s, int err, time_t *last,
+static int accept_out_of_fds(struct net_server *s, int err,
+			     atomic_llong *last,
 			     struct sockaddr_storage *ss, socklen_t *len)
 {
 	struct pollfd p = { .fd = s->lfd, .events = POLLIN };
@@ -138,7 +137,7 @@ void *net_acceptor_run(void *arg)
 {
 	struct net_server *s = arg;
 	unsigned rr = 0;
-	time_t last_warn = 0;
+	atomic_llong last_warn = 0;
 
 	/* Before anything else: net_on_acceptor() reads it. */
 	s->acceptor_self = pthread_self();

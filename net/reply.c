@@ -4,7 +4,6 @@
  * Worker thread only. */
 #include <stdarg.h>
 #include <stdio.h>
-#include <time.h>
 
 #include "check.h"
 #include "reply.h"
@@ -53,16 +52,11 @@ void net_reply_arity(struct net_conn *c, const char *name)
 }
 
 /* Log a store failure, at most once a second: a full disk refuses every
- * write, and one line per refused write would flood the log.  Any thread. */
+ * write, and one line per refused write would flood the log. */
 static void log_store_error(const struct net_conn *c, const char *what,
 			    const char *msg)
 {
-	atomic_llong *last = &c->w->srv->last_store_log;
-	long long now = (long long)time(NULL);
-	long long prev = atomic_load_explicit(last, memory_order_relaxed);
-
-	if (prev == now || !atomic_compare_exchange_strong_explicit(last,
-			&prev, now, memory_order_relaxed, memory_order_relaxed))
+	if (!net_log_due(&c->w->srv->last_store_log))
 		return;
 	net_log(NET_LOG_ERROR, "%s for client %s (id %llu): %s", what,
 		c->addr, (unsigned long long)c->id, msg);

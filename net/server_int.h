@@ -196,6 +196,11 @@ struct net_server {
 					logged: one line a second at most */
 };
 
+/* util.c: is a rate-limited log line due?  True at most once a second for
+ * one *last (the time() of the last line, updated): a client storm or a
+ * full disk must not flood the log with one line per event.  Any thread. */
+bool net_log_due(atomic_llong *last);
+
 /* Is the calling thread w's worker?  For asserts of "worker thread only":
  * w->thread is written by the worker itself before it touches any
  * connection, and compared here only by the thread that expects to be it. */
