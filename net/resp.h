@@ -170,6 +170,19 @@ void net_resp_parser_free(struct net_resp_parser *p);
 int net_resp_parse(struct net_resp_parser *p, const char *buf, size_t len,
 		   struct net_resp_cmd *cmd, size_t *consumed);
 
+/*
+ * Does buf[0..len) begin with a complete multibulk request ("*<n>\r\n" with
+ * n >= 1, then n bulk strings, all there)?  Returns 1 and points *name,
+ * *namelen at its first argument (the command's name, in buf); else 0
+ * (incomplete, inline, empty, or not well formed).  A command it calls
+ * complete is one net_resp_parse() accepts (the same rules; only memory
+ * can still fail).  Touches no parser: a server looks at the next buffered
+ * command with it, to decide whether the command may join a batch before
+ * it is parsed.
+ */
+int net_resp_peek_command(const char *buf, size_t len, const char **name,
+			  size_t *namelen);
+
 /* After NET_RESP_NEED_MORE: how many bytes beyond those given last time are
  * known to be needed for the pending command, but at most
  * NET_RESP_PREALLOC_MAX; 0 when unknown.  A connection may reserve that much

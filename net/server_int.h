@@ -1,7 +1,19 @@
 /*
- * server_int.h - the structures shared by server.c (acceptor, workers,
- * connections) and commands.c (the command table).  Nothing outside net/
- * includes it.
+ * server_int.h - the structures of the server part of net/: a connection,
+ * its write batch, a worker, the server.  Each field says which thread may
+ * touch it and which file owns it; the functions are declared by the
+ * header of the file that owns them (reply.h, batch.h, commands.h,
+ * mailbox.h, conn.h, worker.h, acceptor.h).  Nothing outside net/ includes
+ * it.
+ *
+ * The layers, bottom up; a file calls only files of the layers below it,
+ * never one above (nm and tsort over build/obj/net find no cycle):
+ *   util.c glob.c | resp.c resp_parse.c resp_reader.c (the codec)
+ *   | reply.c | batch.c | cmd_conn.c cmd_server.c cmd_read.c cmd_write.c
+ *   | dispatch.c | mailbox.c | conn.c | worker.c | acceptor.c | server.c
+ *   | main.c
+ * The one way back up is a function pointer: the write batch's completion,
+ * which batch.c reports through the hook conn.c gives net_batch_submit().
  */
 #ifndef KVS_NET_SERVER_INT_H
 #define KVS_NET_SERVER_INT_H
@@ -9,6 +21,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdbool.h>
 #include <time.h>
 
 #include "kvs.h"
@@ -50,14 +63,39 @@ enum net_write_kind {
 };
 
 /* One command of a connection's write batch: ops[first .. first+n), or for
- * NET_W_DEFERRED the bytes defer[first .. first+n). */
+ * NET_W_DEFERRED the held replies defer[first .. first+n). */
 struct net_wcmd {
 	enum net_write_kind kind;
 	size_t first, n;
 };
 
+struct net_conn;
 struct net_worker;
 struct net_server;
+
+/*
+ * A connection's write batch: batch.c's alone (nothing else reads or writes
+ * these fields).  The write commands of a pipeline, one after the other, go
+ * to the engine as one submission (applied in order, with no other write
+ * between them) and are answered in order when it completes.  Open while
+ * nwcmds > 0; in flight from net_batch_submit() until the completion has
+ * been answered (net_batch_complete()), while the connection is PARKED or
+ * ORPHANED.  The writer thread fills ops[].result/num, result and err, then
+ * calls done(), which queues the connection on its worker's mailbox under
+ * the worker's mutex: that orders those stores before the worker's reads.
+ */
+struct net_batch {
+	struct kvs_op *ops;
+	size_t nops, opscap;
+	struct net_wcmd *wcmds;
+	size_t nwcmds, capwcmds;
+	int result;                /* the batch's result */
+	char err[256];             /* kvs_errmsg() where the batch failed (the
+				      writer thread's, for a completion): the
+				      worker's own would be another call's */
+	void (*done)(struct net_conn *c); /* the completion hook given to
+				      net_batch_submit(); writer thread */
+};
 
 struct net_conn {
 	int fd;                    /* -1 once ORPHANED */
@@ -69,34 +107,18 @@ struct net_conn {
 	unsigned events;           /* the epoll interest registered now */
 	struct net_buf in;         /* bytes read, not yet consumed */
 	size_t in_pos;             /* bytes of `in` parsed and executed */
+	/* Replies (reply.c owns them).  While a write batch is open, a
+	 * command's immediate reply (an error) is held in `defer` and takes
+	 * its place among the batch's replies when it completes. */
 	struct net_buf out;        /* replies */
 	size_t out_pos;            /* bytes of `out` already sent */
 	int over_limit;            /* replies passed the output limit: they
 				      are dropped and the connection closes */
 	unsigned reply_pieces;     /* pieces the running command appended */
+	struct net_buf defer;      /* replies held behind the open batch */
+	bool holding;              /* replies go to `defer` (set by batch.c) */
 	struct net_resp_parser parser;
-	/* The write batch (commands.c owns it: it builds it, submits it,
-	 * stores its result and answers it; server.c only parks the
-	 * connection meanwhile).  The write commands of a pipeline, one after
-	 * the other, go to the engine as one submission (applied in order,
-	 * with no other write between them) and are answered in order when it
-	 * completes.  Open while nwcmds > 0, in flight while PARKED or
-	 * ORPHANED.  The writer thread fills ops[].result/num, wresult and
-	 * werr before it queues the connection on its worker's completion
-	 * list under the worker's mutex, which orders those stores before the
-	 * worker's reads. */
-	struct kvs_op *ops;
-	size_t opscap;
-	size_t nops;
-	struct net_wcmd *wcmds;
-	size_t nwcmds, capwcmds;
-	struct net_buf defer;      /* replies of commands run while a batch
-				      was open (errors), in order */
-	int completing;            /* net_cmd_complete() is answering */
-	int wresult;               /* the batch's result */
-	char werr[256];            /* kvs_errmsg() where the batch failed (the
-				      writer thread's, for a completion): the
-				      worker's own would be another call's */
+	struct net_batch batch;    /* batch.c's */
 	char *name;                /* CLIENT SETNAME, or NULL */
 	char addr[64];             /* the peer, "ip:port" */
 	time_t since;              /* when it connected */
@@ -130,7 +152,8 @@ struct net_worker {
 	size_t nhand, caphand;
 	struct net_conn *done_head, *done_tail;
 	int stop;
-	/* Worker thread only. */
+	/* Worker thread only (net_on_worker() asserts it). */
+	pthread_t thread;          /* set by the worker when it starts */
 	struct net_conn *conns;    /* all of its connections */
 	size_t nconns;
 	size_t nparked;            /* PARKED or ORPHANED */
@@ -155,6 +178,8 @@ struct net_server {
 	struct net_worker *workers;
 	struct tp_pool *pool;
 	pthread_t acceptor;
+	pthread_t acceptor_self;   /* set by the acceptor itself; acceptor
+				      only (net_on_acceptor()) */
 	atomic_int stopping;       /* the acceptor must end */
 	time_t started;
 	uint64_t maxclients;       /* RLIMIT_NOFILE less the reserve */
@@ -171,30 +196,23 @@ struct net_server {
 					logged: one line a second at most */
 };
 
-/* commands.c: run one parsed command on c (ACTIVE).  May append a reply,
- * add a write to c's batch, or make c CLOSING. */
-void net_cmd_execute(struct net_conn *c, const struct net_resp_cmd *cmd);
-/* commands.c: does c have a write batch open (commands not yet submitted,
- * or submitted and not yet answered)? */
-int net_cmd_batch_open(const struct net_conn *c);
-/* commands.c: may c's open batch take another command (NET_BATCH_OPS)? */
-int net_cmd_batch_room(const struct net_conn *c);
-/* commands.c: hand c's open batch to the engine (kvs_submit) and park c
- * (net_conn_park), or answer it at once if the engine refused it; if c is
- * not ACTIVE (closing), drop the batch instead. */
-void net_cmd_batch_submit(struct net_conn *c);
-/* commands.c: append the replies of c's completed batch, in order, and
- * empty the batch. */
-void net_cmd_complete(struct net_conn *c);
-/* commands.c: is the command named name[0..len) a write (batchable)? */
-int net_cmd_is_write(const char *name, size_t len);
+/* util.c: is a rate-limited log line due?  True at most once a second for
+ * one *last (the time() of the last line, updated): a client storm or a
+ * full disk must not flood the log with one line per event.  Any thread. */
+bool net_log_due(atomic_llong *last);
 
-/* server.c: c's batch is with the engine: c is PARKED until
- * net_conn_done(). */
-void net_conn_park(struct net_conn *c);
-/* server.c, called on the engine's thread that completes the batch (the
- * writer): queue c on its worker's completion list and ring the worker.
- * c's batch result must be stored before. */
-void net_conn_done(struct net_conn *c);
+/* Is the calling thread w's worker?  For asserts of "worker thread only":
+ * w->thread is written by the worker itself before it touches any
+ * connection, and compared here only by the thread that expects to be it. */
+static inline bool net_on_worker(const struct net_worker *w)
+{
+	return pthread_equal(pthread_self(), w->thread) != 0;
+}
+
+/* Is the calling thread s's acceptor?  (As net_on_worker().) */
+static inline bool net_on_acceptor(const struct net_server *s)
+{
+	return pthread_equal(pthread_self(), s->acceptor_self) != 0;
+}
 
 #endif /* KVS_NET_SERVER_INT_H */

@@ -1,5 +1,6 @@
-/* util.c - the server's small shared helpers: the log line format and the
- * parsing and classification of socket addresses. */
+/* util.c - the server's small shared helpers: the log line format, its rate
+ * limit (net_log_due), and the parsing and classification of socket
+ * addresses.  Any thread; no state but the caller's. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -8,7 +9,7 @@
 #include <sys/time.h>
 #include <time.h>
 
-#include "server.h"
+#include "server_int.h"
 
 void net_log(enum net_log_level level, const char *fmt, ...)
 {
@@ -27,6 +28,16 @@ void net_log(enum net_log_level level, const char *fmt, ...)
 	/* One call per line: stdio locks the stream, so lines never mix. */
 	fprintf(stderr, "%s.%03d [%s] %s\n", stamp, (int)(tv.tv_usec / 1000),
 		names[level <= NET_LOG_INFO ? level : NET_LOG_INFO], msg);
+}
+
+bool net_log_due(atomic_llong *last)
+{
+	long long now = (long long)time(NULL);
+	long long prev = atomic_load_explicit(last, memory_order_relaxed);
+
+	return prev != now &&
+	       atomic_compare_exchange_strong_explicit(last, &prev, now,
+			memory_order_relaxed, memory_order_relaxed);
 }
 
 int net_parse_addr(const char *text, struct sockaddr_storage *ss,

@@ -1,6 +1,7 @@
 /* fuzz_resp.c - libFuzzer harness for the RESP2 codec (net/resp.h): the
  * request parser and the reply reader over arbitrary bytes, fed whole and in
- * pieces (same outcome required), plus encode/parse round trips. */
+ * pieces (same outcome required), plus encode/parse round trips; and the
+ * look ahead (net_resp_peek_command) against the parser. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,9 +103,18 @@ static void run_requests(const char *in, size_t len, size_t chunk,
 			char *copy = dup_bytes(pending.data, pending.len);
 			struct net_resp_cmd cmd;
 			size_t used = SIZE_MAX;
+			const char *name = NULL;
+			size_t namelen = 0;
+			/* What the look ahead calls complete, the parser
+			 * accepts, with the same name. */
+			int peeked = net_resp_peek_command(copy, pending.len,
+							   &name, &namelen);
 			int rc = net_resp_parse(&p, copy, pending.len, &cmd,
 						&used);
 			CHECK(used <= pending.len);
+			if (peeked)
+				CHECK(rc == NET_RESP_OK && cmd.argv[0] == name &&
+				      cmd.argvlen[0] == namelen);
 			out->last = rc;
 			if (rc == NET_RESP_OK) {
 				CHECK(used > 0 && cmd.argc >= 1);

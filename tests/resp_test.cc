@@ -953,3 +953,42 @@ TEST(RespReply, RandomBytes) {
 }
 
 }  // namespace
+
+// net_resp_peek_command: a server decides with it whether the next buffered
+// command may join a write batch.  Whatever it calls complete, the parser
+// must accept, or a batch would be dropped by the protocol error (as
+// writes were before a malformed one sent in the same packet).
+TEST(RespPeek, CompleteOnlyWhereTheParserAccepts) {
+  struct Case {
+    std::string in;
+    bool complete;
+  };
+  const std::vector<Case> cases = {
+      {"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n", true},
+      {"*1\r\n$0\r\n\r\n", true},
+      {"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*1\r\n$4\r\nPING\r\n", true},
+      {"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r", false},   // incomplete
+      {"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$01\r\nv\r\n", false},  // leading zero
+      {"*03\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n", false},
+      {"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nvXX", false},    // no CRLF after the bulk
+      {"*1\r\n$-1\r\n", false},
+      {"*0\r\n", false},
+      {"*-1\r\n", false},
+      {"*1048577\r\n", false},
+      {"SET k v\r\n", false},  // inline
+      {"", false},
+  };
+  for (const auto& k : cases) {
+    SCOPED_TRACE(testing::PrintToString(k.in));
+    const char* name = nullptr;
+    size_t namelen = 0;
+    EXPECT_EQ(net_resp_peek_command(k.in.data(), k.in.size(), &name, &namelen), k.complete ? 1 : 0);
+    if (!k.complete) continue;
+    Parser p;
+    net_resp_cmd cmd;
+    size_t used = 0;
+    ASSERT_EQ(net_resp_parse(&p.p, k.in.data(), k.in.size(), &cmd, &used), NET_RESP_OK);
+    EXPECT_EQ(cmd.argv[0], name);
+    EXPECT_EQ(cmd.argvlen[0], namelen);
+  }
+}

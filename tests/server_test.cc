@@ -655,6 +655,32 @@ TEST(ServerBatch, OneBadKeyDoesNotFailItsPipelinedBatch) {
   }
 }
 
+// The writes pipelined before a malformed command in the same packet are
+// applied and answered, then the protocol error closes the connection, as
+// when the malformed command arrives in a later packet.  They used to join
+// one batch with it and be dropped without a reply (the look ahead read
+// "$01" and a bulk without its CRLF as a complete write).
+TEST_F(ServerTest, WritesBeforeAMalformedCommandAreAnswered) {
+  const std::string pe = "error:ERR Protocol error: ";
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$01\r\n2\r\n", pe + "invalid bulk length"},
+      {"*03\r\n$3\r\nSET\r\n$1\r\nb\r\n$1\r\n2\r\n", pe + "invalid multibulk length"},
+      {"*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$1\r\n2XX", pe + "bulk string not terminated by CRLF"},
+  };
+  int i = 0;
+  for (const auto& k : bad) {
+    SCOPED_TRACE(testing::PrintToString(k.first));
+    const std::string key = "before" + std::to_string(i++);
+    Conn c(port_);
+    ASSERT_TRUE(c.SendRaw(Conn::Encode({"SET", key, "1"}) + Conn::Encode({"INCR", key}) + k.first));
+    EXPECT_EQ(c.Read(5000), "simple:OK");
+    EXPECT_EQ(c.Read(5000), "int:2");
+    EXPECT_EQ(c.Read(5000), k.second);
+    EXPECT_TRUE(c.Closed());
+    EXPECT_EQ(Cmd({"GET", key}), "bulk:2");
+  }
+}
+
 TEST_F(ServerTest, PipelineFloodAnsweredInOrder) {
   Conn c(port_);
   const int n = 200000;

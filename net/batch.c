@@ -1,0 +1,251 @@
+/* batch.c - a connection's write batch, its one owner: the ops of the
+ * pipelined write commands, their submission to the engine as one
+ * kvs_submit(), the result the writer thread stores, and the replies, in
+ * order with those held behind it.  Contracts in batch.h.  The
+ * connection's worker runs it, except batch_done() (the writer thread). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+#include "check.h"
+#include "reply.h"
+
+/* The one place a batch is emptied. */
+static void batch_reset(struct net_conn *c)
+{
+	struct net_batch *b = &c->batch;
+
+	b->nwcmds = 0;
+	b->nops = 0;
+	b->result = KVS_OK;
+	b->err[0] = '\0';
+	b->done = NULL;
+	net_reply_drop_held(c);
+	/* A huge MSET or DEL leaves no huge array behind. */
+	if (b->opscap > 4 * NET_BATCH_OPS) {
+		free(b->ops);
+		b->ops = NULL;
+		b->opscap = 0;
+	}
+}
+
+struct kvs_op *net_batch_ops(struct net_conn *c, size_t n)
+{
+	struct net_batch *b = &c->batch;
+	size_t need = b->nops + n;
+
+	KVS_ASSERT(net_on_worker(c->w));
+	if (need < n)
+		goto oom;
+	if (need > b->opscap) {
+		size_t cap = b->opscap ? b->opscap : 4;
+		struct kvs_op *ops;
+
+		while (cap < need)
+			cap *= 2;
+		ops = realloc(b->ops, cap * sizeof *ops);
+		if (!ops)
+			goto oom;
+		b->ops = ops;
+		b->opscap = cap;
+	}
+	memset(b->ops + b->nops, 0, n * sizeof *b->ops);
+	return b->ops + b->nops;
+oom:
+	net_reply_error(c, "OOM out of memory");
+	return NULL;
+}
+
+/* Add a command of `kind` with ops[first .. first+n) (or for
+ * NET_W_DEFERRED, defer[first .. first+n)) to the batch; from then on the
+ * replies of other commands are held.  Returns 0 or -1 (out of memory;
+ * nothing added). */
+static int batch_add(struct net_conn *c, enum net_write_kind kind,
+		     size_t first, size_t n)
+{
+	struct net_batch *b = &c->batch;
+
+	if (b->nwcmds == b->capwcmds) {
+		size_t cap = b->capwcmds ? b->capwcmds * 2 : 8;
+		struct net_wcmd *w = realloc(b->wcmds, cap * sizeof *w);
+		if (!w)
+			return -1;
+		b->wcmds = w;
+		b->capwcmds = cap;
+	}
+	b->wcmds[b->nwcmds++] = (struct net_wcmd){ kind, first, n };
+	if (kind != NET_W_DEFERRED)
+		b->nops = first + n;
+	net_reply_hold(c, true);
+	return 0;
+}
+
+void net_batch_add(struct net_conn *c, enum net_write_kind kind, size_t n)
+{
+	KVS_ASSERT(kind != NET_W_DEFERRED && n > 0 &&
+		   c->batch.nops + n <= c->batch.opscap);
+	if (batch_add(c, kind, c->batch.nops, n) != 0)
+		net_reply_error(c, "OOM out of memory");
+}
+
+void net_batch_note_held(struct net_conn *c, size_t held0)
+{
+	size_t held = net_reply_held(c);
+
+	if (held > held0 &&
+	    batch_add(c, NET_W_DEFERRED, held0, held - held0) != 0) {
+		net_log(NET_LOG_WARN, "out of memory: closing client %s",
+			c->addr);
+		c->state = NET_CONN_CLOSING;
+	}
+}
+
+bool net_batch_open(const struct net_conn *c)
+{
+	return c->batch.nwcmds > 0;
+}
+
+bool net_batch_room(const struct net_conn *c)
+{
+	return c->batch.nops < NET_BATCH_OPS;
+}
+
+/* An op's own result that says its key could not be read (a condition or
+ * INCR reads the old value): corruption or an unreadable page. */
+static bool op_read_failed(int result)
+{
+	return result == KVS_EIO || result == KVS_ECORRUPT;
+}
+
+/* On the engine's thread that completes the batch (the writer): keep the
+ * result and, for a failure, the message that thread recorded (this
+ * thread's kvs_errmsg() is the writer's, not the worker's), then report
+ * the completion through the hook. */
+static void batch_done(void *ctx, int result)
+{
+	struct net_conn *c = ctx;
+	struct net_batch *b = &c->batch;
+
+	b->result = result;
+	if (result != KVS_OK) {
+		snprintf(b->err, sizeof b->err, "%s", kvs_errmsg());
+	} else {
+		for (size_t i = 0; i < b->nops; i++) {
+			if (op_read_failed(b->ops[i].result)) {
+				snprintf(b->err, sizeof b->err, "%s",
+					 kvs_errmsg());
+				break;
+			}
+		}
+	}
+	b->done(c);
+}
+
+bool net_batch_submit(struct net_conn *c, void (*done)(struct net_conn *c))
+{
+	struct net_batch *b = &c->batch;
+
+	KVS_ASSERT(net_on_worker(c->w) && c->state == NET_CONN_ACTIVE &&
+		   b->nwcmds > 0);
+	/* Only replies held behind the batch, no ops (every write in it was
+	 * refused before it joined): nothing for the engine. */
+	if (b->nops) {
+		b->done = done;
+		int rc = kvs_submit(c->w->srv->db, b->ops, b->nops,
+				    batch_done, c);
+		if (rc == KVS_OK)
+			return true;
+		b->result = rc;
+		snprintf(b->err, sizeof b->err, "%s", kvs_errmsg());
+	}
+	net_batch_complete(c);
+	return false;
+}
+
+/* The reply of one write command of a completed batch. */
+static void reply_write(struct net_conn *c, const struct net_wcmd *wc)
+{
+	const struct net_batch *b = &c->batch;
+	const struct kvs_op *op = &b->ops[wc->first];
+	long long n = 0;
+
+	/* A key whose old value could not be read (SET NX/XX, DEL, INCR look
+	 * at it): the read's error, not a verdict on the condition.  The
+	 * store has not failed; the record is damaged. */
+	if (wc->kind != NET_W_DEFERRED && wc->kind != NET_W_MSET) {
+		for (size_t i = 0; i < wc->n; i++) {
+			if (op_read_failed(op[i].result)) {
+				net_reply_kvs_error(c, op[i].result, b->err,
+						    NET_STORE_READ);
+				return;
+			}
+		}
+	}
+
+	switch (wc->kind) {
+	case NET_W_SET:
+		if (op->result == KVS_OK)
+			net_reply_ok(c);
+		else
+			net_reply_null(c); /* NX or XX did not hold */
+		break;
+	case NET_W_SETNX:
+		net_reply_int(c, op->result == KVS_OK);
+		break;
+	case NET_W_DEL:
+		for (size_t i = 0; i < wc->n; i++)
+			n += op[i].result == KVS_OK;
+		net_reply_int(c, n);
+		break;
+	case NET_W_MSET:
+		net_reply_ok(c);
+		break;
+	case NET_W_INCR:
+		if (op->result == KVS_OK)
+			net_reply_int(c, op->num);
+		else if (op->result == KVS_EOVERFLOW)
+			net_reply_error(c, "ERR increment or decrement "
+					"would overflow");
+		else if (op->result == KVS_ENOTINT)
+			net_reply_error(c, NET_ERR_NOTINT);
+		else
+			net_reply_kvs_error(c, op->result, b->err,
+					    NET_STORE_WRITE);
+		break;
+	case NET_W_DEFERRED:
+		net_reply_release(c, wc->first, wc->n);
+		break;
+	}
+}
+
+void net_batch_complete(struct net_conn *c)
+{
+	const struct net_batch *b = &c->batch;
+
+	KVS_ASSERT(net_on_worker(c->w));
+	net_reply_hold(c, false); /* the batch's replies go out, first */
+	for (size_t i = 0; i < b->nwcmds; i++) {
+		const struct net_wcmd *wc = &b->wcmds[i];
+		if (b->result != KVS_OK && wc->kind != NET_W_DEFERRED)
+			net_reply_kvs_error(c, b->result, b->err,
+					    NET_STORE_WRITE);
+		else
+			reply_write(c, wc);
+	}
+	batch_reset(c);
+}
+
+void net_batch_drop(struct net_conn *c)
+{
+	batch_reset(c);
+}
+
+void net_batch_free(struct net_conn *c)
+{
+	free(c->batch.ops);
+	free(c->batch.wcmds);
+	c->batch.ops = NULL;
+	c->batch.wcmds = NULL;
+	c->batch.opscap = c->batch.capwcmds = 0;
+}

@@ -1,0 +1,70 @@
+/*
+ * batch.h - a connection's write batch: the one owner of the pipelined
+ * writes sent to the engine together and of their replies.  batch.c
+ * implements it; the fields are struct net_batch's in server_int.h.
+ *
+ * Life of a batch (all on the connection's worker, but done()):
+ *   the write commands (cmd_write.c) reserve ops with net_batch_ops(), fill
+ *   them and add them as one command with net_batch_add(); after every
+ *   command, conn.c calls net_batch_note_held() so the replies a command
+ *   made while the batch was open (errors, held in `defer`) keep their
+ *   place; conn.c decides when to send it (net_batch_submit(), or
+ *   net_batch_drop() when the connection is closing); the engine's writer
+ *   thread reports the completion through the `done` hook; the worker then
+ *   calls net_batch_complete(), which appends every reply in order and
+ *   empties the batch.  batch.c calls nothing above it: the hook is how
+ *   the completion goes back up.
+ *
+ * Every op is checked (kvs_check_key, the value size) before it joins the
+ * batch: kvs_submit() refuses a whole batch for one invalid op, so one bad
+ * key among pipelined writes would otherwise fail the writes around it,
+ * depending on how TCP happened to split the stream.
+ */
+#ifndef KVS_NET_BATCH_H
+#define KVS_NET_BATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "server_int.h"
+
+/* Room for n zeroed ops after the batch's, valid until the next call on
+ * c's batch.  Returns them, or NULL after replying with the error (out of
+ * memory). */
+struct kvs_op *net_batch_ops(struct net_conn *c, size_t n);
+
+/* Add the first n of the ops net_batch_ops() just gave as one command of
+ * `kind` (not NET_W_DEFERRED): its reply comes when the batch completes.
+ * Replies with the error if out of memory (nothing added). */
+void net_batch_add(struct net_conn *c, enum net_write_kind kind, size_t n);
+
+/* After a command ran: the replies it held back (defer[held0 ..), made
+ * while the batch was open) take their place among the batch's replies.
+ * Out of memory makes c CLOSING. */
+void net_batch_note_held(struct net_conn *c, size_t held0);
+
+/* Does c have a batch open (commands not yet submitted, or in flight)? */
+bool net_batch_open(const struct net_conn *c);
+
+/* May c's open batch take another command (NET_BATCH_OPS)? */
+bool net_batch_room(const struct net_conn *c);
+
+/*
+ * Hand c's open batch to the engine (kvs_submit).  Returns true if it is in
+ * flight: the caller parks c, the engine's writer thread calls done(c)
+ * once the result is stored, and the worker then calls
+ * net_batch_complete().  Returns false if it was answered at once (the
+ * engine refused it, or no op was left in it).
+ */
+bool net_batch_submit(struct net_conn *c, void (*done)(struct net_conn *c));
+
+/* Append the replies of c's answered batch, in order, and empty it. */
+void net_batch_complete(struct net_conn *c);
+
+/* Empty c's open batch without a reply: c is closing (nobody takes them). */
+void net_batch_drop(struct net_conn *c);
+
+/* Release the batch's memory (conn.c, when c is freed; not in flight). */
+void net_batch_free(struct net_conn *c);
+
+#endif /* KVS_NET_BATCH_H */

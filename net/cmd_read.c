@@ -1,0 +1,201 @@
+/* cmd_read.c - the read commands: GET, MGET, EXISTS, STRLEN, SCAN.  They
+ * call the engine's read path (kvs_get, kvs_scan: no lock, never waits for
+ * the writer) and reply at once.  Run by the connection's worker. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "reply.h"
+
+/* Reply with key's value, or nil.  A key the engine cannot hold (empty,
+ * too long) is simply absent. */
+static void get_one(struct net_conn *c, const char *key, size_t klen)
+{
+	void *val = NULL;
+	size_t vlen = 0;
+	int rc = kvs_get(c->w->srv->db, key, klen, &val, &vlen);
+
+	if (rc == KVS_OK) {
+		net_reply_bulk(c, val, vlen);
+		kvs_free(val);
+	} else if (rc == KVS_ENOTFOUND || rc == KVS_EINVAL ||
+		   rc == KVS_ETOOBIG) {
+		net_reply_null(c);
+	} else {
+		net_reply_kvs_error_here(c, rc, NET_STORE_READ);
+	}
+}
+
+void net_cmd_get(struct net_conn *c, const struct net_resp_cmd *cmd)
+{
+	get_one(c, cmd->argv[1], cmd->argvlen[1]);
+}
+
+void net_cmd_mget(struct net_conn *c, const struct net_resp_cmd *cmd)
+{
+	net_reply_array(c, cmd->argc - 1);
+	for (size_t i = 1; i < cmd->argc && !c->over_limit; i++)
+		get_one(c, cmd->argv[i], cmd->argvlen[i]);
+}
+
+/* 1 present, 0 absent, or a kvs error.  *len gets the value's length. */
+static int key_len(struct net_conn *c, const char *key, size_t klen,
+		   size_t *len)
+{
+	void *val = NULL;
+	int rc = kvs_get(c->w->srv->db, key, klen, &val, len);
+
+	if (rc == KVS_OK) {
+		kvs_free(val);
+		return 1;
+	}
+	if (rc == KVS_ENOTFOUND || rc == KVS_EINVAL || rc == KVS_ETOOBIG)
+		return 0;
+	return rc;
+}
+
+void net_cmd_exists(struct net_conn *c, const struct net_resp_cmd *cmd)
+{
+	long long n = 0;
+	size_t len;
+
+	for (size_t i = 1; i < cmd->argc; i++) {
+		int rc = key_len(c, cmd->argv[i], cmd->argvlen[i], &len);
+		if (rc < 0) {
+			net_reply_kvs_error_here(c, rc, NET_STORE_READ);
+			return;
+		}
+		n += rc;
+	}
+	net_reply_int(c, n);
+}
+
+void net_cmd_strlen(struct net_conn *c, const struct net_resp_cmd *cmd)
+{
+	size_t len = 0;
+	int rc = key_len(c, cmd->argv[1], cmd->argvlen[1], &len);
+
+	if (rc < 0)
+		net_reply_kvs_error_here(c, rc, NET_STORE_READ);
+	else
+		net_reply_int(c, rc ? (long long)len : 0);
+}
+
+#ifdef KVS_HAVE_SCAN
+/* SCAN's keys, collected by the engine's callback then filtered. */
+struct scan_ctx {
+	struct net_buf keys; /* each as a size_t length then the bytes */
+	size_t n;
+	int oom;
+};
+
+static int scan_cb(void *ctx, const void *key, size_t klen)
+{
+	struct scan_ctx *sc = ctx;
+
+	if (net_buf_append(&sc->keys, &klen, sizeof klen) != NET_RESP_OK ||
+	    net_buf_append(&sc->keys, key, klen) != NET_RESP_OK) {
+		sc->oom = 1;
+		return 1;
+	}
+	sc->n++;
+	return 0;
+}
+
+void net_cmd_scan(struct net_conn *c, const struct net_resp_cmd *cmd)
+{
+	struct scan_ctx sc = { NET_BUF_INIT, 0, 0 };
+	int none = 0;
+	const char *pat = NULL;
+	size_t patlen = 0, count = 10, hits = 0, off;
+	unsigned long long cursor = 0;
+	uint64_t next = 0;
+	char *end;
+	char num[24];
+	int rc;
+
+	/* The cursor: an unsigned decimal, as Redis. */
+	if (cmd->argvlen[1] == 0 || cmd->argvlen[1] > 20 ||
+	    cmd->argv[1][0] < '0' || cmd->argv[1][0] > '9') {
+		net_reply_error(c, "ERR invalid cursor");
+		return;
+	}
+	memcpy(num, cmd->argv[1], cmd->argvlen[1]);
+	num[cmd->argvlen[1]] = '\0';
+	errno = 0;
+	cursor = strtoull(num, &end, 10);
+	if (*end || errno) {
+		net_reply_error(c, "ERR invalid cursor");
+		return;
+	}
+	for (size_t i = 2; i < cmd->argc; i += 2) {
+		long long v;
+
+		if (i + 1 >= cmd->argc) {
+			net_reply_error(c, NET_ERR_SYNTAX);
+			return;
+		}
+		if (net_arg_is(cmd, i, "MATCH")) {
+			pat = cmd->argv[i + 1];
+			patlen = cmd->argvlen[i + 1];
+		} else if (net_arg_is(cmd, i, "COUNT")) {
+			if (net_arg_int(cmd, i + 1, &v) != 0) {
+				net_reply_error(c, NET_ERR_NOTINT);
+				return;
+			}
+			if (v < 1) {
+				net_reply_error(c, NET_ERR_SYNTAX);
+				return;
+			}
+			count = (size_t)v;
+		} else if (net_arg_is(cmd, i, "TYPE")) {
+			/* Every key is a string. */
+			none = !net_arg_is(cmd, i + 1, "string");
+		} else {
+			net_reply_error(c, NET_ERR_SYNTAX);
+			return;
+		}
+	}
+	rc = kvs_scan(c->w->srv->db, cursor, count, scan_cb, &sc, &next);
+	if (rc != KVS_OK || sc.oom) {
+		net_buf_free(&sc.keys);
+		net_reply_kvs_error_here(c, rc != KVS_OK ? rc : KVS_ENOMEM,
+				 NET_STORE_READ);
+		return;
+	}
+	for (off = 0; off < sc.keys.len;) {
+		size_t klen;
+
+		memcpy(&klen, sc.keys.data + off, sizeof klen);
+		off += sizeof klen;
+		if (!none && (!pat || net_glob_match(pat, patlen,
+					sc.keys.data + off, klen, 0)))
+			hits++;
+		off += klen;
+	}
+	net_reply_array(c, 2);
+	snprintf(num, sizeof num, "%" PRIu64, next);
+	net_reply_str(c, num);
+	net_reply_array(c, hits);
+	for (off = 0; off < sc.keys.len;) {
+		size_t klen;
+
+		memcpy(&klen, sc.keys.data + off, sizeof klen);
+		off += sizeof klen;
+		if (!none && (!pat || net_glob_match(pat, patlen,
+					sc.keys.data + off, klen, 0)))
+			net_reply_bulk(c, sc.keys.data + off, klen);
+		off += klen;
+	}
+	net_buf_free(&sc.keys);
+}
+#else
+void net_cmd_scan(struct net_conn *c, const struct net_resp_cmd *cmd)
+{
+	(void)cmd;
+	net_reply_error(c, "ERR SCAN is not supported yet");
+}
+#endif

@@ -1,0 +1,80 @@
+/*
+ * commands.h - kvs-server's commands: the handlers of each family (for the
+ * table in dispatch.c), the argument helpers they share, and the two calls
+ * the connection code makes (net_cmd_execute, net_cmd_is_write).  Every
+ * function runs on the connection's worker.  docs/PROTOCOL.md lists the
+ * commands and their replies.
+ *
+ *   cmd_conn.c    PING ECHO QUIT SELECT AUTH HELLO CLIENT
+ *   cmd_server.c  CONFIG INFO DBSIZE
+ *   cmd_read.c    GET MGET EXISTS STRLEN SCAN
+ *   cmd_write.c   SET SETNX MSET DEL UNLINK INCR DECR INCRBY DECRBY
+ *   dispatch.c    the table, COMMAND, lookup, arity and AUTH checks
+ */
+#ifndef KVS_NET_COMMANDS_H
+#define KVS_NET_COMMANDS_H
+
+#include <stdint.h>
+#include <string.h>
+#include <strings.h>
+
+#include "server_int.h"
+
+/* A command's handler: argc and arity are checked before it runs.  It
+ * appends its reply (reply.h), adds a write to c's batch (batch.h), or
+ * makes c CLOSING. */
+typedef void net_cmd_fn(struct net_conn *c, const struct net_resp_cmd *cmd);
+
+/* Run one parsed command on c (ACTIVE): look it up, check its arity and
+ * AUTH, run its handler. */
+void net_cmd_execute(struct net_conn *c, const struct net_resp_cmd *cmd);
+
+/* Is the command named name[0..len) a write (may it join a batch)? */
+bool net_cmd_is_write(const char *name, size_t len);
+
+/* ---- arguments ------------------------------------------------------------ */
+
+/* Argument i equals s, ignoring ASCII case. */
+static inline bool net_arg_is(const struct net_resp_cmd *cmd, size_t i,
+			      const char *s)
+{
+	size_t n = strlen(s);
+
+	return cmd->argvlen[i] == n && strncasecmp(cmd->argv[i], s, n) == 0;
+}
+
+/* Argument i as an integer by Redis's rule (kvs_parse_int64).  Returns 0,
+ * or -1 if it is not one. */
+static inline int net_arg_int(const struct net_resp_cmd *cmd, size_t i,
+			      long long *out)
+{
+	int64_t v;
+
+	if (!kvs_parse_int64(cmd->argv[i], cmd->argvlen[i], &v))
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* How much of argument i an error message shows ("'%.*s'"): 128 bytes at
+ * most, as Redis. */
+static inline int net_arg_shown(const struct net_resp_cmd *cmd, size_t i)
+{
+	return (int)(cmd->argvlen[i] > 128 ? 128 : cmd->argvlen[i]);
+}
+
+/* ---- the handlers --------------------------------------------------------- */
+
+/* cmd_conn.c */
+net_cmd_fn net_cmd_ping, net_cmd_echo, net_cmd_quit, net_cmd_select,
+	net_cmd_auth, net_cmd_hello, net_cmd_client;
+/* cmd_server.c */
+net_cmd_fn net_cmd_config, net_cmd_info, net_cmd_dbsize;
+/* cmd_read.c */
+net_cmd_fn net_cmd_get, net_cmd_mget, net_cmd_exists, net_cmd_strlen,
+	net_cmd_scan;
+/* cmd_write.c */
+net_cmd_fn net_cmd_set, net_cmd_setnx, net_cmd_mset, net_cmd_del,
+	net_cmd_incr, net_cmd_decr, net_cmd_incrby, net_cmd_decrby;
+
+#endif /* KVS_NET_COMMANDS_H */

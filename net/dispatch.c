@@ -1,0 +1,175 @@
+/* dispatch.c - the command table (each command's name, arity, flags, key
+ * positions and handler), COMMAND (which reports the table), and running
+ * one parsed command: lookup, arity, AUTH, handler.  Run by the
+ * connection's worker. */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "check.h"
+#include "commands.h"
+#include "reply.h"
+
+/* Command flags, shown by COMMAND as Redis's names. */
+#define F_WRITE   1u  /* modifies the store */
+#define F_READ    2u  /* reads the store */
+#define F_NOAUTH  4u  /* allowed before AUTH */
+#define F_FAST    8u  /* O(1) */
+
+struct net_command {
+	const char *name; /* lower case */
+	int arity;        /* argc exactly, or at least -arity if negative */
+	unsigned flags;
+	int first, last, step; /* key positions, as COMMAND reports them */
+	net_cmd_fn *fn;
+};
+
+/* COMMAND reports the table, so it lives with it. */
+static net_cmd_fn cmd_command;
+
+static const struct net_command commands[] = {
+	{ "auth", -2, F_NOAUTH | F_FAST, 0, 0, 0, net_cmd_auth },
+	{ "client", -2, 0, 0, 0, 0, net_cmd_client },
+	{ "command", -1, 0, 0, 0, 0, cmd_command },
+	{ "config", -2, 0, 0, 0, 0, net_cmd_config },
+	{ "dbsize", 1, F_READ | F_FAST, 0, 0, 0, net_cmd_dbsize },
+	{ "decr", 2, F_WRITE | F_FAST, 1, 1, 1, net_cmd_decr },
+	{ "decrby", 3, F_WRITE | F_FAST, 1, 1, 1, net_cmd_decrby },
+	{ "del", -2, F_WRITE, 1, -1, 1, net_cmd_del },
+	{ "echo", 2, F_FAST, 0, 0, 0, net_cmd_echo },
+	{ "exists", -2, F_READ | F_FAST, 1, -1, 1, net_cmd_exists },
+	{ "get", 2, F_READ | F_FAST, 1, 1, 1, net_cmd_get },
+	{ "hello", -1, F_NOAUTH | F_FAST, 0, 0, 0, net_cmd_hello },
+	{ "incr", 2, F_WRITE | F_FAST, 1, 1, 1, net_cmd_incr },
+	{ "incrby", 3, F_WRITE | F_FAST, 1, 1, 1, net_cmd_incrby },
+	{ "info", -1, 0, 0, 0, 0, net_cmd_info },
+	{ "mget", -2, F_READ | F_FAST, 1, -1, 1, net_cmd_mget },
+	{ "mset", -3, F_WRITE, 1, -1, 2, net_cmd_mset },
+	{ "ping", -1, F_FAST, 0, 0, 0, net_cmd_ping },
+	{ "quit", -1, F_NOAUTH | F_FAST, 0, 0, 0, net_cmd_quit },
+	{ "scan", -2, F_READ, 0, 0, 0, net_cmd_scan },
+	{ "select", 2, F_FAST, 0, 0, 0, net_cmd_select },
+	{ "set", -3, F_WRITE, 1, 1, 1, net_cmd_set },
+	{ "setnx", 3, F_WRITE | F_FAST, 1, 1, 1, net_cmd_setnx },
+	{ "strlen", 2, F_READ | F_FAST, 1, 1, 1, net_cmd_strlen },
+	{ "unlink", -2, F_WRITE | F_FAST, 1, -1, 1, net_cmd_del },
+};
+static const size_t ncommands = sizeof commands / sizeof commands[0];
+
+static const struct net_command *lookup(const char *name, size_t len)
+{
+	for (size_t i = 0; i < ncommands; i++)
+		if (strlen(commands[i].name) == len &&
+		    strncasecmp(commands[i].name, name, len) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+/* "unknown command 'x', with args beginning with: 'a' 'b' ", as Redis
+ * builds it: at most about 128 bytes of the name and of the arguments. */
+static void unknown_command(struct net_conn *c, const struct net_resp_cmd *cmd)
+{
+	char args[160];
+	size_t used = 0;
+
+	args[0] = '\0';
+	for (size_t i = 1; i < cmd->argc && used < 128; i++) {
+		int room = 128 - (int)used;
+		int n = snprintf(args + used, sizeof args - used, "'%.*s' ",
+				 (int)(cmd->argvlen[i] < (size_t)room ?
+				       cmd->argvlen[i] : (size_t)room),
+				 cmd->argv[i]);
+		if (n < 0)
+			break;
+		used += (size_t)n;
+		if (used >= sizeof args)
+			used = sizeof args - 1;
+	}
+	net_reply_errorf(c, "ERR unknown command '%.*s', with args beginning "
+			 "with: %s", net_arg_shown(cmd, 0), cmd->argv[0], args);
+}
+
+void net_cmd_execute(struct net_conn *c, const struct net_resp_cmd *cmd)
+{
+	const struct net_command *k = lookup(cmd->argv[0], cmd->argvlen[0]);
+
+	KVS_ASSERT(net_on_worker(c->w) && c->state == NET_CONN_ACTIVE);
+	if (!k) {
+		unknown_command(c, cmd);
+		return;
+	}
+	if ((k->arity > 0 && cmd->argc != (size_t)k->arity) ||
+	    (k->arity < 0 && cmd->argc < (size_t)-k->arity)) {
+		net_reply_arity(c, k->name);
+		return;
+	}
+	if (!c->authed && !(k->flags & F_NOAUTH)) {
+		net_reply_error(c, "NOAUTH Authentication required.");
+		return;
+	}
+	k->fn(c, cmd);
+}
+
+static void put_command_info(struct net_conn *c, const struct net_command *k)
+{
+	size_t nflags = 0;
+
+	net_reply_array(c, 10);
+	net_reply_str(c, k->name);
+	net_reply_int(c, k->arity);
+	nflags = !!(k->flags & F_WRITE) + !!(k->flags & F_READ) +
+		 !!(k->flags & F_NOAUTH) + !!(k->flags & F_FAST);
+	net_reply_array(c, nflags);
+	if (k->flags & F_WRITE)
+		net_reply_simple(c, "write");
+	if (k->flags & F_READ)
+		net_reply_simple(c, "readonly");
+	if (k->flags & F_NOAUTH)
+		net_reply_simple(c, "no_auth");
+	if (k->flags & F_FAST)
+		net_reply_simple(c, "fast");
+	net_reply_int(c, k->first);
+	net_reply_int(c, k->last);
+	net_reply_int(c, k->step);
+	net_reply_array(c, 0); /* ACL categories */
+	net_reply_array(c, 0); /* tips */
+	net_reply_array(c, 0); /* key specifications */
+	net_reply_array(c, 0); /* subcommands */
+}
+
+static void cmd_command(struct net_conn *c, const struct net_resp_cmd *cmd)
+{
+	size_t i;
+
+	if (cmd->argc == 1) {
+		net_reply_array(c, ncommands);
+		for (i = 0; i < ncommands; i++)
+			put_command_info(c, &commands[i]);
+	} else if (net_arg_is(cmd, 1, "COUNT") && cmd->argc == 2) {
+		net_reply_int(c, (long long)ncommands);
+	} else if (net_arg_is(cmd, 1, "DOCS")) {
+		net_reply_array(c, 0); /* no documentation: clients accept it */
+	} else if (net_arg_is(cmd, 1, "LIST") && cmd->argc == 2) {
+		net_reply_array(c, ncommands);
+		for (i = 0; i < ncommands; i++)
+			net_reply_str(c, commands[i].name);
+	} else if (net_arg_is(cmd, 1, "INFO")) {
+		net_reply_array(c, cmd->argc - 2);
+		for (i = 2; i < cmd->argc; i++) {
+			const struct net_command *k =
+				lookup(cmd->argv[i], cmd->argvlen[i]);
+			if (k)
+				put_command_info(c, k);
+			else
+				net_reply_null(c);
+		}
+	} else {
+		net_reply_unknown_subcommand(c, cmd, "COMMAND");
+	}
+}
+
+bool net_cmd_is_write(const char *name, size_t len)
+{
+	const struct net_command *k = lookup(name, len);
+	return k && (k->flags & F_WRITE);
+}

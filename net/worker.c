@@ -1,0 +1,125 @@
+/* worker.c - a worker's event loop (memcached's model: each worker owns its
+ * connections for their whole life): epoll events, the mailbox (new
+ * connections, completed batches, the stop request), one turn per ready
+ * connection, and the drain when the server stops.  Runs on the worker's
+ * own thread (a job of the pool, kvs-worker-i). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "conn.h"
+#include "mailbox.h"
+#include "worker.h"
+
+#define EVENTS_PER_WAIT 256
+/* How long shutdown waits for clients to take their last replies. */
+#define DRAIN_MS 3000
+
+/* The server is stopping: close new hand-offs from now on, close the
+ * active connections once their replies are sent, and wait for the parked
+ * ones' completions, DRAIN_MS at most for clients that do not read. */
+static void drain_begin(struct net_worker *w)
+{
+	struct net_conn *c, *next;
+
+	w->draining = 1;
+	clock_gettime(CLOCK_MONOTONIC, &w->drain_deadline);
+	w->drain_deadline.tv_sec += DRAIN_MS / 1000;
+	for (c = w->conns; c; c = next) {
+		next = c->next;
+		net_conn_shut(c);
+	}
+}
+
+static int drain_expired(const struct net_worker *w)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > w->drain_deadline.tv_sec ||
+	       (now.tv_sec == w->drain_deadline.tv_sec &&
+		now.tv_nsec >= w->drain_deadline.tv_nsec);
+}
+
+/* Take the mailbox: new connections, completions, the stop request. */
+static void mailbox(struct net_worker *w)
+{
+	struct net_mail m;
+	struct net_conn *next;
+
+	net_mailbox_take(w, &m);
+	for (size_t i = 0; i < m.nhand; i++) {
+		if (w->draining || m.stop) {
+			close(m.hand[i].fd);
+			atomic_fetch_sub_explicit(&w->srv->connected, 1,
+						  memory_order_relaxed);
+		} else {
+			net_conn_new(w, &m.hand[i]);
+		}
+	}
+	free(m.hand);
+	for (; m.done; m.done = next) {
+		next = m.done->done_next;
+		net_conn_batch_done(m.done, w->draining || m.stop);
+	}
+	if (m.stop && !w->draining)
+		drain_begin(w);
+}
+
+void net_worker_run(void *arg)
+{
+	struct net_worker *w = arg;
+	struct epoll_event ev[EVENTS_PER_WAIT];
+
+	/* Before any connection is touched: net_on_worker() reads it. */
+	w->thread = pthread_self();
+	for (;;) {
+		int timeout = w->ready_head ? 0 : w->draining ? 50 : -1;
+		int n = epoll_wait(w->epfd, ev, EVENTS_PER_WAIT, timeout);
+		struct net_conn *c, *last;
+		int rang = 0;
+
+		if (n < 0 && errno != EINTR) {
+			net_log(NET_LOG_ERROR, "worker %u: epoll_wait: %s",
+				w->idx, strerror(errno));
+			n = 0;
+		}
+		for (int i = 0; i < n; i++) {
+			if (ev[i].data.ptr == NULL)
+				rang = 1;
+			else
+				net_conn_event(ev[i].data.ptr, ev[i].events);
+		}
+		/* After the connection events: the mailbox may free a
+		 * connection whose event is in this batch. */
+		if (rang)
+			mailbox(w);
+		/* One turn for each connection that was ready when the pass
+		 * began; those that are still ready go to the back. */
+		last = w->ready_tail;
+		while ((c = w->ready_head) != NULL) {
+			int was_last = c == last;
+
+			net_conn_process(c);
+			if (was_last)
+				break;
+		}
+		if (!w->draining)
+			continue;
+		if (drain_expired(w)) {
+			/* Clients that did not take their replies in time. */
+			struct net_conn *next;
+
+			for (c = w->conns; c; c = next) {
+				next = c->next;
+				net_conn_drop(c);
+			}
+		}
+		if (w->nconns == 0)
+			break;
+	}
+}
