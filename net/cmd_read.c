@@ -84,7 +84,6 @@ void net_cmd_strlen(struct net_conn *c, const struct net_resp_cmd *cmd)
 		net_reply_int(c, rc ? (long long)len : 0);
 }
 
-#ifdef KVS_HAVE_SCAN
 /* SCAN's keys, collected by the engine's callback then filtered. */
 struct scan_ctx {
 	struct net_buf keys; /* each as a size_t length then the bytes */
@@ -192,10 +191,3 @@ void net_cmd_scan(struct net_conn *c, const struct net_resp_cmd *cmd)
 	}
 	net_buf_free(&sc.keys);
 }
-#else
-void net_cmd_scan(struct net_conn *c, const struct net_resp_cmd *cmd)
-{
-	(void)cmd;
-	net_reply_error(c, "ERR SCAN is not supported yet");
-}
-#endif

@@ -28,8 +28,9 @@ static void usage(FILE *out)
 		"Redis protocol (RESP2) on IP:PORT (default " NET_DEFAULT_ADDR
 		"; IPv6 as\n"
 		"[::1]:4000; port 0 picks a free port, written to --port-file).\n"
-		"  --engine      the engine of a new store (default kvs); an existing\n"
-		"                store keeps the engine it was created with\n"
+		"  --engine      the engine of a new store (default kvs); a store\n"
+		"                of the other engine is refused (without --engine,\n"
+		"                an existing store opens with its own)\n"
 		"  --threads     worker threads (default: the online CPUs)\n"
 		"  --fsync       when writes reach the disk (default everysec)\n"
 		"  --requirepass clients must AUTH with this password; also from the\n"
