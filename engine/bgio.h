@@ -31,9 +31,10 @@ struct kvs__bgio_job {
 };
 
 /* A new, idle background I/O unit for store db (its directory, its log).
- * The thread starts on first use, at nice 10.  wake(ctx) is called on the
- * background thread after each job and each hint file is done, holding no
- * lock of bgio's: the writer passes a function that wakes it.  Returns
+ * The thread starts on first use, at nice 10.  wake(ctx) is called after
+ * each job and each hint file is done, holding no lock of bgio's: on the
+ * background thread, or on the writer when no thread could be started and
+ * the job ran there.  The writer passes a function that wakes it.  Returns
  * KVS_OK or KVS_ENOMEM. */
 int kvs__bgio_new(struct kvs *db, void (*wake)(void *ctx), void *ctx,
 		  struct kvs__bgio **out);

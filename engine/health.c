@@ -8,12 +8,13 @@
 #include "engine_int.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
 void kvs__set_failed(struct kvs *db, int errnum, const char *what)
 {
-	char msg[512];
+	char msg[PATH_MAX + 256]; /* what is often a path */
 	snprintf(msg, sizeof msg, "%s: %s", what, strerror(errnum));
 	kvs__set_failed_msg(db, errnum, msg);
 }

@@ -41,6 +41,7 @@ static int log_open(const char *dir, const struct kvs_options *opts,
 {
 	struct kvs *db = NULL;
 	pthread_condattr_t ca;
+	const struct kvs *prev_writer = kvs__writer_of;
 	int rc;
 
 	uint64_t t0 = kvs__now_us();
@@ -82,14 +83,14 @@ static int log_open(const char *dir, const struct kvs_options *opts,
 	atomic_store(&db->pub.live_keys, db->live_keys);
 	if ((rc = kvs__writer_start(db)) != KVS_OK)
 		goto fail;
-	kvs__become_writer(NULL);
+	kvs__become_writer(prev_writer);
 	*out = db;
 	return KVS_OK;
 fail:
 	kvs__become_writer(db);
 	kvs__writer_stop(db);
 	free_handle(db);
-	kvs__become_writer(NULL);
+	kvs__become_writer(prev_writer);
 	return rc;
 }
 
@@ -98,10 +99,10 @@ static int log_close(struct kvs *db)
 	kvs__rcu_thread_online();
 	kvs__writer_stop(db);
 	/* The writer is joined: this thread takes its place to free. */
-	kvs__become_writer(db);
+	const struct kvs *prev_writer = kvs__become_writer(db);
 	int failed = atomic_load(&db->health.failed);
 	free_handle(db);
-	kvs__become_writer(NULL);
+	kvs__become_writer(prev_writer);
 	if (failed)
 		return kvs__err_errno(KVS_EIO, failed,
 				      "the store failed earlier");

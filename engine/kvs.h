@@ -263,6 +263,8 @@ int kvs_compact(struct kvs *db);
  * every key in the first call.
  * Errors: KVS_EINVAL, KVS_EIO.
  */
+/* Defined since kvs_scan exists; kept for code that tests for it. */
+#define KVS_HAVE_SCAN 1
 int kvs_scan(struct kvs *db, uint64_t cursor, size_t count,
 	     int (*cb)(void *ctx, const void *key, size_t klen), void *ctx,
 	     uint64_t *next_cursor);

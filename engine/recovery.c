@@ -142,7 +142,9 @@ static int entry_seq(const struct kvs__entry *e, uint64_t *seq)
 		if (got < 0)
 			return kvs__err_errno(KVS_EIO, (int)-got, "%s: read",
 					      seg->path);
-		n = (size_t)got;
+		if ((size_t)got != n)
+			return kvs__err(KVS_EIO, "%s: offset %u: short read",
+					seg->path, e->off);
 		p = buf;
 	}
 	if (!kvs__rec_peek_seq(p, n, seq))

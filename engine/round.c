@@ -35,7 +35,7 @@ int kvs__round_add(struct kvs__writer_buf *wb, const void *p, size_t len,
 		return KVS_OK;
 	if (copy) {
 		if (!kvs__round_grow((void **)&wb->arena, &wb->arena_cap,
-			  wb->arena_len + len, 1))
+				     wb->arena_len + len, 1))
 			return kvs__round_nomem();
 		memcpy(wb->arena + wb->arena_len, p, len);
 		struct piece *last = wb->npieces ? &wb->pieces[wb->npieces - 1]
@@ -45,16 +45,16 @@ int kvs__round_add(struct kvs__writer_buf *wb, const void *p, size_t len,
 			wb->arena_len += len;
 			return KVS_OK;
 		}
-		if (!kvs__round_grow((void **)&wb->pieces, &wb->pieces_cap, wb->npieces + 1,
-			  sizeof *wb->pieces))
+		if (!kvs__round_grow((void **)&wb->pieces, &wb->pieces_cap,
+				     wb->npieces + 1, sizeof *wb->pieces))
 			return kvs__round_nomem();
 		wb->pieces[wb->npieces++] =
 			(struct piece){ NULL, wb->arena_len, len };
 		wb->arena_len += len;
 		return KVS_OK;
 	}
-	if (!kvs__round_grow((void **)&wb->pieces, &wb->pieces_cap, wb->npieces + 1,
-		  sizeof *wb->pieces))
+	if (!kvs__round_grow((void **)&wb->pieces, &wb->pieces_cap,
+			     wb->npieces + 1, sizeof *wb->pieces))
 		return kvs__round_nomem();
 	wb->pieces[wb->npieces++] = (struct piece){ p, 0, len };
 	return KVS_OK;
@@ -66,7 +66,8 @@ int kvs__round_flush(struct kvs *db)
 	struct kvs__writer_buf *wb = db->wbuf;
 	if (wb->npieces == 0)
 		return KVS_OK;
-	if (!kvs__round_grow((void **)&wb->iov, &wb->iov_cap, wb->npieces, sizeof *wb->iov))
+	if (!kvs__round_grow((void **)&wb->iov, &wb->iov_cap, wb->npieces,
+			     sizeof *wb->iov))
 		return kvs__round_nomem();
 	size_t total = 0;
 	for (size_t i = 0; i < wb->npieces; i++) {

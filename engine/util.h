@@ -96,15 +96,18 @@ static inline void kvs__call_rcu(struct rcu_head *head,
  *
  * The writer of a store is its writer thread while it runs, and the thread
  * inside kvs_open (recovery) or kvs_close (after the writer is joined)
- * before and after: kvs__become_writer(db) / kvs__become_writer(NULL) mark
- * it.  Mutexes of the engine are taken with kvs__lock/kvs__unlock, which
+ * before and after: kvs__become_writer(db) marks it and returns the mark
+ * it replaced, which the opener and the closer put back (a callback on
+ * another store's writer may open or close this one).  Mutexes of the engine are taken with kvs__lock/kvs__unlock, which
  * keep a short per-thread list of the mutexes held, so that
  * KVS__ASSERT_HELD can tell "held by this thread" from "held by someone".
  */
 extern _Thread_local const struct kvs *kvs__writer_of;
-static inline void kvs__become_writer(const struct kvs *db)
+static inline const struct kvs *kvs__become_writer(const struct kvs *db)
 {
+	const struct kvs *prev = kvs__writer_of;
 	kvs__writer_of = db;
+	return prev;
 }
 #define KVS__ASSERT_WRITER(db) KVS_ASSERT(kvs__writer_of == (db))
 #define KVS__ASSERT_IN_RCU() KVS_ASSERT(urcu_memb_read_ongoing())
