@@ -4,6 +4,9 @@
  *
  *   assert-child DIR MODE
  *     ok          follow every rule: exit 0 (the control)
+ *     nested      open and close a second store on a thread marked as the
+ *                 first one's writer (as a callback on its writer may):
+ *                 the mark must survive, exit 0
  *     writer      rotate the store's segment from a client thread
  *     rcu         look a key up outside a read-side section
  *     in-rcu      grow the index inside a read-side section
@@ -37,6 +40,15 @@ int main(int argc, char **argv)
 		KVS__ASSERT_HELD(&db->sync.mu);
 		kvs__unlock(&db->sync.mu);
 		KVS__ASSERT_NOT_HELD(&db->sync.mu);
+	} else if (strcmp(mode, "nested") == 0) {
+		char dir2[4096];
+		struct kvs *db2 = NULL;
+		snprintf(dir2, sizeof dir2, "%s.2", argv[1]);
+		const struct kvs *prev = kvs__become_writer(db);
+		if (kvs_open(dir2, &o, &db2) != KVS_OK || kvs_close(db2) != KVS_OK)
+			return 2;
+		KVS__ASSERT_WRITER(db);
+		kvs__become_writer(prev);
 	} else if (strcmp(mode, "writer") == 0) {
 		(void)kvs__rotate(db);
 	} else if (strcmp(mode, "rcu") == 0) {

@@ -24,6 +24,14 @@ TEST(ThreadAsserts, FollowingTheRulesDoesNotAbort) {
   EXPECT_EQ(r.status, 0) << r.err;
 }
 
+// kvs_open and kvs_close mark the calling thread as the new store's writer
+// for a while; on a thread that was another store's writer (a callback
+// there may open or close a store) the old mark must come back.
+TEST(ThreadAsserts, OpeningAnotherStoreKeepsTheWriterMark) {
+  auto r = RunChild("nested");
+  EXPECT_EQ(r.status, 0) << r.err;
+}
+
 struct Case {
   const char* mode;
   const char* check;  // what the abort message must name
