@@ -66,6 +66,22 @@ static void write_prefix(int fd, const struct iovec *iov, int iovcnt,
 	}
 }
 
+/* Move past n bytes done of iov[0..*cnt): whole iovecs are skipped, a
+ * partly done one is cut at its front.  Returns the first iovec left. */
+static struct iovec *iov_advance(struct iovec *iov, int *cnt, size_t n)
+{
+	while (*cnt > 0 && n >= iov->iov_len) {
+		n -= iov->iov_len;
+		iov++;
+		(*cnt)--;
+	}
+	if (*cnt > 0) {
+		iov->iov_base = (char *)iov->iov_base + n;
+		iov->iov_len -= n;
+	}
+	return iov;
+}
+
 int kvs__io_pwritev_all(int fd, struct iovec *iov, int iovcnt, off_t off)
 {
 	int e = fault_hit(&fault_write_n, &fault_write_err);
@@ -82,16 +98,7 @@ int kvs__io_pwritev_all(int fd, struct iovec *iov, int iovcnt, off_t off)
 			return errno;
 		}
 		off += n;
-		/* Skip what was written; adjust a partly written iovec. */
-		while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
-			n -= (ssize_t)iov->iov_len;
-			iov++;
-			iovcnt--;
-		}
-		if (iovcnt > 0) {
-			iov->iov_base = (char *)iov->iov_base + n;
-			iov->iov_len -= (size_t)n;
-		}
+		iov = iov_advance(iov, &iovcnt, (size_t)n);
 	}
 	return 0;
 }
@@ -121,16 +128,7 @@ ssize_t kvs__io_preadv_full(int fd, const struct iovec *iov, int iovcnt,
 		if (n == 0)
 			break; /* end of file */
 		total += (size_t)n;
-		/* Skip what was read; adjust a partly filled iovec. */
-		while (iovcnt > 0 && (size_t)n >= cur->iov_len) {
-			n -= (ssize_t)cur->iov_len;
-			cur++;
-			iovcnt--;
-		}
-		if (iovcnt > 0) {
-			cur->iov_base = (char *)cur->iov_base + n;
-			cur->iov_len -= (size_t)n;
-		}
+		cur = iov_advance(cur, &iovcnt, (size_t)n);
 	}
 	return (ssize_t)total;
 }

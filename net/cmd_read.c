@@ -84,17 +84,24 @@ void net_cmd_strlen(struct net_conn *c, const struct net_resp_cmd *cmd)
 		net_reply_int(c, rc ? (long long)len : 0);
 }
 
-/* SCAN's keys, collected by the engine's callback then filtered. */
+/* SCAN's keys that pass MATCH and TYPE, collected by the engine's
+ * callback (which may not call back into the server). */
 struct scan_ctx {
 	struct net_buf keys; /* each as a size_t length then the bytes */
 	size_t n;
 	int oom;
+	const char *pat;     /* MATCH pattern, or NULL */
+	size_t patlen;
+	int none;            /* TYPE names a type no key has */
 };
 
 static int scan_cb(void *ctx, const void *key, size_t klen)
 {
 	struct scan_ctx *sc = ctx;
 
+	if (sc->none || (sc->pat && !net_glob_match(sc->pat, sc->patlen, key,
+						    klen, 0)))
+		return 0;
 	if (net_buf_append(&sc->keys, &klen, sizeof klen) != NET_RESP_OK ||
 	    net_buf_append(&sc->keys, key, klen) != NET_RESP_OK) {
 		sc->oom = 1;
@@ -106,10 +113,8 @@ static int scan_cb(void *ctx, const void *key, size_t klen)
 
 void net_cmd_scan(struct net_conn *c, const struct net_resp_cmd *cmd)
 {
-	struct scan_ctx sc = { NET_BUF_INIT, 0, 0 };
-	int none = 0;
-	const char *pat = NULL;
-	size_t patlen = 0, count = 10, hits = 0, off;
+	struct scan_ctx sc = { NET_BUF_INIT, 0, 0, NULL, 0, 0 };
+	size_t count = 10, off;
 	unsigned long long cursor = 0;
 	uint64_t next = 0;
 	char *end;
@@ -138,8 +143,8 @@ void net_cmd_scan(struct net_conn *c, const struct net_resp_cmd *cmd)
 			return;
 		}
 		if (net_arg_is(cmd, i, "MATCH")) {
-			pat = cmd->argv[i + 1];
-			patlen = cmd->argvlen[i + 1];
+			sc.pat = cmd->argv[i + 1];
+			sc.patlen = cmd->argvlen[i + 1];
 		} else if (net_arg_is(cmd, i, "COUNT")) {
 			if (net_arg_int(cmd, i + 1, &v) != 0) {
 				net_reply_error(c, NET_ERR_NOTINT);
@@ -152,7 +157,7 @@ void net_cmd_scan(struct net_conn *c, const struct net_resp_cmd *cmd)
 			count = (size_t)v;
 		} else if (net_arg_is(cmd, i, "TYPE")) {
 			/* Every key is a string. */
-			none = !net_arg_is(cmd, i + 1, "string");
+			sc.none = !net_arg_is(cmd, i + 1, "string");
 		} else {
 			net_reply_error(c, NET_ERR_SYNTAX);
 			return;
@@ -165,28 +170,16 @@ void net_cmd_scan(struct net_conn *c, const struct net_resp_cmd *cmd)
 				 NET_STORE_READ);
 		return;
 	}
-	for (off = 0; off < sc.keys.len;) {
-		size_t klen;
-
-		memcpy(&klen, sc.keys.data + off, sizeof klen);
-		off += sizeof klen;
-		if (!none && (!pat || net_glob_match(pat, patlen,
-					sc.keys.data + off, klen, 0)))
-			hits++;
-		off += klen;
-	}
 	net_reply_array(c, 2);
 	snprintf(num, sizeof num, "%" PRIu64, next);
 	net_reply_str(c, num);
-	net_reply_array(c, hits);
+	net_reply_array(c, sc.n);
 	for (off = 0; off < sc.keys.len;) {
 		size_t klen;
 
 		memcpy(&klen, sc.keys.data + off, sizeof klen);
 		off += sizeof klen;
-		if (!none && (!pat || net_glob_match(pat, patlen,
-					sc.keys.data + off, klen, 0)))
-			net_reply_bulk(c, sc.keys.data + off, klen);
+		net_reply_bulk(c, sc.keys.data + off, klen);
 		off += klen;
 	}
 	net_buf_free(&sc.keys);

@@ -190,6 +190,20 @@ static int conn_flush(struct net_conn *c)
 	return 0;
 }
 
+/* Send what c has queued; then free it if it was closing and all went out,
+ * or else update its epoll interest.  false: c is gone (closed on a send
+ * error, or freed). */
+static bool conn_flush_rearm(struct net_conn *c)
+{
+	if (conn_flush(c) != 0)
+		return false;
+	if (c->state == NET_CONN_CLOSING && !net_reply_pending(c)) {
+		conn_free(c);
+		return false;
+	}
+	conn_interest(c);
+	return true;
+}
 /* After c did something: send replies, close a finished connection, or
  * update its epoll interest.  c may be freed. */
 static void conn_settle(struct net_conn *c)
@@ -198,13 +212,7 @@ static void conn_settle(struct net_conn *c)
 		return;
 	if (c->eof && c->state == NET_CONN_ACTIVE && !c->ready)
 		c->state = NET_CONN_CLOSING; /* every complete command ran */
-	if (conn_flush(c) != 0)
-		return;
-	if (c->state == NET_CONN_CLOSING && !net_reply_pending(c)) {
-		conn_free(c);
-		return;
-	}
-	conn_interest(c);
+	(void)conn_flush_rearm(c);
 }
 
 /* Is the next command buffered in c complete, a multibulk one, and a write?
@@ -375,15 +383,8 @@ void net_conn_event(struct net_conn *c, unsigned events)
 		conn_close(c);
 		return;
 	}
-	if (events & EPOLLOUT) {
-		if (conn_flush(c) != 0)
-			return;
-		if (c->state == NET_CONN_CLOSING && !net_reply_pending(c)) {
-			conn_free(c);
-			return;
-		}
-		conn_interest(c);
-	}
+	if ((events & EPOLLOUT) && !conn_flush_rearm(c))
+		return;
 	if (c->state == NET_CONN_ACTIVE && !c->eof && !c->ready &&
 	    (events & (EPOLLIN | EPOLLHUP))) {
 		conn_read(c);
