@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define ENGINE_FILE "ENGINE"
@@ -111,21 +112,48 @@ static int check_key(const struct kvs *db, const void *key, size_t klen)
 
 static int check_op(const struct kvs *db, const struct kvs_op *op)
 {
+	if (op->type == KVS_OP_FLUSH) {
+		if (op->key || op->klen)
+			return kvs__err(KVS_EINVAL, "a flush takes no key");
+		return KVS_OK;
+	}
 	int rc = check_key(db, op->key, op->klen);
 	if (rc)
 		return rc;
 	if (op->type == KVS_OP_REMOVE || op->type == KVS_OP_INCR)
 		return KVS_OK;
+	if (op->type == KVS_OP_UPDATE)
+		return op->update ? KVS_OK
+				  : kvs__err(KVS_EINVAL, "an update without "
+					     "its callback");
 	if (op->type != KVS_OP_SET)
 		return kvs__err(KVS_EINVAL, "unknown operation %d", (int)op->type);
-	if (op->flags & ~(KVS_SET_NX | KVS_SET_XX) ||
-	    op->flags == (KVS_SET_NX | KVS_SET_XX))
+	if (op->flags & ~(KVS_SET_NX | KVS_SET_XX | KVS_SET_KEEPTTL) ||
+	    (op->flags & (KVS_SET_NX | KVS_SET_XX)) ==
+		    (KVS_SET_NX | KVS_SET_XX))
 		return kvs__err(KVS_EINVAL, "invalid set flags %#x", op->flags);
+	if ((op->flags & KVS_SET_KEEPTTL) && op->expire_ms)
+		return kvs__err(KVS_EINVAL, "KVS_SET_KEEPTTL with an expiry "
+				"time");
+	if (op->expire_ms < 0)
+		return kvs__err(KVS_EINVAL, "negative expiry time");
 	if (!op->val && op->vlen)
 		return kvs__err(KVS_EINVAL, "NULL value with a nonzero length");
 	if (op->vlen > KVS_MAX_VALUE)
 		return kvs__err(KVS_ETOOBIG, "value of %zu bytes is over the "
 				"limit of %u bytes", op->vlen, KVS_MAX_VALUE);
+	return KVS_OK;
+}
+
+static int check_batch(const struct kvs *db, const struct kvs_op *ops,
+		       size_t n, unsigned flags)
+{
+	int rc;
+	if (flags & ~KVS_BATCH_ATOMIC)
+		return kvs__err(KVS_EINVAL, "invalid batch flags %#x", flags);
+	for (size_t i = 0; i < n; i++)
+		if ((rc = check_op(db, &ops[i])) != KVS_OK)
+			return rc;
 	return KVS_OK;
 }
 
@@ -218,17 +246,22 @@ int kvs_get(struct kvs *db, const void *key, size_t klen, void **val,
 	return VT(db)->get(db, key, klen, val, vlen);
 }
 
-int kvs_write_batch(struct kvs *db, struct kvs_op *ops, size_t n)
+int kvs_write_batch_flags(struct kvs *db, struct kvs_op *ops, size_t n,
+			  unsigned flags)
 {
 	int rc;
 	if (!db || (!ops && n))
 		return kvs__err(KVS_EINVAL, "kvs_write_batch: NULL argument");
-	for (size_t i = 0; i < n; i++)
-		if ((rc = check_op(db, &ops[i])) != KVS_OK)
-			return rc;
+	if ((rc = check_batch(db, ops, n, flags)) != KVS_OK)
+		return rc;
 	if (n == 0)
 		return KVS_OK;
-	return VT(db)->write(db, ops, n);
+	return VT(db)->write(db, ops, n, flags);
+}
+
+int kvs_write_batch(struct kvs *db, struct kvs_op *ops, size_t n)
+{
+	return kvs_write_batch_flags(db, ops, n, 0);
 }
 
 int kvs_set(struct kvs *db, const void *key, size_t klen, const void *val,
@@ -250,16 +283,47 @@ int kvs_remove(struct kvs *db, const void *key, size_t klen)
 	return rc != KVS_OK ? rc : op.result;
 }
 
-int kvs_submit(struct kvs *db, struct kvs_op *ops, size_t n,
-	       void (*done)(void *ctx, int result), void *ctx)
+int kvs_submit_flags(struct kvs *db, struct kvs_op *ops, size_t n,
+		     unsigned flags, void (*done)(void *ctx, int result),
+		     void *ctx)
 {
 	int rc;
 	if (!db || (!ops && n) || !done)
 		return kvs__err(KVS_EINVAL, "kvs_submit: NULL argument");
-	for (size_t i = 0; i < n; i++)
-		if ((rc = check_op(db, &ops[i])) != KVS_OK)
-			return rc;
-	return VT(db)->submit(db, ops, n, done, ctx);
+	if ((rc = check_batch(db, ops, n, flags)) != KVS_OK)
+		return rc;
+	return VT(db)->submit(db, ops, n, flags, done, ctx);
+}
+
+int kvs_submit(struct kvs *db, struct kvs_op *ops, size_t n,
+	       void (*done)(void *ctx, int result), void *ctx)
+{
+	return kvs_submit_flags(db, ops, n, 0, done, ctx);
+}
+
+int kvs_lookup(struct kvs *db, const void *key, size_t klen, void **val,
+	       size_t *vlen, int64_t *expire_ms)
+{
+	int rc;
+	if (!db)
+		return kvs__err(KVS_EINVAL, "kvs_lookup: NULL handle");
+	if ((rc = check_key(db, key, klen)) != KVS_OK)
+		return rc;
+	return VT(db)->lookup(db, key, klen, val, vlen, expire_ms);
+}
+
+uint64_t kvs_key_version(struct kvs *db, const void *key, size_t klen)
+{
+	if (!db || !key)
+		return 0;
+	return VT(db)->key_version(db, key, klen);
+}
+
+int64_t kvs_now_ms(void)
+{
+	struct timespec ts;
+	KVS_CHECK(clock_gettime(CLOCK_REALTIME, &ts));
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int kvs_stats(struct kvs *db, struct kvs_store_stats *st)

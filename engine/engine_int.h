@@ -53,6 +53,7 @@ struct kvs__req {
 	enum kvs__req_kind kind;
 	struct kvs_op *ops;       /* KVS__REQ_WRITE */
 	size_t nops;
+	unsigned flags;           /* KVS__REQ_WRITE: KVS_BATCH_ATOMIC or 0 */
 	struct kvs_store_stats *stats;  /* KVS__REQ_STATS */
 	int result;
 	void (*done)(struct kvs__req *req);
@@ -77,9 +78,15 @@ struct kvs__vtable {
 	int (*close)(struct kvs *db);
 	int (*get)(struct kvs *db, const void *key, size_t klen, void **val,
 		   size_t *vlen);
-	int (*write)(struct kvs *db, struct kvs_op *ops, size_t n);
+	/* flags: KVS_BATCH_ATOMIC or 0 */
+	int (*write)(struct kvs *db, struct kvs_op *ops, size_t n,
+		     unsigned flags);
 	int (*submit)(struct kvs *db, struct kvs_op *ops, size_t n,
-		      void (*done)(void *ctx, int result), void *ctx);
+		      unsigned flags, void (*done)(void *ctx, int result),
+		      void *ctx);
+	int (*lookup)(struct kvs *db, const void *key, size_t klen,
+		      void **val, size_t *vlen, int64_t *expire_ms);
+	uint64_t (*key_version)(struct kvs *db, const void *key, size_t klen);
 	int (*compact)(struct kvs *db);
 	int (*stats)(struct kvs *db, struct kvs_store_stats *st);
 	int (*stats_cached)(struct kvs *db, struct kvs_store_stats *st);
@@ -164,6 +171,11 @@ struct kvs {
 	char *dir;
 	struct kvs_options opt;
 	struct kvs__index *index;
+	/* kvs_key_version()'s counters: a key's slot is its hash modulo
+	 * KVS__VERSION_SLOTS; the writer stores the sequence number of each
+	 * write that takes effect into the slot of its key (kvs__version_bump)
+	 * and any thread reads them. */
+	_Atomic uint64_t *versions;
 
 	struct kvs__queue q;
 	pthread_t writer;
@@ -191,6 +203,20 @@ struct kvs {
 		uint64_t entries, tombs;
 	} rec;
 };
+
+#define KVS__VERSION_SLOTS 65536u
+static inline _Atomic uint64_t *kvs__version_slot(struct kvs *db,
+						  uint64_t hash)
+{
+	return &db->versions[hash % KVS__VERSION_SLOTS];
+}
+/* Writer only: a write of the key with this hash took effect as `seq`. */
+static inline void kvs__version_bump(struct kvs *db, uint64_t hash,
+				     uint64_t seq)
+{
+	atomic_store_explicit(kvs__version_slot(db, hash), seq,
+			      memory_order_release);
+}
 
 /* recovery.c: load every segment in db->dir into the index. */
 int kvs__recover(struct kvs *db);

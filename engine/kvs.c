@@ -23,6 +23,7 @@
 static void free_handle(struct kvs *db)
 {
 	kvs__index_destroy(db->index);
+	free(db->versions);
 	for (struct kvs__seg *s = db->segs, *next; s; s = next) {
 		next = s->next;
 		kvs__seg_free(s);
@@ -77,6 +78,11 @@ static int log_open(const char *dir, const struct kvs_options *opts,
 	/* Reads copy from mappings: a page that cannot be read must become
 	 * an error, not the process's death (see mapguard.c, kvs.h). */
 	kvs__mapguard_install();
+	db->versions = calloc(KVS__VERSION_SLOTS, sizeof *db->versions);
+	if (!db->versions) {
+		rc = kvs__err(KVS_ENOMEM, "out of memory");
+		goto fail;
+	}
 	if ((rc = kvs__index_new(&db->index)) || (rc = kvs__recover(db)))
 		goto fail;
 	db->counters.open_us = kvs__now_us() - t0;
@@ -111,10 +117,12 @@ static int log_close(struct kvs *db)
 
 /* ---- reading --------------------------------------------------------------- */
 
-static int log_get(struct kvs *db, const void *key, size_t klen, void **val,
-		   size_t *vlen)
+/* The key's value (a heap copy into *val when val is given), its length and
+ * its expiry time. */
+static int log_lookup(struct kvs *db, const void *key, size_t klen,
+		      void **val, size_t *vlen, int64_t *expire_ms)
 {
-	int rc;
+	int rc = KVS_OK;
 	kvs__rcu_thread_online();
 	uint64_t hash = kvs__index_hash(db->index, key, klen);
 
@@ -124,26 +132,45 @@ static int log_get(struct kvs *db, const void *key, size_t klen, void **val,
 		kvs__read_unlock();
 		return KVS_ENOTFOUND;
 	}
-	void *buf = malloc(e->vlen ? e->vlen : 1);
-	if (!buf) {
-		kvs__read_unlock();
-		return kvs__err(KVS_ENOMEM, "out of memory");
-	}
 	size_t n = e->vlen;
-	rc = kvs__read_value(db, e, buf);
-	kvs__read_unlock();
-	if (rc != KVS_OK) {
-		free(buf);
-		return rc;
+	if (val) {
+		void *buf = malloc(n ? n : 1);
+		if (!buf) {
+			kvs__read_unlock();
+			return kvs__err(KVS_ENOMEM, "out of memory");
+		}
+		if ((rc = kvs__read_value(db, e, buf)) != KVS_OK)
+			free(buf);
+		else
+			*val = buf;
 	}
-	*val = buf;
-	*vlen = n;
+	kvs__read_unlock();
+	if (rc != KVS_OK)
+		return rc;
+	if (vlen)
+		*vlen = n;
+	if (expire_ms)
+		*expire_ms = 0;
 	return KVS_OK;
+}
+
+static int log_get(struct kvs *db, const void *key, size_t klen, void **val,
+		   size_t *vlen)
+{
+	return log_lookup(db, key, klen, val, vlen, NULL);
+}
+
+static uint64_t log_key_version(struct kvs *db, const void *key, size_t klen)
+{
+	uint64_t hash = kvs__index_hash(db->index, key, klen);
+	return atomic_load_explicit(kvs__version_slot(db, hash),
+				    memory_order_acquire);
 }
 
 /* ---- writing ----------------------------------------------------------------- */
 
-static int submit_ops(struct kvs *db, struct kvs_op *ops, size_t n)
+static int submit_ops(struct kvs *db, struct kvs_op *ops, size_t n,
+		      unsigned flags)
 {
 	if (atomic_load(&db->health.failed))
 		return kvs__err_errno(KVS_EFAILED, atomic_load(&db->health.failed),
@@ -151,7 +178,7 @@ static int submit_ops(struct kvs *db, struct kvs_op *ops, size_t n)
 				      "failed");
 	char why[512] = "";
 	struct kvs__req req = { .kind = KVS__REQ_WRITE, .ops = ops, .nops = n,
-				.errbuf = why, .errbuf_len = sizeof why };
+				.flags = flags, .errbuf = why, .errbuf_len = sizeof why };
 	int rc = kvs__submit_wait(db, &req);
 	if (rc != KVS_OK)
 		/* The writer's own message (file, errno) when it left one. */
@@ -159,9 +186,10 @@ static int submit_ops(struct kvs *db, struct kvs_op *ops, size_t n)
 	return KVS_OK;
 }
 
-static int log_write(struct kvs *db, struct kvs_op *ops, size_t n)
+static int log_write(struct kvs *db, struct kvs_op *ops, size_t n,
+		     unsigned flags)
 {
-	return submit_ops(db, ops, n);
+	return submit_ops(db, ops, n, flags);
 }
 
 static void async_done(struct kvs__req *req)
@@ -171,7 +199,8 @@ static void async_done(struct kvs__req *req)
 }
 
 static int log_submit(struct kvs *db, struct kvs_op *ops, size_t n,
-		      void (*done)(void *ctx, int result), void *ctx)
+		      unsigned flags, void (*done)(void *ctx, int result),
+		      void *ctx)
 {
 	if (atomic_load(&db->health.failed))
 		return kvs__err_errno(KVS_EFAILED, atomic_load(&db->health.failed),
@@ -183,6 +212,7 @@ static int log_submit(struct kvs *db, struct kvs_op *ops, size_t n,
 	req->kind = KVS__REQ_WRITE;
 	req->ops = ops;
 	req->nops = n;
+	req->flags = flags;
 	req->done = async_done;
 	req->user_done = done;
 	req->user_ctx = ctx;
@@ -273,6 +303,8 @@ const struct kvs__vtable kvs__log_engine = {
 	.get = log_get,
 	.write = log_write,
 	.submit = log_submit,
+	.lookup = log_lookup,
+	.key_version = log_key_version,
 	.compact = log_compact,
 	.stats = log_stats,
 	.stats_cached = log_stats_cached,

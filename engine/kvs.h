@@ -63,6 +63,8 @@ enum kvs_error {
 				left for a new file: this write was refused
 				and nothing of it was kept; later writes are
 				tried again (not sticky, unlike KVS_EFAILED) */
+	KVS_ECANCELED = -15, /* an op of a batch after one whose update
+				callback asked to abort: not applied */
 };
 /* Short names used throughout the code and the talent-plan tests. */
 #define KVS_NOT_FOUND KVS_ENOTFOUND
@@ -189,17 +191,84 @@ bool kvs_parse_int64(const void *buf, size_t len, int64_t *out);
 /* Release a buffer returned by the library. */
 void kvs_free(void *p);
 
-/* One operation of a batch.  A zeroed tail (flags, delta) means a plain
- * operation.  Read-modify-write operations run on the writer thread, so
- * they are atomic with respect to every other write. */
+/*
+ * Expiry.  A key may carry an expiry time: an absolute wall-clock time in
+ * milliseconds since the Unix epoch (CLOCK_REALTIME), as Redis's PXAT.
+ * From that time on the key is gone for every call (kvs_get, kvs_lookup,
+ * kvs_scan, the conditions of writes, the update callback's "found", the
+ * stats' live_keys), whether or not the engine has yet reclaimed it; the
+ * engine removes expired keys by itself in the background (and logs their
+ * removal, so that they stay gone after a restart whatever the clock does).
+ * The expiry time is part of the key's durable record: it survives a
+ * restart, and a key whose time passed while the store was closed is gone
+ * when it opens.  0 means "no expiry" everywhere below.
+ */
+/* The engine's clock: milliseconds since the Unix epoch (CLOCK_REALTIME). */
+int64_t kvs_now_ms(void);
+
+/* One operation of a batch.  A zeroed tail (flags, delta, expire_ms,
+ * update) means a plain operation.  Read-modify-write operations run on the
+ * writer thread, so they are atomic with respect to every other write. */
 enum kvs_op_type {
 	KVS_OP_SET = 1,
 	KVS_OP_REMOVE = 2,
-	KVS_OP_INCR = 3, /* add delta to the decimal integer value (a missing
-			    key counts as 0), as Redis's INCRBY */
+	KVS_OP_INCR = 3,   /* add delta to the decimal integer value (a missing
+			      key counts as 0), as Redis's INCRBY; the key's
+			      expiry is kept */
+	KVS_OP_UPDATE = 4, /* call update(uctx, &u) with the key's current
+			      state; it decides what to write: see struct
+			      kvs_update */
+	KVS_OP_FLUSH = 5,  /* remove every key (no key: key NULL, klen 0), as
+			      Redis's FLUSHALL */
 };
-#define KVS_SET_NX 1u /* set only if absent; else result KVS_EEXIST */
-#define KVS_SET_XX 2u /* set only if present; else result KVS_ENOTFOUND */
+#define KVS_SET_NX 1u      /* set only if absent; else result KVS_EEXIST */
+#define KVS_SET_XX 2u      /* set only if present; else result KVS_ENOTFOUND */
+#define KVS_SET_KEEPTTL 4u /* keep the key's current expiry (expire_ms must
+			      be 0) instead of replacing it */
+
+/* What an update callback decides (struct kvs_update.action). */
+enum kvs_update_action {
+	KVS_UPD_KEEP = 0,   /* write nothing (a read, or a failed condition) */
+	KVS_UPD_SET = 1,    /* set the key to new_val, expiring at
+			       new_expire_ms */
+	KVS_UPD_REMOVE = 2, /* remove the key (nothing if it is absent) */
+	KVS_UPD_ABORT = 3,  /* write nothing, and apply no later op of the
+			       batch: their result is KVS_ECANCELED */
+};
+
+/*
+ * The argument of an update callback.  The engine fills the "in" fields
+ * with the key's state as every earlier write left it (the earlier ops of
+ * the same batch included) and zeroes the "out" ones; the callback sets the
+ * "out" fields.  The callback runs on the writer thread while no other
+ * write can happen: it must be quick, must not block, and must not call
+ * this handle's write functions (kvs_get and kvs_lookup are allowed but do
+ * not see the batch's earlier ops: use the fields here).
+ */
+struct kvs_update {
+	/* in */
+	const void *key;
+	size_t klen;
+	bool found;          /* the key is present (not expired) */
+	const void *val;     /* its value (valid during the call only); NULL
+				when absent */
+	size_t vlen;
+	int64_t expire_ms;   /* its expiry; 0: none (or absent) */
+	uint64_t version;    /* kvs_key_version()'s number for the key now */
+	/* out */
+	enum kvs_update_action action;
+	const void *new_val; /* KVS_UPD_SET: the new value; must stay valid
+				and unchanged until the batch completes (the
+				done callback, or kvs_write_batch's return) */
+	size_t new_vlen;     /* at most KVS_MAX_VALUE, else the op's result
+				is KVS_ETOOBIG and nothing is written */
+	int64_t new_expire_ms; /* KVS_UPD_SET: 0 = none; a time not after
+				  now removes the key (as Redis does) */
+};
+/* Returns the op's result (any int the caller wants back in op->result;
+ * KVS_OK usually).  The engine never looks at it. */
+typedef int kvs_update_fn(void *uctx, struct kvs_update *u);
+
 struct kvs_op {
 	enum kvs_op_type type;
 	const void *key;
@@ -208,10 +277,23 @@ struct kvs_op {
 	size_t vlen;
 	int result;      /* out: KVS_OK, or why this op was not applied:
 			    KVS_ENOTFOUND (remove of a missing key, XX),
-			    KVS_EEXIST (NX), KVS_ENOTINT, KVS_EOVERFLOW */
-	unsigned flags;  /* KVS_OP_SET: KVS_SET_NX or KVS_SET_XX */
+			    KVS_EEXIST (NX), KVS_ENOTINT, KVS_EOVERFLOW,
+			    KVS_ECANCELED (an earlier update aborted);
+			    KVS_OP_UPDATE: the callback's return value, a
+			    read error (KVS_EIO, KVS_ECORRUPT: the callback
+			    was not called), or KVS_ETOOBIG */
+	unsigned flags;  /* KVS_OP_SET: KVS_SET_NX, KVS_SET_XX,
+			    KVS_SET_KEEPTTL */
 	int64_t delta;   /* KVS_OP_INCR */
-	int64_t num;     /* out, KVS_OP_INCR: the new value */
+	int64_t num;     /* out, KVS_OP_INCR: the new value; KVS_OP_FLUSH:
+			    the number of keys removed */
+	int64_t expire_ms; /* KVS_OP_SET: the key expires at this time; 0:
+			      no expiry (an old expiry is cleared, as by any
+			      write without KVS_SET_KEEPTTL); a time not
+			      after now: the SET succeeds and the key is
+			      removed (as Redis) */
+	kvs_update_fn *update; /* KVS_OP_UPDATE */
+	void *uctx;
 };
 
 /*
@@ -238,6 +320,38 @@ int kvs_write_batch(struct kvs *db, struct kvs_op *ops, size_t n);
  */
 int kvs_submit(struct kvs *db, struct kvs_op *ops, size_t n,
 	       void (*done)(void *ctx, int result), void *ctx);
+
+/* Flags of kvs_write_batch_flags() and kvs_submit_flags(). */
+#define KVS_BATCH_ATOMIC 1u /* the batch is one transaction: after a crash
+			       either all of its writes are found or none;
+			       and no reader (kvs_get, kvs_lookup, kvs_scan)
+			       sees some of its writes but not the others */
+/* kvs_write_batch() and kvs_submit() with flags (0: the same calls). */
+int kvs_write_batch_flags(struct kvs *db, struct kvs_op *ops, size_t n,
+			  unsigned flags);
+int kvs_submit_flags(struct kvs *db, struct kvs_op *ops, size_t n,
+		     unsigned flags, void (*done)(void *ctx, int result),
+		     void *ctx);
+
+/*
+ * Look `key` up without necessarily copying its value: any of val, vlen and
+ * expire_ms may be NULL.  On KVS_OK: *val a heap copy of the value (as
+ * kvs_get), *vlen its length, *expire_ms its expiry time (0: none).  Never
+ * takes a lock and never waits for the writer.  For EXISTS, STRLEN, TTL,
+ * TYPE.  Errors: those of kvs_get() (KVS_ENOTFOUND for an expired key).
+ */
+int kvs_lookup(struct kvs *db, const void *key, size_t klen, void **val,
+	       size_t *vlen, int64_t *expire_ms);
+
+/*
+ * A number that changes whenever `key` is written, removed or flushed by a
+ * write that takes effect (not when it merely expires), for optimistic
+ * transactions (Redis's WATCH): read it first, then compare it in an update
+ * callback (struct kvs_update.version) at the head of the batch that must
+ * apply only if nothing changed.  Keys share counters, so a change may be a
+ * false alarm, never a miss.  Any thread; never blocks.
+ */
+uint64_t kvs_key_version(struct kvs *db, const void *key, size_t klen);
 
 /*
  * Compact now: rewrite every sealed segment that holds dead records (sealing
@@ -271,7 +385,11 @@ int kvs_scan(struct kvs *db, uint64_t cursor, size_t count,
 
 /* Figures of an open store, filled by kvs_stats(). */
 struct kvs_store_stats {
-	uint64_t live_keys;       /* keys present */
+	uint64_t live_keys;       /* keys present (not expired) */
+	uint64_t volatile_keys;   /* of them, keys with an expiry time */
+	uint64_t avg_ttl_ms;      /* their mean time left (0 if none) */
+	uint64_t expired_keys;    /* keys removed because they expired,
+				     since open */
 	uint64_t live_bytes;      /* bytes of the records that hold them */
 	uint64_t dead_bytes;      /* bytes of overwritten/removed records */
 	uint64_t disk_bytes;      /* total size of the segment files */

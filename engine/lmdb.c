@@ -122,8 +122,12 @@ static int apply_op(struct kvs__lmdb *lm, MDB_txn *txn, struct kvs_op *op)
 	return KVS_OK;
 }
 
-static int lm_write(struct kvs *db, struct kvs_op *ops, size_t n)
+/* Every batch is one LMDB transaction, so KVS_BATCH_ATOMIC holds for all
+ * of them: flags change nothing. */
+static int lm_write(struct kvs *db, struct kvs_op *ops, size_t n,
+		    unsigned flags)
 {
+	(void)flags;
 	struct kvs__lmdb *lm = (struct kvs__lmdb *)db;
 	MDB_txn *txn;
 	int rc;
@@ -182,7 +186,7 @@ static void *worker_main(void *arg)
 		if (!lm->head)
 			lm->tail = NULL;
 		kvs__unlock(&lm->mu);
-		int rc = lm_write((struct kvs *)lm, r->ops, r->n);
+		int rc = lm_write((struct kvs *)lm, r->ops, r->n, 0);
 		r->done(r->ctx, rc);
 		free(r);
 		kvs__lock(&lm->mu);
@@ -226,8 +230,10 @@ static void *syncer_main(void *arg)
 }
 
 static int lm_submit(struct kvs *db, struct kvs_op *ops, size_t n,
-		     void (*done)(void *ctx, int result), void *ctx)
+		     unsigned flags, void (*done)(void *ctx, int result),
+		     void *ctx)
 {
+	(void)flags;
 	struct kvs__lmdb *lm = (struct kvs__lmdb *)db;
 	struct lreq *r = calloc(1, sizeof *r);
 	if (!r)

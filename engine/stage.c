@@ -302,6 +302,7 @@ void kvs__round_apply(struct kvs *db)
 			struct kvs__entry *e = p->entry;
 			struct kvs__entry *old = kvs__index_put(db->index, p->hash, e);
 			p->seg->live_bytes += p->rec_len;
+			kvs__version_bump(db, p->hash, p->seq);
 			if (old)
 				retire_entry(db, old);
 			else
@@ -312,6 +313,7 @@ void kvs__round_apply(struct kvs *db)
 				db->index, p->hash, p->key, p->klen);
 			p->seg->dead_bytes += p->rec_len; /* the tombstone */
 			if (old) {
+				kvs__version_bump(db, p->hash, p->seq);
 				kvs__index_del(db->index, old);
 				retire_entry(db, old);
 				db->live_keys--;

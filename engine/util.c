@@ -161,6 +161,8 @@ const char *kvs_strerror(int err)
 	case KVS_ENOSPC: return "no space left on the device (or no file "
 				"descriptor or memory for a new file); the "
 				"write was refused";
+	case KVS_ECANCELED: return "not applied: an earlier operation of the "
+				   "batch aborted it";
 	}
 	return "unknown error";
 }
