@@ -3,6 +3,8 @@
  * kvs_submit(), the result the writer thread stores, and the replies, in
  * order with those held behind it.  Contracts in batch.h.  The
  * connection's worker runs it, except batch_done() (the writer thread). */
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,11 +13,43 @@
 #include "check.h"
 #include "reply.h"
 
+/* A block of net_upd_alloc(). */
+struct net_upd_mem {
+	struct net_upd_mem *next;
+	max_align_t data[];
+};
+
+void *net_upd_alloc(struct net_upd *x, size_t n)
+{
+	struct net_upd_mem *m;
+
+	if (n > SIZE_MAX - sizeof *m || !(m = malloc(sizeof *m + n)))
+		return NULL;
+	m->next = x->mem;
+	x->mem = m;
+	return m->data;
+}
+
+static void free_upds(struct net_batch *b)
+{
+	for (struct net_upd *x = b->upds, *next; x; x = next) {
+		next = x->next;
+		for (struct net_upd_mem *m = x->mem, *mn; m; m = mn) {
+			mn = m->next;
+			free(m);
+		}
+		net_buf_free(&x->reply);
+		free(x);
+	}
+	b->upds = NULL;
+}
+
 /* The one place a batch is emptied. */
 static void batch_reset(struct net_conn *c)
 {
 	struct net_batch *b = &c->batch;
 
+	free_upds(b);
 	b->nwcmds = 0;
 	b->nops = 0;
 	b->result = KVS_OK;
@@ -74,7 +108,7 @@ static int batch_add(struct net_conn *c, enum net_write_kind kind,
 		b->wcmds = w;
 		b->capwcmds = cap;
 	}
-	b->wcmds[b->nwcmds++] = (struct net_wcmd){ kind, first, n };
+	b->wcmds[b->nwcmds++] = (struct net_wcmd){ kind, first, n, NULL };
 	if (kind != NET_W_DEFERRED)
 		b->nops = first + n;
 	net_reply_hold(c, true);
@@ -87,6 +121,31 @@ void net_batch_add(struct net_conn *c, enum net_write_kind kind, size_t n)
 		   c->batch.nops + n <= c->batch.opscap);
 	if (batch_add(c, kind, c->batch.nops, n) != 0)
 		net_reply_error(c, "OOM out of memory");
+}
+
+struct net_upd *net_batch_upd(struct net_conn *c, size_t size)
+{
+	struct net_upd *x;
+
+	KVS_ASSERT(net_on_worker(c->w) && size >= sizeof *x);
+	if (!(x = calloc(1, size))) {
+		net_reply_error(c, "OOM out of memory");
+		return NULL;
+	}
+	x->next = c->batch.upds;
+	c->batch.upds = x;
+	return x;
+}
+
+void net_batch_add_upd(struct net_conn *c, struct net_upd *x, size_t n)
+{
+	struct net_batch *b = &c->batch;
+
+	KVS_ASSERT(n > 0 && b->nops + n <= b->opscap);
+	if (batch_add(c, NET_W_UPDATE, b->nops, n) != 0)
+		net_reply_error(c, "OOM out of memory");
+	else
+		b->wcmds[b->nwcmds - 1].upd = x;
 }
 
 void net_batch_note_held(struct net_conn *c, size_t held0)
@@ -216,6 +275,23 @@ static void reply_write(struct net_conn *c, const struct net_wcmd *wc)
 	case NET_W_DEFERRED:
 		net_reply_release(c, wc->first, wc->n);
 		break;
+	case NET_W_UPDATE:
+		for (size_t i = 0; i < wc->n; i++) {
+			if (op[i].result == KVS_ETOOBIG) {
+				/* The engine's own limit: the callbacks
+				 * check it first, so this is a backstop. */
+				net_reply_error(c, "ERR string exceeds maximum "
+						"allowed size (512MB)");
+				return;
+			}
+		}
+		if (wc->upd->reply.len)
+			net_reply_check(c, net_buf_append(net_reply_buf(c),
+							  wc->upd->reply.data,
+							  wc->upd->reply.len));
+		else
+			net_reply_error(c, "OOM out of memory");
+		break;
 	}
 }
 
@@ -243,6 +319,7 @@ void net_batch_drop(struct net_conn *c)
 
 void net_batch_free(struct net_conn *c)
 {
+	free_upds(&c->batch);
 	free(c->batch.ops);
 	free(c->batch.wcmds);
 	c->batch.ops = NULL;

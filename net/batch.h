@@ -38,6 +38,26 @@ struct kvs_op *net_batch_ops(struct net_conn *c, size_t n);
  * Replies with the error if out of memory (nothing added). */
 void net_batch_add(struct net_conn *c, enum net_write_kind kind, size_t n);
 
+/*
+ * Commands made of update ops (KVS_OP_UPDATE: APPEND, SETRANGE, GETDEL,
+ * RENAME, and every command queued by MULTI).  net_batch_upd() gives a
+ * zeroed state of `size` bytes (at least sizeof(struct net_upd), which must
+ * be its first member) that lives until the batch is answered, or NULL
+ * after replying with the error.  The command then takes n ops with
+ * net_batch_ops(), sets each one's type KVS_OP_UPDATE, key, klen, update
+ * and uctx (its state), and adds them with net_batch_add_upd().  The
+ * callbacks run on the writer thread, in order, with the key's current
+ * state: they append the command's reply to x->reply (net_resp_put_*), and
+ * keep any new value in net_upd_alloc() memory.  When the batch is
+ * answered the reply is sent, unless an op's result says its key could not
+ * be read (the error), or the callbacks built no reply (out of memory).
+ */
+struct net_upd *net_batch_upd(struct net_conn *c, size_t size);
+void net_batch_add_upd(struct net_conn *c, struct net_upd *x, size_t n);
+/* n bytes that live until the batch is answered, or NULL (out of memory).
+ * Any thread that owns x at the time (the writer, in a callback). */
+void *net_upd_alloc(struct net_upd *x, size_t n);
+
 /* After a command ran: the replies it held back (defer[held0 ..), made
  * while the batch was open) take their place among the batch's replies.
  * Out of memory makes c CLOSING. */

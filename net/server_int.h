@@ -60,6 +60,21 @@ enum net_write_kind {
 	NET_W_MSET,      /* +OK */
 	NET_W_INCR,      /* :new value, or the error */
 	NET_W_DEFERRED,  /* a reply made while the batch was open: defer[] */
+	NET_W_UPDATE,    /* KVS_OP_UPDATE ops: the reply their callbacks
+			    built on the writer thread (struct net_upd) */
+};
+
+/*
+ * The state of a command made of KVS_OP_UPDATE ops (batch.h): its update
+ * callbacks run on the engine's writer thread, in order, and build the
+ * command's reply in `reply` there; the worker sends it when the batch is
+ * answered.  A command's own state embeds this as its first member.
+ */
+struct net_upd_mem;
+struct net_upd {
+	struct net_buf reply;     /* RESP bytes, built by the callbacks */
+	struct net_upd_mem *mem;  /* net_upd_alloc()'s blocks */
+	struct net_upd *next;     /* the batch's list of states */
 };
 
 /* One command of a connection's write batch: ops[first .. first+n), or for
@@ -67,6 +82,7 @@ enum net_write_kind {
 struct net_wcmd {
 	enum net_write_kind kind;
 	size_t first, n;
+	struct net_upd *upd;       /* NET_W_UPDATE */
 };
 
 struct net_conn;
@@ -89,6 +105,7 @@ struct net_batch {
 	size_t nops, opscap;
 	struct net_wcmd *wcmds;
 	size_t nwcmds, capwcmds;
+	struct net_upd *upds;      /* the NET_W_UPDATE commands' states */
 	int result;                /* the batch's result */
 	char err[256];             /* kvs_errmsg() where the batch failed (the
 				      writer thread's, for a completion): the
