@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "server_int.h"
+#include "ttl.h"
 
 /* A key command's handler in either form: upd = all as update ops, with
  * its arguments copied (the caller may release cmd once it returns). */
@@ -93,40 +94,6 @@ void net_kop_put_array(struct net_kop *k, size_t n);
 /* A copy of the key's value in k's memory (a step that sets the key to what
  * it holds, e.g. with another expiry), or NULL (out of memory). */
 const void *net_kop_copy_val(struct net_kop *k, const struct kvs_update *u);
-
-/* ---- expiry times --------------------------------------------------------- */
-
-/* How an option's number is read. */
-enum net_ttl_unit {
-	NET_TTL_EX,    /* seconds from now */
-	NET_TTL_PX,    /* milliseconds from now */
-	NET_TTL_EXAT,  /* unix time, seconds */
-	NET_TTL_PXAT,  /* unix time, milliseconds */
-};
-
-/*
- * The absolute expiry (unix ms) of SET/GETEX/SETEX's option value s[0..n)
- * read as `unit`, as Redis checks it: not an integer -> -1 (reply
- * NET_ERR_NOTINT); 0 or less, or an overflow -> -2 (reply "ERR invalid
- * expire time in '<cmd>' command").  0 and *ms on success.
- */
-int net_expire_option(const char *s, size_t n, enum net_ttl_unit unit,
-		      int64_t now, int64_t *ms);
-
-/* The same for EXPIRE's family, where the number may be 0 or negative (the
- * key is then removed): -1 not an integer, -2 overflow. */
-int net_expire_when(const char *s, size_t n, enum net_ttl_unit unit,
-		    int64_t now, int64_t *ms);
-
-/* Reply an error of net_expire_option()/net_expire_when()'s rc for command
- * `name` ("set", "expire"...) into buf. */
-int net_expire_error(struct net_buf *buf, int rc, const char *name);
-
-/* TTL's figure for a key in state (found, expire_ms) at now: -2 absent, -1
- * no expiry, else the time left (ms: milliseconds; else seconds rounded as
- * Redis) or, abs, the expiry time itself. */
-long long net_ttl_figure(bool found, int64_t expire_ms, int64_t now, bool ms,
-			 bool abs);
 
 /* Fill u's "in" fields with key's state read directly on the worker
  * (kvs_lookup; the value only if want_val: then release u->val with
