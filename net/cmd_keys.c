@@ -295,7 +295,7 @@ void net_cmd_flushall(struct net_conn *c, const struct net_resp_cmd *cmd)
 
 struct keys_ctx {
 	struct net_buf keys;   /* each as a size_t length, then the bytes */
-	size_t n, max;         /* keys kept; stop after max */
+	size_t n;              /* keys kept */
 	const char *pat;       /* NULL: every key */
 	size_t patlen;
 	int oom;
@@ -312,29 +312,27 @@ static int keys_cb(void *ctx, const void *key, size_t klen)
 		kc->oom = 1;
 		return 1;
 	}
-	return ++kc->n >= kc->max;
+	kc->n++;
+	return 0;
 }
 
-/* Reply the keys kc collected, as an array (or the first alone). */
-static void reply_keys(struct net_conn *c, struct keys_ctx *kc, bool array)
+/* Reply the keys kc collected, as an array. */
+static void reply_keys(struct net_conn *c, struct keys_ctx *kc)
 {
 	size_t off = 0, klen;
 
-	if (array)
-		net_reply_array(c, kc->n);
+	net_reply_array(c, kc->n);
 	for (size_t i = 0; i < kc->n && !c->over_limit; i++) {
 		memcpy(&klen, kc->keys.data + off, sizeof klen);
 		off += sizeof klen;
 		net_reply_bulk(c, kc->keys.data + off, klen);
 		off += klen;
-		if (!array)
-			break;
 	}
 }
 
 void net_cmd_keys(struct net_conn *c, const struct net_resp_cmd *cmd)
 {
-	struct keys_ctx kc = { NET_BUF_INIT, 0, SIZE_MAX, NULL, 0, 0 };
+	struct keys_ctx kc = { NET_BUF_INIT, 0, NULL, 0, 0 };
 	uint64_t next = 0;
 	int rc;
 
@@ -346,7 +344,7 @@ void net_cmd_keys(struct net_conn *c, const struct net_resp_cmd *cmd)
 	 * index from the start to the cursor. */
 	rc = kvs_scan(c->w->srv->db, 0, SIZE_MAX, keys_cb, &kc, &next);
 	if (rc == KVS_OK && !kc.oom)
-		reply_keys(c, &kc, true);
+		reply_keys(c, &kc);
 	else
 		net_reply_kvs_error_here(c, rc != KVS_OK ? rc : KVS_ENOMEM,
 					 NET_STORE_READ);
@@ -367,33 +365,63 @@ static uint64_t random64(void)
 	return z ^ (z >> 31);
 }
 
-/* The first live key at or after a random cursor (from the start when
- * none is after it): kvs_scan never passes an expired key. */
+/* RANDOMKEY's pick: one of the first keys a scan passes, each with the
+ * same chance (reservoir sampling), so that an engine whose scan passes
+ * every key in its first call (lmdb) still gives different keys. */
+struct pick {
+	char *key;
+	size_t klen;
+	size_t seen;
+	int oom;
+};
+
+#define PICK_AMONG 32
+
+static int pick_cb(void *ctx, const void *key, size_t klen)
+{
+	struct pick *p = ctx;
+	char *k;
+
+	if (random64() % ++p->seen == 0) {
+		if (!(k = malloc(klen ? klen : 1))) {
+			p->oom = 1;
+			return 1;
+		}
+		memcpy(k, key, klen);
+		free(p->key);
+		p->key = k;
+		p->klen = klen;
+	}
+	return p->seen >= PICK_AMONG;
+}
+
+/* A live key near a random cursor (from the start when none is after it):
+ * kvs_scan never passes an expired key. */
 void net_cmd_randomkey(struct net_conn *c, const struct net_resp_cmd *cmd)
 {
-	struct keys_ctx kc = { NET_BUF_INIT, 0, 1, NULL, 0, 0 };
+	struct pick p = { NULL, 0, 0, 0 };
 	uint64_t cursor = random64(), next = 0;
-	int rc;
+	int rc = KVS_OK;
 
 	(void)cmd;
-	for (int pass = 0; pass < 2 && kc.n == 0; pass++) {
+	for (int pass = 0; pass < 2 && p.seen == 0; pass++) {
 		do {
-			rc = kvs_scan(c->w->srv->db, cursor, 16, keys_cb, &kc,
-				      &next);
+			rc = kvs_scan(c->w->srv->db, cursor, PICK_AMONG,
+				      pick_cb, &p, &next);
 			cursor = next;
-		} while (rc == KVS_OK && !kc.oom && kc.n == 0 && next != 0);
-		if (rc != KVS_OK || kc.oom)
+		} while (rc == KVS_OK && !p.oom && p.seen == 0 && next != 0);
+		if (rc != KVS_OK || p.oom)
 			break;
 		cursor = 0;
 	}
-	if (rc != KVS_OK || kc.oom)
+	if (rc != KVS_OK || p.oom)
 		net_reply_kvs_error_here(c, rc != KVS_OK ? rc : KVS_ENOMEM,
 					 NET_STORE_READ);
-	else if (kc.n == 0)
+	else if (!p.key)
 		net_reply_null(c);
 	else
-		reply_keys(c, &kc, false);
-	net_buf_free(&kc.keys);
+		net_reply_bulk(c, p.key, p.klen);
+	free(p.key);
 }
 
 /* ---- transactions: every key command as update ops ---------------------------- */
