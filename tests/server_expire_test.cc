@@ -81,12 +81,13 @@ TEST(ExpireArith, TtlFigures) {
 
 // ---- a server ---------------------------------------------------------------------
 
-class ServerExpire : public ::testing::Test {
+// Every test runs on both engines.
+class ServerExpire : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     data_ = tmp_.file("data");
     mkdir(data_.c_str(), 0755);
-    ASSERT_TRUE(srv_.Start(data_)) << srv_.log();
+    ASSERT_TRUE(srv_.Start(data_, {"--engine", GetParam()})) << srv_.log();
   }
   void TearDown() override {
     if (srv_.alive()) {
@@ -105,7 +106,7 @@ class ServerExpire : public ::testing::Test {
 
 void Sleep(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
-TEST_F(ServerExpire, SetOptions) {
+TEST_P(ServerExpire, SetOptions) {
   Conn c(srv_.port());
   const char* bad = "error:ERR invalid expire time in 'set' command";
   EXPECT_EQ(c.Cmd({"SET", "k", "v", "EX", "0"}), bad);
@@ -164,7 +165,7 @@ TEST_F(ServerExpire, SetOptions) {
   EXPECT_EQ(c.Cmd({"TTL", "n"}), "int:100");
 }
 
-TEST_F(ServerExpire, ExpireOptions) {
+TEST_P(ServerExpire, ExpireOptions) {
   Conn c(srv_.port());
   EXPECT_EQ(c.Cmd({"EXPIRE", "nokey", "10"}), "int:0");
   EXPECT_EQ(c.Cmd({"SET", "k", "v"}), "simple:OK");
@@ -212,7 +213,7 @@ TEST_F(ServerExpire, ExpireOptions) {
   EXPECT_EQ(c.Cmd({"EXISTS", "k"}), "int:0");
 }
 
-TEST_F(ServerExpire, GetexGetdel) {
+TEST_P(ServerExpire, GetexGetdel) {
   Conn c(srv_.port());
   // GETEX checks its expiry only once the key is found, as Redis.
   EXPECT_EQ(c.Cmd({"GETEX", "nokey", "EX", "-1"}), "nil");
@@ -243,7 +244,7 @@ TEST_F(ServerExpire, GetexGetdel) {
 }
 
 // A key that expires is gone for every command, without anyone deleting it.
-TEST_F(ServerExpire, ExpiredKeyIsGoneEverywhere) {
+TEST_P(ServerExpire, ExpiredKeyIsGoneEverywhere) {
   Conn c(srv_.port());
   EXPECT_EQ(c.Cmd({"SET", "short", "v", "PX", "150"}), "simple:OK");
   EXPECT_EQ(c.Cmd({"SET", "pset", "v"}), "simple:OK");
@@ -272,7 +273,7 @@ TEST_F(ServerExpire, ExpiredKeyIsGoneEverywhere) {
 
 // The expiry is part of the durable record: a TTL survives a restart, and a
 // key whose time passed while the server was down is gone.
-TEST_F(ServerExpire, TtlSurvivesRestart) {
+TEST_P(ServerExpire, TtlSurvivesRestart) {
   {
     Conn c(srv_.port());
     EXPECT_EQ(c.Cmd({"SET", "long", "v", "EX", "100"}), "simple:OK");
@@ -283,7 +284,7 @@ TEST_F(ServerExpire, TtlSurvivesRestart) {
   }
   srv_.Stop(SIGKILL);
   Sleep(400);
-  ASSERT_TRUE(srv_.Start(data_)) << srv_.log();
+  ASSERT_TRUE(srv_.Start(data_, {"--engine", GetParam()})) << srv_.log();
   Conn c(srv_.port());
   long long ttl = ServerExpire::Int(c.Cmd({"TTL", "long"}));
   EXPECT_GE(ttl, 95);
@@ -295,7 +296,7 @@ TEST_F(ServerExpire, TtlSurvivesRestart) {
   EXPECT_EQ(c.Cmd({"GET", "long"}), "bulk:v");
 }
 
-TEST_F(ServerExpire, Time) {
+TEST_P(ServerExpire, Time) {
   Conn c(srv_.port());
   std::string r = c.Cmd({"TIME"});
   ASSERT_EQ(r.rfind("array:2[bulk:", 0), 0u) << r;
@@ -305,7 +306,7 @@ TEST_F(ServerExpire, Time) {
 }
 
 // Pipelined: each write sees the ones before it, in one engine batch.
-TEST_F(ServerExpire, PipelinedExpiryWrites) {
+TEST_P(ServerExpire, PipelinedExpiryWrites) {
   Conn c(srv_.port());
   const std::vector<std::vector<std::string>> cmds = {
       {"SET", "k", "1", "EX", "100"}, {"INCR", "k"},          {"EXPIRE", "k", "50", "LT"},
@@ -321,7 +322,7 @@ TEST_F(ServerExpire, PipelinedExpiryWrites) {
   for (size_t i = 0; i < want.size(); i++) EXPECT_EQ(c.Read(), want[i]) << i;
 }
 
-TEST_F(ServerExpire, RedisPy) {
+TEST_P(ServerExpire, RedisPy) {
   if (kvstest::Run({"/usr/bin/python3", "-c", "import redis"}).status != 0)
     GTEST_SKIP() << "python3-redis is not installed";
   std::string script = R"PY(
@@ -356,5 +357,8 @@ print("ok")
   EXPECT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_EQ(r.out, "ok\n") << r.err;
 }
+
+INSTANTIATE_TEST_SUITE_P(Engines, ServerExpire, ::testing::Values("kvs", "lmdb"),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
 
 }  // namespace

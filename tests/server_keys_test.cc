@@ -21,12 +21,13 @@ using kvstest::Conn;
 using kvstest::Server;
 using kvstest::TempDir;
 
-class ServerKeys : public ::testing::Test {
+// Every test runs on both engines.
+class ServerKeys : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     data_ = tmp_.file("data");
     mkdir(data_.c_str(), 0755);
-    ASSERT_TRUE(srv_.Start(data_)) << srv_.log();
+    ASSERT_TRUE(srv_.Start(data_, {"--engine", GetParam()})) << srv_.log();
   }
   void TearDown() override {
     if (srv_.alive()) {
@@ -39,7 +40,7 @@ class ServerKeys : public ::testing::Test {
   Server srv_;
 };
 
-TEST_F(ServerKeys, TypeKeysTouch) {
+TEST_P(ServerKeys, TypeKeysTouch) {
   Conn c(srv_.port());
   EXPECT_EQ(c.Cmd({"TYPE", "k"}), "simple:none");
   EXPECT_EQ(c.Cmd({"KEYS", "*"}), "array:0[]");
@@ -58,7 +59,7 @@ TEST_F(ServerKeys, TypeKeysTouch) {
   EXPECT_EQ(c.Cmd({"TYPE", "k1"}), "simple:none");
 }
 
-TEST_F(ServerKeys, RenameAndCopy) {
+TEST_P(ServerKeys, RenameAndCopy) {
   Conn c(srv_.port());
   EXPECT_EQ(c.Cmd({"RENAME", "nokey", "x"}), "error:ERR no such key");
   EXPECT_EQ(c.Cmd({"RENAMENX", "nokey", "x"}), "error:ERR no such key");
@@ -97,7 +98,7 @@ TEST_F(ServerKeys, RenameAndCopy) {
   EXPECT_EQ(c.Cmd({"TTL", "c"}), "int:-1");
 }
 
-TEST_F(ServerKeys, RandomKey) {
+TEST_P(ServerKeys, RandomKey) {
   Conn c(srv_.port());
   EXPECT_EQ(c.Cmd({"RANDOMKEY"}), "nil");
   std::set<std::string> keys, seen;
@@ -120,7 +121,7 @@ TEST_F(ServerKeys, RandomKey) {
   EXPECT_EQ(c.Cmd({"RANDOMKEY"}), "nil");
 }
 
-TEST_F(ServerKeys, Flush) {
+TEST_P(ServerKeys, Flush) {
   Conn c(srv_.port());
   EXPECT_EQ(c.Cmd({"MSET", "a", "1", "b", "2"}), "simple:OK");
   EXPECT_EQ(c.Cmd({"FLUSHALL", "foo"}), "error:ERR syntax error");
@@ -142,7 +143,7 @@ TEST_F(ServerKeys, Flush) {
 
 // FLUSHALL is durable: once answered, a SIGKILL and a restart find nothing,
 // and the writes after it are kept.
-TEST_F(ServerKeys, FlushallSurvivesSigkill) {
+TEST_P(ServerKeys, FlushallSurvivesSigkill) {
   {
     Conn c(srv_.port());
     std::string p;
@@ -157,7 +158,7 @@ TEST_F(ServerKeys, FlushallSurvivesSigkill) {
     EXPECT_EQ(c.Cmd({"SET", "after", "v"}), "simple:OK");
   }
   srv_.Stop(SIGKILL);
-  ASSERT_TRUE(srv_.Start(data_)) << srv_.log();
+  ASSERT_TRUE(srv_.Start(data_, {"--engine", GetParam()})) << srv_.log();
   Conn c(srv_.port());
   EXPECT_EQ(c.Cmd({"DBSIZE"}), "int:1");
   EXPECT_EQ(c.Cmd({"KEYS", "*"}), "array:1[bulk:after]");
@@ -165,7 +166,7 @@ TEST_F(ServerKeys, FlushallSurvivesSigkill) {
 
 // A pipeline of keyspace writes is one engine batch: each sees the ones
 // before it.
-TEST_F(ServerKeys, PipelinedRenames) {
+TEST_P(ServerKeys, PipelinedRenames) {
   Conn c(srv_.port());
   const std::vector<std::vector<std::string>> cmds = {
       {"SET", "a", "1"},     {"RENAME", "a", "b"}, {"RENAME", "a", "c"},
@@ -181,5 +182,8 @@ TEST_F(ServerKeys, PipelinedRenames) {
   ASSERT_TRUE(c.SendRaw(all));
   for (size_t i = 0; i < want.size(); i++) EXPECT_EQ(c.Read(), want[i]) << i;
 }
+
+INSTANTIATE_TEST_SUITE_P(Engines, ServerKeys, ::testing::Values("kvs", "lmdb"),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
 
 }  // namespace
