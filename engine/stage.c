@@ -137,6 +137,59 @@ static bool reap_due(struct kvs *db, struct kvs_op *op, uint64_t hash)
 	return due;
 }
 
+/* The key's state for an update callback, counting this round's writes:
+ * u->found (false for an expired key), u->val/u->vlen (the value is copied
+ * into the writer's update buffer when it lies in a segment), u->expire_ms,
+ * u->version.  KVS_OK or a read error. */
+static int update_state(struct kvs *db, uint64_t hash, struct kvs_update *u)
+{
+	struct kvs__writer_buf *wb = db->wbuf;
+	struct oslot *s = overlay_find(wb, hash, u->key, u->klen);
+	int rc = KVS_OK;
+
+	u->version = atomic_load_explicit(kvs__version_slot(db, hash),
+					  memory_order_relaxed);
+	if (s && s->gen == wb->gen) {
+		const struct pend *p = &wb->pends[s->pend];
+		/* Staged in this round, so newer than every counter: a WATCH
+		 * check after it in the round must see the change. */
+		u->version = p->seq;
+		if (p->type != KVS_REC_SET ||
+		    (p->expire_ms && p->expire_ms <= kvs_now_ms()))
+			return KVS_OK;
+		u->found = true;
+		u->expire_ms = p->expire_ms;
+		if (p->is_num) {
+			int n = snprintf(wb->numbuf, sizeof wb->numbuf, "%lld",
+					 (long long)p->num);
+			u->val = wb->numbuf;
+			u->vlen = (size_t)n;
+		} else {
+			u->val = p->vlen ? p->val : "";
+			u->vlen = p->vlen;
+		}
+		return KVS_OK;
+	}
+	kvs__read_lock();
+	struct kvs__entry *e = kvs__index_lookup(db->index, hash, u->key,
+						 u->klen);
+	int64_t at = e ? kvs__entry_expire(e) : 0;
+	if (e && !(at && at <= kvs_now_ms())) {
+		size_t n = e->vlen;
+		u->expire_ms = at;
+		if (!kvs__round_grow((void **)&wb->ubuf, &wb->ubuf_cap,
+				     n ? n : 1, 1))
+			rc = kvs__err(KVS_ENOMEM, "out of memory");
+		else if ((rc = kvs__read_value(db, e, wb->ubuf)) == KVS_OK) {
+			u->found = true;
+			u->val = wb->ubuf;
+			u->vlen = n;
+		}
+	}
+	kvs__read_unlock();
+	return rc;
+}
+
 /* ---- staging one operation -------------------------------------------------- */
 
 /* The value an operation writes: the caller's, or INCR's new number. */
@@ -146,7 +199,7 @@ struct staged_val {
 	bool is_num;
 	int64_t num;
 	char numbuf[24];
-	int64_t expire_ms; /* a SET's expiry time (0: none) */
+	int64_t expire_ms; /* the key's expiry after the write; 0: none */
 	bool remove;       /* a SET whose time has passed: write a REMOVE */
 	bool reap;         /* a REMOVE of a key that expired (expire.c) */
 };
@@ -167,15 +220,55 @@ static bool set_expiry(struct kvs_op *op, bool present, int64_t cur,
 	return true;
 }
 
+/* Run an update op's callback on the key's state and turn its decision
+ * into the record to write: true (and *type, *sv) if it writes one. */
+static bool decide_update(struct kvs *db, struct kvs_op *op, uint64_t hash,
+			  enum kvs_record_type *type, struct staged_val *sv)
+{
+	struct kvs_update u = { .key = op->key, .klen = op->klen };
+	int rc = update_state(db, hash, &u);
+	if (rc != KVS_OK)
+		return op->result = rc, false;
+	op->result = op->update(op->uctx, &u);
+	switch (u.action) {
+	case KVS_UPD_SET:
+		if (u.new_vlen > KVS_MAX_VALUE)
+			return op->result = KVS_ETOOBIG, false;
+		sv->p = u.new_vlen ? u.new_val : "";
+		sv->len = u.new_vlen;
+		sv->expire_ms = u.new_expire_ms;
+		if (u.new_expire_ms > 0 && u.new_expire_ms <= kvs_now_ms()) {
+			/* A time already past removes the key (as Redis). */
+			*type = KVS_REC_REMOVE;
+			sv->len = 0;
+			sv->expire_ms = 0;
+			return u.found;
+		}
+		return true;
+	case KVS_UPD_REMOVE:
+		*type = KVS_REC_REMOVE;
+		sv->len = 0;
+		return u.found;
+	case KVS_UPD_ABORT:
+		db->wbuf->aborted = true;
+		return false;
+	case KVS_UPD_KEEP:
+	default:
+		return false;
+	}
+}
+
 /* Decide op against every earlier write, this round's included (the
- * writer is the only one that writes): true if it writes a record (*sv
- * says which value), false if its outcome is already op->result (a failed
- * condition, a value that is not an integer, a read error). */
+ * writer is the only one that writes): true if it writes a record (*type
+ * and *sv say which), false if its outcome is already op->result (a failed
+ * condition, a value that is not an integer, a read error, an update that
+ * writes nothing). */
 static bool decide(struct kvs *db, struct kvs_op *op, uint64_t hash,
-		   struct staged_val *sv)
+		   enum kvs_record_type *type, struct staged_val *sv)
 {
 	int rc;
 	op->result = KVS_OK;
+	*type = op->type == KVS_OP_REMOVE ? KVS_REC_REMOVE : KVS_REC_SET;
 	sv->p = op->val;
 	sv->len = op->type == KVS_OP_REMOVE ? 0 : op->vlen;
 	sv->is_num = false;
@@ -184,6 +277,8 @@ static bool decide(struct kvs *db, struct kvs_op *op, uint64_t hash,
 	sv->remove = sv->reap = false;
 	if (kvs__expire_is_reap(&db->exp, op))
 		return sv->reap = true, reap_due(db, op, hash);
+	if (op->type == KVS_OP_UPDATE)
+		return decide_update(db, op, hash, type, sv);
 	if (op->type == KVS_OP_REMOVE || (op->type == KVS_OP_SET &&
 					  (op->flags || op->expire_ms))) {
 		int64_t cur = 0;
@@ -294,10 +389,10 @@ int kvs__stage_op(struct kvs *db, struct kvs_op *op)
 	struct staged_val sv;
 	int rc;
 
-	if (!decide(db, op, hash, &sv))
+	if (!decide(db, op, hash, &type, &sv))
 		return KVS_OK;
-	type = op->type == KVS_OP_REMOVE || sv.remove ? KVS_REC_REMOVE
-						      : KVS_REC_SET;
+	if (sv.remove)
+		type = KVS_REC_REMOVE;
 	uint64_t seq = db->next_seq;
 	size_t hlen = kvs__rec_encode_head_x(head, type, seq, sv.expire_ms,
 					     op->klen);

@@ -152,11 +152,11 @@ static void complete(struct kvs__req *req)
 	req->done(req);
 }
 
-/* The expiry time a SET or INCR may write, or a bound on its encoding
- * (INCR and KEEPTTL keep the key's, unknown yet). */
+/* The expiry time a SET, INCR or update may write, or a bound on its
+ * encoding (INCR and KEEPTTL keep the key's, unknown yet). */
 static int64_t set_expiry_bound(const struct kvs_op *op)
 {
-	if (op->type == KVS_OP_INCR || (op->flags & KVS_SET_KEEPTTL))
+	if (op->type != KVS_OP_SET || (op->flags & KVS_SET_KEEPTTL))
 		return INT64_MAX;
 	return op->expire_ms;
 }
@@ -177,6 +177,23 @@ static uint64_t req_bound(const struct kvs *db, const struct kvs__req *r)
 					    op->type == KVS_OP_INCR ? 20 : op->vlen);
 	}
 	return n;
+}
+
+/* Stage every op of request r; an update op that aborts leaves the later
+ * ones unstaged (KVS_ECANCELED).  Returns a failure of the round. */
+static int stage_request(struct kvs *db, struct kvs__req *r)
+{
+	struct kvs__writer_buf *wb = db->wbuf;
+	int rc = KVS_OK;
+	size_t i;
+
+	wb->aborted = false;
+	for (i = 0; i < r->nops && rc == KVS_OK && !wb->aborted; i++)
+		rc = kvs__stage_op(db, &r->ops[i]);
+	if (wb->aborted)
+		for (; i < r->nops; i++)
+			r->ops[i].result = KVS_ECANCELED;
+	return rc;
 }
 
 /*
@@ -234,8 +251,7 @@ static struct kvs__req *writer_round(struct kvs *db, struct kvs__req *list,
 			}
 			kvs__round_mark(db);
 		}
-		for (size_t i = 0; i < r->nops && rc == KVS_OK; i++)
-			rc = kvs__stage_op(db, &r->ops[i]);
+		rc = stage_request(db, r);
 		if (rc != KVS_OK) {
 			/* The round ends with r (refused with what was
 			 * staged); the requests after it, a kvs_close()'s
@@ -500,6 +516,7 @@ void kvs__writer_stop(struct kvs *db)
 		free(wb->pends);
 		free(wb->slots);
 		free(wb->iov);
+		free(wb->ubuf);
 		free(wb);
 		db->wbuf = NULL;
 	}
