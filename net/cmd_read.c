@@ -1,6 +1,9 @@
-/* cmd_read.c - the read commands: GET, MGET, EXISTS, STRLEN, SCAN.  They
- * call the engine's read path (kvs_get, kvs_scan: no lock, never waits for
- * the writer) and reply at once.  Run by the connection's worker. */
+/* cmd_read.c - the read commands: GET, MGET, EXISTS, STRLEN, SCAN.  Alone
+ * they call the engine's read path (kvs_get, kvs_lookup, kvs_scan: no
+ * lock, never waits for the writer) and reply at once; inside a
+ * transaction (keyop.h's upd form) GET, MGET, EXISTS and STRLEN are update
+ * ops that read the key on the writer thread.  Run by the connection's
+ * worker, but the steps (the writer). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -8,7 +11,56 @@
 #include <string.h>
 
 #include "commands.h"
+#include "keyop.h"
 #include "reply.h"
+
+/* The upd form's state: which command, and EXISTS's count. */
+struct rd {
+	struct net_kop k;
+	enum { RD_GET, RD_MGET, RD_EXISTS, RD_STRLEN } what;
+	long long count;
+};
+
+static int rd_step(struct net_kop *k, size_t i, struct kvs_update *u)
+{
+	struct rd *r = (struct rd *)k;
+
+	switch (r->what) {
+	case RD_MGET:
+		if (i == 0)
+			net_kop_put_array(k, k->n);
+		/* fall through */
+	case RD_GET:
+		if (u->found)
+			net_kop_put_bulk(k, u->val, u->vlen);
+		else
+			net_kop_put_null(k);
+		break;
+	case RD_EXISTS:
+		r->count += u->found;
+		if (i + 1 == k->n)
+			net_kop_put_int(k, r->count);
+		break;
+	case RD_STRLEN:
+		net_kop_put_int(k, u->found ? (long long)u->vlen : 0);
+		break;
+	}
+	return KVS_OK;
+}
+
+/* The upd form of a read of the keys argv[first..argc). */
+static void rd_upd(struct net_conn *c, const struct net_resp_cmd *cmd,
+		   int what, size_t first)
+{
+	struct rd *r = (struct rd *)net_kop_begin(c, sizeof *r, rd_step, true);
+
+	if (!r)
+		return;
+	r->what = what;
+	net_kop_add(c, &r->k, cmd->argc - first,
+		    cmd->argv + first,
+		    cmd->argvlen + first);
+}
 
 /* Reply with key's value, or nil.  A key the engine cannot hold (empty,
  * too long) is simply absent. */
@@ -29,39 +81,56 @@ static void get_one(struct net_conn *c, const char *key, size_t klen)
 	}
 }
 
+void net_k_get(struct net_conn *c, const struct net_resp_cmd *cmd, bool upd)
+{
+	if (upd)
+		rd_upd(c, cmd, RD_GET, 1);
+	else
+		get_one(c, cmd->argv[1], cmd->argvlen[1]);
+}
+
 void net_cmd_get(struct net_conn *c, const struct net_resp_cmd *cmd)
 {
-	get_one(c, cmd->argv[1], cmd->argvlen[1]);
+	net_k_get(c, cmd, false);
+}
+
+void net_k_mget(struct net_conn *c, const struct net_resp_cmd *cmd, bool upd)
+{
+	if (upd) {
+		rd_upd(c, cmd, RD_MGET, 1);
+		return;
+	}
+	net_reply_array(c, cmd->argc - 1);
+	for (size_t i = 1; i < cmd->argc && !c->over_limit; i++)
+		get_one(c, cmd->argv[i], cmd->argvlen[i]);
 }
 
 void net_cmd_mget(struct net_conn *c, const struct net_resp_cmd *cmd)
 {
-	net_reply_array(c, cmd->argc - 1);
-	for (size_t i = 1; i < cmd->argc && !c->over_limit; i++)
-		get_one(c, cmd->argv[i], cmd->argvlen[i]);
+	net_k_mget(c, cmd, false);
 }
 
 /* 1 present, 0 absent, or a kvs error.  *len gets the value's length. */
 static int key_len(struct net_conn *c, const char *key, size_t klen,
 		   size_t *len)
 {
-	void *val = NULL;
-	int rc = kvs_get(c->w->srv->db, key, klen, &val, len);
+	struct kvs_update u;
+	int rc = net_key_read(c->w->srv->db, key, klen, false, &u);
 
-	if (rc == KVS_OK) {
-		kvs_free(val);
-		return 1;
-	}
-	if (rc == KVS_ENOTFOUND || rc == KVS_EINVAL || rc == KVS_ETOOBIG)
-		return 0;
-	return rc;
+	*len = u.vlen;
+	return rc != KVS_OK ? rc : u.found;
 }
 
-void net_cmd_exists(struct net_conn *c, const struct net_resp_cmd *cmd)
+void net_k_exists(struct net_conn *c, const struct net_resp_cmd *cmd,
+		  bool upd)
 {
 	long long n = 0;
 	size_t len;
 
+	if (upd) {
+		rd_upd(c, cmd, RD_EXISTS, 1);
+		return;
+	}
 	for (size_t i = 1; i < cmd->argc; i++) {
 		int rc = key_len(c, cmd->argv[i], cmd->argvlen[i], &len);
 		if (rc < 0) {
@@ -73,15 +142,31 @@ void net_cmd_exists(struct net_conn *c, const struct net_resp_cmd *cmd)
 	net_reply_int(c, n);
 }
 
-void net_cmd_strlen(struct net_conn *c, const struct net_resp_cmd *cmd)
+void net_cmd_exists(struct net_conn *c, const struct net_resp_cmd *cmd)
+{
+	net_k_exists(c, cmd, false);
+}
+
+void net_k_strlen(struct net_conn *c, const struct net_resp_cmd *cmd,
+		  bool upd)
 {
 	size_t len = 0;
-	int rc = key_len(c, cmd->argv[1], cmd->argvlen[1], &len);
+	int rc;
 
+	if (upd) {
+		rd_upd(c, cmd, RD_STRLEN, 1);
+		return;
+	}
+	rc = key_len(c, cmd->argv[1], cmd->argvlen[1], &len);
 	if (rc < 0)
 		net_reply_kvs_error_here(c, rc, NET_STORE_READ);
 	else
 		net_reply_int(c, rc ? (long long)len : 0);
+}
+
+void net_cmd_strlen(struct net_conn *c, const struct net_resp_cmd *cmd)
+{
+	net_k_strlen(c, cmd, false);
 }
 
 /* SCAN's keys that pass MATCH and TYPE, collected by the engine's

@@ -8,7 +8,12 @@
  *   cmd_conn.c    PING ECHO QUIT SELECT AUTH HELLO CLIENT
  *   cmd_server.c  CONFIG INFO DBSIZE
  *   cmd_read.c    GET MGET EXISTS STRLEN SCAN
- *   cmd_write.c   SET SETNX MSET DEL UNLINK INCR DECR INCRBY DECRBY
+ *   cmd_write.c   SET SETNX SETEX PSETEX MSET DEL UNLINK INCR DECR INCRBY
+ *                 DECRBY GETDEL
+ *   cmd_expire.c  EXPIRE PEXPIRE EXPIREAT PEXPIREAT TTL PTTL EXPIRETIME
+ *                 PEXPIRETIME PERSIST GETEX TIME
+ *   cmd_keys.c    KEYS TYPE TOUCH RENAME RENAMENX COPY RANDOMKEY FLUSHDB
+ *                 FLUSHALL (and cmd_keys.h: key commands in transactions)
  *   dispatch.c    the table, COMMAND, lookup, arity and AUTH checks
  */
 #ifndef KVS_NET_COMMANDS_H
@@ -75,6 +80,14 @@ net_cmd_fn net_cmd_get, net_cmd_mget, net_cmd_exists, net_cmd_strlen,
 	net_cmd_scan;
 /* cmd_write.c */
 net_cmd_fn net_cmd_set, net_cmd_setnx, net_cmd_mset, net_cmd_del,
-	net_cmd_incr, net_cmd_decr, net_cmd_incrby, net_cmd_decrby;
+	net_cmd_incr, net_cmd_decr, net_cmd_incrby, net_cmd_decrby,
+	net_cmd_setex, net_cmd_psetex, net_cmd_getdel;
+/* cmd_expire.c */
+net_cmd_fn net_cmd_expire, net_cmd_pexpire, net_cmd_expireat,
+	net_cmd_pexpireat, net_cmd_ttl, net_cmd_pttl, net_cmd_expiretime,
+	net_cmd_pexpiretime, net_cmd_persist, net_cmd_getex, net_cmd_time;
+/* cmd_keys.c */
+net_cmd_fn net_cmd_keys, net_cmd_type, net_cmd_touch, net_cmd_rename,
+	net_cmd_renamenx, net_cmd_copy, net_cmd_randomkey, net_cmd_flushall;
 
 #endif /* KVS_NET_COMMANDS_H */

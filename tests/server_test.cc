@@ -189,8 +189,8 @@ TEST_F(ServerTest, StringCommands) {
   EXPECT_EQ(c.Cmd({"SET", "k", "w", "NX", "XX"}), "error:ERR syntax error");
   EXPECT_EQ(c.Cmd({"SET", "k", "w", "BOGUS"}), "error:ERR syntax error");
   EXPECT_EQ(c.Cmd({"SET", "k", "w", "EX"}), "error:ERR syntax error");
-  EXPECT_EQ(c.Cmd({"SET", "k", "w", "EX", "10"}), "error:ERR expiry is not supported");
-  EXPECT_EQ(c.Cmd({"SET", "k", "w", "PX", "10"}), "error:ERR expiry is not supported");
+  EXPECT_EQ(c.Cmd({"SET", "k", "w", "EX", "0"}), "error:ERR invalid expire time in 'set' command");
+  EXPECT_EQ(c.Cmd({"SET", "k", "w", "PX", "x"}), "error:ERR value is not an integer or out of range");
   EXPECT_EQ(c.Cmd({"SETNX", "k", "z"}), "int:0");
   EXPECT_EQ(c.Cmd({"SETNX", "n", "z"}), "int:1");
   EXPECT_EQ(c.Cmd({"STRLEN", "k"}), "int:1");
@@ -534,13 +534,13 @@ TEST_F(ServerTest, PipelinedWritesBatchInOrder) {
   const std::vector<std::vector<std::string>> cmds = {
       {"SET", "k", "1"},         {"INCR", "k"},           {"INCR", "k"},
       {"SET", "k", "v", "NX"},   {"SETNX", "k2", "a"},    {"SETNX", "k2", "b"},
-      {"SET", "k", "5", "EX", "10"}, {"INCRBY", "k", "x"}, {"SET", "onlykey"},
+      {"SET", "k", "5", "EX", "0"}, {"INCRBY", "k", "x"}, {"SET", "onlykey"},
       {"DEL", "k", "k2", "nokey"}, {"INCR", "k"},          {"GET", "k"},
       {"MSET", "a", "1", "b", "2"}, {"DEL", "a"},           {"EXISTS", "a", "b"},
   };
   const std::vector<std::string> want = {
       "simple:OK", "int:2", "int:3", "nil", "int:1", "int:0",
-      "error:ERR expiry is not supported",
+      "error:ERR invalid expire time in 'set' command",
       "error:ERR value is not an integer or out of range",
       "error:ERR wrong number of arguments for 'set' command",
       "int:2", "int:1", "bulk:1", "simple:OK", "int:1", "int:1",
