@@ -7,6 +7,7 @@
 #include <lmdb.h>
 
 #include <chrono>
+#include <cstring>
 #include <set>
 #include <string>
 #include <thread>
@@ -105,21 +106,22 @@ class Lmdb : public ::testing::Test {
   kvs* db_ = nullptr;
 };
 
-kvs_op SetOp(const std::string& k, const std::string& v) {
+// Ops keep pointers: the strings must outlive them (literals do).
+kvs_op SetOp(const char* k, const char* v) {
   kvs_op op{};
   op.type = KVS_OP_SET;
-  op.key = k.data();
-  op.klen = k.size();
-  op.val = v.data();
-  op.vlen = v.size();
+  op.key = k;
+  op.klen = strlen(k);
+  op.val = v;
+  op.vlen = strlen(v);
   return op;
 }
 
-kvs_op UpdOp(const std::string& k, kvs_update_fn* fn, void* ctx) {
+kvs_op UpdOp(const char* k, kvs_update_fn* fn, void* ctx) {
   kvs_op op{};
   op.type = KVS_OP_UPDATE;
-  op.key = k.data();
-  op.klen = k.size();
+  op.key = k;
+  op.klen = strlen(k);
   op.update = fn;
   op.uctx = ctx;
   op.result = 99;
@@ -243,7 +245,7 @@ TEST_F(Lmdb, ExpiredKeysThatAreNeverReadAreRemoved) {
   for (int i = 0; i < 600; i++) keys.push_back("k" + std::to_string(i));
   std::vector<kvs_op> ops;
   for (auto& k : keys) {
-    ops.push_back(SetOp(k, "v"));
+    ops.push_back(SetOp(k.c_str(), "v"));
     ops.back().expire_ms = exp;
   }
   ASSERT_EQ(Write(ops), KVS_OK);
