@@ -214,9 +214,14 @@ int kvs__lm_layout(struct kvs__lmdb *lm)
 	while (more)
 		if ((rc = move_some(lm, main_dbi, &moved, &more)) != KVS_OK)
 			return rc;
-	if (moved)
-		kvs__log_to(&lm->opt, KVS_LOG_INFO,
-			    "lmdb: moved %llu keys into " KVS__LM_DB_DATA,
-			    (unsigned long long)moved);
+	if (!moved)
+		return KVS_OK;
+	/* Under MDB_NOSYNC the moves are not on disk yet: make the one-time
+	 * rewrite durable before the store is used. */
+	if ((rc = mdb_env_sync(lm->env, 1)) != 0)
+		return kvs__lm_err(rc, "migrate: sync");
+	kvs__log_to(&lm->opt, KVS_LOG_INFO,
+		    "lmdb: moved %llu keys into " KVS__LM_DB_DATA,
+		    (unsigned long long)moved);
 	return KVS_OK;
 }
