@@ -10,11 +10,17 @@
  *     second; never is MDB_NOSYNC alone.  Writes go through write(), so an
  *     acknowledged write survives SIGKILL in every policy;
  *   - kvs_compact() has nothing to do (LMDB reuses freed pages);
- *   - kvs_submit() runs requests, in order, on one worker thread. */
-#include "engine_int.h"
+ *   - kvs_submit() runs requests, in order, on one worker thread;
+ *   - expiry times live in a second database, and a third orders them
+ *     by time for the expirer thread (lmdb_int.h has the layout, and
+ *     lmdb_layout.c why a store of the older layout, its data in the
+ *     main database, is migrated at open).
+ *
+ * This file: open and close, the submit worker, the everysec sync thread,
+ * the stats and the vtable; the rest is in lmdb_*.c (lmdb_int.h). */
+#include "lmdb_int.h"
 
 #include <errno.h>
-#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,153 +28,16 @@
 
 #define MAP_SIZE (256ull << 30) /* address space only: the file grows */
 #define MAX_READERS 4096
-#define LMDB_MAX_KEY 511
+#define MAX_DBS 4               /* kvs.data, kvs.expires, kvs.due, spare */
 
-struct lreq {
-	struct lreq *next;
+struct kvs__lreq {
+	struct kvs__lreq *next;
 	struct kvs_op *ops;
 	size_t n;
+	unsigned flags;
 	void (*done)(void *ctx, int result);
 	void *ctx;
 };
-
-struct kvs__lmdb {
-	struct kvs__handle h;     /* first: see api.c */
-	/* Immutable after open. */
-	MDB_env *env;
-	MDB_dbi dbi;
-	struct kvs_options opt;
-
-	/* mu guards the submit queue, stop, and wakes both threads. */
-	pthread_mutex_t mu;
-	pthread_cond_t cv;        /* CLOCK_MONOTONIC */
-	struct lreq *head, *tail;
-	bool stop;
-	pthread_t worker, syncer;
-	bool worker_started, syncer_started;
-
-	atomic_int failed;        /* errno of a failed commit or sync */
-	atomic_int write_error;   /* errno of the last commit refused for a
-				     full disk or map (0 after a success) */
-	_Atomic uint64_t writes, batches, syncs, bytes_written;
-};
-
-static int mdb_err(int rc, const char *what)
-{
-	return kvs__err(rc == MDB_MAP_FULL ? KVS_ENOSPC :
-			rc == ENOMEM ? KVS_ENOMEM : KVS_EIO,
-			"lmdb: %s: %s", what, mdb_strerror(rc));
-}
-
-/* mdb_txn_commit, behind a test seam (kvs_testhook.h).  Like the real call,
- * it frees txn on failure too: the caller must not abort it afterwards. */
-static int txn_commit(MDB_txn *txn)
-{
-	int e = kvs__testhook_fail(KVS__TH_LMDB_COMMIT);
-	if (e) {
-		mdb_txn_abort(txn); /* what a failing mdb_txn_commit does */
-		return e;
-	}
-	return mdb_txn_commit(txn);
-}
-
-/* ---- writing -------------------------------------------------------------- */
-
-/* Apply one op inside the write transaction. */
-static int apply_op(struct kvs__lmdb *lm, MDB_txn *txn, struct kvs_op *op)
-{
-	MDB_val k = { op->klen, (void *)op->key }, v;
-	char numbuf[24];
-	int rc;
-
-	op->result = KVS_OK;
-	if (op->type == KVS_OP_REMOVE) {
-		rc = mdb_del(txn, lm->dbi, &k, NULL);
-		if (rc == MDB_NOTFOUND)
-			op->result = KVS_ENOTFOUND;
-		else if (rc)
-			return mdb_err(rc, "del");
-		return KVS_OK;
-	}
-	rc = mdb_get(txn, lm->dbi, &k, &v);
-	if (rc && rc != MDB_NOTFOUND)
-		return mdb_err(rc, "get");
-	bool present = rc == 0;
-	MDB_val nv = { op->vlen, (void *)op->val };
-	if (op->type == KVS_OP_INCR) {
-		int64_t num = 0;
-		if (present && !kvs_parse_int64(v.mv_data, v.mv_size, &num)) {
-			op->result = KVS_ENOTINT;
-			return KVS_OK;
-		}
-		if (__builtin_add_overflow(num, op->delta, &num)) {
-			op->result = KVS_EOVERFLOW;
-			return KVS_OK;
-		}
-		op->num = num;
-		nv.mv_size = (size_t)snprintf(numbuf, sizeof numbuf, "%lld",
-					      (long long)num);
-		nv.mv_data = numbuf;
-	} else if ((op->flags & KVS_SET_NX) && present) {
-		op->result = KVS_EEXIST;
-		return KVS_OK;
-	} else if ((op->flags & KVS_SET_XX) && !present) {
-		op->result = KVS_ENOTFOUND;
-		return KVS_OK;
-	}
-	if ((rc = mdb_put(txn, lm->dbi, &k, &nv, 0)) != 0)
-		return mdb_err(rc, "put");
-	atomic_fetch_add(&lm->bytes_written, op->klen + nv.mv_size);
-	return KVS_OK;
-}
-
-/* Every batch is one LMDB transaction, so KVS_BATCH_ATOMIC holds for all
- * of them: flags change nothing. */
-static int lm_write(struct kvs *db, struct kvs_op *ops, size_t n,
-		    unsigned flags)
-{
-	(void)flags;
-	struct kvs__lmdb *lm = (struct kvs__lmdb *)db;
-	MDB_txn *txn;
-	int rc;
-	if (atomic_load(&lm->failed))
-		return kvs__err_errno(KVS_EFAILED, atomic_load(&lm->failed),
-				      "writes refused: an earlier commit or "
-				      "sync failed");
-	if ((rc = mdb_txn_begin(lm->env, NULL, 0, &txn)) != 0)
-		return mdb_err(rc, "begin");
-	for (size_t i = 0; i < n; i++) {
-		if ((rc = apply_op(lm, txn, &ops[i])) != KVS_OK) {
-			mdb_txn_abort(txn);
-			return rc;
-		}
-	}
-	if ((rc = txn_commit(txn)) != 0) {
-		/* The commit freed txn.  A full disk or map while writing the
-		 * pages is refused, not sticky: LMDB writes its meta page
-		 * last, so the old state stands.  Anything else (a failed
-		 * sync above all) is never retried: the handle fails. */
-		if (rc == ENOSPC || rc == EDQUOT || rc == MDB_MAP_FULL) {
-			atomic_store(&lm->write_error,
-				     rc == MDB_MAP_FULL ? ENOSPC : rc);
-			return kvs__err(KVS_ENOSPC, "lmdb: commit: %s",
-					mdb_strerror(rc));
-		}
-		int expected = 0;
-		atomic_compare_exchange_strong(&lm->failed, &expected,
-					       rc > 0 ? rc : EIO);
-		return mdb_err(rc, "commit");
-	}
-	atomic_store(&lm->write_error, 0);
-	size_t applied = 0;
-	for (size_t i = 0; i < n; i++)
-		applied += ops[i].result == KVS_OK;
-	atomic_fetch_add(&lm->writes, applied);
-	atomic_fetch_add(&lm->batches, 1);
-	if (lm->opt.fsync == KVS_FSYNC_ALWAYS)
-		atomic_fetch_add(&lm->syncs, 1);
-	return KVS_OK;
-}
 
 /* ---- the submit worker and the everysec sync thread ----------------------- */
 
@@ -181,12 +50,13 @@ static void *worker_main(void *arg)
 			KVS_CHECK(pthread_cond_wait(&lm->cv, &lm->mu));
 		if (!lm->head)
 			break; /* stopping, and the queue is drained */
-		struct lreq *r = lm->head;
+		struct kvs__lreq *r = lm->head;
 		lm->head = r->next;
 		if (!lm->head)
 			lm->tail = NULL;
 		kvs__unlock(&lm->mu);
-		int rc = lm_write((struct kvs *)lm, r->ops, r->n, 0);
+		int rc = kvs__lm_write((struct kvs *)lm, r->ops, r->n,
+				       r->flags);
 		r->done(r->ctx, rc);
 		free(r);
 		kvs__lock(&lm->mu);
@@ -233,13 +103,13 @@ static int lm_submit(struct kvs *db, struct kvs_op *ops, size_t n,
 		     unsigned flags, void (*done)(void *ctx, int result),
 		     void *ctx)
 {
-	(void)flags;
 	struct kvs__lmdb *lm = (struct kvs__lmdb *)db;
-	struct lreq *r = calloc(1, sizeof *r);
+	struct kvs__lreq *r = calloc(1, sizeof *r);
 	if (!r)
 		return kvs__err(KVS_ENOMEM, "out of memory");
 	r->ops = ops;
 	r->n = n;
+	r->flags = flags;
 	r->done = done;
 	r->ctx = ctx;
 	kvs__lock(&lm->mu);
@@ -255,53 +125,50 @@ static int lm_submit(struct kvs *db, struct kvs_op *ops, size_t n,
 
 /* ---- reading, stats, open and close --------------------------------------- */
 
-static int lm_get(struct kvs *db, const void *key, size_t klen, void **val,
-		  size_t *vlen)
-{
-	struct kvs__lmdb *lm = (struct kvs__lmdb *)db;
-	MDB_txn *txn;
-	MDB_val k = { klen, (void *)key }, v;
-	int rc = mdb_txn_begin(lm->env, NULL, MDB_RDONLY, &txn);
-	if (rc)
-		return mdb_err(rc, "begin read");
-	rc = mdb_get(txn, lm->dbi, &k, &v);
-	if (rc) {
-		mdb_txn_abort(txn);
-		return rc == MDB_NOTFOUND ? KVS_ENOTFOUND : mdb_err(rc, "get");
-	}
-	void *buf = malloc(v.mv_size ? v.mv_size : 1);
-	if (buf)
-		memcpy(buf, v.mv_data, v.mv_size);
-	mdb_txn_abort(txn);
-	if (!buf)
-		return kvs__err(KVS_ENOMEM, "out of memory");
-	*val = buf;
-	*vlen = v.mv_size;
-	return KVS_OK;
-}
-
 static int lm_compact(struct kvs *db)
 {
 	(void)db; /* LMDB reuses freed pages: nothing to reclaim */
 	return KVS_OK;
 }
 
+/* From one read transaction: keys whose time has come but that the expirer
+ * has not removed yet are subtracted (the due index lists them). */
 static int lm_stats(struct kvs *db, struct kvs_store_stats *st)
 {
 	struct kvs__lmdb *lm = (struct kvs__lmdb *)db;
-	MDB_stat ms;
+	MDB_stat ds, es;
 	MDB_envinfo info;
 	MDB_txn *txn;
+	uint64_t due = 0, due_sum = 0;
 	int rc;
 	memset(st, 0, sizeof *st);
 	if ((rc = mdb_txn_begin(lm->env, NULL, MDB_RDONLY, &txn)) != 0)
-		return mdb_err(rc, "begin read");
-	rc = mdb_stat(txn, lm->dbi, &ms);
+		return kvs__lm_err(rc, "begin read");
+	int64_t now = kvs__lm_now();
+	uint64_t sum = atomic_load(&lm->ttl_sum);
+	if ((rc = mdb_stat(txn, lm->data, &ds)) ||
+	    (rc = mdb_stat(txn, lm->expires, &es))) {
+		mdb_txn_abort(txn);
+		return kvs__lm_err(rc, "stat");
+	}
+	rc = kvs__lm_backlog(lm, txn, now, &due, &due_sum);
 	mdb_txn_abort(txn);
-	if (rc || (rc = mdb_env_info(lm->env, &info)) != 0)
-		return mdb_err(rc, "stat");
-	st->live_keys = ms.ms_entries;
-	st->disk_bytes = (uint64_t)(info.me_last_pgno + 1) * ms.ms_psize;
+	if (rc)
+		return rc;
+	if ((rc = mdb_env_info(lm->env, &info)) != 0)
+		return kvs__lm_err(rc, "stat");
+	st->live_keys = ds.ms_entries > due ? ds.ms_entries - due : 0;
+	st->volatile_keys = es.ms_entries > due ? es.ms_entries - due : 0;
+	if (st->volatile_keys) {
+		/* ttl_sum is read outside the transaction: a write between
+		 * the two makes the mean briefly off, never negative. */
+		uint64_t mean = (sum - due_sum) / st->volatile_keys;
+		uint64_t past = (uint64_t)(now - lm->ttl_base);
+		st->avg_ttl_ms = mean > past && mean - past < (1ull << 40)
+					 ? mean - past : 0;
+	}
+	st->expired_keys = atomic_load(&lm->expired_keys);
+	st->disk_bytes = (uint64_t)(info.me_last_pgno + 1) * ds.ms_psize;
 	st->live_bytes = st->disk_bytes;
 	st->segments = 1;
 	st->writes = atomic_load(&lm->writes);
@@ -323,7 +190,10 @@ static void stop_threads(struct kvs__lmdb *lm)
 		KVS_CHECK(pthread_join(lm->worker, NULL));
 	if (lm->syncer_started)
 		KVS_CHECK(pthread_join(lm->syncer, NULL));
+	if (lm->expirer_started)
+		KVS_CHECK(pthread_join(lm->expirer, NULL));
 	lm->worker_started = lm->syncer_started = false;
+	lm->expirer_started = false;
 }
 
 static void lm_free(struct kvs__lmdb *lm)
@@ -331,7 +201,9 @@ static void lm_free(struct kvs__lmdb *lm)
 	if (lm->env)
 		mdb_env_close(lm->env);
 	pthread_mutex_destroy(&lm->mu);
+	pthread_mutex_destroy(&lm->wmu);
 	pthread_cond_destroy(&lm->cv);
+	free(lm->versions);
 	free(lm);
 }
 
@@ -341,7 +213,7 @@ static int lm_close(struct kvs *db)
 	stop_threads(lm);
 	int rc = KVS_OK, e = mdb_env_sync(lm->env, 1);
 	if (e)
-		rc = mdb_err(e, "sync");
+		rc = kvs__lm_err(e, "sync");
 	else if (atomic_load(&lm->failed))
 		rc = kvs__err_errno(KVS_EIO, atomic_load(&lm->failed),
 				    "the store failed earlier");
@@ -349,54 +221,77 @@ static int lm_close(struct kvs *db)
 	return rc;
 }
 
+/* ttl_sum over the expiry times the store holds (a sequential read of
+ * kvs.expires: nothing to do in a store without expiry). */
+static int load_ttl_sum(struct kvs__lmdb *lm)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint64_t sum = 0;
+	int rc = mdb_txn_begin(lm->env, NULL, MDB_RDONLY, &txn);
+	if (rc)
+		return kvs__lm_err(rc, "begin read");
+	if ((rc = mdb_cursor_open(txn, lm->expires, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		return kvs__lm_err(rc, "cursor");
+	}
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+		if (v.mv_size == 8)
+			sum += kvs__lm_ttl_part(lm, kvs__lm_get_be64(&v));
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	if (rc != MDB_NOTFOUND)
+		return kvs__lm_err(rc, "read expiry times");
+	atomic_store(&lm->ttl_sum, sum);
+	return KVS_OK;
+}
+
 static int lm_open(const char *dir, const struct kvs_options *opt,
 		   struct kvs **out)
 {
 	struct kvs__lmdb *lm = calloc(1, sizeof *lm);
 	pthread_condattr_t ca;
-	MDB_txn *txn;
 	int rc;
 	if (!lm)
 		return kvs__err(KVS_ENOMEM, "out of memory");
 	lm->h.lock_fd = -1;
 	lm->opt = *opt;
+	lm->ttl_base = kvs__lm_now();
+	/* Version slots need spread, not secrecy: any key will do. */
+	uint64_t seed = (uint64_t)lm->ttl_base ^ (uintptr_t)lm;
+	memcpy(lm->hkey, &seed, sizeof seed);
 	KVS_CHECK(pthread_mutex_init(&lm->mu, NULL));
+	KVS_CHECK(pthread_mutex_init(&lm->wmu, NULL));
 	KVS_CHECK(pthread_condattr_init(&ca));
 	KVS_CHECK(pthread_condattr_setclock(&ca, CLOCK_MONOTONIC));
 	KVS_CHECK(pthread_cond_init(&lm->cv, &ca));
 	pthread_condattr_destroy(&ca);
 
+	lm->versions = calloc(KVS__VERSION_SLOTS, sizeof *lm->versions);
+	if (!lm->versions) {
+		rc = kvs__err(KVS_ENOMEM, "out of memory");
+		goto fail;
+	}
 	unsigned flags = MDB_NOTLS;
 	if (opt->fsync != KVS_FSYNC_ALWAYS)
 		flags |= MDB_NOSYNC;
 	if ((rc = mdb_env_create(&lm->env)) ||
 	    (rc = mdb_env_set_mapsize(lm->env, MAP_SIZE)) ||
 	    (rc = mdb_env_set_maxreaders(lm->env, MAX_READERS)) ||
+	    (rc = mdb_env_set_maxdbs(lm->env, MAX_DBS)) ||
 	    (rc = mdb_env_open(lm->env, dir, flags, 0644))) {
-		rc = mdb_err(rc, dir);
+		rc = kvs__lm_err(rc, dir);
 		goto fail;
 	}
-	if (mdb_env_get_maxkeysize(lm->env) < LMDB_MAX_KEY) {
+	if (mdb_env_get_maxkeysize(lm->env) < KVS__LM_MAX_KEY) {
 		rc = kvs__err(KVS_EINVAL, "lmdb: this liblmdb allows keys of "
 			      "only %d bytes", mdb_env_get_maxkeysize(lm->env));
 		goto fail;
 	}
-	if ((rc = mdb_txn_begin(lm->env, NULL, 0, &txn)) != 0) {
-		rc = mdb_err(rc, "open the database");
+	if ((rc = kvs__lm_layout(lm)) != KVS_OK || (rc = load_ttl_sum(lm)))
 		goto fail;
-	}
-	if ((rc = mdb_dbi_open(txn, NULL, 0, &lm->dbi)) != 0) {
-		mdb_txn_abort(txn); /* not committed: still ours to free */
-		rc = mdb_err(rc, "open the database");
-		goto fail;
-	}
-	/* A commit frees the transaction whether or not it succeeds: it is
-	 * never aborted afterwards (that freed LMDB's write transaction a
-	 * second time). */
-	if ((rc = txn_commit(txn)) != 0) {
-		rc = mdb_err(rc, "open the database");
-		goto fail;
-	}
 	if ((rc = pthread_create(&lm->worker, NULL, worker_main, lm)) != 0) {
 		rc = kvs__err_errno(KVS_ENOMEM, rc, "cannot start a thread");
 		goto fail;
@@ -410,6 +305,12 @@ static int lm_open(const char *dir, const struct kvs_options *opt,
 		}
 		lm->syncer_started = true;
 	}
+	if ((rc = pthread_create(&lm->expirer, NULL, kvs__lm_expirer_main,
+				 lm))) {
+		rc = kvs__err_errno(KVS_ENOMEM, rc, "cannot start a thread");
+		goto fail;
+	}
+	lm->expirer_started = true;
 	*out = (struct kvs *)lm;
 	return KVS_OK;
 fail:
@@ -418,46 +319,18 @@ fail:
 	return rc;
 }
 
-/* LMDB's keys have no integer position that survives writes, so the first
- * call passes every key and the iteration ends there. */
-static int lm_scan(struct kvs *db, uint64_t cursor, size_t count,
-		   int (*cb)(void *ctx, const void *key, size_t klen),
-		   void *ctx, uint64_t *next_cursor)
-{
-	struct kvs__lmdb *lm = (struct kvs__lmdb *)db;
-	MDB_txn *txn;
-	MDB_cursor *cur;
-	MDB_val k, v;
-	int rc;
-	(void)count;
-	*next_cursor = 0;
-	if (cursor != 0)
-		return KVS_OK;
-	if ((rc = mdb_txn_begin(lm->env, NULL, MDB_RDONLY, &txn)) != 0)
-		return mdb_err(rc, "begin read");
-	if ((rc = mdb_cursor_open(txn, lm->dbi, &cur)) != 0) {
-		mdb_txn_abort(txn);
-		return mdb_err(rc, "cursor");
-	}
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
-		if (cb(ctx, k.mv_data, k.mv_size) != 0)
-			break;
-	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
-	return KVS_OK;
-}
-
 const struct kvs__vtable kvs__lmdb_engine = {
 	.name = "lmdb",
-	.max_key = LMDB_MAX_KEY,
+	.max_key = KVS__LM_MAX_KEY,
 	.open = lm_open,
 	.close = lm_close,
-	.get = lm_get,
-	.write = lm_write,
+	.get = kvs__lm_get,
+	.write = kvs__lm_write,
 	.submit = lm_submit,
+	.lookup = kvs__lm_lookup,
+	.key_version = kvs__lm_key_version,
 	.compact = lm_compact,
 	.stats = lm_stats,
 	.stats_cached = lm_stats, /* a read transaction: never waits */
-	.scan = lm_scan,
+	.scan = kvs__lm_scan,
 };

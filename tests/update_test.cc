@@ -353,7 +353,7 @@ TEST_P(Engines, ReadersNeverSeeHalfAnAtomicBatch) {
   EXPECT_EQ(torn.load(), 0) << "of " << reads.load() << " reads";
 }
 
-INSTANTIATE_TEST_SUITE_P(, Engines, ::testing::Values(KVS_ENGINE_KVS),
+INSTANTIATE_TEST_SUITE_P(, Engines, ::testing::Values(KVS_ENGINE_KVS, KVS_ENGINE_LMDB),
                          [](const ::testing::TestParamInfo<kvs_engine>& i) {
                            return std::string(i.param == KVS_ENGINE_LMDB ? "lmdb" : "kvs");
                          });
