@@ -9,6 +9,9 @@
  *   cmd_server.c  CONFIG INFO DBSIZE
  *   cmd_read.c    GET MGET EXISTS STRLEN SCAN
  *   cmd_write.c   SET SETNX MSET DEL UNLINK INCR DECR INCRBY DECRBY
+ *   cmd_string.c  APPEND GETRANGE SUBSTR SETRANGE GETSET GETDEL MSETNX
+ *                 INCRBYFLOAT LCS (str_run.c runs them; cmd_string.h: MULTI)
+ *   cmd_bits.c    SETBIT GETBIT BITCOUNT BITPOS BITOP BITFIELD BITFIELD_RO
  *   dispatch.c    the table, COMMAND, lookup, arity and AUTH checks
  */
 #ifndef KVS_NET_COMMANDS_H
@@ -76,5 +79,12 @@ net_cmd_fn net_cmd_get, net_cmd_mget, net_cmd_exists, net_cmd_strlen,
 /* cmd_write.c */
 net_cmd_fn net_cmd_set, net_cmd_setnx, net_cmd_mset, net_cmd_del,
 	net_cmd_incr, net_cmd_decr, net_cmd_incrby, net_cmd_decrby;
+/* cmd_string.c */
+net_cmd_fn net_cmd_append, net_cmd_getrange, net_cmd_substr,
+	net_cmd_setrange, net_cmd_getset, net_cmd_getdel, net_cmd_msetnx,
+	net_cmd_incrbyfloat, net_cmd_lcs;
+/* cmd_bits.c */
+net_cmd_fn net_cmd_setbit, net_cmd_getbit, net_cmd_bitcount, net_cmd_bitpos,
+	net_cmd_bitop, net_cmd_bitfield, net_cmd_bitfield_ro;
 
 #endif /* KVS_NET_COMMANDS_H */
