@@ -446,6 +446,11 @@ static const char *parse_bitfield_any(struct net_str *st,
 	}
 	if (ro && !x->readonly)
 		return "ERR BITFIELD_RO only supports the GET subcommand";
+	/* A field may start inside the largest string and end past it:
+	 * Redis then makes a longer string; the engine cannot hold one. */
+	if (!x->readonly && (x->top >> 3) + 1 > NET_STR_MAX)
+		return "ERR string exceeds maximum allowed size "
+		       "(proto-max-bulk-len)";
 	/* GETs alone read: a key the engine cannot hold is absent. */
 	key_op(st, cmd, !x->readonly);
 	return NULL;
