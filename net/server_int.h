@@ -8,9 +8,9 @@
  *
  * The layers, bottom up; a file calls only files of the layers below it,
  * never one above (nm and tsort over build/obj/net find no cycle):
- *   util.c glob.c | resp.c resp_parse.c resp_reader.c (the codec)
- *   | reply.c | batch.c | cmd_conn.c cmd_server.c cmd_read.c cmd_write.c
- *   | dispatch.c | mailbox.c | conn.c | worker.c | acceptor.c | server.c
+ *   util.c glob.c strops.c | resp.c resp_parse.c resp_reader.c (the codec)
+ *   | reply.c | batch.c | str_run.c | cmd_conn.c cmd_server.c cmd_read.c
+ *   cmd_write.c cmd_bits.c | cmd_string.c | dispatch.c | mailbox.c | conn.c | worker.c | acceptor.c | server.c
  *   | main.c
  * The one way back up is a function pointer: the write batch's completion,
  * which batch.c reports through the hook conn.c gives net_batch_submit().
