@@ -31,6 +31,7 @@
 
 #include <urcu/urcu-memb.h>
 
+#include "expire.h"
 #include "hint.h"
 #include "index.h"
 #include "io.h"
@@ -198,9 +199,12 @@ struct kvs {
 	struct kvs__writer_buf *wbuf;     /* the round buffer (round.h) */
 	struct kvs__compact *cp;    /* compaction state (compact_int.h) */
 	struct kvs__bgio *bg;       /* the background I/O thread (bgio.h) */
-	/* Recovery only: index entries made so far, tombstones among them. */
+	struct kvs__expiry exp;     /* keys with an expiry time (expire.h) */
+	/* Recovery only: index entries made so far, tombstones among them;
+	 * the clock that decides which expiry times have passed. */
 	struct {
 		uint64_t entries, tombs;
+		int64_t now_ms;
 	} rec;
 };
 

@@ -158,9 +158,15 @@ static int entry_seq(const struct kvs__entry *e, uint64_t *seq)
 static int replay(struct kvs *db, struct kvs__seg *seg, uint64_t off,
 		  const struct kvs_record *rec)
 {
+	if (rec->type != KVS_REC_SET && rec->type != KVS_REC_REMOVE)
+		return KVS_OK;
 	uint64_t hash = kvs__index_hash(db->index, rec->key, rec->klen);
-	bool tomb = rec->type == KVS_REC_REMOVE;
-	struct kvs__entry *e = kvs__entry_new(db->index, rec->key, rec->klen);
+	/* A SET whose expiry time has passed is the key's removal: it must
+	 * still beat every older record of the key, as a REMOVE does. */
+	bool tomb = rec->type == KVS_REC_REMOVE ||
+		    (rec->expire_ms && rec->expire_ms <= db->rec.now_ms);
+	struct kvs__entry *e = kvs__entry_new_x(db->index, rec->key, rec->klen,
+						tomb ? 0 : rec->expire_ms);
 	if (!e)
 		return kvs__err(KVS_ENOMEM, "out of memory");
 	e->seg = seg;
@@ -198,6 +204,8 @@ static int replay(struct kvs *db, struct kvs__seg *seg, uint64_t off,
 		db->rec.tombs++;
 	} else {
 		seg->live_bytes += rec->length;
+		if (rec->expire_ms)
+			kvs__expire_add(&db->exp, hash, rec->expire_ms);
 	}
 	if (!prev && (++db->rec.entries & 0xffff) == 0) {
 		/* Grow the table as it fills (outside any read-side
@@ -208,6 +216,9 @@ static int replay(struct kvs *db, struct kvs__seg *seg, uint64_t off,
 		if (prev->vlen != KVS__TOMB) {
 			prev->seg->live_bytes -= prev->rec_len;
 			prev->seg->dead_bytes += prev->rec_len;
+			if (kvs__entry_expire(prev))
+				kvs__expire_del(&db->exp,
+						kvs__entry_expire(prev));
 		} else {
 			db->rec.tombs--;
 		}
@@ -536,6 +547,9 @@ int kvs__recover(struct kvs *db)
 	int rc = list_segments(db->dir, &ids, &n);
 	if (rc)
 		return rc;
+	/* One clock for the whole replay: which keys expired while the store
+	 * was closed is decided once. */
+	db->rec.now_ms = kvs_now_ms();
 
 	/* Nothing reads the index yet.  The read lock, which cds_lfht's
 	 * calls need, is taken around each of them only (replay,

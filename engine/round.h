@@ -49,6 +49,8 @@ struct pend {
 	size_t vlen;
 	bool is_num;
 	int64_t num;
+	int64_t expire_ms; /* SET: the key's expiry time (0: none) */
+	bool reap;         /* REMOVE: of an expired key, by expire.c */
 };
 
 /* The round's view of keys it has already written, so that a remove after a

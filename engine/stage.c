@@ -27,7 +27,8 @@ static struct oslot *overlay_find(struct kvs__writer_buf *wb, uint64_t hash,
 			continue;
 		const struct pend *p = &wb->pends[s->pend];
 		const void *pk = p->type == KVS_REC_SET ? p->entry->key : p->key;
-		size_t pkl = p->type == KVS_REC_SET ? p->entry->klen : p->klen;
+		size_t pkl = p->type == KVS_REC_SET ? kvs__entry_klen(p->entry)
+						 : p->klen;
 		if (pkl == klen && memcmp(pk, key, klen) == 0)
 			return s;
 	}
@@ -77,26 +78,33 @@ static int overlay_note(struct kvs__writer_buf *wb, uint64_t hash,
 }
 
 /* The key's state counting this round's writes.  Returns KVS_OK (present),
- * KVS_ENOTFOUND, or a read error.  With num != NULL, also parses the value
- * as an integer: *is_int says whether it is one. */
+ * KVS_ENOTFOUND (absent, or expired), or a read error.  With num != NULL,
+ * also parses the value as an integer: *is_int says whether it is one.
+ * With expire != NULL, *expire is the key's expiry time (0: none). */
 static int key_state(struct kvs *db, uint64_t hash, const void *key,
-		     size_t klen, int64_t *num, bool *is_int)
+		     size_t klen, int64_t *num, bool *is_int, int64_t *expire)
 {
 	struct kvs__writer_buf *wb = db->wbuf;
 	struct oslot *s = overlay_find(wb, hash, key, klen);
+	if (expire)
+		*expire = 0;
 	if (s && s->gen == wb->gen) {
 		const struct pend *p = &wb->pends[s->pend];
-		if (p->type != KVS_REC_SET)
+		if (p->type != KVS_REC_SET ||
+		    (p->expire_ms && p->expire_ms <= kvs_now_ms()))
 			return KVS_ENOTFOUND;
 		if (num)
 			*is_int = p->is_num ? (*num = p->num, true)
 					    : kvs_parse_int64(p->val, p->vlen, num);
+		if (expire)
+			*expire = p->expire_ms;
 		return KVS_OK;
 	}
 	int rc = KVS_OK;
 	kvs__read_lock();
 	struct kvs__entry *e = kvs__index_lookup(db->index, hash, key, klen);
-	if (!e) {
+	int64_t at = e ? kvs__entry_expire(e) : 0;
+	if (!e || (at && at <= kvs_now_ms())) {
 		rc = KVS_ENOTFOUND;
 	} else if (num) {
 		unsigned char buf[20];
@@ -105,13 +113,34 @@ static int key_state(struct kvs *db, uint64_t hash, const void *key,
 		    (rc = kvs__read_value(db, e, buf)) == KVS_OK)
 			*is_int = kvs_parse_int64(buf, e->vlen, num);
 	}
+	if (rc == KVS_OK && expire)
+		*expire = at;
 	kvs__read_unlock();
 	return rc;
 }
 
+/* A reap (expire.c): write its REMOVE only if the key's newest write is
+ * still an entry of the index that has expired (the reaping request runs
+ * first in its round; a key listed twice is skipped the second time). */
+static bool reap_due(struct kvs *db, struct kvs_op *op, uint64_t hash)
+{
+	struct kvs__writer_buf *wb = db->wbuf;
+	struct oslot *s = overlay_find(wb, hash, op->key, op->klen);
+	if (s && s->gen == wb->gen)
+		return op->result = KVS_ENOTFOUND, false;
+	kvs__read_lock();
+	struct kvs__entry *e = kvs__index_lookup(db->index, hash, op->key,
+						 op->klen);
+	bool due = e && kvs__entry_expired(e, kvs_now_ms());
+	kvs__read_unlock();
+	op->result = due ? KVS_OK : KVS_ENOTFOUND;
+	return due;
+}
+
 /* The key's state for an update callback, counting this round's writes:
- * u->found, u->val/u->vlen (the value is copied into the writer's update
- * buffer when it lies in a segment), u->version.  KVS_OK or a read error. */
+ * u->found (false for an expired key), u->val/u->vlen (the value is copied
+ * into the writer's update buffer when it lies in a segment), u->expire_ms,
+ * u->version.  KVS_OK or a read error. */
 static int update_state(struct kvs *db, uint64_t hash, struct kvs_update *u)
 {
 	struct kvs__writer_buf *wb = db->wbuf;
@@ -125,9 +154,11 @@ static int update_state(struct kvs *db, uint64_t hash, struct kvs_update *u)
 		/* Staged in this round, so newer than every counter: a WATCH
 		 * check after it in the round must see the change. */
 		u->version = p->seq;
-		if (p->type != KVS_REC_SET)
+		if (p->type != KVS_REC_SET ||
+		    (p->expire_ms && p->expire_ms <= kvs_now_ms()))
 			return KVS_OK;
 		u->found = true;
+		u->expire_ms = p->expire_ms;
 		if (p->is_num) {
 			int n = snprintf(wb->numbuf, sizeof wb->numbuf, "%lld",
 					 (long long)p->num);
@@ -142,8 +173,10 @@ static int update_state(struct kvs *db, uint64_t hash, struct kvs_update *u)
 	kvs__read_lock();
 	struct kvs__entry *e = kvs__index_lookup(db->index, hash, u->key,
 						 u->klen);
-	if (e) {
+	int64_t at = e ? kvs__entry_expire(e) : 0;
+	if (e && !(at && at <= kvs_now_ms())) {
 		size_t n = e->vlen;
+		u->expire_ms = at;
 		if (!kvs__round_grow((void **)&wb->ubuf, &wb->ubuf_cap,
 				     n ? n : 1, 1))
 			rc = kvs__err(KVS_ENOMEM, "out of memory");
@@ -165,9 +198,27 @@ struct staged_val {
 	size_t len;
 	bool is_num;
 	int64_t num;
-	int64_t expire_ms; /* the key's expiry after the write; 0: none */
 	char numbuf[24];
+	int64_t expire_ms; /* the key's expiry after the write; 0: none */
+	bool remove;       /* a SET whose time has passed: write a REMOVE */
+	bool reap;         /* a REMOVE of a key that expired (expire.c) */
 };
+
+/* The expiry time a SET writes: its own, or with KVS_SET_KEEPTTL the key's
+ * current one; a time not after now turns it into the removal of a present
+ * key (false: nothing to write, the key being absent). */
+static bool set_expiry(struct kvs_op *op, bool present, int64_t cur,
+		       struct staged_val *sv)
+{
+	sv->expire_ms = (op->flags & KVS_SET_KEEPTTL) ? cur : op->expire_ms;
+	if (op->expire_ms && op->expire_ms <= kvs_now_ms()) {
+		sv->remove = true;
+		sv->expire_ms = 0;
+		sv->len = 0;
+		return present;
+	}
+	return true;
+}
 
 /* Run an update op's callback on the key's state and turn its decision
  * into the record to write: true (and *type, *sv) if it writes one. */
@@ -186,6 +237,13 @@ static bool decide_update(struct kvs *db, struct kvs_op *op, uint64_t hash,
 		sv->p = u.new_vlen ? u.new_val : "";
 		sv->len = u.new_vlen;
 		sv->expire_ms = u.new_expire_ms;
+		if (u.new_expire_ms > 0 && u.new_expire_ms <= kvs_now_ms()) {
+			/* A time already past removes the key (as Redis). */
+			*type = KVS_REC_REMOVE;
+			sv->len = 0;
+			sv->expire_ms = 0;
+			return u.found;
+		}
 		return true;
 	case KVS_UPD_REMOVE:
 		*type = KVS_REC_REMOVE;
@@ -215,11 +273,16 @@ static bool decide(struct kvs *db, struct kvs_op *op, uint64_t hash,
 	sv->len = op->type == KVS_OP_REMOVE ? 0 : op->vlen;
 	sv->is_num = false;
 	sv->num = 0;
-	sv->expire_ms = op->type == KVS_OP_SET ? op->expire_ms : 0;
+	sv->expire_ms = 0;
+	sv->remove = sv->reap = false;
+	if (kvs__expire_is_reap(&db->exp, op))
+		return sv->reap = true, reap_due(db, op, hash);
 	if (op->type == KVS_OP_UPDATE)
 		return decide_update(db, op, hash, type, sv);
-	if (op->type == KVS_OP_REMOVE || (op->type == KVS_OP_SET && op->flags)) {
-		rc = key_state(db, hash, op->key, op->klen, NULL, NULL);
+	if (op->type == KVS_OP_REMOVE || (op->type == KVS_OP_SET &&
+					  (op->flags || op->expire_ms))) {
+		int64_t cur = 0;
+		rc = key_state(db, hash, op->key, op->klen, NULL, NULL, &cur);
 		if (rc != KVS_OK && rc != KVS_ENOTFOUND)
 			return op->result = rc, false;
 		bool present = rc == KVS_OK;
@@ -229,10 +292,13 @@ static bool decide(struct kvs *db, struct kvs_op *op, uint64_t hash,
 			return op->result = KVS_EEXIST, false;
 		if ((op->flags & KVS_SET_XX) && !present)
 			return op->result = KVS_ENOTFOUND, false;
+		if (op->type == KVS_OP_SET)
+			return set_expiry(op, present, cur, sv);
 	} else if (op->type == KVS_OP_INCR) {
 		bool is_int = true;
 		int64_t num = 0;
-		rc = key_state(db, hash, op->key, op->klen, &num, &is_int);
+		rc = key_state(db, hash, op->key, op->klen, &num, &is_int,
+			       &sv->expire_ms);
 		if (rc == KVS_ENOTFOUND)
 			num = 0;
 		else if (rc != KVS_OK)
@@ -269,8 +335,11 @@ static int add_pend(struct kvs *db, const struct kvs_op *op,
 	p->off = seg->size;
 	p->rec_len = (uint32_t)rec_len;
 	p->seq = seq;
+	p->reap = sv->reap;
 	if (type == KVS_REC_SET) {
-		p->entry = kvs__entry_new(db->index, op->key, op->klen);
+		p->expire_ms = sv->expire_ms;
+		p->entry = kvs__entry_new_x(db->index, op->key, op->klen,
+					    sv->expire_ms);
 		if (!p->entry)
 			return kvs__round_nomem();
 		p->entry->seg = seg;
@@ -322,8 +391,11 @@ int kvs__stage_op(struct kvs *db, struct kvs_op *op)
 
 	if (!decide(db, op, hash, &type, &sv))
 		return KVS_OK;
+	if (sv.remove)
+		type = KVS_REC_REMOVE;
 	uint64_t seq = db->next_seq;
-	size_t hlen = kvs__rec_encode_head(head, type, seq, op->klen);
+	size_t hlen = kvs__rec_encode_head_x(head, type, seq, sv.expire_ms,
+					     op->klen);
 	size_t vhlen = type == KVS_REC_SET ? kvs__rec_encode_vhead(vhead, sv.len)
 					   : 0;
 	uint64_t rec_len = hlen + op->klen + vhlen + sv.len + 5;
@@ -374,6 +446,20 @@ static void retire_entry(struct kvs *db, struct kvs__entry *old)
 	kvs__index_retire(db->index, old);
 }
 
+/* The active-expiry counts and queue follow the index: p's write replaced
+ * or removed `old` (NULL: none). */
+static void note_expiry(struct kvs *db, const struct pend *p,
+			const struct kvs__entry *old)
+{
+	int64_t was = old ? kvs__entry_expire(old) : 0;
+	if (was)
+		kvs__expire_del(&db->exp, was);
+	if (p->type == KVS_REC_SET && p->expire_ms)
+		kvs__expire_add(&db->exp, p->hash, p->expire_ms);
+	if (p->reap)
+		db->exp.expired++;
+}
+
 void kvs__round_apply(struct kvs *db)
 {
 	KVS__ASSERT_WRITER(db);
@@ -387,6 +473,7 @@ void kvs__round_apply(struct kvs *db)
 			struct kvs__entry *old = kvs__index_put(db->index, p->hash, e);
 			p->seg->live_bytes += p->rec_len;
 			kvs__version_bump(db, p->hash, p->seq);
+			note_expiry(db, p, old);
 			if (old)
 				retire_entry(db, old);
 			else
@@ -397,7 +484,10 @@ void kvs__round_apply(struct kvs *db)
 				db->index, p->hash, p->key, p->klen);
 			p->seg->dead_bytes += p->rec_len; /* the tombstone */
 			if (old) {
-				kvs__version_bump(db, p->hash, p->seq);
+				/* Expiring is not a change WATCH sees. */
+				if (!p->reap)
+					kvs__version_bump(db, p->hash, p->seq);
+				note_expiry(db, p, old);
 				kvs__index_del(db->index, old);
 				retire_entry(db, old);
 				db->live_keys--;
