@@ -14,6 +14,9 @@
  *                 PEXPIRETIME PERSIST GETEX TIME
  *   cmd_keys.c    KEYS TYPE TOUCH RENAME RENAMENX COPY RANDOMKEY FLUSHDB
  *                 FLUSHALL (and cmd_keys.h: key commands in transactions)
+ *   cmd_string.c  APPEND GETRANGE SUBSTR SETRANGE GETSET MSETNX INCRBYFLOAT
+ *                 LCS (str_run.c runs them; cmd_string.h: MULTI)
+ *   cmd_bits.c    SETBIT GETBIT BITCOUNT BITPOS BITOP BITFIELD BITFIELD_RO
  *   dispatch.c    the table, COMMAND, lookup, arity and AUTH checks
  */
 #ifndef KVS_NET_COMMANDS_H
@@ -89,5 +92,12 @@ net_cmd_fn net_cmd_expire, net_cmd_pexpire, net_cmd_expireat,
 /* cmd_keys.c */
 net_cmd_fn net_cmd_keys, net_cmd_type, net_cmd_touch, net_cmd_rename,
 	net_cmd_renamenx, net_cmd_copy, net_cmd_randomkey, net_cmd_flushall;
+/* cmd_string.c */
+net_cmd_fn net_cmd_append, net_cmd_getrange, net_cmd_substr,
+	net_cmd_setrange, net_cmd_getset, net_cmd_msetnx, net_cmd_incrbyfloat,
+	net_cmd_lcs;
+/* cmd_bits.c */
+net_cmd_fn net_cmd_setbit, net_cmd_getbit, net_cmd_bitcount, net_cmd_bitpos,
+	net_cmd_bitop, net_cmd_bitfield, net_cmd_bitfield_ro;
 
 #endif /* KVS_NET_COMMANDS_H */

@@ -8,10 +8,11 @@
  *
  * The layers, bottom up; a file calls only files of the layers below it,
  * never one above (nm and tsort over build/obj/net find no cycle):
- *   util.c glob.c | resp.c resp_parse.c resp_reader.c (the codec)
- *   | reply.c ttl.c | batch.c | keyop.c | cmd_conn.c cmd_server.c
- *   cmd_read.c cmd_write.c cmd_expire.c | cmd_keys.c | dispatch.c
- *   | mailbox.c | conn.c | worker.c | acceptor.c | server.c | main.c
+ *   util.c glob.c strops.c | resp.c resp_parse.c resp_reader.c (the codec)
+ *   | reply.c ttl.c | batch.c | keyop.c str_run.c | cmd_conn.c cmd_server.c
+ *   cmd_read.c cmd_write.c cmd_expire.c cmd_bits.c | cmd_keys.c cmd_string.c
+ *   | dispatch.c | mailbox.c | conn.c | worker.c | acceptor.c | server.c
+ *   | main.c
  * The one way back up is a function pointer: the write batch's completion,
  * which batch.c reports through the hook conn.c gives net_batch_submit().
  */
