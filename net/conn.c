@@ -13,6 +13,7 @@
 
 #include "batch.h"
 #include "check.h"
+#include "cmd_multi.h"
 #include "commands.h"
 #include "conn.h"
 #include "mailbox.h"
@@ -77,6 +78,7 @@ static void conn_free(struct net_conn *c)
 	net_buf_free(&c->in);
 	net_reply_free(c);
 	net_batch_free(c);
+	net_multi_free(c);
 	free(c->name);
 	atomic_fetch_sub_explicit(&w->srv->connected, 1, memory_order_relaxed);
 	free(c);

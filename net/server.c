@@ -103,6 +103,9 @@ static void free_server(struct net_server *s)
 	if (s->spare_fd >= 0)
 		close(s->spare_fd);
 	free(s->password);
+	if (s->info_mu_ready)
+		KVS_CHECK(pthread_mutex_destroy(&s->info_mu));
+	free(s->stats_base);
 	free(s);
 }
 
@@ -170,6 +173,8 @@ int net_server_start(struct kvs *db, const struct net_server_config *cfg,
 			  NET_DEFAULT_OUTPUT_LIMIT;
 	s->spare_fd = -1;
 	s->started = time(NULL);
+	KVS_CHECK(pthread_mutex_init(&s->info_mu, NULL));
+	s->info_mu_ready = 1;
 	if (cfg->password && cfg->password[0]) {
 		s->passlen = strlen(cfg->password);
 		s->password = strdup(cfg->password);

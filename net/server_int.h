@@ -62,6 +62,9 @@ enum net_write_kind {
 	NET_W_DEFERRED,  /* a reply made while the batch was open: defer[] */
 	NET_W_UPDATE,    /* KVS_OP_UPDATE ops: the reply their callbacks
 			    built on the writer thread (struct net_upd) */
+	NET_W_EXEC,      /* EXEC's head: its ops check the WATCHed keys;
+			    the array header (or nil if one changed), then
+			    the replies of the next `ncmds` commands */
 };
 
 /*
@@ -75,6 +78,10 @@ struct net_upd {
 	struct net_buf reply;     /* RESP bytes, built by the callbacks */
 	struct net_upd_mem *mem;  /* net_upd_alloc()'s blocks */
 	struct net_upd *next;     /* the batch's list of states */
+	/* NULL, or called on the worker when the batch is emptied, before
+	 * the state is freed: for memory the command owns beyond
+	 * net_upd_alloc()'s (EXEC's queued commands). */
+	void (*release)(struct net_upd *x);
 };
 
 /* One command of a connection's write batch: ops[first .. first+n), or for
@@ -82,12 +89,34 @@ struct net_upd {
 struct net_wcmd {
 	enum net_write_kind kind;
 	size_t first, n;
-	struct net_upd *upd;       /* NET_W_UPDATE */
+	struct net_upd *upd;       /* NET_W_UPDATE, NET_W_EXEC */
+	size_t ncmds;              /* NET_W_EXEC: the commands it answers */
 };
 
 struct net_conn;
 struct net_worker;
 struct net_server;
+
+/* Per-worker counters for INFO (stats.h): each written by its worker only,
+ * read by any worker with relaxed loads. */
+#define NET_MAX_COMMANDS 256  /* rows of the command table, at most */
+#define NET_ERRSTATS 64       /* distinct error prefixes kept */
+#define NET_ERRNAME 32
+struct net_cmdstat {
+	_Atomic(const char *) name; /* the command's, set on its first use */
+	_Atomic uint64_t calls, usec, rejected, failed;
+};
+struct net_errstat {
+	char name[NET_ERRNAME];    /* written before nerr publishes it */
+	_Atomic uint64_t count;
+};
+struct net_wstats {
+	struct net_cmdstat cmd[NET_MAX_COMMANDS];
+	struct net_errstat err[NET_ERRSTATS];
+	_Atomic size_t nerr;       /* err[0 .. nerr) in use (release) */
+	_Atomic uint64_t errors;   /* error replies */
+	_Atomic uint64_t hits, misses; /* GET found / did not find its key */
+};
 
 /*
  * A connection's write batch: batch.c's alone (nothing else reads or writes
@@ -106,6 +135,11 @@ struct net_batch {
 	struct net_wcmd *wcmds;
 	size_t nwcmds, capwcmds;
 	struct net_upd *upds;      /* the NET_W_UPDATE commands' states */
+	bool atomic;               /* holds an EXEC: submitted with
+				      KVS_BATCH_ATOMIC, takes no more
+				      commands */
+	size_t held_noted;         /* defer[0 .. held_noted) has its place
+				      among the commands */
 	int result;                /* the batch's result */
 	char err[256];             /* kvs_errmsg() where the batch failed (the
 				      writer thread's, for a completion): the
@@ -137,6 +171,10 @@ struct net_conn {
 	struct net_resp_parser parser;
 	struct net_batch batch;    /* batch.c's */
 	char *name;                /* CLIENT SETNAME, or NULL */
+	struct net_txn *txn;       /* MULTI and WATCH (cmd_multi.c's), NULL
+				      until first used */
+	bool in_multi;             /* between MULTI and EXEC/DISCARD */
+
 	char addr[64];             /* the peer, "ip:port" */
 	time_t since;              /* when it connected */
 	/* Links: the worker's list of all its connections; the worker's list
@@ -177,6 +215,7 @@ struct net_worker {
 	struct net_conn *ready_head, *ready_tail;
 	int draining;
 	struct timespec drain_deadline;
+	struct net_wstats stats;   /* INFO's counters (stats.h) */
 };
 
 struct net_server {
@@ -211,6 +250,13 @@ struct net_server {
 	atomic_ullong auth_failures;
 	atomic_llong last_store_log; /* time() of the last store error
 					logged: one line a second at most */
+	/* INFO's, guarded by info_mu (taken by INFO and CONFIG RESETSTAT
+	 * only, never on the command path). */
+	pthread_mutex_t info_mu;
+	int info_mu_ready;
+	void *stats_base;          /* RESETSTAT's baseline (stats.c) */
+	uint64_t peak_mem;         /* used_memory_peak */
+	uint64_t ops_ms, ops_total; /* the last instantaneous_ops sample */
 };
 
 /* util.c: is a rate-limited log line due?  True at most once a second for
