@@ -46,6 +46,9 @@ struct kvs__lmdb {
 	bool stop;
 	pthread_t worker, syncer;
 	bool worker_started, syncer_started;
+	/* The policy LMDB's MDB_NOSYNC was last set for: read and changed
+	 * only inside a write transaction (LMDB's writer lock). */
+	enum kvs_fsync fsync_applied;
 
 	atomic_int failed;        /* errno of a failed commit or sync */
 	atomic_int write_error;   /* errno of the last commit refused for a
@@ -137,6 +140,17 @@ static int lm_write(struct kvs *db, struct kvs_op *ops, size_t n,
 				      "sync failed");
 	if ((rc = mdb_txn_begin(lm->env, NULL, 0, &txn)) != 0)
 		return mdb_err(rc, "begin");
+	/* kvs_set_fsync() changed the policy: set MDB_NOSYNC to match
+	 * while no other commit can run. */
+	enum kvs_fsync policy = kvs__fsync_policy(lm);
+	if (policy != lm->fsync_applied) {
+		if ((rc = mdb_env_set_flags(lm->env, MDB_NOSYNC,
+					    policy != KVS_FSYNC_ALWAYS)) != 0) {
+			mdb_txn_abort(txn);
+			return mdb_err(rc, "set the sync policy");
+		}
+		lm->fsync_applied = policy;
+	}
 	for (size_t i = 0; i < n; i++) {
 		if ((rc = apply_op(lm, txn, &ops[i])) != KVS_OK) {
 			mdb_txn_abort(txn);
@@ -165,7 +179,7 @@ static int lm_write(struct kvs *db, struct kvs_op *ops, size_t n,
 		applied += ops[i].result == KVS_OK;
 	atomic_fetch_add(&lm->writes, applied);
 	atomic_fetch_add(&lm->batches, 1);
-	if (lm->opt.fsync == KVS_FSYNC_ALWAYS)
+	if (policy == KVS_FSYNC_ALWAYS)
 		atomic_fetch_add(&lm->syncs, 1);
 	return KVS_OK;
 }
@@ -208,6 +222,8 @@ static void *syncer_main(void *arg)
 			rc = pthread_cond_timedwait(&lm->cv, &lm->mu, &next);
 		if (lm->stop)
 			break;
+		if (kvs__fsync_policy(lm) != KVS_FSYNC_EVERYSEC)
+			continue;
 		kvs__unlock(&lm->mu);
 		int e = mdb_env_sync(lm->env, 1);
 		if (e) {
@@ -360,6 +376,7 @@ static int lm_open(const char *dir, const struct kvs_options *opt,
 		return kvs__err(KVS_ENOMEM, "out of memory");
 	lm->h.lock_fd = -1;
 	lm->opt = *opt;
+	lm->fsync_applied = opt->fsync;
 	KVS_CHECK(pthread_mutex_init(&lm->mu, NULL));
 	KVS_CHECK(pthread_condattr_init(&ca));
 	KVS_CHECK(pthread_condattr_setclock(&ca, CLOCK_MONOTONIC));
@@ -402,14 +419,12 @@ static int lm_open(const char *dir, const struct kvs_options *opt,
 		goto fail;
 	}
 	lm->worker_started = true;
-	if (opt->fsync == KVS_FSYNC_EVERYSEC) {
-		if ((rc = pthread_create(&lm->syncer, NULL, syncer_main, lm))) {
-			rc = kvs__err_errno(KVS_ENOMEM, rc,
-					    "cannot start a thread");
-			goto fail;
-		}
-		lm->syncer_started = true;
+	/* Under every policy: kvs_set_fsync() may make it everysec. */
+	if ((rc = pthread_create(&lm->syncer, NULL, syncer_main, lm))) {
+		rc = kvs__err_errno(KVS_ENOMEM, rc, "cannot start a thread");
+		goto fail;
 	}
+	lm->syncer_started = true;
 	*out = (struct kvs *)lm;
 	return KVS_OK;
 fail:

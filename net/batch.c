@@ -12,6 +12,7 @@
 #include "batch.h"
 #include "check.h"
 #include "reply.h"
+#include "stats.h"
 
 /* A block of net_upd_alloc(). */
 struct net_upd_mem {
@@ -372,12 +373,18 @@ void net_batch_complete(struct net_conn *c)
 			i += wc->ncmds;
 			continue;
 		}
+		size_t mark = c->out.len;
 		if (b->result != KVS_OK && wc->kind != NET_W_DEFERRED &&
 		    wc->kind != NET_W_EXEC)
 			net_reply_kvs_error(c, b->result, b->err,
 					    NET_STORE_WRITE);
 		else
 			reply_write(c, wc);
+		/* INFO's error counts: held replies were counted when made. */
+		if (wc->kind != NET_W_DEFERRED && c->out.len > mark &&
+		    c->out.data[mark] == '-')
+			net_stats_error(c->w, c->out.data + mark,
+					c->out.len - mark);
 	}
 	batch_reset(c);
 }

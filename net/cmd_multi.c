@@ -305,26 +305,25 @@ static void exec_release(struct net_upd *base)
 	x->w = NULL;
 }
 
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000;
-}
-
 /* Add one queued command to the EXEC's batch: as update ops if its family
  * has them, else by its own handler (a write joins the batch as plain
  * ops; anything else replies now, and batch.c keeps the reply's place). */
 static void exec_one(struct net_conn *c, const struct qcmd *q)
 {
 	size_t held0 = net_reply_held(c);
-	uint64_t t0 = now_us();
+	uint64_t t0 = net_mono_us();
+
+	bool failed;
 
 	if (!net_keys_as_update(c, &q->cmd) && !net_str_as_update(c, &q->cmd))
 		q->fn(c, &q->cmd);
+	/* A reply it made now (held behind the batch): an error counts. */
+	failed = c->defer.len > held0 && c->defer.data[held0] == '-';
+	if (failed)
+		net_stats_error(c->w, c->defer.data + held0,
+				c->defer.len - held0);
 	net_batch_note_held(c, held0);
-	net_stats_call(c->w, q->idx, q->name, now_us() - t0, false);
+	net_stats_call(c->w, q->idx, q->name, net_mono_us() - t0, failed);
 }
 
 void net_cmd_exec(struct net_conn *c, const struct net_resp_cmd *cmd)

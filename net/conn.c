@@ -58,6 +58,42 @@ static void ready_del(struct net_worker *w, struct net_conn *c)
 
 /* ---- connections --------------------------------------------------------- */
 
+/* ---- the server's list of clients (CLIENT LIST, KILL) --------------------- */
+
+static void clients_add(struct net_conn *c)
+{
+	struct net_server *s = c->w->srv;
+
+	KVS_CHECK(pthread_mutex_lock(&s->clients_mu));
+	c->allprev = NULL;
+	c->allnext = s->clients;
+	if (s->clients)
+		s->clients->allprev = c;
+	s->clients = c;
+	c->listed = true;
+	KVS_CHECK(pthread_mutex_unlock(&s->clients_mu));
+}
+
+/* Before c's socket is closed: CLIENT KILL may shutdown() a listed
+ * connection's fd from another worker, so a closed (and reused) number
+ * must not be listed. */
+static void clients_del(struct net_conn *c)
+{
+	struct net_server *s = c->w->srv;
+
+	if (!c->listed)
+		return;
+	KVS_CHECK(pthread_mutex_lock(&s->clients_mu));
+	if (c->allprev)
+		c->allprev->allnext = c->allnext;
+	else
+		s->clients = c->allnext;
+	if (c->allnext)
+		c->allnext->allprev = c->allprev;
+	c->listed = false;
+	KVS_CHECK(pthread_mutex_unlock(&s->clients_mu));
+}
+
 /* The one place a connection and its buffers are released. */
 static void conn_free(struct net_conn *c)
 {
@@ -72,6 +108,7 @@ static void conn_free(struct net_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	w->nconns--;
+	clients_del(c);
 	if (c->fd >= 0)
 		close(c->fd); /* also leaves the epoll set */
 	net_resp_parser_free(&c->parser);
@@ -90,6 +127,7 @@ static void conn_close(struct net_conn *c)
 {
 	if (c->state == NET_CONN_PARKED) {
 		ready_del(c->w, c);
+		clients_del(c);
 		epoll_ctl(c->w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 		close(c->fd);
 		c->fd = -1;
@@ -120,8 +158,10 @@ void net_conn_new(struct net_worker *w, const struct net_handoff *h)
 	c->w = w;
 	c->id = atomic_fetch_add_explicit(&s->next_id, 1,
 					  memory_order_relaxed) + 1;
-	c->authed = s->password == NULL;
+	c->authed = net_secret(s) == NULL;
 	c->since = time(NULL);
+	atomic_store_explicit(&c->last_ms, net_mono_us() / 1000,
+			      memory_order_relaxed);
 	memcpy(c->addr, h->addr, sizeof c->addr);
 	net_resp_parser_init(&c->parser);
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -138,7 +178,9 @@ void net_conn_new(struct net_worker *w, const struct net_handoff *h)
 		net_log(NET_LOG_WARN, "epoll_ctl: %s: dropping client %s",
 			strerror(errno), c->addr);
 		conn_free(c);
+		return;
 	}
+	clients_add(c);
 }
 
 /* Register the events c needs now: input while it may read, output while

@@ -100,18 +100,12 @@ static void unknown_command(struct net_conn *c, const struct net_resp_cmd *cmd)
 			 "with: %s", net_arg_shown(cmd, 0), cmd->argv[0], args);
 }
 
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000;
-}
-
 /* A command refused before it ran: counted, and inside MULTI it makes
  * EXEC abort (as Redis). */
-static void rejected(struct net_conn *c, const struct net_command *k)
+static void rejected(struct net_conn *c, const struct net_command *k,
+		     const char *kind)
 {
+	net_stats_error(c->w, kind, strlen(kind));
 	if (k)
 		net_stats_rejected(c->w, (unsigned)(k - commands), k->name);
 	net_multi_flag(c);
@@ -127,18 +121,18 @@ void net_cmd_execute(struct net_conn *c, const struct net_resp_cmd *cmd)
 	KVS_ASSERT(net_on_worker(c->w) && c->state == NET_CONN_ACTIVE);
 	if (!k) {
 		unknown_command(c, cmd);
-		rejected(c, NULL);
+		rejected(c, NULL, "ERR");
 		return;
 	}
 	if ((k->arity > 0 && cmd->argc != (size_t)k->arity) ||
 	    (k->arity < 0 && cmd->argc < (size_t)-k->arity)) {
 		net_reply_arity(c, k->name);
-		rejected(c, k);
+		rejected(c, k, "ERR");
 		return;
 	}
 	if (!c->authed && !(k->flags & F_NOAUTH)) {
 		net_reply_error(c, "NOAUTH Authentication required.");
-		rejected(c, k);
+		rejected(c, k, "NOAUTH");
 		return;
 	}
 	if (net_multi_active(c) && !(k->flags & F_TXN)) {
@@ -150,7 +144,9 @@ void net_cmd_execute(struct net_conn *c, const struct net_resp_cmd *cmd)
 	 * (replies that come with the batch are counted by batch.c). */
 	rb = net_reply_buf(c);
 	mark = rb->len;
-	t0 = now_us();
+	t0 = net_mono_us();
+	atomic_store_explicit(&c->last_ms, t0 / 1000, memory_order_relaxed);
+	atomic_store_explicit(&c->last_cmd, k->name, memory_order_relaxed);
 	k->fn(c, cmd);
 	/* A command that opened a batch (EXEC) switched buffers: its
 	 * reply comes with the batch. */
@@ -162,7 +158,7 @@ void net_cmd_execute(struct net_conn *c, const struct net_resp_cmd *cmd)
 		net_stats_keyspace(c->w, rb->data[mark] == '$' &&
 				   rb->data[mark + 1] != '-');
 	net_stats_call(c->w, (unsigned)(k - commands), k->name,
-		       now_us() - t0, failed);
+		       net_mono_us() - t0, failed);
 }
 
 static void put_command_info(struct net_conn *c, const struct net_command *k)

@@ -9,7 +9,8 @@
  * The layers, bottom up; a file calls only files of the layers below it,
  * never one above (nm and tsort over build/obj/net find no cycle):
  *   util.c glob.c | resp.c resp_parse.c resp_reader.c (the codec)
- *   | reply.c | batch.c | cmd_conn.c cmd_server.c cmd_read.c cmd_write.c
+ *   | reply.c stats.c | batch.c | cmd_conn.c cmd_server.c cmd_config.c
+ *   cmd_read.c cmd_write.c cmd_multi.c
  *   | dispatch.c | mailbox.c | conn.c | worker.c | acceptor.c | server.c
  *   | main.c
  * The one way back up is a function pointer: the write batch's completion,
@@ -148,6 +149,13 @@ struct net_batch {
 				      net_batch_submit(); writer thread */
 };
 
+/* A password: immutable once published. */
+struct net_secret {
+	struct net_secret *next;   /* old_secrets */
+	size_t len;
+	char bytes[];              /* len bytes and a NUL */
+};
+
 struct net_conn {
 	int fd;                    /* -1 once ORPHANED */
 	uint64_t id;               /* CLIENT ID: unique, from 1 */
@@ -170,7 +178,14 @@ struct net_conn {
 	bool holding;              /* replies go to `defer` (set by batch.c) */
 	struct net_resp_parser parser;
 	struct net_batch batch;    /* batch.c's */
-	char *name;                /* CLIENT SETNAME, or NULL */
+	char *name;                /* CLIENT SETNAME, or NULL; written under
+				      the server's clients_mu */
+	struct net_conn *allprev, *allnext; /* the server's clients list */
+	bool listed;               /* on it (guarded by clients_mu) */
+	_Atomic uint64_t last_ms;  /* CLOCK_MONOTONIC ms of its last
+				      command, for CLIENT LIST's idle and
+				      the timeout */
+	_Atomic(const char *) last_cmd; /* that command's name (static) */
 	struct net_txn *txn;       /* MULTI and WATCH (cmd_multi.c's), NULL
 				      until first used */
 	bool in_multi;             /* between MULTI and EXEC/DISCARD */
@@ -221,9 +236,13 @@ struct net_worker {
 struct net_server {
 	struct kvs *db;            /* immutable; owned by the caller */
 	struct net_server_config cfg; /* immutable; strings below */
-	char *password;            /* NULL: none */
-	size_t passlen;
-	int protected_mode;        /* non-loopback bind without a password */
+	/* The password, replaced by CONFIG SET requirepass: read with
+	 * net_secret(); a replaced one stays allocated (old_secrets) until
+	 * the server is freed, since a worker may still be reading it. */
+	_Atomic(struct net_secret *) secret; /* NULL: none */
+	struct net_secret *old_secrets; /* guarded by info_mu */
+	bool bind_public;          /* bound to a non-loopback address */
+	atomic_int protected_mode; /* bind_public without a password */
 	uint64_t output_limit;
 	int lfd;                   /* the listening socket */
 	int spare_fd;              /* acceptor: /dev/null, given back to take
@@ -238,7 +257,17 @@ struct net_server {
 				      only (net_on_acceptor()) */
 	atomic_int stopping;       /* the acceptor must end */
 	time_t started;
-	uint64_t maxclients;       /* RLIMIT_NOFILE less the reserve */
+	_Atomic uint64_t maxclients; /* RLIMIT_NOFILE less the reserve, or
+				      CONFIG SET maxclients */
+	_Atomic uint64_t timeout_s; /* CONFIG SET timeout: idle clients are
+				      closed after it; 0: never */
+	atomic_int fsync;          /* the store's policy (enum kvs_fsync) */
+	/* Every connection, for CLIENT LIST and KILL: the links of struct
+	 * net_conn's `all*`, its name and fd while listed; clients_mu is a
+	 * leaf lock, taken when a connection comes and goes, by SETNAME,
+	 * and by CLIENT LIST/KILL; never per command. */
+	pthread_mutex_t clients_mu;
+	struct net_conn *clients;
 	/* Statistics (INFO), relaxed atomics. */
 	atomic_ullong next_id;
 	atomic_ullong connected;
@@ -256,8 +285,24 @@ struct net_server {
 	int info_mu_ready;
 	void *stats_base;          /* RESETSTAT's baseline (stats.c) */
 	uint64_t peak_mem;         /* used_memory_peak */
-	uint64_t ops_ms, ops_total; /* the last instantaneous_ops sample */
+	uint64_t ops_ms, ops_total, ops_rate; /* the last sample of
+				      instantaneous_ops_per_sec */
 };
+
+/* CLOCK_MONOTONIC in microseconds (command timings, idle times). */
+static inline uint64_t net_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* The password now (NULL: none).  Any thread. */
+static inline const struct net_secret *net_secret(struct net_server *s)
+{
+	return atomic_load_explicit(&s->secret, memory_order_acquire);
+}
 
 /* util.c: is a rate-limited log line due?  True at most once a second for
  * one *last (the time() of the last line, updated): a client storm or a
