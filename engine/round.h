@@ -83,6 +83,12 @@ struct kvs__writer_buf {
 		size_t hint_n;
 		uint32_t chain;
 	} mark;
+	/* The update callbacks' view of a value (stage.c update_state). */
+	unsigned char *ubuf;
+	size_t ubuf_cap;
+	char numbuf[24];
+	bool aborted; /* an update op of the request being staged asked to
+			 abort it: its later ops are not staged */
 	bool wrote; /* out_flush ran: bytes may lie past mark.size */
 	bool split; /* a rotation sealed records of this round */
 };

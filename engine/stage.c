@@ -109,6 +109,54 @@ static int key_state(struct kvs *db, uint64_t hash, const void *key,
 	return rc;
 }
 
+/* The key's state for an update callback, counting this round's writes:
+ * u->found, u->val/u->vlen (the value is copied into the writer's update
+ * buffer when it lies in a segment), u->version.  KVS_OK or a read error. */
+static int update_state(struct kvs *db, uint64_t hash, struct kvs_update *u)
+{
+	struct kvs__writer_buf *wb = db->wbuf;
+	struct oslot *s = overlay_find(wb, hash, u->key, u->klen);
+	int rc = KVS_OK;
+
+	u->version = atomic_load_explicit(kvs__version_slot(db, hash),
+					  memory_order_relaxed);
+	if (s && s->gen == wb->gen) {
+		const struct pend *p = &wb->pends[s->pend];
+		/* Staged in this round, so newer than every counter: a WATCH
+		 * check after it in the round must see the change. */
+		u->version = p->seq;
+		if (p->type != KVS_REC_SET)
+			return KVS_OK;
+		u->found = true;
+		if (p->is_num) {
+			int n = snprintf(wb->numbuf, sizeof wb->numbuf, "%lld",
+					 (long long)p->num);
+			u->val = wb->numbuf;
+			u->vlen = (size_t)n;
+		} else {
+			u->val = p->vlen ? p->val : "";
+			u->vlen = p->vlen;
+		}
+		return KVS_OK;
+	}
+	kvs__read_lock();
+	struct kvs__entry *e = kvs__index_lookup(db->index, hash, u->key,
+						 u->klen);
+	if (e) {
+		size_t n = e->vlen;
+		if (!kvs__round_grow((void **)&wb->ubuf, &wb->ubuf_cap,
+				     n ? n : 1, 1))
+			rc = kvs__err(KVS_ENOMEM, "out of memory");
+		else if ((rc = kvs__read_value(db, e, wb->ubuf)) == KVS_OK) {
+			u->found = true;
+			u->val = wb->ubuf;
+			u->vlen = n;
+		}
+	}
+	kvs__read_unlock();
+	return rc;
+}
+
 /* ---- staging one operation -------------------------------------------------- */
 
 /* The value an operation writes: the caller's, or INCR's new number. */
@@ -117,22 +165,59 @@ struct staged_val {
 	size_t len;
 	bool is_num;
 	int64_t num;
+	int64_t expire_ms; /* the key's expiry after the write; 0: none */
 	char numbuf[24];
 };
 
+/* Run an update op's callback on the key's state and turn its decision
+ * into the record to write: true (and *type, *sv) if it writes one. */
+static bool decide_update(struct kvs *db, struct kvs_op *op, uint64_t hash,
+			  enum kvs_record_type *type, struct staged_val *sv)
+{
+	struct kvs_update u = { .key = op->key, .klen = op->klen };
+	int rc = update_state(db, hash, &u);
+	if (rc != KVS_OK)
+		return op->result = rc, false;
+	op->result = op->update(op->uctx, &u);
+	switch (u.action) {
+	case KVS_UPD_SET:
+		if (u.new_vlen > KVS_MAX_VALUE)
+			return op->result = KVS_ETOOBIG, false;
+		sv->p = u.new_vlen ? u.new_val : "";
+		sv->len = u.new_vlen;
+		sv->expire_ms = u.new_expire_ms;
+		return true;
+	case KVS_UPD_REMOVE:
+		*type = KVS_REC_REMOVE;
+		sv->len = 0;
+		return u.found;
+	case KVS_UPD_ABORT:
+		db->wbuf->aborted = true;
+		return false;
+	case KVS_UPD_KEEP:
+	default:
+		return false;
+	}
+}
+
 /* Decide op against every earlier write, this round's included (the
- * writer is the only one that writes): true if it writes a record (*sv
- * says which value), false if its outcome is already op->result (a failed
- * condition, a value that is not an integer, a read error). */
+ * writer is the only one that writes): true if it writes a record (*type
+ * and *sv say which), false if its outcome is already op->result (a failed
+ * condition, a value that is not an integer, a read error, an update that
+ * writes nothing). */
 static bool decide(struct kvs *db, struct kvs_op *op, uint64_t hash,
-		   struct staged_val *sv)
+		   enum kvs_record_type *type, struct staged_val *sv)
 {
 	int rc;
 	op->result = KVS_OK;
+	*type = op->type == KVS_OP_REMOVE ? KVS_REC_REMOVE : KVS_REC_SET;
 	sv->p = op->val;
 	sv->len = op->type == KVS_OP_REMOVE ? 0 : op->vlen;
 	sv->is_num = false;
 	sv->num = 0;
+	sv->expire_ms = op->type == KVS_OP_SET ? op->expire_ms : 0;
+	if (op->type == KVS_OP_UPDATE)
+		return decide_update(db, op, hash, type, sv);
 	if (op->type == KVS_OP_REMOVE || (op->type == KVS_OP_SET && op->flags)) {
 		rc = key_state(db, hash, op->key, op->klen, NULL, NULL);
 		if (rc != KVS_OK && rc != KVS_ENOTFOUND)
@@ -229,14 +314,13 @@ int kvs__stage_op(struct kvs *db, struct kvs_op *op)
 {
 	KVS__ASSERT_WRITER(db);
 	struct kvs__writer_buf *wb = db->wbuf;
-	enum kvs_record_type type =
-		op->type == KVS_OP_REMOVE ? KVS_REC_REMOVE : KVS_REC_SET;
+	enum kvs_record_type type;
 	uint64_t hash = kvs__index_hash(db->index, op->key, op->klen);
 	unsigned char head[KVS__REC_MAX_HEAD], vhead[9], crcb[5];
 	struct staged_val sv;
 	int rc;
 
-	if (!decide(db, op, hash, &sv))
+	if (!decide(db, op, hash, &type, &sv))
 		return KVS_OK;
 	uint64_t seq = db->next_seq;
 	size_t hlen = kvs__rec_encode_head(head, type, seq, op->klen);

@@ -169,6 +169,23 @@ static uint64_t req_bound(const struct kvs *db, const struct kvs__req *r)
 	return n;
 }
 
+/* Stage every op of request r; an update op that aborts leaves the later
+ * ones unstaged (KVS_ECANCELED).  Returns a failure of the round. */
+static int stage_request(struct kvs *db, struct kvs__req *r)
+{
+	struct kvs__writer_buf *wb = db->wbuf;
+	int rc = KVS_OK;
+	size_t i;
+
+	wb->aborted = false;
+	for (i = 0; i < r->nops && rc == KVS_OK && !wb->aborted; i++)
+		rc = kvs__stage_op(db, &r->ops[i]);
+	if (wb->aborted)
+		for (; i < r->nops; i++)
+			r->ops[i].result = KVS_ECANCELED;
+	return rc;
+}
+
 /*
  * Process a list of requests (the whole queue at one moment), or its first
  * part: returns the requests left for the next call, the list being cut
@@ -224,8 +241,7 @@ static struct kvs__req *writer_round(struct kvs *db, struct kvs__req *list,
 			}
 			kvs__round_mark(db);
 		}
-		for (size_t i = 0; i < r->nops && rc == KVS_OK; i++)
-			rc = kvs__stage_op(db, &r->ops[i]);
+		rc = stage_request(db, r);
 		if (rc != KVS_OK) {
 			/* The round ends with r (refused with what was
 			 * staged); the requests after it, a kvs_close()'s
@@ -466,6 +482,7 @@ void kvs__writer_stop(struct kvs *db)
 		free(wb->pends);
 		free(wb->slots);
 		free(wb->iov);
+		free(wb->ubuf);
 		free(wb);
 		db->wbuf = NULL;
 	}
