@@ -48,6 +48,7 @@ class Db {
 
 // An update that appends `suffix`, and remembers what it saw.
 struct Append {
+  explicit Append(const char* s) : suffix(s) {}
   std::string suffix;
   std::string seen = "<unset>";
   std::string next;
@@ -80,7 +81,7 @@ TEST_P(Engines, UpdateSeesValueAndSetsNewOne) {
   TempDir d;
   Db s(d.path(), GetParam());
   ASSERT_EQ(s.Set("k", "abc"), KVS_OK);
-  Append a{"def"};
+  Append a("def");
   std::string k = "k";
   kvs_op op = UpdateOp(k, AppendFn, &a);
   ASSERT_EQ(kvs_write_batch(s.db(), &op, 1), KVS_OK) << kvs_errmsg();
@@ -95,7 +96,7 @@ TEST_P(Engines, UpdateSeesEarlierOpsOfItsBatch) {
   TempDir d;
   Db s(d.path(), GetParam());
   std::string k = "k", v = "x";
-  Append a1{"1"}, a2{"2"};
+  Append a1("1"), a2("2");
   kvs_op ops[4] = {};
   ops[0].type = KVS_OP_SET;
   ops[0].key = k.data();
@@ -119,7 +120,7 @@ TEST_P(Engines, UpdateSeesIncrResultOfItsBatch) {
   TempDir d;
   Db s(d.path(), GetParam());
   std::string k = "n";
-  Append a{"!"};
+  Append a("!");
   kvs_op ops[2] = {};
   ops[0].type = KVS_OP_INCR;
   ops[0].key = k.data();
@@ -215,7 +216,7 @@ TEST_P(Engines, KeyVersionChangesOnEveryWriteThatTakesEffect) {
   ASSERT_EQ(kvs_remove(s.db(), "k", 1), KVS_ENOTFOUND);
   EXPECT_EQ(kvs_key_version(s.db(), "k", 1), v3);
   // An update sees the number kvs_key_version gives.
-  Append a{"x"};
+  Append a("x");
   std::string k = "k";
   kvs_op op = UpdateOp(k, AppendFn, &a);
   ASSERT_EQ(kvs_write_batch(s.db(), &op, 1), KVS_OK);
@@ -230,7 +231,7 @@ TEST_P(Engines, UpdateVersionSeesEarlierWriteOfTheBatch) {
   Db s(d.path(), GetParam());
   std::string k = "k", v = "v";
   uint64_t before = kvs_key_version(s.db(), "k", 1);
-  Append a{"x"};
+  Append a("x");
   kvs_op ops[2] = {};
   ops[0].type = KVS_OP_SET;
   ops[0].key = k.data();
