@@ -358,9 +358,6 @@ void net_cmd_info(struct net_conn *c, const struct net_resp_cmd *cmd)
 	}
 	KVS_CHECK(pthread_mutex_unlock(&s->info_mu));
 	free(sum);
-	/* Without the last line break: Redis ends with the last field's. */
-	if (b.len >= 2)
-		b.len -= 2;
 	net_reply_bulk(c, b.data ? b.data : "", b.len);
 	net_buf_free(&b);
 }

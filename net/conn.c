@@ -471,6 +471,27 @@ void net_conn_shut(struct net_conn *c)
 	}
 }
 
+void net_conn_close_idle(struct net_worker *w, uint64_t timeout_ms)
+{
+	uint64_t now = net_mono_us() / 1000;
+	struct net_conn *c, *next;
+
+	KVS_ASSERT(net_on_worker(w));
+	for (c = w->conns; c; c = next) {
+		next = c->next;
+		uint64_t last = atomic_load_explicit(&c->last_ms,
+						     memory_order_relaxed);
+		/* Only a connection waiting for its client: one with a
+		 * write in flight or replies to send is not idle. */
+		if (c->state != NET_CONN_ACTIVE || c->ready ||
+		    net_reply_pending(c) || now - last <= timeout_ms)
+			continue;
+		net_log(NET_LOG_INFO, "closing idle client %s (id %llu)",
+			c->addr, (unsigned long long)c->id);
+		conn_close(c);
+	}
+}
+
 void net_conn_drop(struct net_conn *c)
 {
 	KVS_ASSERT(net_on_worker(c->w));
