@@ -78,11 +78,15 @@ static unsigned info_sections(const struct net_resp_cmd *cmd)
 
 /* Bytes the process has allocated (glibc's arenas and mmapped blocks),
  * and its resident set (/proc/self/statm). */
+static uint64_t mem_rss(void);
 static uint64_t mem_used(void)
 {
 	struct mallinfo2 mi = mallinfo2();
+	uint64_t n = (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
 
-	return (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
+	/* Another allocator in front of glibc's (a sanitizer's) leaves
+	 * mallinfo at 0: the resident set is the best figure then. */
+	return n ? n : mem_rss();
 }
 
 static uint64_t mem_rss(void)
