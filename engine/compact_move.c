@@ -104,6 +104,16 @@ static void out_commit(struct kvs *db, const struct kvs_record *r)
 	o->chain = kvs__crc32c(o->chain, rec + r->length - 4, 4);
 }
 
+/* Write r (a SET whose key has expired) as a REMOVE of the same seq and
+ * key at dst (r->length bytes). */
+static void encode_remove(unsigned char *dst, const struct kvs_record *r)
+{
+	size_t h = kvs__rec_encode_head(dst, KVS_REC_REMOVE, r->seq, r->klen);
+	memcpy(dst + h, r->key, r->klen);
+	kvs__rec_encode_crc(dst + h + r->klen,
+			    kvs__crc32c(0, dst, h + r->klen));
+}
+
 /* Copy (or drop) the record at the cursor; returns its length, or 0 at the
  * victim's footer, or a negative error, or KVS__CP_FAULT.  Every read of the
  * victim's mapping here is guarded (its file may have been cut short under
@@ -141,25 +151,55 @@ int64_t kvs__cp_copy_one(struct kvs *db, struct kvs__seg *v)
 					why);
 		return 0;
 	}
-	uint64_t hash = kvs__index_hash(db->index, r.key, r.klen);
-	locked = true;
-	kvs__read_lock();
-	struct kvs__entry *e = kvs__index_lookup(db->index, hash, r.key, r.klen);
-	bool keep;
-	if (r.type == KVS_REC_SET) {
-		keep = e && e->seg == v && e->off == cp->cursor;
+	uint64_t others = v == cp->min1_seg ? cp->min2 : cp->min1;
+	uint64_t hash = 0;
+	bool keep, as_remove = false;
+	if (r.type == KVS_REC_TXN) {
+		/* A TXN marker of a sealed segment has done its job (its batch
+		 * is complete), and the output is no transaction: its records
+		 * are all durable before any is used. */
+		keep = false;
+	} else if (r.type == KVS_REC_FLUSH) {
+		/* A tombstone of every key: the tombstone rule, with no key
+		 * that the index could hold newer. */
+		keep = others < r.seq;
 	} else {
-		uint64_t others = v == cp->min1_seg ? cp->min2 : cp->min1;
-		keep = !e && others < r.seq;
+		hash = kvs__index_hash(db->index, r.key, r.klen);
+		locked = true;
+		kvs__read_lock();
+		struct kvs__entry *e = kvs__index_lookup(db->index, hash, r.key,
+							 r.klen);
+		if (r.type == KVS_REC_SET) {
+			keep = e && e->seg == v && e->off == cp->cursor;
+			/* A SET with an expiry time that the index does not
+			 * hold, the key being absent: it expired (or was
+			 * removed after it).  It may be all that hides an
+			 * older value of the key in another file (one that
+			 * expired while the store was closed has no REMOVE
+			 * after it), so it is a tombstone for the rule below,
+			 * and is kept as a REMOVE of the same seq. */
+			if (!keep && !e && r.expire_ms && others < r.seq)
+				keep = as_remove = true;
+		} else {
+			keep = !e && others < r.seq;
+		}
+		kvs__read_unlock();
+		locked = false;
 	}
-	kvs__read_unlock();
-	locked = false;
 	unsigned char *dst = NULL;
-	if (keep && (dst = out_reserve(db, r.length, &rc)) != NULL)
+	int64_t in_len = (int64_t)r.length; /* the victim's bytes consumed */
+	if (as_remove) {
+		r.type = KVS_REC_REMOVE;
+		r.length = kvs__rec_len_of(KVS_REC_REMOVE, r.seq, r.klen, 0);
+		r.expire_ms = 0;
+		if ((dst = out_reserve(db, r.length, &rc)) != NULL)
+			encode_remove(dst, &r);
+	} else if (keep && (dst = out_reserve(db, r.length, &rc)) != NULL) {
 		memcpy(dst, rec, r.length);
+	}
 	KVS__MAP_DISARM();
 	if (!keep)
-		return (int64_t)r.length;
+		return in_len;
 	if (!dst)
 		return rc;
 
@@ -167,13 +207,13 @@ int64_t kvs__cp_copy_one(struct kvs *db, struct kvs__seg *v)
 	if ((rc = out_open(db)) != KVS_OK)
 		return rc;
 	out_commit(db, &r);
-	if (r.type == KVS_REC_REMOVE) {
+	if (r.type != KVS_REC_SET) {
 		/* A tombstone that must stay is not garbage: the output must
 		 * not become a candidate again at once because of it. */
 		cp->out->kept_bytes += r.length;
 		if (r.seq > cp->out->kept_max_seq)
 			cp->out->kept_max_seq = r.seq;
-		return (int64_t)r.length;
+		return in_len;
 	}
 	if (cp->nmoved == cp->capmoved) {
 		size_t cap = cp->capmoved ? cp->capmoved * 2 : 1024;
@@ -189,7 +229,7 @@ int64_t kvs__cp_copy_one(struct kvs *db, struct kvs__seg *v)
 		.rec_len = (uint32_t)r.length, .vlen = (uint32_t)r.vlen,
 		.hash = hash, .victim = v,
 	};
-	return (int64_t)r.length;
+	return in_len;
 }
 
 /* ---- the index switch ---------------------------------------------------- */
@@ -246,7 +286,9 @@ void kvs__cp_switch_some(struct kvs *db,
 			out->dead_bytes += m->rec_len; /* overwritten meanwhile */
 			continue;
 		}
-		struct kvs__entry *n = kvs__entry_new(db->index, cp->kbuf, m->klen);
+		struct kvs__entry *n = kvs__entry_new_x(db->index, cp->kbuf,
+							m->klen,
+							kvs__entry_expire(e));
 		if (!n) {
 			/* Keep the old entry: the victim then cannot go. */
 			m->victim->retiring = false;

@@ -131,24 +131,32 @@ int kvs__seg_write_hint(const char *dir, struct kvs__seg *seg,
 				      seg->path, (unsigned long long)off, why);
 			goto out;
 		}
-		if (!reserve(&o, 6 * 9 + r.klen + 5)) {
+		if (!reserve(&o, 7 * 9 + r.klen + 5)) {
 			rc = kvs__err(KVS_ENOMEM, "out of memory for a hint file");
 			goto out;
 		}
 		unsigned char *p = o.p;
 		size_t n = o.len, cap = o.cap;
-		n += cbor_encode_array_start(6, p + n, cap - n);
+		/* A TXN's entry carries its count where a SET's has the value
+		 * length; a SETX's is op 5 with the expiry as a 7th item. */
+		bool x = r.type == KVS_REC_SET && r.expire_ms > 0;
+		n += cbor_encode_array_start(x ? 7 : 6, p + n, cap - n);
 		n += cbor_encode_uint(r.seq, p + n, cap - n);
-		n += cbor_encode_uint((uint64_t)r.type, p + n, cap - n);
+		n += cbor_encode_uint(x ? KVS__OP_SETX : (uint64_t)r.type, p + n,
+				      cap - n);
 		n += cbor_encode_bytestring_start(r.klen, p + n, cap - n);
-		if (!kvs__map_copy(p + n, r.key, r.klen)) {
+		if (r.klen && !kvs__map_copy(p + n, r.key, r.klen)) {
 			rc = map_fault(seg, off);
 			goto out;
 		}
 		n += r.klen;
 		n += cbor_encode_uint(off, p + n, cap - n);
 		n += cbor_encode_uint(r.length, p + n, cap - n);
-		n += cbor_encode_uint(r.vlen, p + n, cap - n);
+		n += cbor_encode_uint(r.type == KVS_REC_TXN ? r.count : r.vlen,
+				      p + n, cap - n);
+		if (x)
+			n += cbor_encode_uint((uint64_t)r.expire_ms, p + n,
+					      cap - n);
 		o.len = n;
 	}
 	if (!reserve(&o, 5)) {
@@ -198,17 +206,17 @@ enum kvs__dec kvs__hint_next(const unsigned char *buf, size_t len,
 			     size_t *pos, struct kvs_record *rec)
 {
 	struct kvs__item it;
-	uint64_t v[6];
+	uint64_t v[7];
 	memset(rec, 0, sizeof *rec);
 	if (kvs__cbor_next(buf, len, pos, &it) != KVS__DEC_OK ||
-	    it.kind != KVS__IT_ARRAY || it.u != 6)
+	    it.kind != KVS__IT_ARRAY || (it.u != 6 && it.u != 7))
 		return KVS__DEC_BAD;
-	for (int i = 0; i < 6; i++) {
+	uint64_t nitems = it.u;
+	for (uint64_t i = 0; i < nitems; i++) {
 		if (kvs__cbor_next(buf, len, pos, &it) != KVS__DEC_OK)
 			return KVS__DEC_BAD;
 		if (i == 2) {
-			if (it.kind != KVS__IT_BSTR || it.n == 0 ||
-			    it.n > KVS_MAX_KEY)
+			if (it.kind != KVS__IT_BSTR || it.n > KVS_MAX_KEY)
 				return KVS__DEC_BAD;
 			rec->key = it.p;
 			rec->klen = it.n;
@@ -218,13 +226,28 @@ enum kvs__dec kvs__hint_next(const unsigned char *buf, size_t len,
 			return KVS__DEC_BAD;
 		v[i] = it.u;
 	}
-	if (v[1] > KVS_REC_REMOVE || v[4] > UINT32_MAX || v[5] > KVS_MAX_VALUE)
+	/* 6 items: SET, REMOVE, TXN (vlen is its count) or FLUSH (no key);
+	 * 7 items: SETX, its expiry last.  Version-1 hints have only the
+	 * first two. */
+	uint64_t op = v[1];
+	bool keyed = op == KVS_REC_SET || op == KVS_REC_REMOVE ||
+		     op == KVS__OP_SETX;
+	if (nitems != (op == KVS__OP_SETX ? 7u : 6u) || op == KVS_REC_FOOTER ||
+	    op > KVS__OP_SETX || v[4] > UINT32_MAX ||
+	    (keyed ? rec->klen == 0 : rec->klen != 0) ||
+	    (op != KVS_REC_TXN && v[5] > KVS_MAX_VALUE) ||
+	    (op == KVS__OP_SETX && (v[6] == 0 || v[6] > INT64_MAX)))
 		return KVS__DEC_BAD;
 	rec->seq = v[0];
-	rec->type = (enum kvs_record_type)v[1];
+	rec->type = op == KVS__OP_SETX ? KVS_REC_SET : (enum kvs_record_type)op;
 	rec->offset = v[3];
 	rec->length = v[4];
-	rec->vlen = v[5];
+	if (op == KVS_REC_TXN)
+		rec->count = v[5];
+	else
+		rec->vlen = v[5];
+	if (op == KVS__OP_SETX)
+		rec->expire_ms = (int64_t)v[6];
 	return KVS__DEC_OK;
 }
 
@@ -247,14 +270,17 @@ const char *kvs__hint_validate(const unsigned char *buf, size_t len,
 		if (r.length > meta->footer_off ||
 		    r.offset > meta->footer_off - r.length)
 			return "record would end past the footer";
-		if (r.type == KVS_REC_REMOVE && r.vlen != 0)
-			return "a remove with a value length";
+		if (r.type != KVS_REC_SET && r.vlen != 0)
+			return "a value length on a record without a value";
 		if (r.seq < meta->min_seq)
 			return "sequence number below the segment's lowest";
 		/* Lengths: exactly what the record's items encode to, so
 		 * that heads + key + value fill the record (a wrong value
 		 * length made a read's head length wrap). */
-		if (r.length != kvs__rec_len_of(r.type, r.seq, r.klen, r.vlen))
+		if (r.length != kvs__rec_len_x(r.type, r.seq, r.expire_ms,
+					       r.klen, r.type == KVS_REC_TXN
+							       ? r.count
+							       : r.vlen))
 			return "record length does not match its key and value "
 			       "lengths";
 		end_prev = r.offset + r.length;

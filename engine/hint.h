@@ -18,6 +18,9 @@
  *   header   d9 d9f8  da 6b766831  43 42 4f 52    ("kvh1")
  *   meta     [count, footer_off, min_seq]
  *   entry    [seq, type, key: bstr, offset, rec_len, vlen]   (count of them)
+ *            type 0 SET, 1 REMOVE, 3 TXN (vlen: its count), 4 FLUSH (key
+ *            h''); a SETX is [seq, 5, key, offset, rec_len, vlen,
+ *            expire_ms].  Every record of the segment has an entry.
  *   crc      uint32: CRC32C of every byte before it
  * A hint is used only if its crc holds and the segment's footer sits at
  * footer_off, ends the file and counts the same records; otherwise the

@@ -140,9 +140,13 @@ char kvs__rcu_hb;
 
 /* ---- entry memory -------------------------------------------------------- */
 
-static size_t entry_size(size_t klen)
+/* klen as stored: with KVS__ENT_TTL, the expiry follows the key. */
+static size_t entry_size(uint32_t klen)
 {
-	return (sizeof(struct kvs__entry) + klen + 7) & ~(size_t)7;
+	size_t n = klen & ~KVS__ENT_TTL;
+	if (klen & KVS__ENT_TTL)
+		n += sizeof(int64_t);
+	return (sizeof(struct kvs__entry) + n + 7) & ~(size_t)7;
 }
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -158,7 +162,8 @@ void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 /* Put an entry no reader can reach on its free list. */
 static void entry_release(struct kvs__index *ix, struct kvs__entry *e)
 {
-	size_t sz = entry_size(kvs__entry_klen(e));
+	size_t sz = entry_size(atomic_load_explicit(&e->klen,
+						    memory_order_acquire));
 	if (sz > CLASS_MAX) {
 		free(e);
 		return;
@@ -331,7 +336,7 @@ struct kvs__entry *kvs__index_put(struct kvs__index *ix, uint64_t hash,
 {
 	KVS__ASSERT_IN_RCU();
 	kvs__entry_ready(e);
-	struct lookup_key lk = { e->key, e->klen };
+	struct lookup_key lk = { e->key, kvs__entry_klen(e) };
 	struct cds_lfht_node *old =
 		cds_lfht_add_replace(ix->ht, hash, match, &lk, &e->node);
 	return old ? caa_container_of(old, struct kvs__entry, node) : NULL;
@@ -342,7 +347,7 @@ struct kvs__entry *kvs__index_add_unique(struct kvs__index *ix, uint64_t hash,
 {
 	KVS__ASSERT_IN_RCU();
 	kvs__entry_ready(e);
-	struct lookup_key lk = { e->key, e->klen };
+	struct lookup_key lk = { e->key, kvs__entry_klen(e) };
 	struct cds_lfht_node *n =
 		cds_lfht_add_unique(ix->ht, hash, match, &lk, &e->node);
 	return n == &e->node ? NULL
@@ -358,17 +363,26 @@ void kvs__index_del(struct kvs__index *ix, struct kvs__entry *e)
 			 ENOENT);
 }
 
-struct kvs__entry *kvs__entry_new(struct kvs__index *ix, const void *key,
-				  size_t klen)
+struct kvs__entry *kvs__entry_new_x(struct kvs__index *ix, const void *key,
+				    size_t klen, int64_t expire_ms)
 {
-	struct kvs__entry *e = entry_alloc(ix, entry_size(klen));
+	uint32_t k = (uint32_t)klen | (expire_ms ? KVS__ENT_TTL : 0);
+	struct kvs__entry *e = entry_alloc(ix, entry_size(k));
 	if (!e)
 		return NULL;
 	memset(e, 0, sizeof *e);
 	cds_lfht_node_init(&e->node);
-	atomic_init(&e->klen, (uint32_t)klen);
+	atomic_init(&e->klen, k);
 	memcpy(e->key, key, klen);
+	if (expire_ms)
+		memcpy(e->key + klen, &expire_ms, sizeof expire_ms);
 	return e;
+}
+
+struct kvs__entry *kvs__entry_new(struct kvs__index *ix, const void *key,
+				  size_t klen)
+{
+	return kvs__entry_new_x(ix, key, klen, 0);
 }
 
 

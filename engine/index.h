@@ -6,6 +6,7 @@
 #define KVS_ENGINE_INDEX_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,13 @@ struct kvs__seg;
  * ThreadSanitizer (the table's own barriers are inside liburcu, which TSan
  * cannot see).  The record's sequence number is not kept: only recovery
  * needs it, and it reads it from the record (kvs__entry_seq).
+ *
+ * Expiry: a key with an expiry time has 8 more bytes after its key bytes
+ * (the int64 unix ms, unaligned), and bit 31 of `klen` (KVS__ENT_TTL: a key
+ * is at most 1 MiB, so the bit is spare) says so.  A key without one costs
+ * nothing more.  The bit is part of the released klen, so a reader that
+ * loaded klen with kvs__entry_klen (acquire) may read the expiry: use
+ * kvs__entry_expire().
  */
 struct kvs__entry {
 	struct cds_lfht_node node;
@@ -36,9 +44,10 @@ struct kvs__entry {
 	uint32_t rec_len;      /* whole record, header to crc */
 	uint32_t vlen;         /* value length (the value ends 5 bytes before
 				  the record's end), or KVS__TOMB */
-	_Atomic uint32_t klen;
-	unsigned char key[];
+	_Atomic uint32_t klen; /* the key's length | KVS__ENT_TTL */
+	unsigned char key[];   /* then, with KVS__ENT_TTL, int64 expire_ms */
 };
+#define KVS__ENT_TTL (1u << 31)
 /* vlen of a tombstone entry; they exist only while recovery runs. */
 #define KVS__TOMB UINT32_MAX
 
@@ -74,6 +83,9 @@ void kvs__index_del(struct kvs__index *ix, struct kvs__entry *e);
  * from the index's slabs; NULL if out of memory. */
 struct kvs__entry *kvs__entry_new(struct kvs__index *ix, const void *key,
 				  size_t klen);
+/* The same with an expiry time (0: none, the same as kvs__entry_new). */
+struct kvs__entry *kvs__entry_new_x(struct kvs__index *ix, const void *key,
+				    size_t klen, int64_t expire_ms);
 /* The mutator only.  Free an entry that was never published (a published
  * one is retired instead). */
 void kvs__entry_free(struct kvs__index *ix, struct kvs__entry *e);
@@ -85,9 +97,28 @@ static inline void kvs__entry_ready(struct kvs__entry *e)
 			      memory_order_release);
 }
 /* Readers, before the other fields of an entry found in the table. */
-static inline uint32_t kvs__entry_klen(struct kvs__entry *e)
+static inline uint32_t kvs__entry_klen(const struct kvs__entry *e)
 {
-	return atomic_load_explicit(&e->klen, memory_order_acquire);
+	return atomic_load_explicit(&((struct kvs__entry *)e)->klen,
+				    memory_order_acquire) & ~KVS__ENT_TTL;
+}
+/* The entry's expiry time, 0 if none (any thread that may read e). */
+static inline int64_t kvs__entry_expire(const struct kvs__entry *e)
+{
+	uint32_t k = atomic_load_explicit(&((struct kvs__entry *)e)->klen,
+					  memory_order_acquire);
+	if (!(k & KVS__ENT_TTL))
+		return 0;
+	int64_t x;
+	__builtin_memcpy(&x, e->key + (k & ~KVS__ENT_TTL), sizeof x);
+	return x;
+}
+/* Has e expired at now_ms? */
+static inline bool kvs__entry_expired(const struct kvs__entry *e,
+				      int64_t now_ms)
+{
+	int64_t x = kvs__entry_expire(e);
+	return x != 0 && x <= now_ms;
 }
 /* The mutator only.  Free e (unpublished, or replaced or deleted from the
  * table) once every reader that may hold it is done.  Entries are retired

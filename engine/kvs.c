@@ -23,6 +23,7 @@
 static void free_handle(struct kvs *db)
 {
 	kvs__index_destroy(db->index);
+	kvs__expire_free(&db->exp);
 	free(db->versions);
 	for (struct kvs__seg *s = db->segs, *next; s; s = next) {
 		next = s->next;
@@ -126,9 +127,17 @@ static int log_lookup(struct kvs *db, const void *key, size_t klen,
 	kvs__rcu_thread_online();
 	uint64_t hash = kvs__index_hash(db->index, key, klen);
 
+	kvs__publish_wait(db);
 	kvs__read_lock();
 	struct kvs__entry *e = kvs__index_lookup(db->index, hash, key, klen);
 	if (!e) {
+		kvs__read_unlock();
+		return KVS_ENOTFOUND;
+	}
+	/* An expired key is absent whether or not the writer has removed it
+	 * yet; the clock is read only for keys that have an expiry time. */
+	int64_t at = kvs__entry_expire(e);
+	if (at && at <= kvs_now_ms()) {
 		kvs__read_unlock();
 		return KVS_ENOTFOUND;
 	}
@@ -150,7 +159,7 @@ static int log_lookup(struct kvs *db, const void *key, size_t klen,
 	if (vlen)
 		*vlen = n;
 	if (expire_ms)
-		*expire_ms = 0;
+		*expire_ms = at;
 	return KVS_OK;
 }
 
@@ -262,8 +271,10 @@ static int log_scan(struct kvs *db, uint64_t cursor, size_t count,
 	size_t passed = 0;
 	uint64_t last = 0;
 	bool stopped = false;
+	int64_t now = 0; /* read once, at the first key with an expiry */
 
 	kvs__rcu_thread_online();
+	kvs__publish_wait(db);
 	kvs__read_lock();
 	cds_lfht_first(ht, &it);
 	struct cds_lfht_node *node;
@@ -279,8 +290,15 @@ static int log_scan(struct kvs *db, uint64_t cursor, size_t count,
 			struct kvs__entry *e =
 				caa_container_of(node, struct kvs__entry, node);
 			uint32_t klen = kvs__entry_klen(e);
+			int64_t at = kvs__entry_expire(e);
 			last = rh;
 			passed++;
+			if (at && !now)
+				now = kvs_now_ms();
+			if (at && at <= now) {
+				cds_lfht_next(ht, &it);
+				continue; /* expired: absent */
+			}
 			if (cb(ctx, e->key, klen) != 0) {
 				stopped = true; /* resume after this hash */
 				break;

@@ -450,25 +450,32 @@ const char *kvs_errmsg(void);
  * uses the engine's own record codec, and takes no lock: it may read the
  * files of a store that is open elsewhere.  It reads segment files
  * (NNNNNNNNNN.seg) and hint files (NNNNNNNNNN.hint).  A hint entry comes back
- * as a SET or REMOVE record whose offset and length are those of the record
- * in its segment, with key and vlen but no value (val == NULL).
+ * as a SET, REMOVE, TXN or FLUSH record whose offset and length are those of
+ * the record in its segment, with key, vlen and expire_ms but no value
+ * (val == NULL).
  */
 enum kvs_record_type {
 	KVS_REC_SET = 0,
 	KVS_REC_REMOVE = 1,
 	KVS_REC_FOOTER = 2, /* last record of a sealed segment */
+	KVS_REC_TXN = 3,    /* the next `count` records are one atomic batch */
+	KVS_REC_FLUSH = 4,  /* every record with a lower seq is dead */
 };
 struct kvs_record {
 	uint64_t offset;   /* of the record in the file */
 	uint64_t length;   /* of the whole record, in bytes */
 	enum kvs_record_type type;
-	uint64_t seq;      /* SET/REMOVE: sequence number; FOOTER: last one */
+	uint64_t seq;      /* its sequence number; FOOTER: the last one's */
 	const void *key;   /* SET/REMOVE; points into the reader's buffer */
 	size_t klen;
 	const void *val;   /* SET */
 	size_t vlen;
-	uint64_t count;    /* FOOTER: records before it in the segment */
+	uint64_t count;    /* FOOTER: records before it in the segment (TXN
+			      and FLUSH included); TXN: records in the
+			      batch that follow it */
 	uint32_t chain;    /* FOOTER: CRC32C over the crc fields of those */
+	int64_t expire_ms; /* SET: the key's expiry time (unix ms; 0: none;
+			      on disk a SET with one is op 5, "SETX") */
 };
 struct kvs_reader;
 

@@ -35,7 +35,7 @@ int kvs__read_value(struct kvs *db, const struct kvs__entry *e, void *buf)
 {
 	KVS__ASSERT_IN_RCU();
 	struct kvs__seg *seg = e->seg;
-	size_t klen = atomic_load_explicit(&e->klen, memory_order_relaxed);
+	size_t klen = kvs__entry_klen(e);
 	size_t vlen = e->vlen, rec_len = e->rec_len;
 	const char *why = "";
 

@@ -21,7 +21,7 @@ struct kvs_reader {
 	uint64_t pos;
 	bool failed;
 	bool footer;      /* a footer was read: nothing may follow */
-	uint64_t records; /* SET/REMOVE records read so far */
+	uint64_t records; /* records read so far (all but the footer) */
 	uint64_t last_seq;
 	uint32_t chain;   /* CRC32C over their crc fields */
 	bool hint;        /* a hint file: entries end 5 bytes before size */

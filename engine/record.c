@@ -14,15 +14,26 @@ const unsigned char kvs__seg_header[KVS__HDR_LEN] = {
 	0xd9, 0xd9, 0xf8, 0xda, 'k', 'v', 's', '1', 0x43, 'B', 'O', 'R',
 };
 
+size_t kvs__rec_encode_head_x(unsigned char *out, enum kvs_record_type type,
+			      uint64_t seq, int64_t expire_ms, size_t klen)
+{
+	bool x = type == KVS_REC_SET && expire_ms > 0;
+	size_t n = cbor_encode_array_start(type == KVS_REC_REMOVE ? 4 : x ? 6 : 5,
+					   out, KVS__REC_MAX_HEAD);
+	n += cbor_encode_uint(seq, out + n, KVS__REC_MAX_HEAD - n);
+	n += cbor_encode_uint(x ? KVS__OP_SETX : (uint64_t)type, out + n,
+			      KVS__REC_MAX_HEAD - n);
+	if (x)
+		n += cbor_encode_uint((uint64_t)expire_ms, out + n,
+				      KVS__REC_MAX_HEAD - n);
+	n += cbor_encode_bytestring_start(klen, out + n, KVS__REC_MAX_HEAD - n);
+	return n;
+}
+
 size_t kvs__rec_encode_head(unsigned char *out, enum kvs_record_type type,
 			    uint64_t seq, size_t klen)
 {
-	size_t n = cbor_encode_array_start(type == KVS_REC_REMOVE ? 4 : 5, out,
-					   KVS__REC_MAX_HEAD);
-	n += cbor_encode_uint(seq, out + n, KVS__REC_MAX_HEAD - n);
-	n += cbor_encode_uint((uint64_t)type, out + n, KVS__REC_MAX_HEAD - n);
-	n += cbor_encode_bytestring_start(klen, out + n, KVS__REC_MAX_HEAD - n);
-	return n;
+	return kvs__rec_encode_head_x(out, type, seq, 0, klen);
 }
 
 size_t kvs__rec_encode_vhead(unsigned char *out, size_t vlen)
@@ -45,6 +56,25 @@ size_t kvs__rec_encode_footer(unsigned char *out, uint64_t last_seq,
 	n += cbor_encode_uint32(chain, out + n, KVS__REC_MAX_HEAD - n);
 	uint32_t crc = kvs__crc32c(0, out, n);
 	kvs__rec_encode_crc(out + n, crc);
+	return n + 5;
+}
+
+size_t kvs__rec_encode_txn(unsigned char *out, uint64_t seq, uint64_t count)
+{
+	size_t n = cbor_encode_array_start(4, out, KVS__TXN_MAX);
+	n += cbor_encode_uint(seq, out + n, KVS__TXN_MAX - n);
+	n += cbor_encode_uint(KVS_REC_TXN, out + n, KVS__TXN_MAX - n);
+	n += cbor_encode_uint(count, out + n, KVS__TXN_MAX - n);
+	kvs__rec_encode_crc(out + n, kvs__crc32c(0, out, n));
+	return n + 5;
+}
+
+size_t kvs__rec_encode_flush(unsigned char *out, uint64_t seq)
+{
+	size_t n = cbor_encode_array_start(3, out, KVS__FLUSH_MAX);
+	n += cbor_encode_uint(seq, out + n, KVS__FLUSH_MAX - n);
+	n += cbor_encode_uint(KVS_REC_FLUSH, out + n, KVS__FLUSH_MAX - n);
+	kvs__rec_encode_crc(out + n, kvs__crc32c(0, out, n));
 	return n + 5;
 }
 
@@ -138,6 +168,20 @@ static enum kvs__dec fixed_u32(const unsigned char *buf, size_t len,
 		}                                                            \
 	} while (0)
 
+/* The number of items of a record with on-disk op `op`; 0 if none is. */
+static uint64_t items_of(uint64_t op)
+{
+	switch (op) {
+	case KVS_REC_SET: return 5;
+	case KVS_REC_REMOVE: return 4;
+	case KVS_REC_FOOTER: return 5;
+	case KVS_REC_TXN: return 4;
+	case KVS_REC_FLUSH: return 3;
+	case KVS__OP_SETX: return 6;
+	default: return 0;
+	}
+}
+
 /* Decode a record up to its crc item: *pos is left at the crc item. */
 static enum kvs__dec decode_body(const unsigned char *buf, size_t len,
 				 struct kvs_record *rec, size_t *pos_out,
@@ -148,18 +192,24 @@ static enum kvs__dec decode_body(const unsigned char *buf, size_t len,
 
 	memset(rec, 0, sizeof *rec);
 	STEP(next_item(buf, len, &pos, &it), "bad record start");
-	REQUIRE(it.kind == IT_ARRAY && (it.u == 4 || it.u == 5),
-		"not a record (expected an array of 4 or 5 items)");
+	REQUIRE(it.kind == IT_ARRAY && it.u >= 3 && it.u <= 6,
+		"not a record (expected an array of 3 to 6 items)");
 	uint64_t nitems = it.u;
 	STEP(next_item(buf, len, &pos, &it), "bad sequence number");
 	REQUIRE(it.kind == IT_UINT, "sequence number is not an unsigned integer");
 	rec->seq = it.u;
 	STEP(next_item(buf, len, &pos, &it), "bad record type");
-	REQUIRE(it.kind == IT_UINT && it.u <= KVS_REC_FOOTER, "bad record type");
-	rec->type = (enum kvs_record_type)it.u;
-	REQUIRE(nitems == (rec->type == KVS_REC_REMOVE ? 4u : 5u),
-		"wrong item count for the record type");
+	REQUIRE(it.kind == IT_UINT && items_of(it.u) != 0, "bad record type");
+	uint64_t op = it.u;
+	REQUIRE(nitems == items_of(op), "wrong item count for the record type");
+	rec->type = op == KVS__OP_SETX ? KVS_REC_SET : (enum kvs_record_type)op;
 
+	if (op == KVS__OP_SETX) {
+		STEP(next_item(buf, len, &pos, &it), "bad expiry time");
+		REQUIRE(it.kind == IT_UINT && it.u >= 1 && it.u <= INT64_MAX,
+			"expiry time is not a positive integer");
+		rec->expire_ms = (int64_t)it.u;
+	}
 	if (rec->type == KVS_REC_FOOTER) {
 		STEP(next_item(buf, len, &pos, &it), "bad footer count");
 		REQUIRE(it.kind == IT_UINT, "footer count is not an integer");
@@ -167,7 +217,11 @@ static enum kvs__dec decode_body(const unsigned char *buf, size_t len,
 		uint32_t chain;
 		STEP(fixed_u32(buf, len, &pos, &chain), "bad footer chain");
 		rec->chain = chain;
-	} else {
+	} else if (rec->type == KVS_REC_TXN) {
+		STEP(next_item(buf, len, &pos, &it), "bad transaction count");
+		REQUIRE(it.kind == IT_UINT, "transaction count is not an integer");
+		rec->count = it.u;
+	} else if (rec->type != KVS_REC_FLUSH) {
 		STEP(next_item(buf, len, &pos, &it), "bad key");
 		REQUIRE(it.kind == IT_BSTR, "key is not a byte string");
 		REQUIRE(it.n >= 1 && it.n <= KVS_MAX_KEY, "key length out of range");
@@ -235,10 +289,10 @@ bool kvs__rec_peek_seq(const unsigned char *p, size_t n, uint64_t *seq)
 {
 	struct kvs__item it;
 	size_t pos = 0;
-	/* A record is an array of 4 (REMOVE) or 5 (SET, FOOTER) items whose
-	 * first is the sequence number. */
+	/* A record is an array of 3 (FLUSH) to 6 (SETX) items whose first is
+	 * the sequence number. */
 	if (next_item(p, n, &pos, &it) != KVS__DEC_OK || it.kind != IT_ARRAY ||
-	    (it.u != 4 && it.u != 5) ||
+	    it.u < 3 || it.u > 6 ||
 	    next_item(p, n, &pos, &it) != KVS__DEC_OK || it.kind != IT_UINT)
 		return false;
 	*seq = it.u;
@@ -248,8 +302,8 @@ bool kvs__rec_peek_seq(const unsigned char *p, size_t n, uint64_t *seq)
 bool kvs__rec_any_valid(const unsigned char *buf, size_t len)
 {
 	for (size_t p = 0; p < len; p++) {
-		/* Only the array heads of 4 and 5 items can start a record. */
-		if (buf[p] != 0x84 && buf[p] != 0x85)
+		/* Only the array heads of 3 to 6 items can start a record. */
+		if (buf[p] < 0x83 || buf[p] > 0x86)
 			continue;
 		struct kvs_record rec;
 		uint32_t crc;
@@ -285,18 +339,25 @@ bool kvs__rec_head_is(const unsigned char *head, size_t hlen, const void *key,
 	uint64_t n;
 	*why = "";
 	if (next_item(head, hlen, &pos, &it) != KVS__DEC_OK ||
-	    it.kind != IT_ARRAY || it.u != 5) {
+	    it.kind != IT_ARRAY || (it.u != 5 && it.u != 6)) {
 		*why = "not a set record";
 		return false;
 	}
+	uint64_t nitems = it.u;
 	if (next_item(head, hlen, &pos, &it) != KVS__DEC_OK ||
 	    it.kind != IT_UINT) {
 		*why = "bad sequence number";
 		return false;
 	}
 	if (next_item(head, hlen, &pos, &it) != KVS__DEC_OK ||
-	    it.kind != IT_UINT || it.u != KVS_REC_SET) {
+	    it.kind != IT_UINT ||
+	    it.u != (nitems == 6 ? KVS__OP_SETX : KVS_REC_SET)) {
 		*why = "not a set record";
+		return false;
+	}
+	if (nitems == 6 && (next_item(head, hlen, &pos, &it) != KVS__DEC_OK ||
+			    it.kind != IT_UINT)) {
+		*why = "bad expiry time";
 		return false;
 	}
 	if (next_item(head, hlen, &pos, &it) != KVS__DEC_OK ||
@@ -311,12 +372,23 @@ bool kvs__rec_head_is(const unsigned char *head, size_t hlen, const void *key,
 	return true;
 }
 
+uint64_t kvs__rec_len_x(enum kvs_record_type type, uint64_t seq,
+			int64_t expire_ms, size_t klen, uint64_t n)
+{
+	unsigned char head[KVS__REC_MAX_HEAD], vh[9];
+	if (type == KVS_REC_TXN)
+		return kvs__rec_encode_txn(head, seq, n);
+	if (type == KVS_REC_FLUSH)
+		return kvs__rec_encode_flush(head, seq);
+	uint64_t len = kvs__rec_encode_head_x(head, type, seq, expire_ms, klen) +
+		       klen + 5;
+	if (type == KVS_REC_SET)
+		len += kvs__rec_encode_vhead(vh, (size_t)n) + n;
+	return len;
+}
+
 uint64_t kvs__rec_len_of(enum kvs_record_type type, uint64_t seq, size_t klen,
 			 size_t vlen)
 {
-	unsigned char head[KVS__REC_MAX_HEAD], vh[9];
-	uint64_t n = kvs__rec_encode_head(head, type, seq, klen) + klen + 5;
-	if (type == KVS_REC_SET)
-		n += kvs__rec_encode_vhead(vh, vlen) + vlen;
-	return n;
+	return kvs__rec_len_x(type, seq, 0, klen, vlen);
 }

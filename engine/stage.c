@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- the round's overlay ---------------------------------------------------- */
 
@@ -27,7 +28,8 @@ static struct oslot *overlay_find(struct kvs__writer_buf *wb, uint64_t hash,
 			continue;
 		const struct pend *p = &wb->pends[s->pend];
 		const void *pk = p->type == KVS_REC_SET ? p->entry->key : p->key;
-		size_t pkl = p->type == KVS_REC_SET ? p->entry->klen : p->klen;
+		size_t pkl = p->type == KVS_REC_SET ? kvs__entry_klen(p->entry)
+						 : p->klen;
 		if (pkl == klen && memcmp(pk, key, klen) == 0)
 			return s;
 	}
@@ -77,26 +79,35 @@ static int overlay_note(struct kvs__writer_buf *wb, uint64_t hash,
 }
 
 /* The key's state counting this round's writes.  Returns KVS_OK (present),
- * KVS_ENOTFOUND, or a read error.  With num != NULL, also parses the value
- * as an integer: *is_int says whether it is one. */
+ * KVS_ENOTFOUND (absent, or expired), or a read error.  With num != NULL,
+ * also parses the value as an integer: *is_int says whether it is one.
+ * With expire != NULL, *expire is the key's expiry time (0: none). */
 static int key_state(struct kvs *db, uint64_t hash, const void *key,
-		     size_t klen, int64_t *num, bool *is_int)
+		     size_t klen, int64_t *num, bool *is_int, int64_t *expire)
 {
 	struct kvs__writer_buf *wb = db->wbuf;
 	struct oslot *s = overlay_find(wb, hash, key, klen);
-	if (s && s->gen == wb->gen) {
+	if (expire)
+		*expire = 0;
+	if (s && s->gen == wb->gen && s->pend >= wb->flush_at) {
 		const struct pend *p = &wb->pends[s->pend];
-		if (p->type != KVS_REC_SET)
+		if (p->type != KVS_REC_SET ||
+		    (p->expire_ms && p->expire_ms <= kvs_now_ms()))
 			return KVS_ENOTFOUND;
 		if (num)
 			*is_int = p->is_num ? (*num = p->num, true)
 					    : kvs_parse_int64(p->val, p->vlen, num);
+		if (expire)
+			*expire = p->expire_ms;
 		return KVS_OK;
 	}
+	if (wb->flush_at)
+		return KVS_ENOTFOUND; /* a flush staged in this round */
 	int rc = KVS_OK;
 	kvs__read_lock();
 	struct kvs__entry *e = kvs__index_lookup(db->index, hash, key, klen);
-	if (!e) {
+	int64_t at = e ? kvs__entry_expire(e) : 0;
+	if (!e || (at && at <= kvs_now_ms())) {
 		rc = KVS_ENOTFOUND;
 	} else if (num) {
 		unsigned char buf[20];
@@ -105,13 +116,34 @@ static int key_state(struct kvs *db, uint64_t hash, const void *key,
 		    (rc = kvs__read_value(db, e, buf)) == KVS_OK)
 			*is_int = kvs_parse_int64(buf, e->vlen, num);
 	}
+	if (rc == KVS_OK && expire)
+		*expire = at;
 	kvs__read_unlock();
 	return rc;
 }
 
+/* A reap (expire.c): write its REMOVE only if the key's newest write is
+ * still an entry of the index that has expired (the reaping request runs
+ * first in its round; a key listed twice is skipped the second time). */
+static bool reap_due(struct kvs *db, struct kvs_op *op, uint64_t hash)
+{
+	struct kvs__writer_buf *wb = db->wbuf;
+	struct oslot *s = overlay_find(wb, hash, op->key, op->klen);
+	if (s && s->gen == wb->gen)
+		return op->result = KVS_ENOTFOUND, false;
+	kvs__read_lock();
+	struct kvs__entry *e = kvs__index_lookup(db->index, hash, op->key,
+						 op->klen);
+	bool due = e && kvs__entry_expired(e, kvs_now_ms());
+	kvs__read_unlock();
+	op->result = due ? KVS_OK : KVS_ENOTFOUND;
+	return due;
+}
+
 /* The key's state for an update callback, counting this round's writes:
- * u->found, u->val/u->vlen (the value is copied into the writer's update
- * buffer when it lies in a segment), u->version.  KVS_OK or a read error. */
+ * u->found (false for an expired key), u->val/u->vlen (the value is copied
+ * into the writer's update buffer when it lies in a segment), u->expire_ms,
+ * u->version.  KVS_OK or a read error. */
 static int update_state(struct kvs *db, uint64_t hash, struct kvs_update *u)
 {
 	struct kvs__writer_buf *wb = db->wbuf;
@@ -120,14 +152,19 @@ static int update_state(struct kvs *db, uint64_t hash, struct kvs_update *u)
 
 	u->version = atomic_load_explicit(kvs__version_slot(db, hash),
 					  memory_order_relaxed);
-	if (s && s->gen == wb->gen) {
+	if (wb->flush_at)
+		/* A flush in this round changed every key. */
+		u->version = wb->pends[wb->flush_at - 1].seq;
+	if (s && s->gen == wb->gen && s->pend >= wb->flush_at) {
 		const struct pend *p = &wb->pends[s->pend];
 		/* Staged in this round, so newer than every counter: a WATCH
 		 * check after it in the round must see the change. */
 		u->version = p->seq;
-		if (p->type != KVS_REC_SET)
+		if (p->type != KVS_REC_SET ||
+		    (p->expire_ms && p->expire_ms <= kvs_now_ms()))
 			return KVS_OK;
 		u->found = true;
+		u->expire_ms = p->expire_ms;
 		if (p->is_num) {
 			int n = snprintf(wb->numbuf, sizeof wb->numbuf, "%lld",
 					 (long long)p->num);
@@ -139,11 +176,15 @@ static int update_state(struct kvs *db, uint64_t hash, struct kvs_update *u)
 		}
 		return KVS_OK;
 	}
+	if (wb->flush_at)
+		return KVS_OK;
 	kvs__read_lock();
 	struct kvs__entry *e = kvs__index_lookup(db->index, hash, u->key,
 						 u->klen);
-	if (e) {
+	int64_t at = e ? kvs__entry_expire(e) : 0;
+	if (e && !(at && at <= kvs_now_ms())) {
 		size_t n = e->vlen;
+		u->expire_ms = at;
 		if (!kvs__round_grow((void **)&wb->ubuf, &wb->ubuf_cap,
 				     n ? n : 1, 1))
 			rc = kvs__err(KVS_ENOMEM, "out of memory");
@@ -165,9 +206,27 @@ struct staged_val {
 	size_t len;
 	bool is_num;
 	int64_t num;
-	int64_t expire_ms; /* the key's expiry after the write; 0: none */
 	char numbuf[24];
+	int64_t expire_ms; /* the key's expiry after the write; 0: none */
+	bool remove;       /* a SET whose time has passed: write a REMOVE */
+	bool reap;         /* a REMOVE of a key that expired (expire.c) */
 };
+
+/* The expiry time a SET writes: its own, or with KVS_SET_KEEPTTL the key's
+ * current one; a time not after now turns it into the removal of a present
+ * key (false: nothing to write, the key being absent). */
+static bool set_expiry(struct kvs_op *op, bool present, int64_t cur,
+		       struct staged_val *sv)
+{
+	sv->expire_ms = (op->flags & KVS_SET_KEEPTTL) ? cur : op->expire_ms;
+	if (op->expire_ms && op->expire_ms <= kvs_now_ms()) {
+		sv->remove = true;
+		sv->expire_ms = 0;
+		sv->len = 0;
+		return present;
+	}
+	return true;
+}
 
 /* Run an update op's callback on the key's state and turn its decision
  * into the record to write: true (and *type, *sv) if it writes one. */
@@ -186,6 +245,13 @@ static bool decide_update(struct kvs *db, struct kvs_op *op, uint64_t hash,
 		sv->p = u.new_vlen ? u.new_val : "";
 		sv->len = u.new_vlen;
 		sv->expire_ms = u.new_expire_ms;
+		if (u.new_expire_ms > 0 && u.new_expire_ms <= kvs_now_ms()) {
+			/* A time already past removes the key (as Redis). */
+			*type = KVS_REC_REMOVE;
+			sv->len = 0;
+			sv->expire_ms = 0;
+			return u.found;
+		}
 		return true;
 	case KVS_UPD_REMOVE:
 		*type = KVS_REC_REMOVE;
@@ -215,11 +281,16 @@ static bool decide(struct kvs *db, struct kvs_op *op, uint64_t hash,
 	sv->len = op->type == KVS_OP_REMOVE ? 0 : op->vlen;
 	sv->is_num = false;
 	sv->num = 0;
-	sv->expire_ms = op->type == KVS_OP_SET ? op->expire_ms : 0;
+	sv->expire_ms = 0;
+	sv->remove = sv->reap = false;
+	if (kvs__expire_is_reap(&db->exp, op))
+		return sv->reap = true, reap_due(db, op, hash);
 	if (op->type == KVS_OP_UPDATE)
 		return decide_update(db, op, hash, type, sv);
-	if (op->type == KVS_OP_REMOVE || (op->type == KVS_OP_SET && op->flags)) {
-		rc = key_state(db, hash, op->key, op->klen, NULL, NULL);
+	if (op->type == KVS_OP_REMOVE || (op->type == KVS_OP_SET &&
+					  (op->flags || op->expire_ms))) {
+		int64_t cur = 0;
+		rc = key_state(db, hash, op->key, op->klen, NULL, NULL, &cur);
 		if (rc != KVS_OK && rc != KVS_ENOTFOUND)
 			return op->result = rc, false;
 		bool present = rc == KVS_OK;
@@ -229,10 +300,13 @@ static bool decide(struct kvs *db, struct kvs_op *op, uint64_t hash,
 			return op->result = KVS_EEXIST, false;
 		if ((op->flags & KVS_SET_XX) && !present)
 			return op->result = KVS_ENOTFOUND, false;
+		if (op->type == KVS_OP_SET)
+			return set_expiry(op, present, cur, sv);
 	} else if (op->type == KVS_OP_INCR) {
 		bool is_int = true;
 		int64_t num = 0;
-		rc = key_state(db, hash, op->key, op->klen, &num, &is_int);
+		rc = key_state(db, hash, op->key, op->klen, &num, &is_int,
+			       &sv->expire_ms);
 		if (rc == KVS_ENOTFOUND)
 			num = 0;
 		else if (rc != KVS_OK)
@@ -269,8 +343,11 @@ static int add_pend(struct kvs *db, const struct kvs_op *op,
 	p->off = seg->size;
 	p->rec_len = (uint32_t)rec_len;
 	p->seq = seq;
+	p->reap = sv->reap;
 	if (type == KVS_REC_SET) {
-		p->entry = kvs__entry_new(db->index, op->key, op->klen);
+		p->expire_ms = sv->expire_ms;
+		p->entry = kvs__entry_new_x(db->index, op->key, op->klen,
+					    sv->expire_ms);
 		if (!p->entry)
 			return kvs__round_nomem();
 		p->entry->seg = seg;
@@ -310,11 +387,92 @@ static void account(struct kvs *db, struct kvs__seg *seg, uint64_t seq,
 	db->counters.bytes_written += rec_len;
 }
 
+/* The active segment for a record of rec_len bytes: a new one when it
+ * does not fit (with room left for the footer), unless the active one is
+ * empty - a record larger than a segment gets one of its own - or the
+ * request is atomic.  writer_round rotates between requests, so this
+ * happens only inside a request bigger than a segment: the rotation seals
+ * the request's first records, and a failure of the rest can no longer be
+ * undone.  An atomic request is never split (its records, and the markers
+ * around them, stay in one segment): it may make the segment bigger than
+ * segment_size instead, up to the 4 GiB that offsets can address. */
+static int room_for(struct kvs *db, uint64_t rec_len, struct kvs__seg **out)
+{
+	struct kvs__writer_buf *wb = db->wbuf;
+	struct kvs__seg *seg = db->active;
+	int rc;
+	if (wb->atomic) {
+		if (seg->size + rec_len + KVS__FOOTER_MAX > UINT32_MAX)
+			return kvs__err(KVS_ETOOBIG, "an atomic batch of over "
+					"4 GiB");
+	} else if (seg->records > 0 &&
+		   seg->size + rec_len + KVS__FOOTER_MAX >
+			   db->opt.segment_size) {
+		if ((rc = kvs__rotate(db)) != KVS_OK)
+			return rc;
+		wb->split = true;
+		seg = db->active;
+	}
+	*out = seg;
+	return KVS_OK;
+}
+
+/* Stage a record with no key (TXN, FLUSH) encoded in rec[0..len). */
+static int stage_keyless(struct kvs *db, enum kvs_record_type type,
+			 struct kvs_op *op, const unsigned char *rec,
+			 size_t len)
+{
+	struct kvs__writer_buf *wb = db->wbuf;
+	struct kvs__seg *seg;
+	uint64_t seq = db->next_seq;
+	int rc = room_for(db, len, &seg);
+	if (rc != KVS_OK)
+		return rc;
+	if (type == KVS_REC_FLUSH) {
+		if (!kvs__round_grow((void **)&wb->pends, &wb->pends_cap,
+				     wb->npends + 1, sizeof *wb->pends))
+			return kvs__round_nomem();
+		struct pend *p = &wb->pends[wb->npends++];
+		memset(p, 0, sizeof *p);
+		p->type = type;
+		p->op = op;
+		p->seg = seg;
+		p->off = seg->size;
+		p->rec_len = (uint32_t)len;
+		p->seq = seq;
+		wb->flush_at = wb->npends;
+		wb->guard = true;
+	}
+	if (kvs__round_add(wb, rec, len, true))
+		return kvs__round_nomem();
+	account(db, seg, seq, len, rec + len - 5);
+	return KVS_OK;
+}
+
+int kvs__stage_txn_mark(struct kvs *db, uint64_t open_seq)
+{
+	KVS__ASSERT_WRITER(db);
+	unsigned char rec[KVS__TXN_MAX];
+	size_t len = kvs__rec_encode_txn(rec, db->next_seq, open_seq);
+	return stage_keyless(db, KVS_REC_TXN, NULL, rec, len);
+}
+
+static int stage_flush(struct kvs *db, struct kvs_op *op)
+{
+	unsigned char rec[KVS__FLUSH_MAX];
+	size_t len = kvs__rec_encode_flush(rec, db->next_seq);
+	op->result = KVS_OK;
+	op->num = 0;
+	return stage_keyless(db, KVS_REC_FLUSH, op, rec, len);
+}
+
 int kvs__stage_op(struct kvs *db, struct kvs_op *op)
 {
 	KVS__ASSERT_WRITER(db);
 	struct kvs__writer_buf *wb = db->wbuf;
 	enum kvs_record_type type;
+	if (op->type == KVS_OP_FLUSH)
+		return stage_flush(db, op);
 	uint64_t hash = kvs__index_hash(db->index, op->key, op->klen);
 	unsigned char head[KVS__REC_MAX_HEAD], vhead[9], crcb[5];
 	struct staged_val sv;
@@ -322,26 +480,18 @@ int kvs__stage_op(struct kvs *db, struct kvs_op *op)
 
 	if (!decide(db, op, hash, &type, &sv))
 		return KVS_OK;
+	if (sv.remove)
+		type = KVS_REC_REMOVE;
 	uint64_t seq = db->next_seq;
-	size_t hlen = kvs__rec_encode_head(head, type, seq, op->klen);
+	size_t hlen = kvs__rec_encode_head_x(head, type, seq, sv.expire_ms,
+					     op->klen);
 	size_t vhlen = type == KVS_REC_SET ? kvs__rec_encode_vhead(vhead, sv.len)
 					   : 0;
 	uint64_t rec_len = hlen + op->klen + vhlen + sv.len + 5;
 
-	/* A record that does not fit (with room left for the footer) starts a
-	 * new segment, unless the active one is empty: a record larger than a
-	 * segment gets one of its own.  writer_round rotates between requests,
-	 * so this happens only inside a request bigger than a segment: the
-	 * rotation seals the request's first records, and a failure of the
-	 * rest can no longer be undone. */
-	struct kvs__seg *seg = db->active;
-	if (seg->records > 0 &&
-	    seg->size + rec_len + KVS__FOOTER_MAX > db->opt.segment_size) {
-		if ((rc = kvs__rotate(db)) != KVS_OK)
-			return rc;
-		wb->split = true;
-		seg = db->active;
-	}
+	struct kvs__seg *seg;
+	if ((rc = room_for(db, rec_len, &seg)) != KVS_OK)
+		return rc;
 	if ((rc = add_pend(db, op, type, hash, seg, seq, rec_len, &sv)))
 		return rc;
 
@@ -374,30 +524,113 @@ static void retire_entry(struct kvs *db, struct kvs__entry *old)
 	kvs__index_retire(db->index, old);
 }
 
+/* The active-expiry counts and queue follow the index: p's write replaced
+ * or removed `old` (NULL: none). */
+static void note_expiry(struct kvs *db, const struct pend *p,
+			const struct kvs__entry *old)
+{
+	int64_t was = old ? kvs__entry_expire(old) : 0;
+	if (was)
+		kvs__expire_del(&db->exp, was);
+	if (p->type == KVS_REC_SET && p->expire_ms)
+		kvs__expire_add(&db->exp, p->hash, p->expire_ms);
+	if (p->reap)
+		db->exp.expired++;
+}
+
+#define FLUSH_CHUNK 4096
+
+/* Apply a FLUSH: every key of the index goes (the writes staged after it
+ * in the round come next).  Called in a read-side section, which it leaves
+ * and re-enters every FLUSH_CHUNK keys so that a grace period does not wait
+ * for the whole walk; each chunk starts again from the table's first node,
+ * since a node deleted in an earlier section may be freed by then (the
+ * deleted ones are no longer found). */
+static void apply_flush(struct kvs *db, struct pend *p)
+{
+	struct cds_lfht *ht = kvs__index_table(db->index);
+	struct cds_lfht_iter it;
+	uint64_t n = 0;
+	bool more = true;
+	p->seg->dead_bytes += p->rec_len; /* kept by the tombstone rule */
+	while (more) {
+		unsigned chunk = 0;
+		cds_lfht_first(ht, &it);
+		struct cds_lfht_node *node;
+		while ((node = cds_lfht_iter_get_node(&it)) != NULL &&
+		       chunk < FLUSH_CHUNK) {
+			struct kvs__entry *e =
+				caa_container_of(node, struct kvs__entry, node);
+			cds_lfht_next(ht, &it);
+			uint64_t hash = kvs__index_hash(db->index, e->key,
+							kvs__entry_klen(e));
+			int64_t was = kvs__entry_expire(e);
+			if (was)
+				kvs__expire_del(&db->exp, was);
+			kvs__version_bump(db, hash, p->seq);
+			kvs__index_del(db->index, e);
+			retire_entry(db, e);
+			chunk++;
+		}
+		n += chunk;
+		more = node != NULL;
+		if (more) {
+			kvs__read_unlock();
+			kvs__read_lock();
+		}
+	}
+	db->live_keys -= n < db->live_keys ? n : db->live_keys;
+	p->op->num = (int64_t)n;
+}
+
+/* Readers wait while an atomic request's entries are being published
+ * (kvs__publish_wait), so none sees some of them but not the others. */
+static void publish_begin(struct kvs *db)
+{
+	atomic_fetch_add_explicit(&db->publishing, 1, memory_order_seq_cst);
+}
+
+static void publish_end(struct kvs *db)
+{
+	atomic_fetch_add_explicit(&db->publishing, 1, memory_order_release);
+}
+
 void kvs__round_apply(struct kvs *db)
 {
 	KVS__ASSERT_WRITER(db);
 	KVS__ASSERT_NOT_IN_RCU();
 	struct kvs__writer_buf *wb = db->wbuf;
+	bool guard = wb->guard;
+	if (guard)
+		publish_begin(db);
 	kvs__read_lock();
 	for (size_t i = 0; i < wb->npends; i++) {
 		struct pend *p = &wb->pends[i];
-		if (p->type == KVS_REC_SET) {
+		if (p->type == KVS_REC_FLUSH) {
+			apply_flush(db, p);
+		} else if (p->type == KVS_REC_SET) {
 			struct kvs__entry *e = p->entry;
 			struct kvs__entry *old = kvs__index_put(db->index, p->hash, e);
 			p->seg->live_bytes += p->rec_len;
 			kvs__version_bump(db, p->hash, p->seq);
+			note_expiry(db, p, old);
 			if (old)
 				retire_entry(db, old);
 			else
 				db->live_keys++;
 			p->entry = NULL;
+			unsigned delay = kvs__testhook_publish_delay();
+			if (delay)
+				usleep(delay);
 		} else {
 			struct kvs__entry *old = kvs__index_lookup(
 				db->index, p->hash, p->key, p->klen);
 			p->seg->dead_bytes += p->rec_len; /* the tombstone */
 			if (old) {
-				kvs__version_bump(db, p->hash, p->seq);
+				/* Expiring is not a change WATCH sees. */
+				if (!p->reap)
+					kvs__version_bump(db, p->hash, p->seq);
+				note_expiry(db, p, old);
 				kvs__index_del(db->index, old);
 				retire_entry(db, old);
 				db->live_keys--;
@@ -405,6 +638,8 @@ void kvs__round_apply(struct kvs *db)
 		}
 	}
 	kvs__read_unlock();
+	if (guard)
+		publish_end(db);
 }
 
 void kvs__round_discard(struct kvs *db)

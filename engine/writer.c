@@ -120,6 +120,7 @@ static void fill_stats(struct kvs *db, struct kvs_store_stats *st)
 		st->segments++;
 	}
 	st->next_seq = db->next_seq;
+	kvs__expire_stats(&db->exp, st);
 	st->syncs += atomic_load(&db->sync.bg_syncs);
 	st->failed = atomic_load(&db->health.failed);
 	st->write_error = atomic_load(&db->health.write_error);
@@ -151,6 +152,15 @@ static void complete(struct kvs__req *req)
 	req->done(req);
 }
 
+/* The expiry time a SET, INCR or update may write, or a bound on its
+ * encoding (INCR and KEEPTTL keep the key's, unknown yet). */
+static int64_t set_expiry_bound(const struct kvs_op *op)
+{
+	if (op->type != KVS_OP_SET || (op->flags & KVS_SET_KEEPTTL))
+		return INT64_MAX;
+	return op->expire_ms;
+}
+
 /* The most bytes request r's records can take (a condition may write
  * fewer, an INCR at most 20 digits): to know before staging any of it
  * whether it fits in the active segment.  Exact for a plain SET. */
@@ -162,9 +172,9 @@ static uint64_t req_bound(const struct kvs *db, const struct kvs__req *r)
 		if (op->type == KVS_OP_REMOVE)
 			n += kvs__rec_len_of(KVS_REC_REMOVE, seq, op->klen, 0);
 		else
-			n += kvs__rec_len_of(KVS_REC_SET, seq, op->klen,
-					     op->type == KVS_OP_INCR ? 20
-								     : op->vlen);
+			n += kvs__rec_len_x(KVS_REC_SET, seq, set_expiry_bound(op),
+					    op->klen,
+					    op->type == KVS_OP_INCR ? 20 : op->vlen);
 	}
 	return n;
 }
@@ -174,15 +184,29 @@ static uint64_t req_bound(const struct kvs *db, const struct kvs__req *r)
 static int stage_request(struct kvs *db, struct kvs__req *r)
 {
 	struct kvs__writer_buf *wb = db->wbuf;
+	bool atomic = r->flags & KVS_BATCH_ATOMIC;
+	size_t i, first = wb->npends;
+	uint64_t seq0 = db->next_seq;
 	int rc = KVS_OK;
-	size_t i;
 
 	wb->aborted = false;
+	wb->atomic = atomic;
+	/* An atomic request's records lie between two markers, the opening
+	 * one (0) and the closing one, which names the opening one's seq:
+	 * recovery keeps them only if the closing one is there. */
+	if (atomic)
+		rc = kvs__stage_txn_mark(db, 0);
 	for (i = 0; i < r->nops && rc == KVS_OK && !wb->aborted; i++)
 		rc = kvs__stage_op(db, &r->ops[i]);
 	if (wb->aborted)
 		for (; i < r->nops; i++)
 			r->ops[i].result = KVS_ECANCELED;
+	if (atomic && rc == KVS_OK) {
+		if (wb->npends - first > 1)
+			wb->guard = true;
+		rc = kvs__stage_txn_mark(db, seq0);
+	}
+	wb->atomic = false;
 	return rc;
 }
 
@@ -323,6 +347,21 @@ static void wake_writer(void *arg)
 	kvs__unlock(&db->q.mu);
 }
 
+/* Active expiry while the writer would sleep: true if a key is due now;
+ * else the wait (*delay, *work) shortened to the earliest expiry time. */
+static bool expiry_due(struct kvs *db, bool *work, uint64_t *delay)
+{
+	uint64_t xd;
+	if (!kvs__expire_pending(db, &xd))
+		return false;
+	if (xd == 0)
+		return true;
+	if (!*work || xd < *delay)
+		*delay = xd;
+	*work = true;
+	return false;
+}
+
 static void *writer_main(void *arg)
 {
 	struct kvs *db = arg;
@@ -359,6 +398,8 @@ static void *writer_main(void *arg)
 			work = kvs__compact_pending(db, &delay);
 			if (work && delay == 0)
 				break;
+			if (expiry_due(db, &work, &delay))
+				break;
 			if (!work) {
 				KVS_CHECK(pthread_cond_wait(&db->q.cv, &db->q.mu));
 				continue;
@@ -376,6 +417,13 @@ static void *writer_main(void *arg)
 		db->q.head = db->q.tail = NULL;
 		atomic_store(&db->q.len, 0);
 		kvs__unlock(&db->q.mu);
+		/* Keys whose time has come go first, a bounded number a turn
+		 * (expire.c); the clients queued meanwhile come next. */
+		struct kvs__req *reap = stop ? NULL : kvs__expire_collect(db);
+		if (reap) {
+			reap->next = list;
+			list = reap;
+		}
 		if (list) {
 			while (list)
 				list = writer_round(db, list, &stop);

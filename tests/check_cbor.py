@@ -10,7 +10,7 @@ usage: check_cbor.py DIR|FILE...
 A DIR stands for its files named NNNNNNNNNN.seg, in ascending order, and then
 its NNNNNNNNNN.hint files.  A FILE is a segment or a hint file (told apart by
 its header).  Prints "N files, M records, F footers" (segments only; M counts
-SET and REMOVE records), then "H hint files, E entries" if there were hint
+every record but the footers), then "H hint files, E entries" if there were hint
 files, and exits 0; or prints the first problem as "FILE: offset N: what"
 and exits 1.  A DIR's hint file without its segment is only a warning.
 """
@@ -27,7 +27,9 @@ MAGIC_TAG = 55800  # RFC 9277: CBOR Sequence with a leading tag
 FORMAT_TAG = 0x6B767331  # "kvs1"
 HINT_TAG = 0x6B766831  # "kvh1"
 HEADER_LEN = 12
-OP_SET, OP_REMOVE, OP_FOOTER = 0, 1, 2
+OP_SET, OP_REMOVE, OP_FOOTER, OP_TXN, OP_FLUSH, OP_SETX = 0, 1, 2, 3, 4, 5
+# items of a record of each op
+RECORD_ITEMS = {OP_SET: 5, OP_REMOVE: 4, OP_FOOTER: 5, OP_TXN: 4, OP_FLUSH: 3, OP_SETX: 6}
 SEGMENT_NAME = re.compile(r"^[0-9]{10}\.seg$")
 HINT_NAME = re.compile(r"^[0-9]{10}\.hint$")
 
@@ -78,14 +80,17 @@ def check_record(rec, raw, off):
         SET     [seq, 0, key: bstr, value: bstr, crc: uint32]
         REMOVE  [seq, 1, key: bstr, crc: uint32]
         FOOTER  [last_seq, 2, count, chain: uint32, crc: uint32]
+        TXN     [seq, 3, count, crc: uint32]
+        FLUSH   [seq, 4, crc: uint32]
+        SETX    [seq, 5, expire_ms, key: bstr, value: bstr, crc: uint32]
     and its crc (over every byte before the crc field).  Returns the op."""
-    if type(rec) is not list or raw[0] not in (0x84, 0x85):
-        raise Bad(off, "not a record (expected a definite array of 4 or 5 items)")
+    if type(rec) is not list or not 0x83 <= raw[0] <= 0x86:
+        raise Bad(off, "not a record (expected a definite array of 3 to 6 items)")
     if len(rec) < 2 or not is_uint(rec[0]) or type(rec[1]) is not int \
-            or rec[1] not in (OP_SET, OP_REMOVE, OP_FOOTER):
+            or rec[1] not in RECORD_ITEMS:
         raise Bad(off, "bad sequence number or record type")
     op = rec[1]
-    want = 4 if op == OP_REMOVE else 5
+    want = RECORD_ITEMS[op]
     if len(rec) != want:
         raise Bad(off, "op %d record has %d items, expected %d" % (op, len(rec), want))
     if op == OP_FOOTER:
@@ -94,12 +99,22 @@ def check_record(rec, raw, off):
         # the chain is the 5-byte field just before the crc's 5 bytes
         if not is_u32_field(raw[:-5], rec[3]):
             raise Bad(off, "footer chain is not a 5-byte uint32")
-    else:
-        key = rec[2]
+    elif op == OP_TXN:
+        if not is_uint(rec[2]):
+            raise Bad(off, "transaction count is not an unsigned integer")
+    elif op != OP_FLUSH:
+        at = 2
+        if op == OP_SETX:
+            if not is_uint(rec[2]) or not 1 <= rec[2] < 1 << 63:
+                raise Bad(off, "expiry time is not a positive int64")
+            at = 3
+        key = rec[at]
         if type(key) is not bytes or not 1 <= len(key) <= 1 << 20:
             raise Bad(off, "key is not a byte string of 1..1 MiB")
-        if op == OP_SET and type(rec[3]) is not bytes:
+        if op in (OP_SET, OP_SETX) and type(rec[at + 1]) is not bytes:
             raise Bad(off, "value is not a byte string")
+        if op in (OP_SET, OP_SETX) and not raw[:-5].endswith(rec[at + 1]):
+            raise Bad(off, "the value does not end 5 bytes before the record")
     crc = rec[-1]
     if not is_u32_field(raw, crc):
         raise Bad(off, "checksum field is not a 5-byte uint32")
@@ -154,8 +169,9 @@ def header_kind(items):
 
 
 class Segment:
-    """What a good segment holds: per SET/REMOVE record (offset, length, seq,
-    op, key, value length), the footer's offset (None: not sealed)."""
+    """What a good segment holds: per record but the footer (offset,
+    length, seq, op, key, value length or TXN count, expiry), the footer's
+    offset (None: not sealed)."""
 
     def __init__(self):
         self.recs = []
@@ -184,8 +200,16 @@ def check_segment(items):
             seg.footers += 1
             seg.footer_off = off
         else:
-            vlen = len(rec[3]) if op == OP_SET else 0
-            seg.recs.append((off, len(raw), rec[0], op, rec[2], vlen))
+            key, vlen, expire = b"", 0, 0
+            if op in (OP_SET, OP_REMOVE):
+                key = rec[2]
+            if op == OP_SET:
+                vlen = len(rec[3])
+            elif op == OP_SETX:
+                expire, key, vlen = rec[2], rec[3], len(rec[4])
+            elif op == OP_TXN:
+                vlen = rec[2]
+            seg.recs.append((off, len(raw), rec[0], op, key, vlen, expire))
             last_seq = rec[0]
             chain = crc32c(raw[-4:], chain)
 
@@ -205,6 +229,9 @@ def check_hint(items):
         header  tag 55800(tag 0x6b766831(h'BOR'))
         meta    [count, footer_off, min_seq]
         entry   [seq, type, key: bstr, offset, rec_len, vlen]   (count of them)
+                type 0 SET, 1 REMOVE, 3 TXN (vlen: its count, key h''),
+                4 FLUSH (key h''); a SETX's entry is [seq, 5, key, offset,
+                rec_len, vlen, expire_ms]
         crc     uint32 (5 bytes): CRC32C of every byte before it
     and that the entries describe records in file order that fit before the
     footer, with min_seq their lowest seq."""
@@ -221,22 +248,30 @@ def check_hint(items):
         if off >= items.size - 5:
             raise Bad(off, "the file ends after %d of %d entries" % (i, hint.count))
         e, raw = items.item()
-        if type(e) is not list or raw[0] != 0x86:
-            raise Bad(off, "not a hint entry (expected a definite array of 6 items)")
-        seq, op, key, rec_off, rec_len, vlen = e
-        if not is_uint(seq) or type(op) is not int or op not in (OP_SET, OP_REMOVE):
+        if type(e) is not list or raw[0] not in (0x86, 0x87):
+            raise Bad(off, "not a hint entry (expected a definite array of 6 or 7 items)")
+        if len(e) < 2 or type(e[1]) is not int or \
+                len(e) != (7 if e[1] == OP_SETX else 6):
+            raise Bad(off, "bad record type or item count")
+        seq, op, key, rec_off, rec_len, vlen = e[:6]
+        expire = e[6] if op == OP_SETX else 0
+        if not is_uint(seq) or op not in (OP_SET, OP_REMOVE, OP_TXN, OP_FLUSH, OP_SETX):
             raise Bad(off, "bad sequence number or record type")
-        if type(key) is not bytes or not 1 <= len(key) <= 1 << 20:
-            raise Bad(off, "key is not a byte string of 1..1 MiB")
+        keyed = op in (OP_SET, OP_REMOVE, OP_SETX)
+        if type(key) is not bytes or not (1 <= len(key) <= 1 << 20 if keyed else len(key) == 0):
+            raise Bad(off, "key is not a byte string of 1..1 MiB (or empty for TXN and FLUSH)")
+        if op == OP_SETX and not (is_uint(expire) and 1 <= expire < 1 << 63):
+            raise Bad(off, "expiry time is not a positive int64")
         if not (is_uint(rec_off) and is_uint(rec_len) and is_uint(vlen)):
             raise Bad(off, "offset, length or value length is not an unsigned integer")
         if rec_off < end or rec_off + rec_len > hint.footer_off:
             raise Bad(off, "record at offset %d (%d bytes) is out of order or "
                       "not before the footer at %d" % (rec_off, rec_len, hint.footer_off))
-        if op == OP_REMOVE and vlen != 0 or op == OP_SET and vlen >= rec_len:
+        if op in (OP_REMOVE, OP_FLUSH) and vlen != 0 or \
+                op in (OP_SET, OP_SETX) and vlen >= rec_len:
             raise Bad(off, "value length %d does not fit a %d-byte record" % (vlen, rec_len))
         end = rec_off + rec_len
-        hint.entries.append((off, (rec_off, rec_len, seq, op, key, vlen)))
+        hint.entries.append((off, (rec_off, rec_len, seq, op, key, vlen, expire)))
     if hint.entries and hint.min_seq != min(e[1][2] for e in hint.entries):
         raise Bad(HEADER_LEN, "min_seq %d is not the lowest seq of the entries"
                   % hint.min_seq)
@@ -252,7 +287,7 @@ def check_hint(items):
     return hint
 
 
-FIELDS = ("offset", "length", "seq", "op", "key", "value length")
+FIELDS = ("offset", "length", "seq", "op", "key", "value length or count", "expiry")
 
 
 def match_hint(hint, seg, seg_path):

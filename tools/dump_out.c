@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dump.h"
 
@@ -201,8 +202,54 @@ static void put_text_bytes(const char *name, const void *data, size_t n,
 
 const char *dump_op_name(enum kvs_record_type t)
 {
-	return t == KVS_REC_SET ? "set" : t == KVS_REC_REMOVE ? "remove" :
-	       "footer";
+	switch (t) {
+	case KVS_REC_SET: return "set";
+	case KVS_REC_REMOVE: return "remove";
+	case KVS_REC_FOOTER: return "footer";
+	case KVS_REC_TXN: return "txn";
+	case KVS_REC_FLUSH: return "flush";
+	}
+	return "?";
+}
+
+/* A SET's expiry: " expires MS (UTC time, in N s)" or "(..., N s ago)". */
+static void put_expiry(int64_t at)
+{
+	time_t sec = (time_t)(at / 1000);
+	struct tm tm;
+	char when[32] = "?";
+	if (gmtime_r(&sec, &tm))
+		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+	double left = (double)(at - kvs_now_ms()) / 1000.0;
+	printf(" expires %lld (%s.%03dZ, ", (long long)at, when,
+	       (int)(at % 1000));
+	if (left > 0)
+		printf("in %.3f s)", left);
+	else
+		printf("expired %.3f s ago)", -left);
+}
+
+/* The text form's items after the op: TXN's count, a keyed record's key,
+ * expiry and value (a hint entry has its value's length only). */
+static void print_rest(const struct opts *o, const struct kvs_record *rec,
+		       bool is_hint)
+{
+	if (rec->type == KVS_REC_TXN) {
+		printf(" count %llu\n", (unsigned long long)rec->count);
+		return;
+	}
+	if (rec->type == KVS_REC_FLUSH) {
+		putchar('\n');
+		return;
+	}
+	put_text_bytes("key", rec->key, rec->klen, o->full);
+	if (rec->expire_ms)
+		put_expiry(rec->expire_ms);
+	if (rec->type == KVS_REC_SET && is_hint)
+		printf(" value (%zu bytes)", rec->vlen);
+	else if (rec->type == KVS_REC_SET)
+		put_text_bytes("value", rec->val, rec->vlen, o->full);
+	putchar('\n');
 }
 
 /* One record of a segment file, or one entry of a hint file (is_hint): the
@@ -228,6 +275,19 @@ void dump_print_record(const struct opts *o, const char *path, bool is_hint,
 			return;
 		}
 		printf(",\"seq\":%llu", seq);
+		if (rec->type == KVS_REC_TXN) {
+			printf(",\"count\":%llu}\n",
+			       (unsigned long long)rec->count);
+			return;
+		}
+		if (rec->type == KVS_REC_FLUSH) {
+			fputs("}\n", stdout);
+			return;
+		}
+		if (rec->expire_ms)
+			printf(",\"expire_ms\":%lld,\"expires_in_ms\":%lld",
+			       (long long)rec->expire_ms,
+			       (long long)(rec->expire_ms - kvs_now_ms()));
 		put_json_bytes("key", rec->key, rec->klen, o->full);
 		if (rec->type == KVS_REC_SET && is_hint)
 			printf(",\"value_length\":%zu", rec->vlen);
@@ -239,10 +299,7 @@ void dump_print_record(const struct opts *o, const char *path, bool is_hint,
 	if (is_hint) {
 		printf("%s: hint offset %llu length %llu seq %llu %s", path,
 		       off, len, seq, dump_op_name(rec->type));
-		put_text_bytes("key", rec->key, rec->klen, o->full);
-		if (rec->type == KVS_REC_SET)
-			printf(" value (%zu bytes)", rec->vlen);
-		putchar('\n');
+		print_rest(o, rec, true);
 		return;
 	}
 	printf("%s:%llu: ", path, off);
@@ -253,8 +310,5 @@ void dump_print_record(const struct opts *o, const char *path, bool is_hint,
 		return;
 	}
 	printf("seq %llu %s", seq, dump_op_name(rec->type));
-	put_text_bytes("key", rec->key, rec->klen, o->full);
-	if (rec->type == KVS_REC_SET)
-		put_text_bytes("value", rec->val, rec->vlen, o->full);
-	putchar('\n');
+	print_rest(o, rec, false);
 }

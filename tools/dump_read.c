@@ -100,8 +100,8 @@ static void hint_check_open(struct hint_check *hc, const char *path,
 		hint_check_fail(hc, "not a hint file");
 }
 
-/* The segment's next SET or REMOVE record, `rec`: the next entry must
- * describe it. */
+/* The segment's next record (any but the footer), `rec`: the next entry
+ * must describe it. */
 static void hint_check_record(struct hint_check *hc,
 			      const struct kvs_record *rec)
 {
@@ -141,13 +141,23 @@ static void hint_check_record(struct hint_check *hc,
 				"but the record is %llu bytes", off,
 				(unsigned long long)e.length,
 				(unsigned long long)rec->length);
-	else if (e.klen != rec->klen || memcmp(e.key, rec->key, e.klen) != 0)
+	else if (e.klen != rec->klen ||
+		 (e.klen && memcmp(e.key, rec->key, e.klen) != 0))
 		hint_check_fail(hc, "hint entry for offset %llu: the key "
 				"differs from the record's", off);
 	else if (e.vlen != rec->vlen)
 		hint_check_fail(hc, "hint entry for offset %llu: value length "
 				"%zu, but the record's value is %zu bytes",
 				off, e.vlen, rec->vlen);
+	else if (e.expire_ms != rec->expire_ms)
+		hint_check_fail(hc, "hint entry for offset %llu: expiry %lld, "
+				"but the record's is %lld", off,
+				(long long)e.expire_ms, (long long)rec->expire_ms);
+	else if (e.count != rec->count)
+		hint_check_fail(hc, "hint entry for offset %llu: count %llu, "
+				"but the record's is %llu", off,
+				(unsigned long long)e.count,
+				(unsigned long long)rec->count);
 	else
 		hc->entries++;
 }
@@ -208,7 +218,7 @@ int dump_read_file(const struct opts *o, const struct input *in, size_t idx,
 		if (rec.type != KVS_REC_FOOTER) {
 			st->rec_bytes += rec.length;
 			hint_check_record(&hc, &rec);
-			if (o->stats)
+			if (o->stats && rec.klen)
 				dump_keys_note(keys, &rec, idx);
 		}
 		if (!o->stats && !o->verify)

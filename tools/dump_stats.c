@@ -86,7 +86,9 @@ void dump_keys_note(struct key_table *t, const struct kvs_record *rec,
 	e->seq = rec->seq;
 	e->rec_len = rec->length;
 	e->file = file;
-	e->is_set = rec->type == KVS_REC_SET;
+	/* A SET whose expiry time has passed holds no live key. */
+	e->is_set = rec->type == KVS_REC_SET &&
+		    (!rec->expire_ms || rec->expire_ms > kvs_now_ms());
 }
 
 /* Credit each key's newest record, if a SET, to its file; free the table. */
