@@ -203,6 +203,7 @@ int kvs_open(const char *dir, const struct kvs_options *opts, struct kvs **out)
 		goto fail;
 	((struct kvs__handle *)*out)->vt = vt;
 	((struct kvs__handle *)*out)->lock_fd = lock_fd;
+	atomic_store(&((struct kvs__handle *)*out)->fsync, (int)opt.fsync);
 	return KVS_OK;
 fail:
 	if (lock_fd >= 0)
@@ -347,4 +348,20 @@ int kvs_stats_cached(struct kvs *db, struct kvs_store_stats *st)
 	if (!db || !st)
 		return kvs__err(KVS_EINVAL, "kvs_stats_cached: NULL argument");
 	return VT(db)->stats_cached(db, st);
+}
+
+int kvs_set_fsync(struct kvs *db, enum kvs_fsync policy)
+{
+	if (!db)
+		return kvs__err(KVS_EINVAL, "no store");
+	if ((unsigned)policy > KVS_FSYNC_NEVER)
+		return kvs__err(KVS_EINVAL, "invalid fsync policy %d",
+				(int)policy);
+	atomic_store(&((struct kvs__handle *)db)->fsync, (int)policy);
+	return KVS_OK;
+}
+
+enum kvs_fsync kvs_fsync_policy(struct kvs *db)
+{
+	return kvs__fsync_policy(db);
 }

@@ -202,7 +202,7 @@ static void drop_victims(struct kvs *db)
 	free(cp->job.kept);
 	cp->job.kept = calloc(ngone ? ngone : 1, sizeof *cp->job.kept);
 	/* Segments older than the active one were synced when sealed. */
-	cp->job.sync_first = ngone && db->opt.fsync != KVS_FSYNC_ALWAYS
+	cp->job.sync_first = ngone && kvs__fsync_policy(db) != KVS_FSYNC_ALWAYS
 				     ? db->active : NULL;
 	/* Counted now: whoever sees a victim's file gone (the job unlinks
 	 * them) sees the pass in the statistics too. */

@@ -100,7 +100,18 @@ struct kvs__vtable {
 struct kvs__handle {
 	const struct kvs__vtable *vt;
 	int lock_fd;  /* the directory's flock, released by kvs_close */
+	atomic_int fsync; /* the fsync policy now (enum kvs_fsync): set by
+			     api.c from the options, changed by
+			     kvs_set_fsync(); any thread reads it */
 };
+
+/* The handle's fsync policy now (kvs__fsync_policy: both engines read it
+ * where they used the options' policy, so it can change while open). */
+static inline enum kvs_fsync kvs__fsync_policy(const void *db)
+{
+	return (enum kvs_fsync)atomic_load_explicit(
+		&((struct kvs__handle *)db)->fsync, memory_order_relaxed);
+}
 extern const struct kvs__vtable kvs__log_engine;
 extern const struct kvs__vtable kvs__lmdb_engine;
 

@@ -321,6 +321,17 @@ int kvs_write_batch(struct kvs *db, struct kvs_op *ops, size_t n);
 int kvs_submit(struct kvs *db, struct kvs_op *ops, size_t n,
 	       void (*done)(void *ctx, int result), void *ctx);
 
+/*
+ * The store's fsync policy now, and a change of it while the store is open
+ * (kvs-server's CONFIG SET appendfsync): writes submitted after
+ * kvs_set_fsync() returns are acknowledged by the new policy's rule (see
+ * enum kvs_fsync); under everysec the background sync covers what earlier
+ * policies left unsynced.  Any thread; never blocks.
+ * Errors: KVS_EINVAL (not a policy).
+ */
+int kvs_set_fsync(struct kvs *db, enum kvs_fsync policy);
+enum kvs_fsync kvs_fsync_policy(struct kvs *db);
+
 /* Flags of kvs_write_batch_flags() and kvs_submit_flags(). */
 #define KVS_BATCH_ATOMIC 1u /* the batch is one transaction: after a crash
 			       either all of its writes are found or none;

@@ -78,6 +78,8 @@ static void *syncer_main(void *arg)
 			rc = pthread_cond_timedwait(&lm->cv, &lm->mu, &next);
 		if (lm->stop)
 			break;
+		if (kvs__fsync_policy(lm) != KVS_FSYNC_EVERYSEC)
+			continue;
 		kvs__unlock(&lm->mu);
 		int e = mdb_env_sync(lm->env, 1);
 		if (e) {
@@ -277,6 +279,7 @@ static int lm_open(const char *dir, const struct kvs_options *opt,
 	unsigned flags = MDB_NOTLS;
 	if (opt->fsync != KVS_FSYNC_ALWAYS)
 		flags |= MDB_NOSYNC;
+	lm->fsync_applied = opt->fsync;
 	if ((rc = mdb_env_create(&lm->env)) ||
 	    (rc = mdb_env_set_mapsize(lm->env, MAP_SIZE)) ||
 	    (rc = mdb_env_set_maxreaders(lm->env, MAX_READERS)) ||
@@ -297,14 +300,12 @@ static int lm_open(const char *dir, const struct kvs_options *opt,
 		goto fail;
 	}
 	lm->worker_started = true;
-	if (opt->fsync == KVS_FSYNC_EVERYSEC) {
-		if ((rc = pthread_create(&lm->syncer, NULL, syncer_main, lm))) {
-			rc = kvs__err_errno(KVS_ENOMEM, rc,
-					    "cannot start a thread");
-			goto fail;
-		}
-		lm->syncer_started = true;
+	/* Under every policy: kvs_set_fsync() may make it everysec. */
+	if ((rc = pthread_create(&lm->syncer, NULL, syncer_main, lm))) {
+		rc = kvs__err_errno(KVS_ENOMEM, rc, "cannot start a thread");
+		goto fail;
 	}
+	lm->syncer_started = true;
 	if ((rc = pthread_create(&lm->expirer, NULL, kvs__lm_expirer_main,
 				 lm))) {
 		rc = kvs__err_errno(KVS_ENOMEM, rc, "cannot start a thread");

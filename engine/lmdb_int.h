@@ -67,6 +67,9 @@ struct kvs__lmdb {
 	bool stop;
 	pthread_t worker, syncer, expirer;
 	bool worker_started, syncer_started, expirer_started;
+	/* The policy LMDB's MDB_NOSYNC was last set for: read and changed
+	 * only holding wmu (kvs__lm_tx_begin), before a write transaction. */
+	enum kvs_fsync fsync_applied;
 
 	atomic_int failed;        /* errno of a failed commit or sync */
 	atomic_int write_error;   /* errno of the last commit refused for a
@@ -78,6 +81,7 @@ struct kvs__lmdb {
  * by kvs__lm_tx_finish() once the commit succeeded. */
 #define KVS__LM_TX_INLINE 16
 struct kvs__lm_tx {
+	bool synced;    /* its commit syncs (the policy was always) */
 	struct kvs__lmdb *lm;
 	MDB_txn *txn;
 	int64_t now;              /* the clock of the whole transaction */

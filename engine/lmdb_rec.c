@@ -95,11 +95,23 @@ int kvs__lm_tx_begin(struct kvs__lmdb *lm, struct kvs__lm_tx *tx)
 	tx->bumped = tx->inline_bumped;
 	tx->cap = KVS__LM_TX_INLINE;
 	kvs__lock(&lm->wmu);
-	int rc = mdb_txn_begin(lm->env, NULL, 0, &tx->txn);
+	/* kvs_set_fsync() changed the policy: set MDB_NOSYNC to match while
+	 * no other write transaction can run. */
+	enum kvs_fsync policy = kvs__fsync_policy(lm);
+	int rc = 0;
+	if (policy != lm->fsync_applied) {
+		rc = mdb_env_set_flags(lm->env, MDB_NOSYNC,
+				       policy != KVS_FSYNC_ALWAYS);
+		if (rc == 0)
+			lm->fsync_applied = policy;
+	}
+	if (rc == 0)
+		rc = mdb_txn_begin(lm->env, NULL, 0, &tx->txn);
 	if (rc) {
 		kvs__unlock(&lm->wmu);
 		return kvs__lm_err(rc, "begin");
 	}
+	tx->synced = policy == KVS_FSYNC_ALWAYS;
 	tx->now = kvs__lm_now();
 	return KVS_OK;
 }

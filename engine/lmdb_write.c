@@ -243,7 +243,7 @@ int kvs__lm_write(struct kvs *db, struct kvs_op *ops, size_t n,
 		applied += ops[i].result == KVS_OK;
 	atomic_fetch_add(&lm->writes, applied);
 	atomic_fetch_add(&lm->batches, 1);
-	if (lm->opt.fsync == KVS_FSYNC_ALWAYS)
+	if (tx.synced)
 		atomic_fetch_add(&lm->syncs, 1);
 	return KVS_OK;
 }

@@ -1,5 +1,6 @@
-/* syncer.c - the everysec sync thread: once a second, when the active
- * segment has unsynced bytes, it fdatasyncs it.  It pins the segment
+/* syncer.c - the everysec sync thread: once a second, when the policy is
+ * everysec and the active segment has unsynced bytes, it fdatasyncs it
+ * (it runs under every policy, which kvs_set_fsync() may change).  It pins the segment
  * (fd_users, under sync.mu) instead of dup()ing its descriptor, and a
  * failed sync fails the store (kvs__set_failed).  Started and stopped by
  * the writer's start and stop. */
@@ -26,6 +27,10 @@ static void *syncer_main(void *arg)
 			KVS_DIE("pthread_cond_timedwait", rc);
 		if (db->sync.stop)
 			break;
+		/* Another policy now (kvs_set_fsync): the bytes stay counted
+		 * as unsynced for when everysec comes back. */
+		if (kvs__fsync_policy(db) != KVS_FSYNC_EVERYSEC)
+			continue;
 		if (atomic_exchange(&db->sync.unsynced, 0) == 0)
 			continue;
 		/* The fdatasync runs outside sync.mu, on the segment pinned by

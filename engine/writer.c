@@ -283,7 +283,7 @@ static struct kvs__req *writer_round(struct kvs *db, struct kvs__req *list,
 	if (rc == KVS_OK)
 		rc = kvs__round_flush(db);
 	if (rc == KVS_OK && wb->npends > 0 &&
-	    db->opt.fsync == KVS_FSYNC_ALWAYS) {
+	    kvs__fsync_policy(db) == KVS_FSYNC_ALWAYS) {
 		int e = kvs__io_fdatasync(db->active->fd);
 		if (e) {
 			/* Never retried: what reached the disk is unknown. */
@@ -463,8 +463,8 @@ int kvs__writer_start(struct kvs *db)
 	if ((rc = pthread_create(&db->writer, NULL, writer_main, db)) != 0)
 		return kvs__err_errno(KVS_ENOMEM, rc, "cannot start the writer");
 	db->writer_started = true;
-	if (db->opt.fsync == KVS_FSYNC_EVERYSEC &&
-	    (rc = kvs__syncer_start(db)) != KVS_OK)
+	/* Whatever the policy: kvs_set_fsync() may make it everysec. */
+	if ((rc = kvs__syncer_start(db)) != KVS_OK)
 		return rc;
 	return KVS_OK;
 }

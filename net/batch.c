@@ -12,6 +12,7 @@
 #include "batch.h"
 #include "check.h"
 #include "reply.h"
+#include "stats.h"
 
 /* A block of net_upd_alloc(). */
 struct net_upd_mem {
@@ -34,6 +35,8 @@ static void free_upds(struct net_batch *b)
 {
 	for (struct net_upd *x = b->upds, *next; x; x = next) {
 		next = x->next;
+		if (x->release)
+			x->release(x);
 		for (struct net_upd_mem *m = x->mem, *mn; m; m = mn) {
 			mn = m->next;
 			free(m);
@@ -52,6 +55,8 @@ static void batch_reset(struct net_conn *c)
 	free_upds(b);
 	b->nwcmds = 0;
 	b->nops = 0;
+	b->atomic = false;
+	b->held_noted = 0;
 	b->result = KVS_OK;
 	b->err[0] = '\0';
 	b->done = NULL;
@@ -108,7 +113,7 @@ static int batch_add(struct net_conn *c, enum net_write_kind kind,
 		b->wcmds = w;
 		b->capwcmds = cap;
 	}
-	b->wcmds[b->nwcmds++] = (struct net_wcmd){ kind, first, n, NULL };
+	b->wcmds[b->nwcmds++] = (struct net_wcmd){ kind, first, n, NULL, 0 };
 	if (kind != NET_W_DEFERRED)
 		b->nops = first + n;
 	net_reply_hold(c, true);
@@ -148,9 +153,39 @@ void net_batch_add_upd(struct net_conn *c, struct net_upd *x, size_t n)
 		b->wcmds[b->nwcmds - 1].upd = x;
 }
 
+int net_batch_add_exec(struct net_conn *c, struct net_upd *x, size_t n,
+		       size_t *head)
+{
+	struct net_batch *b = &c->batch;
+
+	KVS_ASSERT(b->nwcmds == 0 && b->nops + n <= b->opscap);
+	if (batch_add(c, NET_W_EXEC, b->nops, n) != 0) {
+		net_reply_error(c, "OOM out of memory");
+		return -1;
+	}
+	b->wcmds[b->nwcmds - 1].upd = x;
+	b->atomic = true;
+	*head = b->nwcmds - 1;
+	return 0;
+}
+
+void net_batch_end_exec(struct net_conn *c, size_t head)
+{
+	struct net_batch *b = &c->batch;
+
+	KVS_ASSERT(head < b->nwcmds && b->wcmds[head].kind == NET_W_EXEC);
+	b->wcmds[head].ncmds = b->nwcmds - head - 1;
+}
+
 void net_batch_note_held(struct net_conn *c, size_t held0)
 {
 	size_t held = net_reply_held(c);
+
+	/* Replies already placed (EXEC places those of its commands one
+	 * by one, inside the command that runs them) are not placed twice. */
+	if (held0 < c->batch.held_noted)
+		held0 = c->batch.held_noted;
+	c->batch.held_noted = held;
 
 	if (held > held0 &&
 	    batch_add(c, NET_W_DEFERRED, held0, held - held0) != 0) {
@@ -167,7 +202,9 @@ bool net_batch_open(const struct net_conn *c)
 
 bool net_batch_room(const struct net_conn *c)
 {
-	return c->batch.nops < NET_BATCH_OPS;
+	/* An EXEC's batch is one transaction: a write after it must not
+	 * share its fate (a WATCH abort cancels every later op). */
+	return c->batch.nops < NET_BATCH_OPS && !c->batch.atomic;
 }
 
 /* An op's own result that says its key could not be read (a condition or
@@ -211,8 +248,9 @@ bool net_batch_submit(struct net_conn *c, void (*done)(struct net_conn *c))
 	 * refused before it joined): nothing for the engine. */
 	if (b->nops) {
 		b->done = done;
-		int rc = kvs_submit(c->w->srv->db, b->ops, b->nops,
-				    batch_done, c);
+		int rc = kvs_submit_flags(c->w->srv->db, b->ops, b->nops,
+					  b->atomic ? KVS_BATCH_ATOMIC : 0,
+					  batch_done, c);
 		if (rc == KVS_OK)
 			return true;
 		b->result = rc;
@@ -232,7 +270,8 @@ static void reply_write(struct net_conn *c, const struct net_wcmd *wc)
 	/* A key whose old value could not be read (SET NX/XX, DEL, INCR look
 	 * at it): the read's error, not a verdict on the condition.  The
 	 * store has not failed; the record is damaged. */
-	if (wc->kind != NET_W_DEFERRED && wc->kind != NET_W_MSET) {
+	if (wc->kind != NET_W_DEFERRED && wc->kind != NET_W_MSET &&
+	    wc->kind != NET_W_EXEC) {
 		for (size_t i = 0; i < wc->n; i++) {
 			if (op_read_failed(op[i].result)) {
 				net_reply_kvs_error(c, op[i].result, b->err,
@@ -275,8 +314,21 @@ static void reply_write(struct net_conn *c, const struct net_wcmd *wc)
 	case NET_W_DEFERRED:
 		net_reply_release(c, wc->first, wc->n);
 		break;
+	case NET_W_EXEC:
+		/* The head of a transaction whose keys did not change (a
+		 * change skips it all: net_batch_complete). */
+		net_reply_array(c, wc->ncmds);
+		break;
 	case NET_W_UPDATE:
 		for (size_t i = 0; i < wc->n; i++) {
+			if (op[i].result == KVS_ECANCELED) {
+				/* Behind an update that aborted the batch;
+				 * only EXEC's WATCH check aborts, and it
+				 * skips its commands, so a backstop. */
+				net_reply_error(c, "ERR command canceled by "
+						"an aborted transaction");
+				return;
+			}
 			if (op[i].result == KVS_ETOOBIG) {
 				/* The engine's own limit: the callbacks
 				 * check it first, so this is a backstop. */
@@ -295,6 +347,15 @@ static void reply_write(struct net_conn *c, const struct net_wcmd *wc)
 	}
 }
 
+/* Did one of an EXEC's WATCH checks abort the batch? */
+static bool exec_aborted(const struct net_batch *b, const struct net_wcmd *wc)
+{
+	for (size_t i = 0; i < wc->n; i++)
+		if (b->ops[wc->first + i].result == KVS_ECANCELED)
+			return true;
+	return false;
+}
+
 void net_batch_complete(struct net_conn *c)
 {
 	const struct net_batch *b = &c->batch;
@@ -303,11 +364,27 @@ void net_batch_complete(struct net_conn *c)
 	net_reply_hold(c, false); /* the batch's replies go out, first */
 	for (size_t i = 0; i < b->nwcmds; i++) {
 		const struct net_wcmd *wc = &b->wcmds[i];
-		if (b->result != KVS_OK && wc->kind != NET_W_DEFERRED)
+		if (wc->kind == NET_W_EXEC && b->result == KVS_OK &&
+		    exec_aborted(b, wc)) {
+			/* A WATCHed key changed: nil, and nothing of the
+			 * transaction was applied or is answered. */
+			net_reply_check(c, net_resp_put_null_array(
+						   net_reply_buf(c)));
+			i += wc->ncmds;
+			continue;
+		}
+		size_t mark = c->out.len;
+		if (b->result != KVS_OK && wc->kind != NET_W_DEFERRED &&
+		    wc->kind != NET_W_EXEC)
 			net_reply_kvs_error(c, b->result, b->err,
 					    NET_STORE_WRITE);
 		else
 			reply_write(c, wc);
+		/* INFO's error counts: held replies were counted when made. */
+		if (wc->kind != NET_W_DEFERRED && c->out.len > mark &&
+		    c->out.data[mark] == '-')
+			net_stats_error(c->w, c->out.data + mark,
+					c->out.len - mark);
 	}
 	batch_reset(c);
 }

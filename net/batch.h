@@ -58,6 +58,20 @@ void net_batch_add_upd(struct net_conn *c, struct net_upd *x, size_t n);
  * Any thread that owns x at the time (the writer, in a callback). */
 void *net_upd_alloc(struct net_upd *x, size_t n);
 
+/*
+ * EXEC (cmd_multi.c): with the batch empty, add its head, whose n ops
+ * (taken with net_batch_ops(), possibly none) check the WATCHed keys
+ * under state x; *head gets its place.  From then on the batch is one
+ * transaction: submitted with KVS_BATCH_ATOMIC, and closed to later
+ * commands (net_batch_room() is false).  The queued commands then join it
+ * one by one as usual, and net_batch_end_exec(c, *head) marks its end.
+ * When answered: an array of their replies, or nil (and nothing of them)
+ * if a check aborted.  Returns 0, or -1 after replying (out of memory).
+ */
+int net_batch_add_exec(struct net_conn *c, struct net_upd *x, size_t n,
+		       size_t *head);
+void net_batch_end_exec(struct net_conn *c, size_t head);
+
 /* After a command ran: the replies it held back (defer[held0 ..), made
  * while the batch was open) take their place among the batch's replies.
  * Out of memory makes c CLOSING. */

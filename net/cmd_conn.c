@@ -4,7 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
+#include "check.h"
 #include "commands.h"
 #include "reply.h"
 
@@ -43,13 +46,13 @@ void net_cmd_select(struct net_conn *c, const struct net_resp_cmd *cmd)
 }
 
 /* Constant-time comparison: the time depends on the secret's length only. */
-static int password_ok(const struct net_server *s, const char *p, size_t n)
+static int password_ok(const struct net_secret *sec, const char *p, size_t n)
 {
-	unsigned char diff = n != s->passlen;
+	unsigned char diff = n != sec->len;
 
-	for (size_t i = 0; i < s->passlen; i++)
-		diff |= (unsigned char)(s->password[i] ^
-					(i < n ? p[i] : ~s->password[i]));
+	for (size_t i = 0; i < sec->len; i++)
+		diff |= (unsigned char)(sec->bytes[i] ^
+					(i < n ? p[i] : ~sec->bytes[i]));
 	return diff == 0;
 }
 
@@ -58,9 +61,10 @@ static int check_auth(struct net_conn *c, const char *user, size_t ulen,
 		      const char *pass, size_t plen)
 {
 	struct net_server *s = c->w->srv;
+	const struct net_secret *sec = net_secret_now(s);
 	int user_ok = ulen == 7 && memcmp(user, "default", 7) == 0;
 
-	if (user_ok && (!s->password || password_ok(s, pass, plen))) {
+	if (user_ok && (!sec || password_ok(sec, pass, plen))) {
 		c->authed = 1;
 		return 1;
 	}
@@ -80,7 +84,7 @@ void net_cmd_auth(struct net_conn *c, const struct net_resp_cmd *cmd)
 		return;
 	}
 	if (cmd->argc == 2) {
-		if (!c->w->srv->password) {
+		if (!net_secret_now(c->w->srv)) {
 			net_reply_error(c,
 				"ERR AUTH <password> called without any "
 				"password configured for the default user. "
@@ -125,8 +129,11 @@ static int set_name(struct net_conn *c, const char *p, size_t n)
 		memcpy(name, p, n);
 		name[n] = '\0';
 	}
+	/* CLIENT LIST on another worker reads it under clients_mu. */
+	KVS_CHECK(pthread_mutex_lock(&c->w->srv->clients_mu));
 	free(c->name);
 	c->name = name;
+	KVS_CHECK(pthread_mutex_unlock(&c->w->srv->clients_mu));
 	return 0;
 }
 
@@ -198,46 +205,225 @@ void net_cmd_hello(struct net_conn *c, const struct net_resp_cmd *cmd)
 	net_reply_array(c, 0);
 }
 
+/* ---- CLIENT ------------------------------------------------------------------ */
+
+/* One CLIENT LIST line of c, as Redis's fields (those kvs has no notion
+ * of are constant).  Call with clients_mu held: another worker's c is
+ * read through its immutable fields, its name (guarded by clients_mu)
+ * and atomics only. */
+static void client_line(struct net_buf *b, const struct net_conn *c,
+			const struct net_conn *self, uint64_t now_ms)
+{
+	char line[512];
+	const char *cmd = atomic_load_explicit(&c->last_cmd,
+					       memory_order_relaxed);
+	uint64_t last = atomic_load_explicit(&c->last_ms,
+					     memory_order_relaxed);
+	int n = snprintf(line, sizeof line,
+		"id=%llu addr=%s laddr= fd=%d name=%s age=%lld idle=%llu "
+		"flags=%s db=0 sub=0 psub=0 ssub=0 multi=%d qbuf=0 "
+		"qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 "
+		"omem=0 tot-mem=0 events=r cmd=%s user=default redir=-1 "
+		"resp=2\n",
+		(unsigned long long)c->id, c->addr, c->fd,
+		c->name ? c->name : "", (long long)(time(NULL) - c->since),
+		(unsigned long long)(now_ms > last ? (now_ms - last) / 1000
+						   : 0),
+		/* Only the connection's own worker may read in_multi. */
+		c == self && c->in_multi ? "x" : "N",
+		c == self && c->in_multi ? 0 : -1, cmd ? cmd : "NULL");
+	if (n > 0)
+		net_buf_append(b, line, (size_t)n < sizeof line ?
+					(size_t)n : sizeof line - 1);
+}
+
+static void client_list(struct net_conn *c, const struct net_resp_cmd *cmd)
+{
+	struct net_server *s = c->w->srv;
+	struct net_buf b = NET_BUF_INIT;
+	uint64_t now = net_mono_us() / 1000;
+	size_t ids_from = 0;
+
+	if (cmd->argc == 4 && net_arg_is(cmd, 2, "TYPE")) {
+		if (!net_arg_is(cmd, 3, "normal") &&
+		    !net_arg_is(cmd, 3, "master") &&
+		    !net_arg_is(cmd, 3, "replica") &&
+		    !net_arg_is(cmd, 3, "pubsub")) {
+			net_reply_errorf(c, "ERR Unknown client type '%.*s'",
+					 net_arg_shown(cmd, 3), cmd->argv[3]);
+			return;
+		}
+		if (!net_arg_is(cmd, 3, "normal")) {
+			net_reply_bulk(c, "", 0);
+			return;
+		}
+	} else if (cmd->argc >= 4 && net_arg_is(cmd, 2, "ID")) {
+		ids_from = 3;
+		for (size_t i = 3; i < cmd->argc; i++) {
+			long long id;
+			if (net_arg_int(cmd, i, &id) != 0 || id <= 0) {
+				net_reply_error(c, "ERR Invalid client ID");
+				return;
+			}
+		}
+	} else if (cmd->argc != 2) {
+		net_reply_error(c, NET_ERR_SYNTAX);
+		return;
+	}
+	KVS_CHECK(pthread_mutex_lock(&s->clients_mu));
+	for (struct net_conn *o = s->clients; o; o = o->allnext) {
+		bool want = ids_from == 0;
+		for (size_t i = ids_from; ids_from && i < cmd->argc; i++) {
+			long long id = 0;
+			(void)net_arg_int(cmd, i, &id);
+			want |= (uint64_t)id == o->id;
+		}
+		if (want)
+			client_line(&b, o, c, now);
+	}
+	KVS_CHECK(pthread_mutex_unlock(&s->clients_mu));
+	net_reply_bulk(c, b.data ? b.data : "", b.len);
+	net_buf_free(&b);
+}
+
+/* Close another worker's connection o (clients_mu held, so its fd is
+ * still its own): shutting the socket down makes its worker see the end
+ * of input and close it.  Ourselves: after this reply. */
+static void kill_one(struct net_conn *c, struct net_conn *o)
+{
+	if (o == c)
+		c->state = NET_CONN_CLOSING;
+	else if (o->fd >= 0)
+		shutdown(o->fd, SHUT_RDWR);
+}
+
+static void client_kill(struct net_conn *c, const struct net_resp_cmd *cmd)
+{
+	struct net_server *s = c->w->srv;
+	long long id = 0, killed = 0;
+	const char *addr = NULL;
+	size_t addrlen = 0;
+	bool skipme = true, old = cmd->argc == 3, close_self = false;
+
+	if (old) {
+		addr = cmd->argv[2];
+		addrlen = cmd->argvlen[2];
+		skipme = false;
+	} else if (cmd->argc % 2 != 0) {
+		net_reply_error(c, NET_ERR_SYNTAX);
+		return;
+	}
+	for (size_t i = 2; !old && i + 1 < cmd->argc; i += 2) {
+		if (net_arg_is(cmd, i, "ID")) {
+			if (net_arg_int(cmd, i + 1, &id) != 0 || id <= 0) {
+				net_reply_error(c, "ERR client-id should be "
+						"greater than 0");
+				return;
+			}
+		} else if (net_arg_is(cmd, i, "ADDR")) {
+			addr = cmd->argv[i + 1];
+			addrlen = cmd->argvlen[i + 1];
+		} else if (net_arg_is(cmd, i, "SKIPME")) {
+			if (net_arg_is(cmd, i + 1, "yes"))
+				skipme = true;
+			else if (net_arg_is(cmd, i + 1, "no"))
+				skipme = false;
+			else {
+				net_reply_error(c, NET_ERR_SYNTAX);
+				return;
+			}
+		} else if (net_arg_is(cmd, i, "TYPE") ||
+			   net_arg_is(cmd, i, "USER") ||
+			   net_arg_is(cmd, i, "LADDR")) {
+			continue; /* every client is normal and default */
+		} else {
+			net_reply_error(c, NET_ERR_SYNTAX);
+			return;
+		}
+	}
+	KVS_CHECK(pthread_mutex_lock(&s->clients_mu));
+	for (struct net_conn *o = s->clients; o; o = o->allnext) {
+		if ((id && o->id != (uint64_t)id) ||
+		    (addr && (strlen(o->addr) != addrlen ||
+			      memcmp(o->addr, addr, addrlen) != 0)) ||
+		    (skipme && o == c))
+			continue;
+		if (o == c)
+			close_self = true;
+		else
+			kill_one(c, o);
+		killed++;
+	}
+	KVS_CHECK(pthread_mutex_unlock(&s->clients_mu));
+	if (old && killed == 0)
+		net_reply_error(c, "ERR No such client");
+	else if (old)
+		net_reply_ok(c);
+	else
+		net_reply_int(c, killed);
+	if (close_self)
+		kill_one(c, c);
+}
+
+/* Subcommands and their argument counts (argc, or at least -argc). */
+static const struct {
+	const char *name;
+	int argc;
+} client_subs[] = {
+	{ "id", 2 }, { "getname", 2 }, { "setname", 3 }, { "setinfo", 4 },
+	{ "info", 2 }, { "list", -2 }, { "kill", -3 }, { "no-evict", 3 },
+};
+
 void net_cmd_client(struct net_conn *c, const struct net_resp_cmd *cmd)
 {
-	if (net_arg_is(cmd, 1, "ID") && cmd->argc == 2) {
+	size_t k, nsubs = sizeof client_subs / sizeof client_subs[0];
+
+	for (k = 0; k < nsubs; k++)
+		if (net_arg_is(cmd, 1, client_subs[k].name))
+			break;
+	if (k == nsubs) {
+		net_reply_unknown_subcommand(c, cmd, "CLIENT");
+		return;
+	}
+	if (client_subs[k].argc > 0 ? cmd->argc != (size_t)client_subs[k].argc
+				    : cmd->argc < (size_t)-client_subs[k].argc) {
+		net_reply_errorf(c, "ERR wrong number of arguments for "
+				 "'client|%s' command", client_subs[k].name);
+		return;
+	}
+	if (net_arg_is(cmd, 1, "ID")) {
 		net_reply_int(c, (long long)c->id);
-	} else if (net_arg_is(cmd, 1, "GETNAME") && cmd->argc == 2) {
+	} else if (net_arg_is(cmd, 1, "GETNAME")) {
 		if (c->name)
 			net_reply_str(c, c->name);
 		else
 			net_reply_null(c);
-	} else if (net_arg_is(cmd, 1, "SETNAME") && cmd->argc == 3) {
+	} else if (net_arg_is(cmd, 1, "SETNAME")) {
 		if (set_name(c, cmd->argv[2], cmd->argvlen[2]) == 0)
 			net_reply_ok(c);
-	} else if (net_arg_is(cmd, 1, "SETINFO") && cmd->argc == 4) {
+	} else if (net_arg_is(cmd, 1, "SETINFO")) {
 		if (net_arg_is(cmd, 2, "LIB-NAME") ||
 		    net_arg_is(cmd, 2, "LIB-VER"))
 			net_reply_ok(c);
 		else
 			net_reply_errorf(c, "ERR Unrecognized option '%.*s'",
 					 net_arg_shown(cmd, 2), cmd->argv[2]);
-	} else if (net_arg_is(cmd, 1, "INFO") && cmd->argc == 2) {
-		char line[256];
+	} else if (net_arg_is(cmd, 1, "INFO")) {
+		struct net_buf b = NET_BUF_INIT;
 
-		snprintf(line, sizeof line, "id=%llu addr=%s name=%s age=%lld "
-			 "db=0\n", (unsigned long long)c->id, c->addr,
-			 c->name ? c->name : "",
-			 (long long)(time(NULL) - c->since));
-		net_reply_str(c, line);
-	} else if (net_arg_is(cmd, 1, "ID") || net_arg_is(cmd, 1, "GETNAME") ||
-		   net_arg_is(cmd, 1, "SETNAME") ||
-		   net_arg_is(cmd, 1, "SETINFO") ||
-		   net_arg_is(cmd, 1, "INFO")) {
-		char sub[16];
-		size_t n = cmd->argvlen[1];
-
-		for (size_t i = 0; i < n; i++)
-			sub[i] = (char)(cmd->argv[1][i] | 0x20);
-		sub[n] = '\0';
-		net_reply_errorf(c, "ERR wrong number of arguments for "
-				 "'client|%s' command", sub);
-	} else {
-		net_reply_unknown_subcommand(c, cmd, "CLIENT");
+		KVS_CHECK(pthread_mutex_lock(&c->w->srv->clients_mu));
+		client_line(&b, c, c, net_mono_us() / 1000);
+		KVS_CHECK(pthread_mutex_unlock(&c->w->srv->clients_mu));
+		net_reply_bulk(c, b.data ? b.data : "", b.len);
+		net_buf_free(&b);
+	} else if (net_arg_is(cmd, 1, "LIST")) {
+		client_list(c, cmd);
+	} else if (net_arg_is(cmd, 1, "KILL")) {
+		client_kill(c, cmd);
+	} else { /* NO-EVICT: nothing is ever evicted */
+		if (net_arg_is(cmd, 2, "on") || net_arg_is(cmd, 2, "off"))
+			net_reply_ok(c);
+		else
+			net_reply_error(c, NET_ERR_SYNTAX);
 	}
 }

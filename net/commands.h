@@ -6,7 +6,9 @@
  * commands and their replies.
  *
  *   cmd_conn.c    PING ECHO QUIT SELECT AUTH HELLO CLIENT
- *   cmd_server.c  CONFIG INFO DBSIZE
+ *   cmd_server.c  INFO DBSIZE
+ *   cmd_config.c  CONFIG
+ *   cmd_multi.c   MULTI EXEC DISCARD WATCH UNWATCH (cmd_multi.h)
  *   cmd_read.c    GET MGET EXISTS STRLEN SCAN
  *   cmd_write.c   SET SETNX SETEX PSETEX MSET DEL UNLINK INCR DECR INCRBY
  *                 DECRBY GETDEL
@@ -76,7 +78,7 @@ static inline int net_arg_shown(const struct net_resp_cmd *cmd, size_t i)
 /* cmd_conn.c */
 net_cmd_fn net_cmd_ping, net_cmd_echo, net_cmd_quit, net_cmd_select,
 	net_cmd_auth, net_cmd_hello, net_cmd_client;
-/* cmd_server.c */
+/* cmd_server.c, cmd_config.c */
 net_cmd_fn net_cmd_config, net_cmd_info, net_cmd_dbsize;
 /* cmd_read.c */
 net_cmd_fn net_cmd_get, net_cmd_mget, net_cmd_exists, net_cmd_strlen,

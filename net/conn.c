@@ -13,6 +13,7 @@
 
 #include "batch.h"
 #include "check.h"
+#include "cmd_multi.h"
 #include "commands.h"
 #include "conn.h"
 #include "mailbox.h"
@@ -57,6 +58,42 @@ static void ready_del(struct net_worker *w, struct net_conn *c)
 
 /* ---- connections --------------------------------------------------------- */
 
+/* ---- the server's list of clients (CLIENT LIST, KILL) --------------------- */
+
+static void clients_add(struct net_conn *c)
+{
+	struct net_server *s = c->w->srv;
+
+	KVS_CHECK(pthread_mutex_lock(&s->clients_mu));
+	c->allprev = NULL;
+	c->allnext = s->clients;
+	if (s->clients)
+		s->clients->allprev = c;
+	s->clients = c;
+	c->listed = true;
+	KVS_CHECK(pthread_mutex_unlock(&s->clients_mu));
+}
+
+/* Before c's socket is closed: CLIENT KILL may shutdown() a listed
+ * connection's fd from another worker, so a closed (and reused) number
+ * must not be listed. */
+static void clients_del(struct net_conn *c)
+{
+	struct net_server *s = c->w->srv;
+
+	if (!c->listed)
+		return;
+	KVS_CHECK(pthread_mutex_lock(&s->clients_mu));
+	if (c->allprev)
+		c->allprev->allnext = c->allnext;
+	else
+		s->clients = c->allnext;
+	if (c->allnext)
+		c->allnext->allprev = c->allprev;
+	c->listed = false;
+	KVS_CHECK(pthread_mutex_unlock(&s->clients_mu));
+}
+
 /* The one place a connection and its buffers are released. */
 static void conn_free(struct net_conn *c)
 {
@@ -71,12 +108,14 @@ static void conn_free(struct net_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	w->nconns--;
+	clients_del(c);
 	if (c->fd >= 0)
 		close(c->fd); /* also leaves the epoll set */
 	net_resp_parser_free(&c->parser);
 	net_buf_free(&c->in);
 	net_reply_free(c);
 	net_batch_free(c);
+	net_multi_free(c);
 	free(c->name);
 	atomic_fetch_sub_explicit(&w->srv->connected, 1, memory_order_relaxed);
 	free(c);
@@ -88,6 +127,7 @@ static void conn_close(struct net_conn *c)
 {
 	if (c->state == NET_CONN_PARKED) {
 		ready_del(c->w, c);
+		clients_del(c);
 		epoll_ctl(c->w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 		close(c->fd);
 		c->fd = -1;
@@ -118,8 +158,10 @@ void net_conn_new(struct net_worker *w, const struct net_handoff *h)
 	c->w = w;
 	c->id = atomic_fetch_add_explicit(&s->next_id, 1,
 					  memory_order_relaxed) + 1;
-	c->authed = s->password == NULL;
+	c->authed = net_secret_now(s) == NULL;
 	c->since = time(NULL);
+	atomic_store_explicit(&c->last_ms, net_mono_us() / 1000,
+			      memory_order_relaxed);
 	memcpy(c->addr, h->addr, sizeof c->addr);
 	net_resp_parser_init(&c->parser);
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -136,7 +178,9 @@ void net_conn_new(struct net_worker *w, const struct net_handoff *h)
 		net_log(NET_LOG_WARN, "epoll_ctl: %s: dropping client %s",
 			strerror(errno), c->addr);
 		conn_free(c);
+		return;
 	}
+	clients_add(c);
 }
 
 /* Register the events c needs now: input while it may read, output while
@@ -424,6 +468,27 @@ void net_conn_shut(struct net_conn *c)
 		ready_del(c->w, c);
 		c->state = NET_CONN_CLOSING;
 		conn_settle(c);
+	}
+}
+
+void net_conn_close_idle(struct net_worker *w, uint64_t timeout_ms)
+{
+	uint64_t now = net_mono_us() / 1000;
+	struct net_conn *c, *next;
+
+	KVS_ASSERT(net_on_worker(w));
+	for (c = w->conns; c; c = next) {
+		next = c->next;
+		uint64_t last = atomic_load_explicit(&c->last_ms,
+						     memory_order_relaxed);
+		/* Only a connection waiting for its client: one with a
+		 * write in flight or replies to send is not idle. */
+		if (c->state != NET_CONN_ACTIVE || c->ready ||
+		    net_reply_pending(c) || now - last <= timeout_ms)
+			continue;
+		net_log(NET_LOG_INFO, "closing idle client %s (id %llu)",
+			c->addr, (unsigned long long)c->id);
+		conn_close(c);
 	}
 }
 

@@ -8,6 +8,7 @@
 #define KVS_NET_CONN_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "server_int.h"
 
@@ -31,6 +32,10 @@ void net_conn_batch_done(struct net_conn *c, bool closing);
 /* The server is stopping: an ACTIVE c sends what is queued, then closes;
  * a parked one waits for its completion. */
 void net_conn_shut(struct net_conn *c);
+
+/* CONFIG SET timeout: close w's connections that have sent no command
+ * for more than timeout_ms (and have nothing in flight or to send). */
+void net_conn_close_idle(struct net_worker *w, uint64_t timeout_ms);
 
 /* The stop's grace period is over: free c unless the engine still has its
  * batch (PARKED, ORPHANED: freed when the completion arrives). */

@@ -5,16 +5,20 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "check.h"
+#include "cmd_multi.h"
 #include "commands.h"
 #include "reply.h"
+#include "stats.h"
 
 /* Command flags, shown by COMMAND as Redis's names. */
 #define F_WRITE   1u  /* modifies the store */
 #define F_READ    2u  /* reads the store */
 #define F_NOAUTH  4u  /* allowed before AUTH */
 #define F_FAST    8u  /* O(1) */
+#define F_TXN     16u /* runs at once inside MULTI (not queued) */
 
 struct net_command {
 	const char *name; /* lower case */
@@ -43,7 +47,9 @@ static const struct net_command commands[] = {
 	{ "decr", 2, F_WRITE | F_FAST, 1, 1, 1, net_cmd_decr },
 	{ "decrby", 3, F_WRITE | F_FAST, 1, 1, 1, net_cmd_decrby },
 	{ "del", -2, F_WRITE, 1, -1, 1, net_cmd_del },
+	{ "discard", 1, F_FAST | F_TXN, 0, 0, 0, net_cmd_discard },
 	{ "echo", 2, F_FAST, 0, 0, 0, net_cmd_echo },
+	{ "exec", 1, F_TXN, 0, 0, 0, net_cmd_exec },
 	{ "exists", -2, F_READ | F_FAST, 1, -1, 1, net_cmd_exists },
 	{ "expire", -3, F_WRITE | F_FAST, 1, 1, 1, net_cmd_expire },
 	{ "expireat", -3, F_WRITE | F_FAST, 1, 1, 1, net_cmd_expireat },
@@ -64,6 +70,7 @@ static const struct net_command commands[] = {
 	{ "keys", 2, F_READ, 0, 0, 0, net_cmd_keys },
 	{ "lcs", -3, F_READ, 1, 2, 1, net_cmd_lcs },
 	{ "mget", -2, F_READ | F_FAST, 1, -1, 1, net_cmd_mget },
+	{ "multi", 1, F_FAST | F_TXN, 0, 0, 0, net_cmd_multi },
 	{ "mset", -3, F_WRITE, 1, -1, 2, net_cmd_mset },
 	{ "msetnx", -3, F_WRITE, 1, -1, 2, net_cmd_msetnx },
 	{ "persist", 2, F_WRITE | F_FAST, 1, 1, 1, net_cmd_persist },
@@ -73,7 +80,7 @@ static const struct net_command commands[] = {
 	{ "ping", -1, F_FAST, 0, 0, 0, net_cmd_ping },
 	{ "psetex", 4, F_WRITE, 1, 1, 1, net_cmd_psetex },
 	{ "pttl", 2, F_READ | F_FAST, 1, 1, 1, net_cmd_pttl },
-	{ "quit", -1, F_NOAUTH | F_FAST, 0, 0, 0, net_cmd_quit },
+	{ "quit", -1, F_NOAUTH | F_FAST | F_TXN, 0, 0, 0, net_cmd_quit },
 	{ "randomkey", 1, F_READ, 0, 0, 0, net_cmd_randomkey },
 	{ "rename", 3, F_WRITE, 1, 2, 1, net_cmd_rename },
 	{ "renamenx", 3, F_WRITE | F_FAST, 1, 2, 1, net_cmd_renamenx },
@@ -91,8 +98,12 @@ static const struct net_command commands[] = {
 	{ "ttl", 2, F_READ | F_FAST, 1, 1, 1, net_cmd_ttl },
 	{ "type", 2, F_READ | F_FAST, 1, 1, 1, net_cmd_type },
 	{ "unlink", -2, F_WRITE | F_FAST, 1, -1, 1, net_cmd_del },
+	{ "unwatch", 1, F_FAST, 0, 0, 0, net_cmd_unwatch },
+	{ "watch", -2, F_FAST | F_TXN, 1, -1, 1, net_cmd_watch },
 };
 static const size_t ncommands = sizeof commands / sizeof commands[0];
+_Static_assert(sizeof commands / sizeof commands[0] <= NET_MAX_COMMANDS,
+	       "INFO's per-command counters need a row per command");
 
 static const struct net_command *lookup(const char *name, size_t len)
 {
@@ -127,25 +138,65 @@ static void unknown_command(struct net_conn *c, const struct net_resp_cmd *cmd)
 			 "with: %s", net_arg_shown(cmd, 0), cmd->argv[0], args);
 }
 
+/* A command refused before it ran: counted, and inside MULTI it makes
+ * EXEC abort (as Redis). */
+static void rejected(struct net_conn *c, const struct net_command *k,
+		     const char *kind)
+{
+	net_stats_error(c->w, kind, strlen(kind));
+	if (k)
+		net_stats_rejected(c->w, (unsigned)(k - commands), k->name);
+	net_multi_flag(c);
+}
+
 void net_cmd_execute(struct net_conn *c, const struct net_resp_cmd *cmd)
 {
 	const struct net_command *k = lookup(cmd->argv[0], cmd->argvlen[0]);
+	struct net_buf *rb;
+	size_t mark;
+	uint64_t t0;
 
 	KVS_ASSERT(net_on_worker(c->w) && c->state == NET_CONN_ACTIVE);
 	if (!k) {
 		unknown_command(c, cmd);
+		rejected(c, NULL, "ERR");
 		return;
 	}
 	if ((k->arity > 0 && cmd->argc != (size_t)k->arity) ||
 	    (k->arity < 0 && cmd->argc < (size_t)-k->arity)) {
 		net_reply_arity(c, k->name);
+		rejected(c, k, "ERR");
 		return;
 	}
 	if (!c->authed && !(k->flags & F_NOAUTH)) {
 		net_reply_error(c, "NOAUTH Authentication required.");
+		rejected(c, k, "NOAUTH");
 		return;
 	}
+	if (net_multi_active(c) && !(k->flags & F_TXN)) {
+		net_multi_queue(c, cmd, k->fn, (unsigned)(k - commands),
+				k->name);
+		return;
+	}
+	/* Where its reply starts: an error reply is counted as a failure
+	 * (replies that come with the batch are counted by batch.c). */
+	rb = net_reply_buf(c);
+	mark = rb->len;
+	t0 = net_mono_us();
+	atomic_store_explicit(&c->last_ms, t0 / 1000, memory_order_relaxed);
+	atomic_store_explicit(&c->last_cmd, k->name, memory_order_relaxed);
 	k->fn(c, cmd);
+	/* A command that opened a batch (EXEC) switched buffers: its
+	 * reply comes with the batch. */
+	bool same = net_reply_buf(c) == rb && rb->len >= mark;
+	bool failed = same && rb->len > mark && rb->data[mark] == '-';
+	if (failed)
+		net_stats_error(c->w, rb->data + mark, rb->len - mark);
+	else if (same && k->fn == net_cmd_get && rb->len > mark)
+		net_stats_keyspace(c->w, rb->data[mark] == '$' &&
+				   rb->data[mark + 1] != '-');
+	net_stats_call(c->w, (unsigned)(k - commands), k->name,
+		       net_mono_us() - t0, failed);
 }
 
 static void put_command_info(struct net_conn *c, const struct net_command *k)
@@ -156,6 +207,7 @@ static void put_command_info(struct net_conn *c, const struct net_command *k)
 	net_reply_str(c, k->name);
 	net_reply_int(c, k->arity);
 	nflags = !!(k->flags & F_WRITE) + !!(k->flags & F_READ) +
+
 		 !!(k->flags & F_NOAUTH) + !!(k->flags & F_FAST);
 	net_reply_array(c, nflags);
 	if (k->flags & F_WRITE)
@@ -166,6 +218,7 @@ static void put_command_info(struct net_conn *c, const struct net_command *k)
 		net_reply_simple(c, "no_auth");
 	if (k->flags & F_FAST)
 		net_reply_simple(c, "fast");
+
 	net_reply_int(c, k->first);
 	net_reply_int(c, k->last);
 	net_reply_int(c, k->step);

@@ -54,8 +54,8 @@ static int listen_on(struct net_server *s)
 			"IP:PORT or [IPv6]:PORT)", s->cfg.addr);
 		return -1;
 	}
-	s->protected_mode = s->password == NULL &&
-			    !net_addr_is_loopback((struct sockaddr *)&ss);
+	s->bind_public = !net_addr_is_loopback((struct sockaddr *)&ss);
+	s->protected_mode = net_secret_now(s) == NULL && s->bind_public;
 	s->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (s->lfd < 0) {
 		net_log(NET_LOG_ERROR, "socket: %s", strerror(errno));
@@ -102,7 +102,16 @@ static void free_server(struct net_server *s)
 		close(s->lfd);
 	if (s->spare_fd >= 0)
 		close(s->spare_fd);
-	free(s->password);
+	for (struct net_secret *p = s->old_secrets, *next; p; p = next) {
+		next = p->next;
+		free(p);
+	}
+	free(atomic_load(&s->secret));
+	if (s->info_mu_ready) {
+		KVS_CHECK(pthread_mutex_destroy(&s->info_mu));
+		KVS_CHECK(pthread_mutex_destroy(&s->clients_mu));
+	}
+	free(s->stats_base);
 	free(s);
 }
 
@@ -170,13 +179,24 @@ int net_server_start(struct kvs *db, const struct net_server_config *cfg,
 			  NET_DEFAULT_OUTPUT_LIMIT;
 	s->spare_fd = -1;
 	s->started = time(NULL);
+	s->fsync = !cfg->fsync_name ? KVS_FSYNC_EVERYSEC :
+		   strcmp(cfg->fsync_name, "always") == 0 ? KVS_FSYNC_ALWAYS :
+		   strcmp(cfg->fsync_name, "never") == 0 ? KVS_FSYNC_NEVER :
+		   KVS_FSYNC_EVERYSEC;
+	KVS_CHECK(pthread_mutex_init(&s->info_mu, NULL));
+	KVS_CHECK(pthread_mutex_init(&s->clients_mu, NULL));
+	s->info_mu_ready = 1;
 	if (cfg->password && cfg->password[0]) {
-		s->passlen = strlen(cfg->password);
-		s->password = strdup(cfg->password);
-		if (!s->password)
+		size_t len = strlen(cfg->password);
+		struct net_secret *p = malloc(sizeof *p + len + 1);
+		if (!p)
 			goto fail;
+		p->next = NULL;
+		p->len = len;
+		memcpy(p->bytes, cfg->password, len + 1);
+		atomic_store(&s->secret, p);
 	}
-	s->cfg.password = NULL; /* kept only in s->password */
+	s->cfg.password = NULL; /* kept only in s->secret */
 	s->cfg.port_file = NULL;
 	if (listen_on(s) != 0)
 		goto fail;
@@ -253,7 +273,7 @@ int net_server_start(struct kvs *db, const struct net_server_config *cfg,
 		s->cfg.addr, s->port, kvs_engine_name(db),
 		s->cfg.dir ? s->cfg.dir : ".", s->nworkers,
 		s->cfg.fsync_name ? s->cfg.fsync_name : "?",
-		s->password ? ", password required" : "");
+		net_secret_now(s) ? ", password required" : "");
 	if (s->protected_mode)
 		net_log(NET_LOG_WARN, "protected mode is on: no password is "
 			"set and the address is not loopback, so only "

@@ -9,8 +9,9 @@
  * The layers, bottom up; a file calls only files of the layers below it,
  * never one above (nm and tsort over build/obj/net find no cycle):
  *   util.c glob.c strops.c | resp.c resp_parse.c resp_reader.c (the codec)
- *   | reply.c ttl.c | batch.c | keyop.c str_run.c | cmd_conn.c cmd_server.c
- *   cmd_read.c cmd_write.c cmd_expire.c cmd_bits.c | cmd_keys.c cmd_string.c
+ *   | reply.c ttl.c stats.c | batch.c | keyop.c str_run.c | cmd_conn.c
+ *   cmd_server.c cmd_config.c cmd_read.c cmd_write.c cmd_expire.c cmd_bits.c
+ *   | cmd_keys.c cmd_string.c | cmd_multi.c
  *   | dispatch.c | mailbox.c | conn.c | worker.c | acceptor.c | server.c
  *   | main.c
  * The one way back up is a function pointer: the write batch's completion,
@@ -63,6 +64,9 @@ enum net_write_kind {
 	NET_W_DEFERRED,  /* a reply made while the batch was open: defer[] */
 	NET_W_UPDATE,    /* KVS_OP_UPDATE ops: the reply their callbacks
 			    built on the writer thread (struct net_upd) */
+	NET_W_EXEC,      /* EXEC's head: its ops check the WATCHed keys;
+			    the array header (or nil if one changed), then
+			    the replies of the next `ncmds` commands */
 };
 
 /*
@@ -76,6 +80,10 @@ struct net_upd {
 	struct net_buf reply;     /* RESP bytes, built by the callbacks */
 	struct net_upd_mem *mem;  /* net_upd_alloc()'s blocks */
 	struct net_upd *next;     /* the batch's list of states */
+	/* NULL, or called on the worker when the batch is emptied, before
+	 * the state is freed: for memory the command owns beyond
+	 * net_upd_alloc()'s (EXEC's queued commands). */
+	void (*release)(struct net_upd *x);
 };
 
 /* One command of a connection's write batch: ops[first .. first+n), or for
@@ -83,12 +91,34 @@ struct net_upd {
 struct net_wcmd {
 	enum net_write_kind kind;
 	size_t first, n;
-	struct net_upd *upd;       /* NET_W_UPDATE */
+	struct net_upd *upd;       /* NET_W_UPDATE, NET_W_EXEC */
+	size_t ncmds;              /* NET_W_EXEC: the commands it answers */
 };
 
 struct net_conn;
 struct net_worker;
 struct net_server;
+
+/* Per-worker counters for INFO (stats.h): each written by its worker only,
+ * read by any worker with relaxed loads. */
+#define NET_MAX_COMMANDS 256  /* rows of the command table, at most */
+#define NET_ERRSTATS 64       /* distinct error prefixes kept */
+#define NET_ERRNAME 32
+struct net_cmdstat {
+	_Atomic(const char *) name; /* the command's, set on its first use */
+	_Atomic(uint64_t) calls, usec, rejected, failed;
+};
+struct net_errstat {
+	char name[NET_ERRNAME];    /* written before nerr publishes it */
+	_Atomic(uint64_t) count;
+};
+struct net_wstats {
+	struct net_cmdstat cmd[NET_MAX_COMMANDS];
+	struct net_errstat err[NET_ERRSTATS];
+	_Atomic(size_t) nerr;       /* err[0 .. nerr) in use (release) */
+	_Atomic(uint64_t) errors;   /* error replies */
+	_Atomic(uint64_t) hits, misses; /* GET found / did not find its key */
+};
 
 /*
  * A connection's write batch: batch.c's alone (nothing else reads or writes
@@ -107,12 +137,24 @@ struct net_batch {
 	struct net_wcmd *wcmds;
 	size_t nwcmds, capwcmds;
 	struct net_upd *upds;      /* the NET_W_UPDATE commands' states */
+	bool atomic;               /* holds an EXEC: submitted with
+				      KVS_BATCH_ATOMIC, takes no more
+				      commands */
+	size_t held_noted;         /* defer[0 .. held_noted) has its place
+				      among the commands */
 	int result;                /* the batch's result */
 	char err[256];             /* kvs_errmsg() where the batch failed (the
 				      writer thread's, for a completion): the
 				      worker's own would be another call's */
 	void (*done)(struct net_conn *c); /* the completion hook given to
 				      net_batch_submit(); writer thread */
+};
+
+/* A password: immutable once published. */
+struct net_secret {
+	struct net_secret *next;   /* old_secrets */
+	size_t len;
+	char bytes[];              /* len bytes and a NUL */
 };
 
 struct net_conn {
@@ -137,7 +179,18 @@ struct net_conn {
 	bool holding;              /* replies go to `defer` (set by batch.c) */
 	struct net_resp_parser parser;
 	struct net_batch batch;    /* batch.c's */
-	char *name;                /* CLIENT SETNAME, or NULL */
+	char *name;                /* CLIENT SETNAME, or NULL; written under
+				      the server's clients_mu */
+	struct net_conn *allprev, *allnext; /* the server's clients list */
+	bool listed;               /* on it (guarded by clients_mu) */
+	_Atomic(uint64_t) last_ms;  /* CLOCK_MONOTONIC ms of its last
+				      command, for CLIENT LIST's idle and
+				      the timeout */
+	_Atomic(const char *) last_cmd; /* that command's name (static) */
+	struct net_txn *txn;       /* MULTI and WATCH (cmd_multi.c's), NULL
+				      until first used */
+	bool in_multi;             /* between MULTI and EXEC/DISCARD */
+
 	char addr[64];             /* the peer, "ip:port" */
 	time_t since;              /* when it connected */
 	/* Links: the worker's list of all its connections; the worker's list
@@ -178,14 +231,19 @@ struct net_worker {
 	struct net_conn *ready_head, *ready_tail;
 	int draining;
 	struct timespec drain_deadline;
+	struct net_wstats stats;   /* INFO's counters (stats.h) */
 };
 
 struct net_server {
 	struct kvs *db;            /* immutable; owned by the caller */
 	struct net_server_config cfg; /* immutable; strings below */
-	char *password;            /* NULL: none */
-	size_t passlen;
-	int protected_mode;        /* non-loopback bind without a password */
+	/* The password, replaced by CONFIG SET requirepass: read with
+	 * net_secret(); a replaced one stays allocated (old_secrets) until
+	 * the server is freed, since a worker may still be reading it. */
+	_Atomic(struct net_secret *) secret; /* NULL: none */
+	struct net_secret *old_secrets; /* guarded by info_mu */
+	bool bind_public;          /* bound to a non-loopback address */
+	atomic_int protected_mode; /* bind_public without a password */
 	uint64_t output_limit;
 	int lfd;                   /* the listening socket */
 	int spare_fd;              /* acceptor: /dev/null, given back to take
@@ -200,7 +258,17 @@ struct net_server {
 				      only (net_on_acceptor()) */
 	atomic_int stopping;       /* the acceptor must end */
 	time_t started;
-	uint64_t maxclients;       /* RLIMIT_NOFILE less the reserve */
+	_Atomic(uint64_t) maxclients; /* RLIMIT_NOFILE less the reserve, or
+				      CONFIG SET maxclients */
+	_Atomic(uint64_t) timeout_s; /* CONFIG SET timeout: idle clients are
+				      closed after it; 0: never */
+	atomic_int fsync;          /* the store's policy (enum kvs_fsync) */
+	/* Every connection, for CLIENT LIST and KILL: the links of struct
+	 * net_conn's `all*`, its name and fd while listed; clients_mu is a
+	 * leaf lock, taken when a connection comes and goes, by SETNAME,
+	 * and by CLIENT LIST/KILL; never per command. */
+	pthread_mutex_t clients_mu;
+	struct net_conn *clients;
 	/* Statistics (INFO), relaxed atomics. */
 	atomic_ullong next_id;
 	atomic_ullong connected;
@@ -212,7 +280,30 @@ struct net_server {
 	atomic_ullong auth_failures;
 	atomic_llong last_store_log; /* time() of the last store error
 					logged: one line a second at most */
+	/* INFO's, guarded by info_mu (taken by INFO and CONFIG RESETSTAT
+	 * only, never on the command path). */
+	pthread_mutex_t info_mu;
+	int info_mu_ready;
+	void *stats_base;          /* RESETSTAT's baseline (stats.c) */
+	uint64_t peak_mem;         /* used_memory_peak */
+	uint64_t ops_ms, ops_total, ops_rate; /* the last sample of
+				      instantaneous_ops_per_sec */
 };
+
+/* CLOCK_MONOTONIC in microseconds (command timings, idle times). */
+static inline uint64_t net_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* The password now (NULL: none).  Any thread. */
+static inline const struct net_secret *net_secret_now(struct net_server *s)
+{
+	return atomic_load_explicit(&s->secret, memory_order_acquire);
+}
 
 /* util.c: is a rate-limited log line due?  True at most once a second for
  * one *last (the time() of the last line, updated): a client storm or a

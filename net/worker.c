@@ -77,8 +77,13 @@ void net_worker_run(void *arg)
 
 	/* Before any connection is touched: net_on_worker() reads it. */
 	w->thread = pthread_self();
+	uint64_t next_sweep = 0;
 	for (;;) {
-		int timeout = w->ready_head ? 0 : w->draining ? 50 : -1;
+		uint64_t idle_s = atomic_load_explicit(&w->srv->timeout_s,
+						       memory_order_relaxed);
+		/* At most a second asleep: CONFIG SET timeout, set on any
+		 * worker, is seen within a second without a wake-up. */
+		int timeout = w->ready_head ? 0 : w->draining ? 50 : 1000;
 		int n = epoll_wait(w->epfd, ev, EVENTS_PER_WAIT, timeout);
 		struct net_conn *c, *last;
 		int rang = 0;
@@ -107,6 +112,14 @@ void net_worker_run(void *arg)
 			net_conn_process(c);
 			if (was_last)
 				break;
+		}
+		/* CONFIG SET timeout: a look at idle clients each second. */
+		if (idle_s && !w->draining) {
+			uint64_t now = net_mono_us() / 1000;
+			if (now >= next_sweep) {
+				next_sweep = now + 1000;
+				net_conn_close_idle(w, idle_s * 1000);
+			}
 		}
 		if (!w->draining)
 			continue;

@@ -21,6 +21,9 @@
 typedef std::atomic<int> atomic_int;
 typedef std::atomic<long long> atomic_llong;
 typedef std::atomic<unsigned long long> atomic_ullong;
+#define _Atomic(T) std::atomic<T>
+using std::memory_order_acquire;
+using std::memory_order_relaxed;
 extern "C" {
 #include "batch.h"
 #include "cmd_keys.h"
