@@ -10,7 +10,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #define ENGINE_FILE "ENGINE"
@@ -317,13 +316,6 @@ uint64_t kvs_key_version(struct kvs *db, const void *key, size_t klen)
 	if (!db || !key)
 		return 0;
 	return VT(db)->key_version(db, key, klen);
-}
-
-int64_t kvs_now_ms(void)
-{
-	struct timespec ts;
-	KVS_CHECK(clock_gettime(CLOCK_REALTIME, &ts));
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int kvs_stats(struct kvs *db, struct kvs_store_stats *st)

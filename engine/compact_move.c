@@ -151,31 +151,41 @@ int64_t kvs__cp_copy_one(struct kvs *db, struct kvs__seg *v)
 					why);
 		return 0;
 	}
-	uint64_t hash = kvs__index_hash(db->index, r.key, r.klen);
-	locked = true;
-	kvs__read_lock();
-	struct kvs__entry *e = kvs__index_lookup(db->index, hash, r.key, r.klen);
-	bool keep, as_remove = false;
 	uint64_t others = v == cp->min1_seg ? cp->min2 : cp->min1;
-	if (r.type == KVS_REC_SET) {
-		keep = e && e->seg == v && e->off == cp->cursor;
-		/* A SET with an expiry time that the index does not hold, the
-		 * key being absent: it expired (or was removed after it).  It
-		 * may be all that hides an older value of the key in another
-		 * file (one that expired while the store was closed has no
-		 * REMOVE after it), so it is a tombstone for the rule below,
-		 * and is kept as a REMOVE of the same seq. */
-		if (!keep && !e && r.expire_ms && others < r.seq)
-			keep = as_remove = true;
-	} else if (r.type == KVS_REC_REMOVE) {
-		keep = !e && others < r.seq;
+	uint64_t hash = 0;
+	bool keep, as_remove = false;
+	if (r.type == KVS_REC_TXN) {
+		/* A TXN marker of a sealed segment has done its job (its batch
+		 * is complete), and the output is no transaction: its records
+		 * are all durable before any is used. */
+		keep = false;
+	} else if (r.type == KVS_REC_FLUSH) {
+		/* A tombstone of every key: the tombstone rule, with no key
+		 * that the index could hold newer. */
+		keep = others < r.seq;
 	} else {
-		/* A TXN of a sealed segment has done its job (its batch is
-		 * complete); a FLUSH stays (recovery needs it). */
-		keep = r.type == KVS_REC_FLUSH;
+		hash = kvs__index_hash(db->index, r.key, r.klen);
+		locked = true;
+		kvs__read_lock();
+		struct kvs__entry *e = kvs__index_lookup(db->index, hash, r.key,
+							 r.klen);
+		if (r.type == KVS_REC_SET) {
+			keep = e && e->seg == v && e->off == cp->cursor;
+			/* A SET with an expiry time that the index does not
+			 * hold, the key being absent: it expired (or was
+			 * removed after it).  It may be all that hides an
+			 * older value of the key in another file (one that
+			 * expired while the store was closed has no REMOVE
+			 * after it), so it is a tombstone for the rule below,
+			 * and is kept as a REMOVE of the same seq. */
+			if (!keep && !e && r.expire_ms && others < r.seq)
+				keep = as_remove = true;
+		} else {
+			keep = !e && others < r.seq;
+		}
+		kvs__read_unlock();
+		locked = false;
 	}
-	kvs__read_unlock();
-	locked = false;
 	unsigned char *dst = NULL;
 	int64_t in_len = (int64_t)r.length; /* the victim's bytes consumed */
 	if (as_remove) {

@@ -24,6 +24,7 @@
 #define KVS_ENGINE_INT_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -177,6 +178,10 @@ struct kvs {
 	 * write that takes effect into the slot of its key (kvs__version_bump)
 	 * and any thread reads them. */
 	_Atomic uint64_t *versions;
+	/* Odd while the writer publishes an atomic request's entries or a
+	 * flush (stage.c): readers wait for it to be even again
+	 * (kvs__publish_wait). */
+	_Atomic uint64_t publishing;
 
 	struct kvs__queue q;
 	pthread_t writer;
@@ -205,6 +210,7 @@ struct kvs {
 	struct {
 		uint64_t entries, tombs;
 		int64_t now_ms;
+		uint64_t flush_seq; /* the newest FLUSH record's seq, or 0 */
 	} rec;
 };
 
@@ -220,6 +226,17 @@ static inline void kvs__version_bump(struct kvs *db, uint64_t hash,
 {
 	atomic_store_explicit(kvs__version_slot(db, hash), seq,
 			      memory_order_release);
+}
+
+/* Readers, before a lookup: wait out the publication of an atomic
+ * request, which takes microseconds (a flush: as long as it walks the
+ * index).  The writer never waits for readers, so this cannot deadlock. */
+static inline void kvs__publish_wait(struct kvs *db)
+{
+	unsigned spins = 0;
+	while (atomic_load_explicit(&db->publishing, memory_order_acquire) & 1)
+		if (++spins % 64 == 0)
+			sched_yield();
 }
 
 /* recovery.c: load every segment in db->dir into the index. */

@@ -127,6 +127,7 @@ static int log_lookup(struct kvs *db, const void *key, size_t klen,
 	kvs__rcu_thread_online();
 	uint64_t hash = kvs__index_hash(db->index, key, klen);
 
+	kvs__publish_wait(db);
 	kvs__read_lock();
 	struct kvs__entry *e = kvs__index_lookup(db->index, hash, key, klen);
 	if (!e) {
@@ -273,6 +274,7 @@ static int log_scan(struct kvs *db, uint64_t cursor, size_t count,
 	int64_t now = 0; /* read once, at the first key with an expiry */
 
 	kvs__rcu_thread_online();
+	kvs__publish_wait(db);
 	kvs__read_lock();
 	cds_lfht_first(ht, &it);
 	struct cds_lfht_node *node;

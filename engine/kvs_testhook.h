@@ -31,6 +31,10 @@ unsigned kvs__hook_compact_creates(void);
 /* recovery.c: sleep `us` microseconds before loading each segment but the
  * first (a slow open); 0 disarms. */
 void kvs__hook_recovery_delay(unsigned us);
+/* stage.c: sleep `us` microseconds after publishing each index entry of a
+ * round (widens the window a reader could see half of a batch in); 0
+ * disarms. */
+void kvs__hook_publish_delay(unsigned us);
 #ifdef __cplusplus
 }
 #endif

@@ -227,10 +227,41 @@ static int replay(struct kvs *db, struct kvs__seg *seg, uint64_t off,
 	return KVS_OK;
 }
 
+/* Apply any record found at recovery: a SET or REMOVE goes to the index; a
+ * FLUSH kills every record older than it (applied once all are loaded, by
+ * drop_dead); a transaction marker only counts in its segment. */
+static int replay_record(struct kvs *db, struct kvs__seg *seg, uint64_t off,
+			 const struct kvs_record *rec)
+{
+	if (rec->type == KVS_REC_FLUSH) {
+		count_dead(seg, rec->length); /* a tombstone of every key */
+		if (rec->seq > db->rec.flush_seq)
+			db->rec.flush_seq = rec->seq;
+		return KVS_OK;
+	}
+	if (rec->type == KVS_REC_TXN)
+		return KVS_OK;
+	return replay(db, seg, off, rec);
+}
+
 #define WALK_CHUNK 4096
 
-/* Drop the tombstones kept while replaying; count live keys. */
-static void drop_tombstones(struct kvs *db)
+/* Whether entry e (a record's) is older than the newest FLUSH, and so
+ * dead.  Most are told by their segment's range of sequence numbers; the
+ * segment that holds the FLUSH has its records read. */
+static bool flushed(struct kvs *db, const struct kvs__entry *e)
+{
+	uint64_t f = db->rec.flush_seq, seq;
+	if (f == 0 || e->seg->min_seq > f)
+		return false;
+	if (e->seg->last_seq < f)
+		return true;
+	return entry_seq(e, &seq) != KVS_OK || seq < f;
+}
+
+/* Drop the tombstones kept while replaying, and the keys older than the
+ * newest FLUSH; count live keys. */
+static void drop_dead(struct kvs *db)
 {
 	struct cds_lfht *ht = kvs__index_table(db->index);
 	struct cds_lfht_iter it;
@@ -238,7 +269,7 @@ static void drop_tombstones(struct kvs *db)
 	uint64_t live = 0;
 	/* The walk touches every node (a cache miss each): skip it when no
 	 * tombstone is left in the index, as in a store without removes. */
-	if (db->rec.tombs == 0) {
+	if (db->rec.tombs == 0 && db->rec.flush_seq == 0) {
 		db->live_keys = db->rec.entries;
 		return;
 	}
@@ -252,6 +283,11 @@ static void drop_tombstones(struct kvs *db)
 	kvs__read_lock();
 	cds_lfht_for_each_entry(ht, &it, e, node) {
 		if (e->vlen == KVS__TOMB) {
+			cds_lfht_del(ht, &e->node);
+			kvs__index_retire(db->index, e);
+		} else if (flushed(db, e)) {
+			e->seg->live_bytes -= e->rec_len;
+			e->seg->dead_bytes += e->rec_len;
 			cds_lfht_del(ht, &e->node);
 			kvs__index_retire(db->index, e);
 		} else {
@@ -348,7 +384,7 @@ static int load_from_hint(struct kvs *db, struct kvs__seg *seg, uint64_t size,
 				      path, (unsigned long long)i);
 			goto out; /* cannot happen: validated above */
 		}
-		if ((rc = replay(db, seg, rec.offset, &rec)) != KVS_OK)
+		if ((rc = replay_record(db, seg, rec.offset, &rec)) != KVS_OK)
 			goto out;
 		if (rec.seq > *max_seq)
 			*max_seq = rec.seq;
@@ -438,6 +474,62 @@ static void note_record(struct kvs__seg *seg, const unsigned char *map,
 		*max_seq = rec->seq;
 }
 
+/* Is the damage at map[pos..size) a torn tail (nothing valid after it)?
+ * rec: what decoding at pos gave (its length, if it got that far).  A
+ * "short" record is not enough to tell: a flipped length byte also claims
+ * more bytes than the file has.  (A torn record whose own value holds a
+ * whole encoded record is taken for damage in the middle: the open then
+ * fails rather than drop it.) */
+static bool is_tail(const unsigned char *map, uint64_t pos, uint64_t size,
+		    const struct kvs_record *rec)
+{
+	return pos >= size || (rec->length && pos + rec->length == size) ||
+	       !kvs__rec_any_valid(map + pos + 1, (size_t)(size - pos - 1));
+}
+
+/* The atomic batch opened by the marker `open` at map[pos]: its records
+ * must be followed by the closing marker.  If the newest segment ends
+ * before it (a crash while the batch was written), the whole batch is cut
+ * off with the tail (*cut, *size shrinks to pos). */
+static int check_batch(struct kvs *db, struct kvs__seg *seg,
+		       const unsigned char *map, uint64_t pos,
+		       const struct kvs_record *open, uint64_t *size,
+		       bool newest, bool *cut)
+{
+	uint64_t q = pos + open->length;
+	const char *why = "the batch has no closing marker";
+	struct kvs_record r;
+	memset(&r, 0, sizeof r);
+	while (q < *size) {
+		uint32_t crc;
+		if (kvs__rec_decode(map + q, *size - q, &r, &crc, &why) !=
+		    KVS__DEC_OK)
+			break;
+		if (r.type == KVS_REC_TXN) {
+			if (r.count == open->seq)
+				return KVS_OK;
+			why = "a transaction marker inside a batch";
+			goto corrupt;
+		}
+		if (r.type == KVS_REC_FOOTER) {
+			why = "a footer inside an atomic batch";
+			goto corrupt;
+		}
+		q += r.length;
+		memset(&r, 0, sizeof r);
+	}
+	if (newest && is_tail(map, q, *size, &r)) {
+		int rc = truncate_tail(db, seg, pos, *size,
+				       "an atomic batch without its end");
+		*size = pos;
+		*cut = true;
+		return rc;
+	}
+corrupt:
+	return kvs__err(KVS_ECORRUPT, "%s: bad record at offset %llu: %s",
+			seg->path, (unsigned long long)q, why);
+}
+
 /* Replay every record of map[0..*size).  The newest segment's torn tail is
  * cut off (*size shrinks); damage anywhere else fails.  *footer_off: the
  * footer's offset, 0 if the file has none. */
@@ -453,17 +545,9 @@ static int scan_records(struct kvs *db, struct kvs__seg *seg,
 		enum kvs__dec d = next_record(seg, map, pos, *size,
 					      *footer_off != 0, &rec, &why);
 		if (d != KVS__DEC_OK) {
-			/* A tail is damage with nothing valid after it.  A
-			 * "short" record is not enough to tell: a flipped
-			 * length byte also claims more bytes than the file
-			 * has.  (A torn record whose own value holds a whole
-			 * encoded record would be taken for damage in the
-			 * middle: the open then fails rather than drop it.) */
-			bool is_tail =
-				(rec.length && pos + rec.length == *size) ||
-				!kvs__rec_any_valid(map + pos + 1,
-						    (size_t)(*size - pos - 1));
-			if (newest && is_tail && *footer_off == 0) {
+			/* A tail is damage with nothing valid after it. */
+			if (newest && *footer_off == 0 &&
+			    is_tail(map, pos, *size, &rec)) {
 				int rc = truncate_tail(db, seg, pos, *size, why);
 				*size = pos;
 				return rc;
@@ -475,7 +559,15 @@ static int scan_records(struct kvs *db, struct kvs__seg *seg,
 		if (rec.type == KVS_REC_FOOTER) {
 			*footer_off = pos;
 		} else {
-			int rc = replay(db, seg, pos, &rec);
+			if (rec.type == KVS_REC_TXN && rec.count == 0) {
+				/* An atomic batch: all of it, or none. */
+				bool cut = false;
+				int rc = check_batch(db, seg, map, pos, &rec,
+						     size, newest, &cut);
+				if (rc != KVS_OK || cut)
+					return rc;
+			}
+			int rc = replay_record(db, seg, pos, &rec);
 			if (rc != KVS_OK)
 				return rc;
 			note_record(seg, map, pos, &rec, max_seq);
@@ -586,7 +678,7 @@ int kvs__recover(struct kvs *db)
 			break;
 	}
 	if (rc == KVS_OK)
-		drop_tombstones(db);
+		drop_dead(db);
 	remove_orphan_hints(db, ids, n);
 	/* Past the last number, writes fail at the next rotation. */
 	db->next_seg_id = !n ? 1

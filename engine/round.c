@@ -120,6 +120,8 @@ void kvs__round_reset(struct kvs *db)
 	wb->gen++;
 	wb->base_off = db->active->size;
 	wb->wrote = wb->split = false;
+	wb->guard = wb->atomic = false;
+	wb->flush_at = 0;
 	kvs__round_mark(db);
 }
 

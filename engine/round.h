@@ -32,9 +32,11 @@ struct piece {
 	size_t len;
 };
 
-/* A record written in this round whose index update is pending. */
+/* A record written in this round whose index update is pending (SET,
+ * REMOVE or FLUSH). */
 struct pend {
 	enum kvs_record_type type;
+	struct kvs_op *op;        /* FLUSH: its op, for the count removed */
 	struct kvs__entry *entry; /* SET: the new entry, published on apply */
 	const void *key;          /* REMOVE */
 	size_t klen;
@@ -91,6 +93,13 @@ struct kvs__writer_buf {
 	char numbuf[24];
 	bool aborted; /* an update op of the request being staged asked to
 			 abort it: its later ops are not staged */
+	bool atomic;  /* the request being staged is KVS_BATCH_ATOMIC: it is
+			 never split by a rotation */
+	bool guard;   /* the round holds an atomic request of several records
+			 or a flush: its publication is guarded (apply) */
+	size_t flush_at; /* 1 + the index of the round's last FLUSH pend; 0:
+			    none.  Earlier writes and the index are gone for
+			    the ops staged after it */
 	bool wrote; /* out_flush ran: bytes may lie past mark.size */
 	bool split; /* a rotation sealed records of this round */
 };
@@ -123,6 +132,10 @@ int kvs__round_undo(struct kvs *db);
  * outcome goes to op->result (KVS_ENOTFOUND, KVS_EEXIST, ...); the return
  * value is a failure of the round (KVS_ENOSPC, KVS_EIO). */
 int kvs__stage_op(struct kvs *db, struct kvs_op *op);
+/* Write the marker that opens (open_seq 0) or closes (open_seq: the
+ * opening marker's seq) an atomic request: recovery keeps all of the
+ * request's records or none. */
+int kvs__stage_txn_mark(struct kvs *db, uint64_t open_seq);
 /* Publish the round's staged entries (after its bytes are written). */
 void kvs__round_apply(struct kvs *db);
 /* Free the staged entries of a round that is refused. */

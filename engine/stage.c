@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- the round's overlay ---------------------------------------------------- */
 
@@ -88,7 +89,7 @@ static int key_state(struct kvs *db, uint64_t hash, const void *key,
 	struct oslot *s = overlay_find(wb, hash, key, klen);
 	if (expire)
 		*expire = 0;
-	if (s && s->gen == wb->gen) {
+	if (s && s->gen == wb->gen && s->pend >= wb->flush_at) {
 		const struct pend *p = &wb->pends[s->pend];
 		if (p->type != KVS_REC_SET ||
 		    (p->expire_ms && p->expire_ms <= kvs_now_ms()))
@@ -100,6 +101,8 @@ static int key_state(struct kvs *db, uint64_t hash, const void *key,
 			*expire = p->expire_ms;
 		return KVS_OK;
 	}
+	if (wb->flush_at)
+		return KVS_ENOTFOUND; /* a flush staged in this round */
 	int rc = KVS_OK;
 	kvs__read_lock();
 	struct kvs__entry *e = kvs__index_lookup(db->index, hash, key, klen);
@@ -149,7 +152,10 @@ static int update_state(struct kvs *db, uint64_t hash, struct kvs_update *u)
 
 	u->version = atomic_load_explicit(kvs__version_slot(db, hash),
 					  memory_order_relaxed);
-	if (s && s->gen == wb->gen) {
+	if (wb->flush_at)
+		/* A flush in this round changed every key. */
+		u->version = wb->pends[wb->flush_at - 1].seq;
+	if (s && s->gen == wb->gen && s->pend >= wb->flush_at) {
 		const struct pend *p = &wb->pends[s->pend];
 		/* Staged in this round, so newer than every counter: a WATCH
 		 * check after it in the round must see the change. */
@@ -170,6 +176,8 @@ static int update_state(struct kvs *db, uint64_t hash, struct kvs_update *u)
 		}
 		return KVS_OK;
 	}
+	if (wb->flush_at)
+		return KVS_OK;
 	kvs__read_lock();
 	struct kvs__entry *e = kvs__index_lookup(db->index, hash, u->key,
 						 u->klen);
@@ -379,11 +387,92 @@ static void account(struct kvs *db, struct kvs__seg *seg, uint64_t seq,
 	db->counters.bytes_written += rec_len;
 }
 
+/* The active segment for a record of rec_len bytes: a new one when it
+ * does not fit (with room left for the footer), unless the active one is
+ * empty - a record larger than a segment gets one of its own - or the
+ * request is atomic.  writer_round rotates between requests, so this
+ * happens only inside a request bigger than a segment: the rotation seals
+ * the request's first records, and a failure of the rest can no longer be
+ * undone.  An atomic request is never split (its records, and the markers
+ * around them, stay in one segment): it may make the segment bigger than
+ * segment_size instead, up to the 4 GiB that offsets can address. */
+static int room_for(struct kvs *db, uint64_t rec_len, struct kvs__seg **out)
+{
+	struct kvs__writer_buf *wb = db->wbuf;
+	struct kvs__seg *seg = db->active;
+	int rc;
+	if (wb->atomic) {
+		if (seg->size + rec_len + KVS__FOOTER_MAX > UINT32_MAX)
+			return kvs__err(KVS_ETOOBIG, "an atomic batch of over "
+					"4 GiB");
+	} else if (seg->records > 0 &&
+		   seg->size + rec_len + KVS__FOOTER_MAX >
+			   db->opt.segment_size) {
+		if ((rc = kvs__rotate(db)) != KVS_OK)
+			return rc;
+		wb->split = true;
+		seg = db->active;
+	}
+	*out = seg;
+	return KVS_OK;
+}
+
+/* Stage a record with no key (TXN, FLUSH) encoded in rec[0..len). */
+static int stage_keyless(struct kvs *db, enum kvs_record_type type,
+			 struct kvs_op *op, const unsigned char *rec,
+			 size_t len)
+{
+	struct kvs__writer_buf *wb = db->wbuf;
+	struct kvs__seg *seg;
+	uint64_t seq = db->next_seq;
+	int rc = room_for(db, len, &seg);
+	if (rc != KVS_OK)
+		return rc;
+	if (type == KVS_REC_FLUSH) {
+		if (!kvs__round_grow((void **)&wb->pends, &wb->pends_cap,
+				     wb->npends + 1, sizeof *wb->pends))
+			return kvs__round_nomem();
+		struct pend *p = &wb->pends[wb->npends++];
+		memset(p, 0, sizeof *p);
+		p->type = type;
+		p->op = op;
+		p->seg = seg;
+		p->off = seg->size;
+		p->rec_len = (uint32_t)len;
+		p->seq = seq;
+		wb->flush_at = wb->npends;
+		wb->guard = true;
+	}
+	if (kvs__round_add(wb, rec, len, true))
+		return kvs__round_nomem();
+	account(db, seg, seq, len, rec + len - 5);
+	return KVS_OK;
+}
+
+int kvs__stage_txn_mark(struct kvs *db, uint64_t open_seq)
+{
+	KVS__ASSERT_WRITER(db);
+	unsigned char rec[KVS__TXN_MAX];
+	size_t len = kvs__rec_encode_txn(rec, db->next_seq, open_seq);
+	return stage_keyless(db, KVS_REC_TXN, NULL, rec, len);
+}
+
+static int stage_flush(struct kvs *db, struct kvs_op *op)
+{
+	unsigned char rec[KVS__FLUSH_MAX];
+	size_t len = kvs__rec_encode_flush(rec, db->next_seq);
+	op->result = KVS_OK;
+	op->num = 0;
+	return stage_keyless(db, KVS_REC_FLUSH, op, rec, len);
+}
+
 int kvs__stage_op(struct kvs *db, struct kvs_op *op)
 {
 	KVS__ASSERT_WRITER(db);
 	struct kvs__writer_buf *wb = db->wbuf;
 	enum kvs_record_type type;
+	if (op->type == KVS_OP_FLUSH)
+		return stage_flush(db, op);
 	uint64_t hash = kvs__index_hash(db->index, op->key, op->klen);
 	unsigned char head[KVS__REC_MAX_HEAD], vhead[9], crcb[5];
 	struct staged_val sv;
@@ -400,20 +489,9 @@ int kvs__stage_op(struct kvs *db, struct kvs_op *op)
 					   : 0;
 	uint64_t rec_len = hlen + op->klen + vhlen + sv.len + 5;
 
-	/* A record that does not fit (with room left for the footer) starts a
-	 * new segment, unless the active one is empty: a record larger than a
-	 * segment gets one of its own.  writer_round rotates between requests,
-	 * so this happens only inside a request bigger than a segment: the
-	 * rotation seals the request's first records, and a failure of the
-	 * rest can no longer be undone. */
-	struct kvs__seg *seg = db->active;
-	if (seg->records > 0 &&
-	    seg->size + rec_len + KVS__FOOTER_MAX > db->opt.segment_size) {
-		if ((rc = kvs__rotate(db)) != KVS_OK)
-			return rc;
-		wb->split = true;
-		seg = db->active;
-	}
+	struct kvs__seg *seg;
+	if ((rc = room_for(db, rec_len, &seg)) != KVS_OK)
+		return rc;
 	if ((rc = add_pend(db, op, type, hash, seg, seq, rec_len, &sv)))
 		return rc;
 
@@ -460,15 +538,77 @@ static void note_expiry(struct kvs *db, const struct pend *p,
 		db->exp.expired++;
 }
 
+#define FLUSH_CHUNK 4096
+
+/* Apply a FLUSH: every key of the index goes (the writes staged after it
+ * in the round come next).  Called in a read-side section, which it leaves
+ * and re-enters every FLUSH_CHUNK keys so that a grace period does not wait
+ * for the whole walk; each chunk starts again from the table's first node,
+ * since a node deleted in an earlier section may be freed by then (the
+ * deleted ones are no longer found). */
+static void apply_flush(struct kvs *db, struct pend *p)
+{
+	struct cds_lfht *ht = kvs__index_table(db->index);
+	struct cds_lfht_iter it;
+	uint64_t n = 0;
+	bool more = true;
+	p->seg->dead_bytes += p->rec_len; /* kept by the tombstone rule */
+	while (more) {
+		unsigned chunk = 0;
+		cds_lfht_first(ht, &it);
+		struct cds_lfht_node *node;
+		while ((node = cds_lfht_iter_get_node(&it)) != NULL &&
+		       chunk < FLUSH_CHUNK) {
+			struct kvs__entry *e =
+				caa_container_of(node, struct kvs__entry, node);
+			cds_lfht_next(ht, &it);
+			uint64_t hash = kvs__index_hash(db->index, e->key,
+							kvs__entry_klen(e));
+			int64_t was = kvs__entry_expire(e);
+			if (was)
+				kvs__expire_del(&db->exp, was);
+			kvs__version_bump(db, hash, p->seq);
+			kvs__index_del(db->index, e);
+			retire_entry(db, e);
+			chunk++;
+		}
+		n += chunk;
+		more = node != NULL;
+		if (more) {
+			kvs__read_unlock();
+			kvs__read_lock();
+		}
+	}
+	db->live_keys -= n < db->live_keys ? n : db->live_keys;
+	p->op->num = (int64_t)n;
+}
+
+/* Readers wait while an atomic request's entries are being published
+ * (kvs__publish_wait), so none sees some of them but not the others. */
+static void publish_begin(struct kvs *db)
+{
+	atomic_fetch_add_explicit(&db->publishing, 1, memory_order_seq_cst);
+}
+
+static void publish_end(struct kvs *db)
+{
+	atomic_fetch_add_explicit(&db->publishing, 1, memory_order_release);
+}
+
 void kvs__round_apply(struct kvs *db)
 {
 	KVS__ASSERT_WRITER(db);
 	KVS__ASSERT_NOT_IN_RCU();
 	struct kvs__writer_buf *wb = db->wbuf;
+	bool guard = wb->guard;
+	if (guard)
+		publish_begin(db);
 	kvs__read_lock();
 	for (size_t i = 0; i < wb->npends; i++) {
 		struct pend *p = &wb->pends[i];
-		if (p->type == KVS_REC_SET) {
+		if (p->type == KVS_REC_FLUSH) {
+			apply_flush(db, p);
+		} else if (p->type == KVS_REC_SET) {
 			struct kvs__entry *e = p->entry;
 			struct kvs__entry *old = kvs__index_put(db->index, p->hash, e);
 			p->seg->live_bytes += p->rec_len;
@@ -479,6 +619,9 @@ void kvs__round_apply(struct kvs *db)
 			else
 				db->live_keys++;
 			p->entry = NULL;
+			unsigned delay = kvs__testhook_publish_delay();
+			if (delay)
+				usleep(delay);
 		} else {
 			struct kvs__entry *old = kvs__index_lookup(
 				db->index, p->hash, p->key, p->klen);
@@ -495,6 +638,8 @@ void kvs__round_apply(struct kvs *db)
 		}
 	}
 	kvs__read_unlock();
+	if (guard)
+		publish_end(db);
 }
 
 void kvs__round_discard(struct kvs *db)

@@ -14,6 +14,7 @@
 static atomic_int fail_n[KVS__TH_COUNT], fail_err[KVS__TH_COUNT];
 static atomic_uint creates;
 static atomic_uint recovery_delay_us;
+static atomic_uint publish_delay_us;
 
 static void arm(enum kvs__testhook which, int count, int err)
 {
@@ -28,6 +29,7 @@ void kvs__hook_compact_create(int count, int err) { arm(KVS__TH_CREATE, count, e
 void kvs__hook_compact_write(int count, int err) { arm(KVS__TH_OUT_WRITE, count, err); }
 unsigned kvs__hook_compact_creates(void) { return atomic_load(&creates); }
 void kvs__hook_recovery_delay(unsigned us) { atomic_store(&recovery_delay_us, us); }
+void kvs__hook_publish_delay(unsigned us) { atomic_store(&publish_delay_us, us); }
 
 int kvs__testhook_fail(enum kvs__testhook which)
 {
@@ -64,6 +66,11 @@ int kvs__testhook_fail_unlink(const char *path)
 			return 0;
 	}
 	return kvs__testhook_fail(KVS__TH_UNLINK);
+}
+
+unsigned kvs__testhook_publish_delay(void)
+{
+	return atomic_load_explicit(&publish_delay_us, memory_order_relaxed);
 }
 
 unsigned kvs__testhook_recovery_delay(void)

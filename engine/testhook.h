@@ -21,5 +21,8 @@ int kvs__testhook_fail(enum kvs__testhook which);
 int kvs__testhook_fail_unlink(const char *path);
 /* Microseconds recovery sleeps after each segment (0 unless a test asks). */
 unsigned kvs__testhook_recovery_delay(void);
+/* Microseconds the writer sleeps after publishing each entry (0 unless a
+ * test asks). */
+unsigned kvs__testhook_publish_delay(void);
 
 #endif /* KVS_ENGINE_TESTHOOK_H */

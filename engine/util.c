@@ -171,3 +171,10 @@ void kvs_free(void *p)
 {
 	free(p);
 }
+
+int64_t kvs_now_ms(void)
+{
+	struct timespec ts;
+	KVS_CHECK(clock_gettime(CLOCK_REALTIME, &ts));
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

@@ -184,15 +184,29 @@ static uint64_t req_bound(const struct kvs *db, const struct kvs__req *r)
 static int stage_request(struct kvs *db, struct kvs__req *r)
 {
 	struct kvs__writer_buf *wb = db->wbuf;
+	bool atomic = r->flags & KVS_BATCH_ATOMIC;
+	size_t i, first = wb->npends;
+	uint64_t seq0 = db->next_seq;
 	int rc = KVS_OK;
-	size_t i;
 
 	wb->aborted = false;
+	wb->atomic = atomic;
+	/* An atomic request's records lie between two markers, the opening
+	 * one (0) and the closing one, which names the opening one's seq:
+	 * recovery keeps them only if the closing one is there. */
+	if (atomic)
+		rc = kvs__stage_txn_mark(db, 0);
 	for (i = 0; i < r->nops && rc == KVS_OK && !wb->aborted; i++)
 		rc = kvs__stage_op(db, &r->ops[i]);
 	if (wb->aborted)
 		for (; i < r->nops; i++)
 			r->ops[i].result = KVS_ECANCELED;
+	if (atomic && rc == KVS_OK) {
+		if (wb->npends - first > 1)
+			wb->guard = true;
+		rc = kvs__stage_txn_mark(db, seq0);
+	}
+	wb->atomic = false;
 	return rc;
 }
 

@@ -1,9 +1,12 @@
 // update_test.cc - the engine's update ops (KVS_OP_UPDATE), key versions,
 // atomic batches (KVS_BATCH_ATOMIC) and flushes (KVS_OP_FLUSH), on both
 // engines.
+#include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "kvs_testhook.h"
 #include "test_util.h"
 
 using kvstest::TempDir;
@@ -243,9 +246,219 @@ TEST_P(Engines, UpdateVersionSeesEarlierWriteOfTheBatch) {
   EXPECT_NE(a.version, before);
 }
 
+kvs_op SetOp(const std::string& k, const std::string& v) {
+  kvs_op op{};
+  op.type = KVS_OP_SET;
+  op.key = k.data();
+  op.klen = k.size();
+  op.val = v.data();
+  op.vlen = v.size();
+  return op;
+}
+
+kvs_op FlushOp() {
+  kvs_op op{};
+  op.type = KVS_OP_FLUSH;
+  return op;
+}
+
+TEST_P(Engines, FlushRemovesEveryKeyDurably) {
+  TempDir d;
+  Db s(d.path(), GetParam());
+  for (int i = 0; i < 100; i++) ASSERT_EQ(s.Set("k" + std::to_string(i), "v"), KVS_OK);
+  std::string after = "after", v = "1";
+  kvs_op ops[2] = {FlushOp(), SetOp(after, v)};
+  ASSERT_EQ(kvs_write_batch(s.db(), ops, 2), KVS_OK) << kvs_errmsg();
+  EXPECT_EQ(ops[0].result, KVS_OK);
+  EXPECT_EQ(ops[0].num, 100);
+  EXPECT_EQ(s.Get("k0"), "<none>");
+  EXPECT_EQ(s.Get("k99"), "<none>");
+  EXPECT_EQ(s.Get("after"), "1");
+  kvs_store_stats st{};
+  ASSERT_EQ(kvs_stats(s.db(), &st), KVS_OK);
+  EXPECT_EQ(st.live_keys, 1u);
+  s.Reopen();
+  EXPECT_EQ(s.Get("k0"), "<none>");
+  EXPECT_EQ(s.Get("k50"), "<none>");
+  EXPECT_EQ(s.Get("after"), "1");
+}
+
+TEST_P(Engines, OpsAfterAFlushInTheBatchSeeNoKey) {
+  TempDir d;
+  Db s(d.path(), GetParam());
+  ASSERT_EQ(s.Set("a", "old"), KVS_OK);
+  std::string a = "a", v = "new";
+  Append ap("+");
+  kvs_op ops[4] = {SetOp(a, v), FlushOp(), UpdateOp(a, AppendFn, &ap), {}};
+  ops[3].type = KVS_OP_SET;  // NX: the key is absent after the flush
+  ops[3].key = "b";
+  ops[3].klen = 1;
+  ops[3].val = "x";
+  ops[3].vlen = 1;
+  ops[3].flags = KVS_SET_NX;
+  uint64_t v0 = kvs_key_version(s.db(), "a", 1);
+  ASSERT_EQ(kvs_write_batch(s.db(), ops, 4), KVS_OK);
+  EXPECT_EQ(ap.seen, "<none>");
+  EXPECT_NE(ap.version, v0);
+  EXPECT_EQ(ops[3].result, KVS_OK);
+  EXPECT_EQ(s.Get("a"), "+");
+  s.Reopen();
+  EXPECT_EQ(s.Get("a"), "+");
+  EXPECT_EQ(s.Get("b"), "x");
+}
+
+TEST_P(Engines, AtomicBatchAppliesWhole) {
+  TempDir d;
+  Db s(d.path(), GetParam());
+  std::string a = "a", b = "b", v = "1";
+  kvs_op ops[2] = {SetOp(a, v), SetOp(b, v)};
+  ASSERT_EQ(kvs_write_batch_flags(s.db(), ops, 2, KVS_BATCH_ATOMIC), KVS_OK);
+  EXPECT_EQ(s.Get("a"), "1");
+  EXPECT_EQ(s.Get("b"), "1");
+  s.Reopen();
+  EXPECT_EQ(s.Get("a"), "1");
+  EXPECT_EQ(s.Get("b"), "1");
+  EXPECT_EQ(kvs_write_batch_flags(s.db(), ops, 2, 0x80), KVS_EINVAL);
+}
+
+// A reader never sees some of an atomic batch's writes without the others.
+TEST_P(Engines, ReadersNeverSeeHalfAnAtomicBatch) {
+  TempDir d;
+  Db s(d.path(), GetParam());
+  ASSERT_EQ(s.Set("a", "0"), KVS_OK);
+  ASSERT_EQ(s.Set("b", "0"), KVS_OK);
+  std::atomic<bool> stop{false};
+  std::atomic<int> torn{0}, reads{0};
+  std::thread reader([&] {
+    // a is written first and b second in every batch: reading b before a,
+    // a batch seen half would show b older than a.
+    for (int i = 0; i < 200000 && !stop; i++) {
+      std::string bv = s.Get("b"), av = s.Get("a");
+      if (std::stoi(av) < std::stoi(bv)) torn++;
+      reads++;
+    }
+  });
+  // Each entry's publication takes 200 us: without the guard a reader
+  // would fall between the two of a batch about every other time.
+  kvs__hook_publish_delay(200);
+  std::string a = "a", b = "b";
+  for (int i = 1; i <= 300; i++) {
+    std::string v = std::to_string(i);
+    kvs_op ops[2] = {SetOp(b, v), SetOp(a, v)};
+    ASSERT_EQ(kvs_write_batch_flags(s.db(), ops, 2, KVS_BATCH_ATOMIC), KVS_OK);
+  }
+  kvs__hook_publish_delay(0);
+  stop = true;
+  reader.join();
+  EXPECT_EQ(torn.load(), 0) << "of " << reads.load() << " reads";
+}
+
 INSTANTIATE_TEST_SUITE_P(, Engines, ::testing::Values(KVS_ENGINE_KVS),
                          [](const ::testing::TestParamInfo<kvs_engine>& i) {
                            return std::string(i.param == KVS_ENGINE_LMDB ? "lmdb" : "kvs");
                          });
+
+}  // namespace
+
+// ---- the log engine's records of flushes and atomic batches -----------------
+
+namespace {
+
+kvs_options LogOpts() {
+  kvs_options o{};
+  o.engine = KVS_ENGINE_KVS;
+  o.segment_size = 4096;
+  o.no_auto_compact = 1;
+  return o;
+}
+
+// Offsets of the records of a segment, with their types.
+std::vector<std::pair<uint64_t, kvs_record_type>> Records(const std::string& seg) {
+  std::vector<std::pair<uint64_t, kvs_record_type>> v;
+  kvs_reader* r = nullptr;
+  if (kvs_reader_open(seg.c_str(), &r) != KVS_OK) return v;
+  kvs_record rec;
+  while (kvs_reader_next(r, &rec) == KVS_OK) v.push_back({rec.offset, rec.type});
+  kvs_reader_close(r);
+  return v;
+}
+
+// A crash that tore an atomic batch anywhere before its closing marker
+// loses all of it, never a part.
+TEST(AtomicBatch, TornBatchIsDroppedWhole) {
+  for (int cut_before = 1; cut_before <= 3; cut_before++) {
+    TempDir d;
+    kvs_options o = LogOpts();
+    kvs* db = nullptr;
+    ASSERT_EQ(kvs_open(d.path().c_str(), &o, &db), KVS_OK);
+    ASSERT_EQ(kvs_set(db, "before", 6, "1", 1), KVS_OK);
+    std::string a = "a", b = "b", c = "c", v = "v";
+    kvs_op ops[3] = {SetOp(a, v), SetOp(b, v), SetOp(c, v)};
+    ASSERT_EQ(kvs_write_batch_flags(db, ops, 3, KVS_BATCH_ATOMIC), KVS_OK);
+    ASSERT_EQ(kvs_close(db), KVS_OK);
+    auto segs = kvstest::Segments(d.path());
+    ASSERT_EQ(segs.size(), 1u);
+    auto recs = Records(segs[0]);
+    // before, open marker, a, b, c, close marker
+    ASSERT_EQ(recs.size(), 6u);
+    EXPECT_EQ(recs[1].second, KVS_REC_TXN);
+    EXPECT_EQ(recs[5].second, KVS_REC_TXN);
+    // Cut inside the record `cut_before` records before the end.
+    uint64_t at = recs[6 - cut_before].first + 3;
+    ASSERT_EQ(truncate(segs[0].c_str(), (off_t)at), 0);
+    ASSERT_EQ(kvs_open(d.path().c_str(), &o, &db), KVS_OK) << kvs_errmsg();
+    void* val;
+    size_t n;
+    ASSERT_EQ(kvs_get(db, "before", 6, &val, &n), KVS_OK);
+    kvs_free(val);
+    EXPECT_EQ(kvs_get(db, "a", 1, &val, &n), KVS_ENOTFOUND) << "cut " << cut_before;
+    EXPECT_EQ(kvs_get(db, "b", 1, &val, &n), KVS_ENOTFOUND);
+    EXPECT_EQ(kvs_get(db, "c", 1, &val, &n), KVS_ENOTFOUND);
+    ASSERT_EQ(kvs_close(db), KVS_OK);
+    EXPECT_EQ(kvstest::FileSize(segs[0]), (off_t)recs[1].first);
+  }
+}
+
+// A flush whose record outlives the older segments' removal, and compaction
+// that drops it once nothing older is left: no old key ever comes back.
+TEST(Flush, OldKeysNeverComeBackAfterCompactionAndRestart) {
+  TempDir d;
+  kvs_options o = LogOpts();
+  kvs* db = nullptr;
+  ASSERT_EQ(kvs_open(d.path().c_str(), &o, &db), KVS_OK);
+  std::string val(200, 'x');
+  for (int i = 0; i < 60; i++) {  // several sealed segments
+    std::string k = "old" + std::to_string(i);
+    ASSERT_EQ(kvs_set(db, k.data(), k.size(), val.data(), val.size()), KVS_OK);
+  }
+  kvs_op f = FlushOp();
+  ASSERT_EQ(kvs_write_batch(db, &f, 1), KVS_OK);
+  EXPECT_EQ(f.num, 60);
+  ASSERT_EQ(kvs_set(db, "new", 3, "1", 1), KVS_OK);
+  // Reopen before any compaction: the FLUSH record alone hides them.
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+  ASSERT_EQ(kvs_open(d.path().c_str(), &o, &db), KVS_OK) << kvs_errmsg();
+  void* v;
+  size_t n;
+  EXPECT_EQ(kvs_get(db, "old0", 4, &v, &n), KVS_ENOTFOUND);
+  EXPECT_EQ(kvs_get(db, "old59", 5, &v, &n), KVS_ENOTFOUND);
+  kvs_store_stats st{};
+  ASSERT_EQ(kvs_stats(db, &st), KVS_OK);
+  EXPECT_EQ(st.live_keys, 1u);
+  uint64_t disk_before = st.disk_bytes;
+  ASSERT_EQ(kvs_compact(db), KVS_OK) << kvs_errmsg();
+  ASSERT_EQ(kvs_compact(db), KVS_OK) << kvs_errmsg();
+  ASSERT_EQ(kvs_stats(db, &st), KVS_OK);
+  EXPECT_LT(st.disk_bytes, disk_before / 2);
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+  ASSERT_EQ(kvs_open(d.path().c_str(), &o, &db), KVS_OK) << kvs_errmsg();
+  EXPECT_EQ(kvs_get(db, "old0", 4, &v, &n), KVS_ENOTFOUND);
+  EXPECT_EQ(kvs_get(db, "old30", 5, &v, &n), KVS_ENOTFOUND);
+  ASSERT_EQ(kvs_get(db, "new", 3, &v, &n), KVS_OK);
+  kvs_free(v);
+  ASSERT_EQ(kvs_stats(db, &st), KVS_OK);
+  EXPECT_EQ(st.live_keys, 1u);
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+}
 
 }  // namespace
