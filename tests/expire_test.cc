@@ -304,6 +304,25 @@ TEST(Expire, ManyDueKeysAreReapedInBoundedTurnsWhileClientsWrite) {
   EXPECT_EQ(db.Stats().live_keys, 50u);
 }
 
+TEST(Expire, AFlushForgetsTheVolatileKeysAlsoAfterARestart) {
+  TempDir d;
+  {
+    Db db(d.path());
+    ASSERT_EQ(db.SetX("a", "1", kvs_now_ms() + 3600 * 1000), KVS_OK);
+    kvs_op f{};
+    f.type = KVS_OP_FLUSH;
+    ASSERT_EQ(kvs_write_batch(db.get(), &f, 1), KVS_OK);
+    EXPECT_EQ(db.Stats().volatile_keys, 0u);
+    ASSERT_EQ(db.SetX("b", "2", kvs_now_ms() + 3600 * 1000), KVS_OK);
+    EXPECT_EQ(db.Stats().volatile_keys, 1u);
+  }
+  Db db(d.path());
+  EXPECT_EQ(db.Get("a"), "<absent>");
+  kvs_store_stats st = db.Stats();
+  EXPECT_EQ(st.live_keys, 1u);
+  EXPECT_EQ(st.volatile_keys, 1u);
+}
+
 // SET k v1 in a sealed segment, then SET k v2 with an expiry in a newer one
 // that expires while the store is closed (so no REMOVE is ever written):
 // compaction of the newer segment alone must keep something that hides v1.
