@@ -214,6 +214,14 @@ full:
 	return x->req;
 }
 
+void kvs__expire_clear(struct kvs__expiry *x)
+{
+	x->n = 0;
+	x->lost = false;
+	x->volatile_keys = 0;
+	x->sum = 0;
+}
+
 void kvs__expire_stats(const struct kvs__expiry *x,
 		       struct kvs_store_stats *st)
 {

@@ -66,6 +66,9 @@ bool kvs__expire_pending(struct kvs *db, uint64_t *delay_us);
  * marked as reaps), to run first in the writer's next round; NULL if none
  * is due (or one is in flight).  Its done callback belongs to expire.c. */
 struct kvs__req *kvs__expire_collect(struct kvs *db);
+/* Every key was removed at once (a flush): forget the queue and counts
+ * (expired_keys stays). */
+void kvs__expire_clear(struct kvs__expiry *x);
 /* Fill st's volatile_keys, avg_ttl_ms and expired_keys. */
 void kvs__expire_stats(const struct kvs__expiry *x,
 		       struct kvs_store_stats *st);

@@ -396,11 +396,19 @@ int kvs_scan(struct kvs *db, uint64_t cursor, size_t count,
 
 /* Figures of an open store, filled by kvs_stats(). */
 struct kvs_store_stats {
-	uint64_t live_keys;       /* keys present (not expired) */
-	uint64_t volatile_keys;   /* of them, keys with an expiry time */
+	uint64_t live_keys;       /* keys present (not expired); kvs: a key
+				     whose time has just passed counts until
+				     the writer removes it, which it does at
+				     that time (a few ms late under load, up
+				     to 1000 keys a turn between clients'
+				     writes) */
+	uint64_t volatile_keys;   /* of them, keys with an expiry time (the
+				     same lag) */
 	uint64_t avg_ttl_ms;      /* their mean time left (0 if none) */
 	uint64_t expired_keys;    /* keys removed because they expired,
-				     since open */
+				     since open (kvs: by the writer's active
+				     expiry; a key found expired at open is
+				     not counted) */
 	uint64_t live_bytes;      /* bytes of the records that hold them */
 	uint64_t dead_bytes;      /* bytes of overwritten/removed records */
 	uint64_t disk_bytes;      /* total size of the segment files */

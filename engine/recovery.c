@@ -288,6 +288,8 @@ static void drop_dead(struct kvs *db)
 		} else if (flushed(db, e)) {
 			e->seg->live_bytes -= e->rec_len;
 			e->seg->dead_bytes += e->rec_len;
+			if (kvs__entry_expire(e))
+				kvs__expire_del(&db->exp, kvs__entry_expire(e));
 			cds_lfht_del(ht, &e->node);
 			kvs__index_retire(db->index, e);
 		} else {

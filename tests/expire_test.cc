@@ -15,6 +15,10 @@
 extern "C" {
 size_t kvs__rec_encode_txn(unsigned char* out, uint64_t seq, uint64_t count);
 size_t kvs__rec_encode_flush(unsigned char* out, uint64_t seq);
+uint32_t kvs__crc32c(uint32_t crc, const void* buf, size_t len);
+size_t kvs__rec_encode_head_x(unsigned char* out, enum kvs_record_type type, uint64_t seq,
+                              int64_t expire_ms, size_t klen);
+size_t kvs__rec_encode_vhead(unsigned char* out, size_t vlen);
 }
 
 namespace {
@@ -300,6 +304,25 @@ TEST(Expire, ManyDueKeysAreReapedInBoundedTurnsWhileClientsWrite) {
   EXPECT_EQ(db.Stats().live_keys, 50u);
 }
 
+TEST(Expire, AFlushForgetsTheVolatileKeysAlsoAfterARestart) {
+  TempDir d;
+  {
+    Db db(d.path());
+    ASSERT_EQ(db.SetX("a", "1", kvs_now_ms() + 3600 * 1000), KVS_OK);
+    kvs_op f{};
+    f.type = KVS_OP_FLUSH;
+    ASSERT_EQ(kvs_write_batch(db.get(), &f, 1), KVS_OK);
+    EXPECT_EQ(db.Stats().volatile_keys, 0u);
+    ASSERT_EQ(db.SetX("b", "2", kvs_now_ms() + 3600 * 1000), KVS_OK);
+    EXPECT_EQ(db.Stats().volatile_keys, 1u);
+  }
+  Db db(d.path());
+  EXPECT_EQ(db.Get("a"), "<absent>");
+  kvs_store_stats st = db.Stats();
+  EXPECT_EQ(st.live_keys, 1u);
+  EXPECT_EQ(st.volatile_keys, 1u);
+}
+
 // SET k v1 in a sealed segment, then SET k v2 with an expiry in a newer one
 // that expires while the store is closed (so no REMOVE is ever written):
 // compaction of the newer segment alone must keep something that hides v1.
@@ -488,6 +511,59 @@ TEST(ExpireFormat, TxnFlushAndSetxInASealedSegmentAndItsHint) {
   EXPECT_EQ(dump.status, 0) << dump.out << dump.err;
   py = kvstest::Run({"/usr/bin/python3", KVS_SRC_DIR "/tests/check_cbor.py", d.path()});
   EXPECT_EQ(py.status, 0) << py.out << py.err;
+}
+
+// A SETX whose expiry item is 0 (or missing) is not a record: the reader
+// and check_cbor.py both refuse it, though its checksum holds.
+TEST(ExpireFormat, ASetxWithoutAValidExpiryIsRefused) {
+  TempDir d;
+  {
+    Db db(d.path());
+    ASSERT_EQ(db.Set("a", "1"), KVS_OK);
+  }
+  std::string head = kvstest::ReadFile(d.file("0000000001.seg")).substr(0, 12);
+  for (int variant = 0; variant < 2; variant++) {
+    // [1, 5, 0, h'61', h'31', crc]  or  [1, 5, h'61', h'31', crc] (5 items)
+    std::string body = variant == 0 ? std::string("\x86\x01\x05\x00\x41\x61\x41\x31", 8)
+                                    : std::string("\x85\x01\x05\x41\x61\x41\x31", 7);
+    uint32_t crc = kvs__crc32c(0, body.data(), body.size());
+    body += '\x1a';
+    for (int i = 3; i >= 0; i--) body += static_cast<char>(crc >> (8 * i));
+    std::string path = d.path() + "/bad" + std::to_string(variant) + ".seg";
+    kvstest::WriteFile(path, head + body);
+    kvs_reader* r = nullptr;
+    ASSERT_EQ(kvs_reader_open(path.c_str(), &r), KVS_OK);
+    kvs_record rec;
+    EXPECT_EQ(kvs_reader_next(r, &rec), KVS_ECORRUPT) << variant;
+    kvs_reader_close(r);
+    kvstest::RunResult py = kvstest::Run({"/usr/bin/python3", KVS_SRC_DIR "/tests/check_cbor.py", path});
+    EXPECT_EQ(py.status, 1) << variant << py.out << py.err;
+  }
+}
+
+// The SETX, TXN and FLUSH examples of docs/FORMAT.md, byte for byte,
+// from the engine's codec.
+TEST(ExpireFormat, TheDocumentedExamplesAreWhatTheCodecWrites) {
+  unsigned char rec[64];
+  size_t n = kvs__rec_encode_head_x(rec, KVS_REC_SET, 2, 1767225600000LL, 1);
+  rec[n++] = 'b';
+  n += kvs__rec_encode_vhead(rec + n, 1);
+  rec[n++] = '2';
+  uint32_t crc = kvs__crc32c(0, rec, n);
+  rec[n++] = 0x1a;
+  for (int i = 3; i >= 0; i--) rec[n++] = static_cast<unsigned char>(crc >> (8 * i));
+  const unsigned char setx[] = {0x86, 0x02, 0x05, 0x1b, 0x00, 0x00, 0x01, 0x9b, 0x76, 0xda, 0xa8,
+                                0x00, 0x41, 0x62, 0x41, 0x32, 0x1a, 0x04, 0x2f, 0xeb, 0x7a};
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(rec), n),
+            std::string(reinterpret_cast<const char*>(setx), sizeof setx));
+  const unsigned char txn[] = {0x84, 0x03, 0x03, 0x02, 0x1a, 0x5e, 0x17, 0xab, 0x16};
+  n = kvs__rec_encode_txn(rec, 3, 2);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(rec), n),
+            std::string(reinterpret_cast<const char*>(txn), sizeof txn));
+  const unsigned char flush[] = {0x83, 0x06, 0x04, 0x1a, 0xaf, 0x38, 0xd2, 0x67};
+  n = kvs__rec_encode_flush(rec, 6);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(rec), n),
+            std::string(reinterpret_cast<const char*>(flush), sizeof flush));
 }
 
 }  // namespace
