@@ -172,9 +172,10 @@ struct kvs__pub {
 	struct kvs_store_stats stats;
 	uint64_t us;    /* when stats was last published */
 	bool dirty;     /* something changed since */
-	/* live_keys, stored by the writer before it completes a round, so
-	 * that a DBSIZE after an acknowledged write counts that write. */
-	_Atomic uint64_t live_keys;
+	/* live_keys and writes, stored by the writer before it completes a
+	 * round, so that a DBSIZE (or INFO's count of changes) after an
+	 * acknowledged write counts that write. */
+	_Atomic uint64_t live_keys, writes;
 };
 
 struct kvs {

@@ -246,6 +246,7 @@ static int log_stats_cached(struct kvs *db, struct kvs_store_stats *st)
 	st->write_error = atomic_load(&db->health.write_error);
 	st->damaged = atomic_load(&db->health.damaged);
 	st->live_keys = atomic_load(&db->pub.live_keys);
+	st->writes = atomic_load(&db->pub.writes);
 	return KVS_OK;
 }
 

@@ -297,6 +297,7 @@ static struct kvs__req *writer_round(struct kvs *db, struct kvs__req *list,
 	if (rc == KVS_OK) {
 		kvs__round_apply(db);
 		atomic_store(&db->pub.live_keys, db->live_keys);
+		atomic_store(&db->pub.writes, db->counters.writes);
 		kvs__index_grow(db->index, db->live_keys);
 		if (wb->npends) {
 			db->counters.batches++;

@@ -168,7 +168,10 @@ static void info_persistence(struct net_buf *b,
 	info_line(b, "# Persistence");
 	info_line(b, "loading:0");
 	info_line(b, "async_loading:0");
-	info_line(b, "rdb_changes_since_last_save:0");
+	/* No snapshots yet: every record written since the store opened
+	 * (a write that changes nothing writes none). */
+	info_line(b, "rdb_changes_since_last_save:%llu",
+		  have ? (unsigned long long)st->writes : 0ull);
 	info_line(b, "rdb_bgsave_in_progress:0");
 	info_line(b, "rdb_last_bgsave_status:ok");
 	info_line(b, "aof_enabled:0");
