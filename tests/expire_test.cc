@@ -556,12 +556,16 @@ TEST(ExpireFormat, TheDocumentedExamplesAreWhatTheCodecWrites) {
                                 0x00, 0x41, 0x62, 0x41, 0x32, 0x1a, 0x04, 0x2f, 0xeb, 0x7a};
   EXPECT_EQ(std::string(reinterpret_cast<char*>(rec), n),
             std::string(reinterpret_cast<const char*>(setx), sizeof setx));
-  const unsigned char txn[] = {0x84, 0x03, 0x03, 0x02, 0x1a, 0x5e, 0x17, 0xab, 0x16};
-  n = kvs__rec_encode_txn(rec, 3, 2);
+  const unsigned char open[] = {0x84, 0x03, 0x03, 0x00, 0x1a, 0xbf, 0x2c, 0xdb, 0xe1};
+  n = kvs__rec_encode_txn(rec, 3, 0);
   EXPECT_EQ(std::string(reinterpret_cast<char*>(rec), n),
-            std::string(reinterpret_cast<const char*>(txn), sizeof txn));
-  const unsigned char flush[] = {0x83, 0x06, 0x04, 0x1a, 0xaf, 0x38, 0xd2, 0x67};
-  n = kvs__rec_encode_flush(rec, 6);
+            std::string(reinterpret_cast<const char*>(open), sizeof open));
+  const unsigned char close[] = {0x84, 0x06, 0x03, 0x03, 0x1a, 0x97, 0xe3, 0x1e, 0x71};
+  n = kvs__rec_encode_txn(rec, 6, 3);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(rec), n),
+            std::string(reinterpret_cast<const char*>(close), sizeof close));
+  const unsigned char flush[] = {0x83, 0x07, 0x04, 0x1a, 0xbc, 0x9a, 0x4a, 0x10};
+  n = kvs__rec_encode_flush(rec, 7);
   EXPECT_EQ(std::string(reinterpret_cast<char*>(rec), n),
             std::string(reinterpret_cast<const char*>(flush), sizeof flush));
 }
