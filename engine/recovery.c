@@ -247,15 +247,14 @@ static int replay_record(struct kvs *db, struct kvs__seg *seg, uint64_t off,
 #define WALK_CHUNK 4096
 
 /* Whether entry e (a record's) is older than the newest FLUSH, and so
- * dead.  Most are told by their segment's range of sequence numbers; the
- * segment that holds the FLUSH has its records read. */
+ * dead.  A segment whose lowest seq is above the FLUSH holds none; any
+ * other has the record's own seq read (a compaction output is not in seq
+ * order: its last record may be older than records before it). */
 static bool flushed(struct kvs *db, const struct kvs__entry *e)
 {
 	uint64_t f = db->rec.flush_seq, seq;
 	if (f == 0 || e->seg->min_seq > f)
 		return false;
-	if (e->seg->last_seq < f)
-		return true;
 	return entry_seq(e, &seq) != KVS_OK || seq < f;
 }
 

@@ -140,6 +140,9 @@ static bool reap_due(struct kvs *db, struct kvs_op *op, uint64_t hash)
 	return due;
 }
 
+/* The update buffer kept between update ops: bigger ones are freed. */
+#define UBUF_KEEP (1u << 20)
+
 /* The key's state for an update callback, counting this round's writes:
  * u->found (false for an expired key), u->val/u->vlen (the value is copied
  * into the writer's update buffer when it lies in a segment), u->expire_ms,
@@ -238,6 +241,13 @@ static bool decide_update(struct kvs *db, struct kvs_op *op, uint64_t hash,
 	if (rc != KVS_OK)
 		return op->result = rc, false;
 	op->result = op->update(op->uctx, &u);
+	/* A huge value read once does not stay in memory for the store's
+	 * life: the buffer goes back to the heap after a big read. */
+	if (db->wbuf->ubuf_cap > UBUF_KEEP) {
+		free(db->wbuf->ubuf);
+		db->wbuf->ubuf = NULL;
+		db->wbuf->ubuf_cap = 0;
+	}
 	switch (u.action) {
 	case KVS_UPD_SET:
 		if (u.new_vlen > KVS_MAX_VALUE)
@@ -543,38 +553,33 @@ static void note_expiry(struct kvs *db, const struct pend *p,
 /* Apply a FLUSH: every key of the index goes (the writes staged after it
  * in the round come next).  Called in a read-side section, which it leaves
  * and re-enters every FLUSH_CHUNK keys so that a grace period does not wait
- * for the whole walk; each chunk starts again from the table's first node,
- * since a node deleted in an earlier section may be freed by then (the
- * deleted ones are no longer found). */
+ * for the whole walk.  The iterator moves to the next node before the
+ * current one is deleted, so a section ends on a node still in the table
+ * (only this thread deletes, and the table never resizes by itself): the
+ * walk goes on from it, and each node is visited once.  (Starting again
+ * from the first node after each section would walk the emptied buckets
+ * again and again: quadratic.) */
 static void apply_flush(struct kvs *db, struct pend *p)
 {
 	struct cds_lfht *ht = kvs__index_table(db->index);
 	struct cds_lfht_iter it;
+	struct cds_lfht_node *node;
 	uint64_t n = 0;
-	bool more = true;
 	p->seg->dead_bytes += p->rec_len; /* kept by the tombstone rule */
-	while (more) {
-		unsigned chunk = 0;
-		cds_lfht_first(ht, &it);
-		struct cds_lfht_node *node;
-		while ((node = cds_lfht_iter_get_node(&it)) != NULL &&
-		       chunk < FLUSH_CHUNK) {
-			struct kvs__entry *e =
-				caa_container_of(node, struct kvs__entry, node);
-			cds_lfht_next(ht, &it);
-			uint64_t hash = kvs__index_hash(db->index, e->key,
-							kvs__entry_klen(e));
-			int64_t was = kvs__entry_expire(e);
-			if (was)
-				kvs__expire_del(&db->exp, was);
-			kvs__version_bump(db, hash, p->seq);
-			kvs__index_del(db->index, e);
-			retire_entry(db, e);
-			chunk++;
-		}
-		n += chunk;
-		more = node != NULL;
-		if (more) {
+	cds_lfht_first(ht, &it);
+	while ((node = cds_lfht_iter_get_node(&it)) != NULL) {
+		struct kvs__entry *e =
+			caa_container_of(node, struct kvs__entry, node);
+		cds_lfht_next(ht, &it);
+		uint64_t hash = kvs__index_hash(db->index, e->key,
+						kvs__entry_klen(e));
+		int64_t was = kvs__entry_expire(e);
+		if (was)
+			kvs__expire_del(&db->exp, was);
+		kvs__version_bump(db, hash, p->seq);
+		kvs__index_del(db->index, e);
+		retire_entry(db, e);
+		if (++n % FLUSH_CHUNK == 0) {
 			kvs__read_unlock();
 			kvs__read_lock();
 		}
