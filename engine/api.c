@@ -312,6 +312,16 @@ int kvs_lookup(struct kvs *db, const void *key, size_t klen, void **val,
 	return VT(db)->lookup(db, key, klen, val, vlen, expire_ms);
 }
 
+uint64_t kvs_read_begin(struct kvs *db)
+{
+	return db ? VT(db)->read_gen(db) : 0;
+}
+
+bool kvs_read_retry(struct kvs *db, uint64_t token)
+{
+	return db && VT(db)->read_gen(db) != token;
+}
+
 uint64_t kvs_key_version(struct kvs *db, const void *key, size_t klen)
 {
 	if (!db || !key)

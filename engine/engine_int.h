@@ -89,6 +89,9 @@ struct kvs__vtable {
 	int (*lookup)(struct kvs *db, const void *key, size_t klen,
 		      void **val, size_t *vlen, int64_t *expire_ms);
 	uint64_t (*key_version)(struct kvs *db, const void *key, size_t klen);
+	/* A number that changes when a batch of several writes is published
+	 * (kvs_read_begin); may wait out a publication in progress. */
+	uint64_t (*read_gen)(struct kvs *db);
 	int (*compact)(struct kvs *db);
 	int (*stats)(struct kvs *db, struct kvs_store_stats *st);
 	int (*stats_cached)(struct kvs *db, struct kvs_store_stats *st);

@@ -169,6 +169,12 @@ static int log_get(struct kvs *db, const void *key, size_t klen, void **val,
 	return log_lookup(db, key, klen, val, vlen, NULL);
 }
 
+static uint64_t log_read_gen(struct kvs *db)
+{
+	kvs__publish_wait(db);
+	return atomic_load_explicit(&db->publishing, memory_order_acquire);
+}
+
 static uint64_t log_key_version(struct kvs *db, const void *key, size_t klen)
 {
 	uint64_t hash = kvs__index_hash(db->index, key, klen);
@@ -324,6 +330,7 @@ const struct kvs__vtable kvs__log_engine = {
 	.submit = log_submit,
 	.lookup = log_lookup,
 	.key_version = log_key_version,
+	.read_gen = log_read_gen,
 	.compact = log_compact,
 	.stats = log_stats,
 	.stats_cached = log_stats_cached,

@@ -365,6 +365,17 @@ int kvs_lookup(struct kvs *db, const void *key, size_t klen, void **val,
 uint64_t kvs_key_version(struct kvs *db, const void *key, size_t klen);
 
 /*
+ * Reads of several keys that must not see part of an atomic batch (MGET,
+ * EXISTS of several keys): take kvs_read_begin() before them and ask
+ * kvs_read_retry() after them; true means an atomic batch of several
+ * writes (KVS_BATCH_ATOMIC; with lmdb, any batch of several keys) or a
+ * flush was published meanwhile, and the reads are to be done again.  Any thread; never blocks
+ * (kvs_read_begin waits out a publication in progress: microseconds).
+ */
+uint64_t kvs_read_begin(struct kvs *db);
+bool kvs_read_retry(struct kvs *db, uint64_t token);
+
+/*
  * Compact now: rewrite every sealed segment that holds dead records (sealing
  * the active segment first), without the rate limit, and return when done.
  * Client reads and writes go on meanwhile.  May block on disk I/O.

@@ -330,6 +330,7 @@ const struct kvs__vtable kvs__lmdb_engine = {
 	.submit = lm_submit,
 	.lookup = kvs__lm_lookup,
 	.key_version = kvs__lm_key_version,
+	.read_gen = kvs__lm_read_gen,
 	.compact = lm_compact,
 	.stats = lm_stats,
 	.stats_cached = lm_stats, /* a read transaction: never waits */

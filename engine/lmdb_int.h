@@ -49,6 +49,9 @@ struct kvs__lmdb {
 	 * values of vclock, only under wmu. */
 	_Atomic uint64_t *versions;
 	_Atomic uint64_t vclock, flush_version;
+	/* kvs_read_begin(): counts the commits of several keys (or a flush),
+	 * bumped after each. */
+	_Atomic uint64_t multi_commits;
 
 	/* Every write transaction of the handle (client batches, the
 	 * expirer) runs under wmu, from its begin to after the version bumps
@@ -174,6 +177,7 @@ int kvs__lm_lookup(struct kvs *db, const void *key, size_t klen, void **val,
 int kvs__lm_get(struct kvs *db, const void *key, size_t klen, void **val,
 		size_t *vlen);
 uint64_t kvs__lm_key_version(struct kvs *db, const void *key, size_t klen);
+uint64_t kvs__lm_read_gen(struct kvs *db);
 int kvs__lm_scan(struct kvs *db, uint64_t cursor, size_t count,
 		 int (*cb)(void *ctx, const void *key, size_t klen),
 		 void *ctx, uint64_t *next_cursor);

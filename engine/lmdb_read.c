@@ -3,6 +3,8 @@
  * transaction, in which a key whose expiry time has come is absent. */
 #include "lmdb_int.h"
 
+#include <sched.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +44,18 @@ int kvs__lm_get(struct kvs *db, const void *key, size_t klen, void **val,
 		size_t *vlen)
 {
 	return kvs__lm_lookup(db, key, klen, val, vlen, NULL);
+}
+
+uint64_t kvs__lm_read_gen(struct kvs *db)
+{
+	struct kvs__lmdb *lm = (struct kvs__lmdb *)db;
+	uint64_t g;
+	unsigned spins = 0;
+	while ((g = atomic_load_explicit(&lm->multi_commits,
+					 memory_order_acquire)) & 1)
+		if (++spins % 64 == 0)
+			sched_yield();
+	return g;
 }
 
 uint64_t kvs__lm_key_version(struct kvs *db, const void *key, size_t klen)

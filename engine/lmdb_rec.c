@@ -155,7 +155,17 @@ int kvs__lm_tx_end(struct kvs__lm_tx *tx, int rc)
 		mdb_txn_abort(tx->txn);
 		goto out;
 	}
+	/* A commit of several keys makes multi_commits odd while it runs:
+	 * kvs_read_begin() waits for it to be even, and kvs_read_retry()
+	 * sees it changed (a seqlock, so MGET never sees half of one). */
+	bool multi = tx->nbumped > 1 || tx->bump_all || tx->flushed;
+	if (multi)
+		atomic_fetch_add_explicit(&lm->multi_commits, 1,
+					  memory_order_seq_cst);
 	int e = kvs__lm_commit_raw(tx->txn);
+	if (multi)
+		atomic_fetch_add_explicit(&lm->multi_commits, 1,
+					  memory_order_release);
 	if (e) {
 		/* The commit freed txn.  A full disk or map while writing the
 		 * pages is refused, not sticky: LMDB writes its meta page

@@ -100,9 +100,19 @@ void net_k_mget(struct net_conn *c, const struct net_resp_cmd *cmd, bool upd)
 		rd_upd(c, cmd, RD_MGET, 1);
 		return;
 	}
-	net_reply_array(c, cmd->argc - 1);
-	for (size_t i = 1; i < cmd->argc && !c->over_limit; i++)
-		get_one(c, cmd->argv[i], cmd->argvlen[i]);
+	struct kvs *db = c->w->srv->db;
+	size_t mark = net_reply_mark(c);
+	uint64_t gen;
+	/* No half of an EXEC or MSET in one reply: read again if an atomic
+	 * batch was published between the reads. */
+	do {
+		net_reply_rewind(c, mark);
+		gen = kvs_read_begin(db);
+		net_reply_array(c, cmd->argc - 1);
+		for (size_t i = 1; i < cmd->argc && !c->over_limit; i++)
+			get_one(c, cmd->argv[i], cmd->argvlen[i]);
+	} while (!c->over_limit && c->state != NET_CONN_CLOSING &&
+		 kvs_read_retry(db, gen));
 }
 
 void net_cmd_mget(struct net_conn *c, const struct net_resp_cmd *cmd)
@@ -131,14 +141,22 @@ void net_k_exists(struct net_conn *c, const struct net_resp_cmd *cmd,
 		rd_upd(c, cmd, RD_EXISTS, 1);
 		return;
 	}
-	for (size_t i = 1; i < cmd->argc; i++) {
-		int rc = key_len(c, cmd->argv[i], cmd->argvlen[i], &len);
-		if (rc < 0) {
-			net_reply_kvs_error_here(c, rc, NET_STORE_READ);
-			return;
+	struct kvs *db = c->w->srv->db;
+	uint64_t gen;
+	do {
+		gen = kvs_read_begin(db);
+		n = 0;
+		for (size_t i = 1; i < cmd->argc; i++) {
+			int rc = key_len(c, cmd->argv[i], cmd->argvlen[i],
+					 &len);
+			if (rc < 0) {
+				net_reply_kvs_error_here(c, rc,
+							 NET_STORE_READ);
+				return;
+			}
+			n += rc;
 		}
-		n += rc;
-	}
+	} while (cmd->argc > 2 && kvs_read_retry(db, gen));
 	net_reply_int(c, n);
 }
 

@@ -58,6 +58,19 @@ static inline void net_reply_drop_held(struct net_conn *c)
 }
 
 /* A command starts: the output limit counts its pieces from here. */
+/* Where the running command's reply stands, and going back there: a
+ * command that reads several keys does its reads again when an atomic
+ * batch came between them (kvs_read_retry). */
+static inline size_t net_reply_mark(struct net_conn *c)
+{
+	return net_reply_buf(c)->len;
+}
+
+static inline void net_reply_rewind(struct net_conn *c, size_t mark)
+{
+	net_reply_buf(c)->len = mark;
+}
+
 static inline void net_reply_begin(struct net_conn *c)
 {
 	c->reply_pieces = 0;

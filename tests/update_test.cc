@@ -354,6 +354,44 @@ TEST_P(Engines, ReadersNeverSeeHalfAnAtomicBatch) {
   EXPECT_EQ(torn.load(), 0) << "of " << reads.load() << " reads";
 }
 
+// Two reads with kvs_read_begin/kvs_read_retry around them (MGET's way)
+// never see half of an atomic batch, however far apart they are.
+TEST_P(Engines, ReadRetryCatchesABatchBetweenTwoReads) {
+  TempDir d;
+  Db s(d.path(), GetParam());
+  ASSERT_EQ(s.Set("a", "0"), KVS_OK);
+  ASSERT_EQ(s.Set("b", "0"), KVS_OK);
+  std::atomic<bool> stop{false};
+  std::atomic<int> torn{0}, retries{0}, reads{0};
+  std::thread reader([&] {
+    for (int i = 0; i < 2000 && !stop; i++) {
+      std::string av, bv;
+      uint64_t gen;
+      do {
+        gen = kvs_read_begin(s.db());
+        av = s.Get("a");
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+        bv = s.Get("b");
+        retries++;
+      } while (kvs_read_retry(s.db(), gen));
+      retries--;
+      if (av != bv) torn++;
+      reads++;
+    }
+  });
+  std::string a = "a", b = "b";
+  for (int i = 1; i <= 300; i++) {
+    std::string v = std::to_string(i);
+    kvs_op ops[2] = {SetOp(a, v), SetOp(b, v)};
+    ASSERT_EQ(kvs_write_batch_flags(s.db(), ops, 2, KVS_BATCH_ATOMIC), KVS_OK);
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+  stop = true;
+  reader.join();
+  EXPECT_EQ(torn.load(), 0) << "of " << reads.load() << " reads";
+  EXPECT_GT(retries.load(), 0);  // the batches did fall between reads
+}
+
 INSTANTIATE_TEST_SUITE_P(, Engines, ::testing::Values(KVS_ENGINE_KVS, KVS_ENGINE_LMDB),
                          [](const ::testing::TestParamInfo<kvs_engine>& i) {
                            return std::string(i.param == KVS_ENGINE_LMDB ? "lmdb" : "kvs");
