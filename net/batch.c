@@ -113,7 +113,8 @@ static int batch_add(struct net_conn *c, enum net_write_kind kind,
 		b->wcmds = w;
 		b->capwcmds = cap;
 	}
-	b->wcmds[b->nwcmds++] = (struct net_wcmd){ kind, first, n, NULL, 0 };
+	b->wcmds[b->nwcmds++] = (struct net_wcmd){ kind, first, n, NULL, 0,
+						    NULL, NULL };
 	if (kind != NET_W_DEFERRED)
 		b->nops = first + n;
 	net_reply_hold(c, true);
@@ -167,6 +168,20 @@ int net_batch_add_exec(struct net_conn *c, struct net_upd *x, size_t n,
 	b->atomic = true;
 	*head = b->nwcmds - 1;
 	return 0;
+}
+
+void net_batch_add_late(struct net_conn *c,
+			void (*fn)(struct net_conn *c, const void *arg),
+			const void *arg)
+{
+	struct net_batch *b = &c->batch;
+
+	if (batch_add(c, NET_W_LATE, b->nops, 0) != 0) {
+		net_reply_error(c, "OOM out of memory");
+		return;
+	}
+	b->wcmds[b->nwcmds - 1].late = fn;
+	b->wcmds[b->nwcmds - 1].late_arg = arg;
 }
 
 void net_batch_end_exec(struct net_conn *c, size_t head)
@@ -318,6 +333,9 @@ static void reply_write(struct net_conn *c, const struct net_wcmd *wc)
 		/* The head of a transaction whose keys did not change (a
 		 * change skips it all: net_batch_complete). */
 		net_reply_array(c, wc->ncmds);
+		break;
+	case NET_W_LATE:
+		wc->late(c, wc->late_arg);
 		break;
 	case NET_W_UPDATE:
 		for (size_t i = 0; i < wc->n; i++) {

@@ -54,6 +54,14 @@ void net_batch_add(struct net_conn *c, enum net_write_kind kind, size_t n);
  */
 struct net_upd *net_batch_upd(struct net_conn *c, size_t size);
 void net_batch_add_upd(struct net_conn *c, struct net_upd *x, size_t n);
+/* A command that reads the whole store (KEYS, SCAN, DBSIZE, RANDOMKEY
+ * inside EXEC): it cannot be an update op, so fn(c, arg) runs on the worker
+ * when the batch is answered, after the batch's writes were applied, and
+ * makes its reply then, in its place.  arg must live until then. */
+void net_batch_add_late(struct net_conn *c,
+			void (*fn)(struct net_conn *c, const void *arg),
+			const void *arg);
+
 /* n bytes that live until the batch is answered, or NULL (out of memory).
  * Any thread that owns x at the time (the writer, in a callback). */
 void *net_upd_alloc(struct net_upd *x, size_t n);

@@ -308,6 +308,25 @@ static void exec_release(struct net_upd *base)
 /* Add one queued command to the EXEC's batch: as update ops if its family
  * has them, else by its own handler (a write joins the batch as plain
  * ops; anything else replies now, and batch.c keeps the reply's place). */
+/* Commands that read the whole store: no update op can run them, so inside
+ * EXEC they run when the transaction has been applied (net_batch_add_late),
+ * and see its writes (those queued after them too). */
+static bool reads_whole_store(const struct qcmd *q)
+{
+	static const char *const names[] = { "keys", "scan", "dbsize",
+					     "randomkey" };
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (strcmp(q->name, names[i]) == 0)
+			return true;
+	return false;
+}
+
+static void run_late(struct net_conn *c, const void *arg)
+{
+	const struct qcmd *q = arg;
+	q->fn(c, &q->cmd);
+}
+
 static void exec_one(struct net_conn *c, const struct qcmd *q)
 {
 	size_t held0 = net_reply_held(c);
@@ -315,7 +334,10 @@ static void exec_one(struct net_conn *c, const struct qcmd *q)
 
 	bool failed;
 
-	if (!net_keys_as_update(c, &q->cmd) && !net_str_as_update(c, &q->cmd))
+	if (reads_whole_store(q))
+		net_batch_add_late(c, run_late, q);
+	else if (!net_keys_as_update(c, &q->cmd) &&
+		 !net_str_as_update(c, &q->cmd))
 		q->fn(c, &q->cmd);
 	/* A reply it made now (held behind the batch): an error counts. */
 	failed = c->defer.len > held0 && c->defer.data[held0] == '-';

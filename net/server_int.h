@@ -67,6 +67,8 @@ enum net_write_kind {
 	NET_W_EXEC,      /* EXEC's head: its ops check the WATCHed keys;
 			    the array header (or nil if one changed), then
 			    the replies of the next `ncmds` commands */
+	NET_W_LATE,      /* no ops: late(c, late_arg) makes the reply when
+			    the batch is answered (after it was applied) */
 };
 
 /*
@@ -86,6 +88,8 @@ struct net_upd {
 	void (*release)(struct net_upd *x);
 };
 
+struct net_conn;
+
 /* One command of a connection's write batch: ops[first .. first+n), or for
  * NET_W_DEFERRED the held replies defer[first .. first+n). */
 struct net_wcmd {
@@ -93,6 +97,8 @@ struct net_wcmd {
 	size_t first, n;
 	struct net_upd *upd;       /* NET_W_UPDATE, NET_W_EXEC */
 	size_t ncmds;              /* NET_W_EXEC: the commands it answers */
+	void (*late)(struct net_conn *c, const void *arg); /* NET_W_LATE */
+	const void *late_arg;
 };
 
 struct net_conn;

@@ -64,6 +64,19 @@ TEST_F(MultiTest, QueuedCommandsRunInOrderAndReadsSeeQueuedWrites) {
   EXPECT_EQ(c.Cmd({"EXEC"}), "error:ERR EXEC without MULTI");
 }
 
+// KEYS, DBSIZE, RANDOMKEY and SCAN read the whole store: inside EXEC they
+// run once the transaction is applied, so they see its writes (a reviewer
+// found them answering from before it: [] and 0).
+TEST_F(MultiTest, WholeStoreReadsInExecSeeTheTransactionsWrites) {
+  Conn c(srv_.port());
+  EXPECT_EQ(c.Cmd({"MULTI"}), "simple:OK");
+  for (auto cmd : std::vector<std::vector<std::string>>{
+           {"SET", "a", "1"}, {"KEYS", "*"}, {"DBSIZE"}, {"RANDOMKEY"}, {"SCAN", "0"}})
+    EXPECT_EQ(c.Cmd(cmd), "simple:QUEUED");
+  EXPECT_EQ(c.Cmd({"EXEC"}),
+            "array:5[simple:OK,array:1[bulk:a],int:1,bulk:a,array:2[bulk:0,array:1[bulk:a]]]");
+}
+
 TEST_F(MultiTest, RuntimeErrorsArePerCommand) {
   Conn c(srv_.port());
   EXPECT_EQ(c.Cmd({"SET", "s", "text"}), "simple:OK");
