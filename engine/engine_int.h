@@ -256,6 +256,11 @@ static inline void kvs__publish_wait(struct kvs *db)
 
 /* recovery.c: load every segment in db->dir into the index. */
 int kvs__recover(struct kvs *db);
+/* replay.c, for recovery.c: apply a record found at `off` of seg (from the
+ * file or its hint), then, once all are read, drop what is dead. */
+int kvs__replay_record(struct kvs *db, struct kvs__seg *seg, uint64_t off,
+		       const struct kvs_record *rec);
+void kvs__replay_finish(struct kvs *db);
 /* read.c.  Copy the value of entry e into buf (e->vlen bytes), checking that the
  * record there is a SET of e's key with that value length, and its CRC.
  * Call with rcu_read_lock held.  Errors: KVS_ECORRUPT (bad checksum, or not
