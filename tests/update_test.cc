@@ -247,6 +247,7 @@ TEST_P(Engines, UpdateVersionSeesEarlierWriteOfTheBatch) {
   EXPECT_NE(a.version, before);
 }
 
+// The op points at k's and v's bytes: they must outlive it.
 kvs_op SetOp(const std::string& k, const std::string& v) {
   kvs_op op{};
   op.type = KVS_OP_SET;
@@ -557,12 +558,13 @@ TEST(Flush, FlushOfManyKeysIsLinear) {
   const int kKeys = 1000000;
 #endif
   const int kBatch = 1000;
+  const std::string val = "v";  // outlives the ops that point at it
   std::vector<std::string> keys(kBatch);
   std::vector<kvs_op> ops(kBatch);
   for (int i = 0; i < kKeys; i += kBatch) {
     for (int j = 0; j < kBatch; j++) {
       keys[j] = "k" + std::to_string(i + j);
-      ops[j] = SetOp(keys[j], "v");
+      ops[j] = SetOp(keys[j], val);
     }
     ASSERT_EQ(kvs_write_batch(db, ops.data(), kBatch), KVS_OK);
   }
