@@ -15,7 +15,8 @@
 #   make bench      kvs-server vs redis-server: table on stdout; CSV, JSON and
 #                   PNG charts in bench/results/
 #                   (how long each takes: README.md, "Other targets")
-#   make fuzz       libFuzzer on the RESP parsers (FUZZ_SECONDS=60)
+#   make fuzz       libFuzzer on every harness, FUZZ_SECONDS (60) each
+#                   (FUZZ_NAMES='record hint' for some only)
 #   make deps       install the Debian packages the build and tests need
 #   make install PREFIX=/usr/local    binaries, libkvs.a, kvs.h, kvs.pc
 #   make clean
@@ -77,9 +78,12 @@ NETLIB     := $(BUILD)/lib/libkvsnet.a
 TEST_SRC   := $(wildcard tests/*.cc)
 TEST_OBJ   := $(TEST_SRC:%.cc=$(BUILD)/obj/%.o)
 TEST_BIN   := $(BUILD)/tests/kvs-tests
-TEST_HELPERS := $(BUILD)/tests/crash-child $(BUILD)/tests/assert-child
+# The fuzz harnesses (tests/fuzz_NAME.c; "fuzzing" below).
+FUZZ_NAMES   ?= $(patsubst tests/fuzz_%.c,%,$(filter-out tests/fuzz_replay.c,$(wildcard tests/fuzz_*.c)))
+FUZZ_REPLAY  := $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz-replay-%)
+TEST_HELPERS := $(BUILD)/tests/crash-child $(BUILD)/tests/assert-child $(FUZZ_REPLAY)
 
-.PHONY: all run test asan tsan stress bench-engine bench deps deps-bench deps-check fuzz \
+.PHONY: all run test asan tsan stress bench-engine bench deps deps-bench deps-check deps-fuzz fuzz \
         install clean check-layers check-layers-test
 
 all: $(LIB) $(BUILD)/include/kvs.h $(BUILD)/lib/pkgconfig/kvs.pc $(BINS)
@@ -110,7 +114,7 @@ deps-bench: deps-check
 # ---- the library ----------------------------------------------------------
 $(BUILD)/obj/%.o: %.c | deps-check
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Icommon -Iengine -Ithreadpool -Inet -c $< -o $@
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Icommon -Iengine -Ithreadpool -Inet -Itools -c $< -o $@
 
 $(BUILD)/obj/tests/%.o: tests/%.cc | deps-check
 	@mkdir -p $(dir $@)
@@ -248,23 +252,66 @@ bench: all deps-bench
 	/usr/bin/python3 bench/server_bench.py --bin-dir $(BUILD)/bin $(if $(BENCH_QUICK),--quick) \
 	  $(if $(BENCH_OUT),--out '$(BENCH_OUT)') $(if $(BENCH_ROWS),--rows '$(BENCH_ROWS)') $(BENCH_ARGS)
 
-# ---- fuzzing (clang + libFuzzer): make fuzz FUZZ_SECONDS=N -------------------
+# ---- fuzzing ------------------------------------------------------------------
+# One harness per input kvs reads: tests/fuzz_NAME.c defines
+# LLVMFuzzerTestOneInput (and may define LLVMFuzzerInitialize); its seed
+# corpus is tests/fuzz/NAME/.  Two builds of each:
+#   - build/tests/fuzz-replay-NAME: this build's compiler and sanitizers, with
+#     tests/fuzz_replay.c as main(); `make test` (FuzzCorpus.*) replays every
+#     corpus file through it, so CI runs the corpora without clang;
+#   - build/fuzz/fuzz-NAME: clang + libFuzzer + ASan/UBSan over the sources
+#     it exercises (FUZZ_SRC_NAME, instrumented for coverage); `make fuzz`
+#     runs each for FUZZ_SECONDS (FUZZ_NAMES='record hint' for some only),
+#     growing build/fuzz/corpus-NAME from the seeds.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(CWARN)
-# The codec (net/resp*.c), instrumented; the one engine function it uses,
-# Redis's integer rule (kvs_parse_int64), comes from libkvs.a (only util.o
-# is linked, which needs nothing but libc).
-FUZZ_RESP_SRC := tests/fuzz_resp.c $(wildcard net/resp*.c)
-$(BUILD)/fuzz/fuzz_resp: $(FUZZ_RESP_SRC) $(wildcard net/resp*.h) engine/kvs.h $(LIB)
-	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -Icommon -Iengine -Inet -o $@ $(FUZZ_RESP_SRC) $(LIB)
+DUMP_LIB_SRC := $(wildcard tools/dump_*.c)
+# What each harness exercises besides its own file (instrumented); the rest
+# of what it calls comes from libkvs.a/libkvsnet.a, uninstrumented.
+FUZZ_SRC_resp     := $(wildcard net/resp*.c)
+FUZZ_SRC_record   := $(ENGINE_SRC)
+FUZZ_SRC_hint     := $(ENGINE_SRC)
+FUZZ_SRC_recovery := $(ENGINE_SRC)
+FUZZ_SRC_dump     := $(ENGINE_SRC) $(DUMP_LIB_SRC)
+FUZZ_SRC_cmd      := $(ENGINE_SRC) $(NET_SRC)
+# Objects of this build a replay binary needs besides libkvsnet.a/libkvs.a.
+FUZZ_OBJ_dump     := $(DUMP_LIB_SRC:%.c=$(BUILD)/obj/%.o)
+# libFuzzer options per harness.
+FUZZ_ARGS_resp     := -max_len=4096
+FUZZ_ARGS_record   := -max_len=4096
+FUZZ_ARGS_hint     := -max_len=65536
+FUZZ_ARGS_recovery := -max_len=65536
+FUZZ_ARGS_dump     := -max_len=65536
+FUZZ_ARGS_cmd      := -max_len=4096
 
-fuzz: $(BUILD)/fuzz/fuzz_resp
-	@mkdir -p $(BUILD)/fuzz/corpus-resp
-	$(BUILD)/fuzz/fuzz_resp -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -malloc_limit_mb=64 \
-	  $(BUILD)/fuzz/corpus-resp tests/fuzz/resp
+.SECONDEXPANSION:
+$(BUILD)/tests/fuzz-replay-%: $(BUILD)/obj/tests/fuzz_%.o $(BUILD)/obj/tests/fuzz_replay.o \
+                              $$(FUZZ_OBJ_$$*) $(NETLIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/fuzz/fuzz-%: tests/fuzz_%.c $$(FUZZ_SRC_$$*) $(NETLIB) $(LIB) | deps-fuzz
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(PKG_CFLAGS) -Icommon -Iengine -Ithreadpool -Inet -Itools \
+	  -o $@ tests/fuzz_$*.c $(FUZZ_SRC_$*) $(NETLIB) $(LIB) $(PKG_LIBS)
+
+define fuzz_run
+	@mkdir -p $(BUILD)/fuzz/corpus-$(1)
+	@echo "== fuzz-$(1) for $(FUZZ_SECONDS) s"
+	$(BUILD)/fuzz/fuzz-$(1) -max_total_time=$(FUZZ_SECONDS) -malloc_limit_mb=256 \
+	  -print_final_stats=1 $(FUZZ_ARGS_$(1)) $(BUILD)/fuzz/corpus-$(1) tests/fuzz/$(1)
+
+endef
+deps-fuzz: deps-check
+	@command -v $(FUZZ_CC) >/dev/null || { \
+	  echo "== installing Debian packages: clang (libFuzzer)" && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends clang; }
+
+fuzz: deps-fuzz $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz-%)
+	$(foreach n,$(FUZZ_NAMES),$(call fuzz_run,$(n)))
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
