@@ -509,10 +509,13 @@ static void apply(struct kvs_sim_crash *c, size_t idx)
 		memcpy(f->cur + op->off, op->data, op->len);
 		touch(f, op->off);
 		return;
-	case KVS_SIM_TRUNCATE:
+	case KVS_SIM_TRUNCATE: {
+		/* Growth changes the bytes from the old end on. */
+		uint64_t from = op->len < f->cur_len ? op->len : f->cur_len;
 		resize(f, op->len);
-		touch(f, op->len);
+		touch(f, from);
 		return;
+	}
 	case KVS_SIM_SYNC:
 		f->dur = xrealloc(f->dur, f->cur_len);
 		memcpy(f->dur, f->cur, f->cur_len);
