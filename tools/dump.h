@@ -10,6 +10,7 @@
  *                  reports
  *   dump_read.c    reading one file through the engine's reader, and
  *                  checking a hint file against its segment
+ *   dump_run.c     one run over the DIR|FILE arguments
  *   kvs-dump.c     options and main
  */
 #ifndef KVS_DUMP_H
@@ -113,5 +114,14 @@ void dump_print_verify_ok(const struct opts *o, const struct input_list *in,
  * Returns 0, or 1 after printing what is wrong. */
 int dump_read_file(const struct opts *o, const struct input *in, size_t idx,
 		   struct seg_stats *st, struct key_table *keys);
+
+/* ---- dump_run.c ---------------------------------------------------------- */
+
+/* Read and report on args[0..nargs) (each a DIR or FILE) as kvs-dump with
+ * options *o does.  Returns the exit status: 0, or EXIT_BAD_DATA after
+ * printing what is wrong.  total (NULL: not wanted) receives the sums of
+ * every file's figures (its `sealed` and `hint` are left false). */
+int dump_run(const struct opts *o, char *const *args, size_t nargs,
+	     struct seg_stats *total);
 
 #endif

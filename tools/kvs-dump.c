@@ -1,13 +1,11 @@
 /* kvs-dump.c - lists, verifies and summarises the records of kvs segment
  * files and the entries of their hint files (a store directory or single
  * files): its options, usage and main.  The work is done by the dump_*.c
- * files, layered as dump.h says. */
+ * files, layered as dump.h says (dump_run.c does one run). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "dump.h"
 
@@ -97,44 +95,7 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 
-	int status = 0;
-	struct input_list in = { 0 };
-	for (int i = optind; i < argc; i++) {
-		struct stat sb;
-		if (stat(argv[i], &sb) != 0) {
-			dump_complain("%s: %s", argv[i], strerror(errno));
-			status = EXIT_BAD_DATA;
-		} else if (S_ISDIR(sb.st_mode)) {
-			if (dump_add_dir(&o, &in, argv[i]) != 0)
-				status = EXIT_BAD_DATA;
-		} else {
-			char *p = strdup(argv[i]);
-			if (!p)
-				dump_oom();
-			dump_add_input(&in, p, false, NULL);
-		}
-	}
-
-	struct seg_stats *st = calloc(in.n ? in.n : 1, sizeof *st);
-	if (!st)
-		dump_oom();
-	struct key_table keys = { 0 };
-	for (size_t i = 0; i < in.n; i++)
-		if (dump_read_file(&o, &in.v[i], i, &st[i], &keys) != 0)
-			status = EXIT_BAD_DATA;
-	dump_keys_count_live(&keys, st);
-
-	if (o.stats)
-		dump_print_stats(&o, &in, st);
-	if (o.verify && status == 0)
-		dump_print_verify_ok(&o, &in, st);
-
-	for (size_t i = 0; i < in.n; i++) {
-		free(in.v[i].path);
-		free(in.v[i].hint);
-	}
-	free(in.v);
-	free(st);
+	int status = dump_run(&o, argv + optind, (size_t)(argc - optind), NULL);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		dump_complain("writing the output: %s", strerror(errno));
 		status = EXIT_BAD_DATA;
