@@ -20,15 +20,11 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* The sanitizers' report descriptor, when they are linked in (weak: plain
- * builds have none). */
-void __sanitizer_set_report_fd(void *fd) __attribute__((weak));
-
 /* kvs-dump prints every record on stdout and every problem on stderr;
- * here both go to /dev/null.  stdout for good; stderr only while kvs-dump
- * runs, by pointing glibc's `stderr` (an assignable variable in glibc) at
- * /dev/null, so libFuzzer's own messages (written through the FILE it took
- * at start-up) and the sanitizers' reports (a descriptor) still show. */
+ * here both go to /dev/null while it runs, by pointing glibc's `stdout` and
+ * `stderr` (assignable variables in glibc) at it, so that libFuzzer's own
+ * messages (written through the FILE it took at start-up), the replay's
+ * summary and the sanitizers' reports (a descriptor) still show. */
 static FILE *devnull;
 
 static unsigned n_warnings;
@@ -46,10 +42,11 @@ static int run_dump(const struct opts *o, const char *path,
 		    struct seg_stats *total)
 {
 	char *args[1] = { (char *)path };
-	FILE *err = stderr;
-	stderr = devnull;
+	FILE *out = stdout, *err = stderr;
+	stdout = stderr = devnull;
 	int status = dump_run(o, args, 1, total);
-	fflush(stdout);
+	fflush(devnull);
+	stdout = out;
 	stderr = err;
 	CHECK(status == 0 || status == EXIT_BAD_DATA);
 	return status;
@@ -82,13 +79,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	int fd = dup(2);
-	CHECK(fd >= 0);
-	CHECK((fuzz_err = fdopen(fd, "w")) != NULL);
-	if (__sanitizer_set_report_fd)
-		__sanitizer_set_report_fd((void *)(intptr_t)fd);
 	CHECK((devnull = fopen("/dev/null", "w")) != NULL);
-	CHECK(freopen("/dev/null", "w", stdout) != NULL);
 	fuzz_make_dir();
 	return 0;
 }
