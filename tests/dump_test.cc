@@ -38,6 +38,11 @@ class Store {
     ASSERT_EQ(kvs_remove(db_, k.data(), k.size()), KVS_OK) << kvs_errmsg();
   }
   void Compact() { ASSERT_EQ(kvs_compact(db_), KVS_OK) << kvs_errmsg(); }
+  void Flush() {
+    kvs_op op{};
+    op.type = KVS_OP_FLUSH;
+    ASSERT_EQ(kvs_write_batch(db_, &op, 1), KVS_OK) << kvs_errmsg();
+  }
   struct kvs_store_stats Stats() {
     struct kvs_store_stats st{};
     EXPECT_EQ(kvs_stats(db_, &st), KVS_OK);
@@ -790,6 +795,31 @@ TEST(DumpTest, StatsCountsTombstonesAsDead) {
   RunResult h = Dump({"--help"});
   EXPECT_TRUE(Contains(h.out, "dead")) << h.out;
   EXPECT_TRUE(Contains(h.out, "every REMOVE")) << h.out;
+}
+
+// Found by fuzz_dump.c: --stats counted keys flushed (FLUSHALL) as live,
+// while the engine opens the same store without them.
+TEST(DumpTest, StatsCountsNoRecordOlderThanAFlushAsLive) {
+  TempDir t;
+  struct kvs_store_stats est{};
+  {
+    Store s(t.path());
+    s.Set("a", "1");
+    s.Set("b", "2");
+    s.Set("c", "3");
+    s.Flush();
+    s.Set("b", "4");  // 12 bytes, the only live record
+    est = s.Stats();
+  }
+  RunResult r = Dump({"--stats", "--json", t.path()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), 2u) << r.out;
+  EXPECT_EQ(Row(lines[0]).live, 1) << lines[0];
+  EXPECT_EQ(Row(lines[0]).live_bytes, 12) << lines[0];
+  EXPECT_EQ(Row(lines[1]).live, 1) << lines[1];
+  EXPECT_EQ(static_cast<long long>(est.live_keys), 1);
+  EXPECT_EQ(static_cast<long long>(est.live_bytes), 12);
 }
 
 // ---- hint files ----------------------------------------------------------------

@@ -64,6 +64,8 @@ struct key_table {
 	struct key_ent **buckets;
 	size_t nbuckets; /* a power of two */
 	size_t n;
+	uint64_t flush_seq; /* of the newest FLUSH record: every record with
+			       a lower seq is dead */
 };
 
 /* ---- dump_out.c ---------------------------------------------------------- */
@@ -94,11 +96,11 @@ int dump_add_dir(const struct opts *o, struct input_list *l, const char *dir);
 
 /* ---- dump_stats.c -------------------------------------------------------- */
 
-/* Note a SET or REMOVE record of input file number `file`. */
+/* Note a SET, REMOVE or FLUSH record of input file number `file`. */
 void dump_keys_note(struct key_table *t, const struct kvs_record *rec,
 		    size_t file);
-/* Credit each key's newest record, if a SET, to its file's st[]; empty the
- * table. */
+/* Credit each key's newest record, if a SET newer than every FLUSH, to its
+ * file's st[]; empty the table. */
 void dump_keys_count_live(struct key_table *t, struct seg_stats *st);
 /* The --stats table (or JSON lines): one row per file and a total. */
 void dump_print_stats(const struct opts *o, const struct input_list *in,

@@ -218,7 +218,8 @@ int dump_read_file(const struct opts *o, const struct input *in, size_t idx,
 		if (rec.type != KVS_REC_FOOTER) {
 			st->rec_bytes += rec.length;
 			hint_check_record(&hc, &rec);
-			if (o->stats && rec.klen)
+			if (o->stats &&
+			    (rec.klen || rec.type == KVS_REC_FLUSH))
 				dump_keys_note(keys, &rec, idx);
 		}
 		if (!o->stats && !o->verify)

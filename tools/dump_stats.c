@@ -54,11 +54,18 @@ static void table_grow(struct key_table *t)
 	t->nbuckets = nb;
 }
 
-/* Note a SET or REMOVE record of file `file`.  Of two records with the same
- * seq (a compacted copy next to its original) the later one wins. */
+/* Note a SET, REMOVE or FLUSH record of file `file`.  Of two records with
+ * the same seq (a compacted copy next to its original) the later one wins.
+ * A FLUSH kills every older record, whichever file it is in, as it does at
+ * the engine's open. */
 void dump_keys_note(struct key_table *t, const struct kvs_record *rec,
 		    size_t file)
 {
+	if (rec->type == KVS_REC_FLUSH) {
+		if (rec->seq > t->flush_seq)
+			t->flush_seq = rec->seq;
+		return;
+	}
 	uint64_t h = hash_key(rec->key, rec->klen);
 	struct key_ent *e = NULL;
 	if (t->nbuckets) {
@@ -91,14 +98,15 @@ void dump_keys_note(struct key_table *t, const struct kvs_record *rec,
 		    (!rec->expire_ms || rec->expire_ms > kvs_now_ms());
 }
 
-/* Credit each key's newest record, if a SET, to its file; free the table. */
+/* Credit each key's newest record, if a SET newer than the newest FLUSH, to
+ * its file; free the table. */
 void dump_keys_count_live(struct key_table *t, struct seg_stats *st)
 {
 	for (size_t i = 0; i < t->nbuckets; i++) {
 		struct key_ent *e = t->buckets[i], *next;
 		for (; e; e = next) {
 			next = e->next;
-			if (e->is_set) {
+			if (e->is_set && e->seq > t->flush_seq) {
 				st[e->file].live++;
 				st[e->file].live_bytes += e->rec_len;
 			}
