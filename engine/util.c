@@ -59,6 +59,8 @@ bool kvs__errno_transient(int errnum)
 }
 
 static void vlog(const struct kvs_options *opt, enum kvs_log_level lvl,
+		 const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
+static void vlog(const struct kvs_options *opt, enum kvs_log_level lvl,
 		 const char *fmt, va_list ap)
 {
 	if (!opt->log)
