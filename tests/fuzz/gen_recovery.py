@@ -169,6 +169,13 @@ def main():
             bad.append([2, newest[1] + 1, bytearray(b"\xd9\xd9\xf8")])
             write(REC, base + "-hint-cut-tmp", pack(bad))
             write(DUMP, base + "-hint-cut-tmp", b"\x0b" + pack(bad)[1:])
+    # The newest segment cut just before an atomic batch's closing marker
+    # (9 bytes: [seq, 3, open, crc]): the engine drops the batch at open,
+    # and kvs-dump --verify must fail it.
+    ents = entries(images["ops-batch-whole"])
+    [e for e in ents if e[0] == 0][-1][2][-9:] = b""
+    write(REC, "img-batch-without-end", pack(ents))
+    write(DUMP, "img-batch-without-end", b"\x00" + pack(ents)[1:])
     # Small hand-made images: nothing, an engine marker of another engine,
     # a short header, a junk file and a hint without its segment.
     hdr = bytes.fromhex("d9d9f8da6b76733143424f52")
