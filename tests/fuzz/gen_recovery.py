@@ -176,6 +176,11 @@ def main():
     [e for e in ents if e[0] == 0][-1][2][-9:] = b""
     write(REC, "img-batch-without-end", pack(ents))
     write(DUMP, "img-batch-without-end", b"\x00" + pack(ents)[1:])
+    # A real segment named 0000000000.seg, no segment number: the engine
+    # passes over it, and so must kvs-dump.
+    ents = entries(images["ops-sets-removes"])
+    ents[0][1] = 0
+    write(DUMP, "img-segment-number-zero", b"\x00" + pack(ents)[1:])
     # Small hand-made images: nothing, an engine marker of another engine,
     # a short header, a junk file and a hint without its segment.
     hdr = bytes.fromhex("d9d9f8da6b76733143424f52")
