@@ -398,8 +398,8 @@ struct disk {
 	struct fuzz_names segs;
 	struct drec *r;
 	size_t n;
-	uint64_t dp[64]; /* per segment: the first damaged offset (or size) */
-	bool appended[64];
+	uint64_t dp[FUZZ_MAX_NAMES]; /* per segment: the first damaged offset */
+	bool appended[FUZZ_MAX_NAMES];
 };
 
 /* Read every record of the built store with kvs_reader (the engine wrote

@@ -183,8 +183,9 @@ static inline void fuzz_write_image(const uint8_t *p, size_t n)
 
 /* Names of the directory's segment (".seg") and hint (".hint") files,
  * ascending: ten-digit names sort as numbers. */
+#define FUZZ_MAX_NAMES 512 /* 256 ids of an image; a built store has fewer */
 struct fuzz_names {
-	char name[64][32];
+	char name[FUZZ_MAX_NAMES][32];
 	size_t n;
 };
 
@@ -201,9 +202,9 @@ static inline void fuzz_list(struct fuzz_names *ns, const char *suffix)
 	ns->n = 0;
 	while ((de = readdir(d)) != NULL) {
 		size_t len = strlen(de->d_name), sl = strlen(suffix);
-		if (len != 10 + sl || strcmp(de->d_name + 10, suffix) != 0 ||
-		    ns->n == 64)
+		if (len != 10 + sl || strcmp(de->d_name + 10, suffix) != 0)
 			continue;
+		CHECK(ns->n < FUZZ_MAX_NAMES); /* a list cut short lies */
 		snprintf(ns->name[ns->n++], sizeof ns->name[0], "%s",
 			 de->d_name);
 	}
