@@ -64,8 +64,7 @@ struct key_table {
 	struct key_ent **buckets;
 	size_t nbuckets; /* a power of two */
 	size_t n;
-	uint64_t flush_seq; /* of the newest FLUSH record: every record with
-			       a lower seq is dead */
+	uint64_t flush_seq; /* of the newest FLUSH: older records are dead */
 };
 
 /* ---- dump_out.c ---------------------------------------------------------- */
@@ -96,7 +95,7 @@ int dump_add_dir(const struct opts *o, struct input_list *l, const char *dir);
 
 /* ---- dump_stats.c -------------------------------------------------------- */
 
-/* Note a SET, REMOVE or FLUSH record of input file number `file`. */
+/* Note a SET or REMOVE record of input file number `file`. */
 void dump_keys_note(struct key_table *t, const struct kvs_record *rec,
 		    size_t file);
 /* Credit each key's newest record, if a SET newer than every FLUSH, to its

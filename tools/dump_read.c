@@ -255,9 +255,10 @@ int dump_read_file(const struct opts *o, const struct input *in, size_t idx,
 		if (rec.type != KVS_REC_FOOTER) {
 			st->rec_bytes += rec.length;
 			hint_check_record(&hc, &rec);
-			if (o->stats &&
-			    (rec.klen || rec.type == KVS_REC_FLUSH))
+			if (o->stats && rec.klen)
 				dump_keys_note(keys, &rec, idx);
+			if (rec.type == KVS_REC_FLUSH && rec.seq > keys->flush_seq)
+				keys->flush_seq = rec.seq;
 		}
 		if (!o->stats && !o->verify)
 			dump_print_record(o, in->path, st->hint, &rec);

@@ -54,18 +54,11 @@ static void table_grow(struct key_table *t)
 	t->nbuckets = nb;
 }
 
-/* Note a SET, REMOVE or FLUSH record of file `file`.  Of two records with
- * the same seq (a compacted copy next to its original) the later one wins.
- * A FLUSH kills every older record, whichever file it is in, as it does at
- * the engine's open. */
+/* Note a SET or REMOVE record of file `file`.  Of two records with the same
+ * seq (a compacted copy next to its original) the later one wins. */
 void dump_keys_note(struct key_table *t, const struct kvs_record *rec,
 		    size_t file)
 {
-	if (rec->type == KVS_REC_FLUSH) {
-		if (rec->seq > t->flush_seq)
-			t->flush_seq = rec->seq;
-		return;
-	}
 	uint64_t h = hash_key(rec->key, rec->klen);
 	struct key_ent *e = NULL;
 	if (t->nbuckets) {
