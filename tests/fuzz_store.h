@@ -205,8 +205,8 @@ static inline void fuzz_list(struct fuzz_names *ns, const char *suffix)
 		if (len != 10 + sl || strcmp(de->d_name + 10, suffix) != 0)
 			continue;
 		CHECK(ns->n < FUZZ_MAX_NAMES); /* a list cut short lies */
-		snprintf(ns->name[ns->n++], sizeof ns->name[0], "%s",
-			 de->d_name);
+		CHECK(len < sizeof ns->name[0]);
+		memcpy(ns->name[ns->n++], de->d_name, len + 1);
 	}
 	closedir(d);
 	qsort(ns->name, ns->n, sizeof ns->name[0], fuzz_cmp_name);
