@@ -62,8 +62,6 @@ bool kvs__errno_transient(int errnum)
  * the fuzz build compiles the engine) see that fmt is checked at callers. */
 __attribute__((format(printf, 3, 0)))
 static void vlog(const struct kvs_options *opt, enum kvs_log_level lvl,
-		 const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
-static void vlog(const struct kvs_options *opt, enum kvs_log_level lvl,
 		 const char *fmt, va_list ap)
 {
 	if (!opt->log)
