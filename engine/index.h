@@ -128,5 +128,18 @@ void kvs__index_retire(struct kvs__index *ix, struct kvs__entry *e);
 void kvs__index_retire_flush(struct kvs__index *ix);
 /* Writer only: iterate every entry (under rcu_read_lock). */
 struct cds_lfht *kvs__index_table(struct kvs__index *ix);
+/* The entry of the node an iterator is on, NULL past the end. */
+static inline struct kvs__entry *kvs__index_iter_entry(struct cds_lfht_iter *it)
+{
+	struct cds_lfht_node *n = cds_lfht_iter_get_node(it);
+	return n ? caa_container_of(n, struct kvs__entry, node) : NULL;
+}
+/* cds_lfht_for_each_entry for the index: liburcu's macro takes the entry
+ * of the NULL node that ends the walk (NULL plus an offset, undefined
+ * behaviour that clang's UBSan reports in the fuzz build); this stops at
+ * the NULL node instead. */
+#define KVS__INDEX_FOR_EACH(ht, it, e)                                         \
+	for (cds_lfht_first((ht), (it));                                       \
+	     ((e) = kvs__index_iter_entry(it)) != NULL; cds_lfht_next((ht), (it)))
 
 #endif /* KVS_ENGINE_INDEX_H */

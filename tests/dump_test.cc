@@ -38,6 +38,7 @@ class Store {
     ASSERT_EQ(kvs_remove(db_, k.data(), k.size()), KVS_OK) << kvs_errmsg();
   }
   void Compact() { ASSERT_EQ(kvs_compact(db_), KVS_OK) << kvs_errmsg(); }
+  kvs* db() { return db_; }
   struct kvs_store_stats Stats() {
     struct kvs_store_stats st{};
     EXPECT_EQ(kvs_stats(db_, &st), KVS_OK);
@@ -232,6 +233,12 @@ TEST(DumpTest, DirectoryMeansTenDigitSegmentsInOrder) {
   kvstest::WriteFile(t.file("123.seg"), "garbage");
   kvstest::WriteFile(t.file("0000000001.seg.bak"), "garbage");
   kvstest::WriteFile(t.file("00000000001.seg"), "garbage");
+  // Nor are ten digits that are no segment number (found by fuzz_dump.c:
+  // --verify and --stats read a copy named 0000000000.seg, which the
+  // engine's open passes over, and counted its keys as live).
+  kvstest::WriteFile(t.file("0000000000.seg"), kvstest::ReadFile(segs[0]));
+  kvstest::WriteFile(t.file("4294967296.seg"), kvstest::ReadFile(segs[0]));
+  kvstest::WriteFile(t.file("9999999999.seg"), "garbage");
   RunResult r = Dump({t.path()});
   ASSERT_EQ(r.status, 0) << r.err;
   auto lines = Lines(r.out);
@@ -475,6 +482,45 @@ TEST(DumpTest, VerifyFailsOnTruncatedSegments) {
   EXPECT_EQ(n.status, 1);
   EXPECT_TRUE(Contains(n.err, segs.back() + ": bad record at offset " + std::to_string(last.back().offset)))
       << n.err;
+}
+
+// Found by fuzz_dump.c: a newest segment cut between the records of an
+// atomic batch (a crash while writing it) passed --verify, yet the engine's
+// open drops the batch.
+TEST(DumpTest, VerifyFailsOnAnAtomicBatchWithoutItsEnd) {
+  TempDir t;
+  {
+    Store s(t.path());
+    s.Set("a", "1");
+    kvs_op ops[2]{};
+    ops[0].type = ops[1].type = KVS_OP_SET;
+    ops[0].key = "b";
+    ops[1].key = "c";
+    ops[0].klen = ops[1].klen = 1;
+    ops[0].val = ops[1].val = "2";
+    ops[0].vlen = ops[1].vlen = 1;
+    ASSERT_EQ(kvs_write_batch_flags(s.db(), ops, 2, KVS_BATCH_ATOMIC), KVS_OK);
+  }
+  auto segs = Segments(t.path());
+  ASSERT_EQ(segs.size(), 1u);
+  auto recs = Records(segs[0]);
+  // a, the opening marker, b, c, the closing marker.
+  ASSERT_EQ(recs.size(), 5u);
+  EXPECT_EQ(Dump({"--verify", t.path()}).status, 0);
+  TruncateTo(segs[0], recs[4].offset);
+  RunResult v = Dump({"--verify", t.path()});
+  EXPECT_EQ(v.status, 1);
+  EXPECT_TRUE(Contains(v.err, segs[0] + ": bad record at offset " + std::to_string(recs[1].offset) +
+                                  ": an atomic batch without its closing marker"))
+      << v.err;
+  EXPECT_EQ(Dump({segs[0]}).status, 1);
+  // The engine agrees: it cuts the batch off.
+  Store s(t.path());
+  void *val = nullptr;
+  size_t vlen = 0;
+  EXPECT_EQ(kvs_get(s.db(), "b", 1, &val, &vlen), KVS_ENOTFOUND);
+  EXPECT_EQ(kvs_get(s.db(), "a", 1, &val, &vlen), KVS_OK);
+  kvs_free(val);
 }
 
 TEST(DumpTest, VerifyRequiresEveryOldSegmentSealed) {

@@ -18,7 +18,8 @@ std::vector<std::string> CorpusNames() {
   std::string root = std::string(KVS_SRC_DIR) + "/tests/fuzz";
   if (DIR *d = opendir(root.c_str())) {
     while (struct dirent *e = readdir(d))
-      if (e->d_name[0] != '.') names.push_back(e->d_name);
+      // Corpora are directories; a generator (gen_NAME.py) sits beside them.
+      if (e->d_name[0] != '.' && e->d_type == DT_DIR) names.push_back(e->d_name);
     closedir(d);
   }
   return names;

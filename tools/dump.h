@@ -10,6 +10,7 @@
  *                  reports
  *   dump_read.c    reading one file through the engine's reader, and
  *                  checking a hint file against its segment
+ *   dump_run.c     one run over the DIR|FILE arguments
  *   kvs-dump.c     options and main
  */
 #ifndef KVS_DUMP_H
@@ -97,8 +98,8 @@ int dump_add_dir(const struct opts *o, struct input_list *l, const char *dir);
 /* Note a SET or REMOVE record of input file number `file`. */
 void dump_keys_note(struct key_table *t, const struct kvs_record *rec,
 		    size_t file);
-/* Credit each key's newest record, if a SET, to its file's st[]; empty the
- * table. */
+/* Credit each key's newest record, if a SET newer than every FLUSH, to its
+ * file's st[]; empty the table. */
 void dump_keys_count_live(struct key_table *t, struct seg_stats *st);
 /* The --stats table (or JSON lines): one row per file and a total. */
 void dump_print_stats(const struct opts *o, const struct input_list *in,
@@ -114,5 +115,14 @@ void dump_print_verify_ok(const struct opts *o, const struct input_list *in,
  * Returns 0, or 1 after printing what is wrong. */
 int dump_read_file(const struct opts *o, const struct input *in, size_t idx,
 		   struct seg_stats *st, struct key_table *keys);
+
+/* ---- dump_run.c ---------------------------------------------------------- */
+
+/* Read and report on args[0..nargs) (each a DIR or FILE) as kvs-dump with
+ * options *o does.  Returns the exit status: 0, or EXIT_BAD_DATA after
+ * printing what is wrong.  total (NULL: not wanted) receives the sums of
+ * every file's figures (its `sealed` and `hint` are left false). */
+int dump_run(const struct opts *o, char *const *args, size_t nargs,
+	     struct seg_stats *total);
 
 #endif

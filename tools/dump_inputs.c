@@ -3,6 +3,7 @@
  * warning for a hint file whose segment is gone. */
 #include <dirent.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,13 +24,19 @@ void dump_add_input(struct input_list *l, char *path, bool must_seal,
 	l->v[l->n++] = (struct input){ path, must_seal, hint };
 }
 
-/* "NNNNNNNNNN" + suffix, with exactly ten digits. */
+/* "NNNNNNNNNN" + suffix, with exactly ten digits making a segment number
+ * the engine uses: 1 to 2^32 - 1.  The engine's open passes over any other
+ * name (0000000000.seg included), so kvs-dump does too: its --verify and
+ * --stats of a DIR are about the files the engine reads. */
 static bool is_store_name(const char *name, const char *suffix)
 {
-	for (int i = 0; i < 10; i++)
+	uint64_t id = 0;
+	for (int i = 0; i < 10; i++) {
 		if (name[i] < '0' || name[i] > '9')
 			return false;
-	return strcmp(name + 10, suffix) == 0;
+		id = id * 10 + (uint64_t)(name[i] - '0');
+	}
+	return id >= 1 && id <= UINT32_MAX && strcmp(name + 10, suffix) == 0;
 }
 
 static int cmp_names(const void *a, const void *b)

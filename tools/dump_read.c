@@ -192,6 +192,37 @@ static void hint_check_finish(struct hint_check *hc, bool seg_ok, bool sealed)
 	hc->r = NULL;
 }
 
+/*
+ * Atomic batches (TXN markers, docs/FORMAT.md): the engine's open applies a
+ * batch only with its closing marker.  A segment that ends inside one is
+ * cut back to its opening marker (a crash while the batch was written: the
+ * newest segment), and a footer or another marker inside one fails the
+ * open.  Either way the file is not what the open will read, so it is
+ * reported here as the engine's scan would: a bad record at the offset.
+ */
+struct batch {
+	bool open;
+	uint64_t seq;    /* of the opening marker */
+	uint64_t offset; /* where it is */
+};
+
+/* The segment's next record (TXN or FOOTER).  Returns what is wrong with
+ * it, or NULL. */
+static const char *batch_step(struct batch *b, const struct kvs_record *rec)
+{
+	if (!b->open) {
+		if (rec->type == KVS_REC_TXN && rec->count == 0)
+			*b = (struct batch){ true, rec->seq, rec->offset };
+		return NULL;
+	}
+	if (rec->type == KVS_REC_FOOTER)
+		return "a footer inside an atomic batch";
+	if (rec->count != b->seq)
+		return "a transaction marker inside an atomic batch";
+	b->open = false;
+	return NULL;
+}
+
 /* Read one file, listing or counting its records, and with --verify of a
  * DIR check its hint file.  Returns 0, or 1 after printing what is wrong
  * (with the file, or with its hint file). */
@@ -209,8 +240,14 @@ int dump_read_file(const struct opts *o, const struct input *in, size_t idx,
 	}
 	st->hint = kvs_reader_is_hint(r) != 0;
 	st->bytes = kvs_reader_size(r);
+	struct batch batch = { 0 };
+	const char *batch_bad = NULL;
 	int rc;
 	while ((rc = kvs_reader_next(r, &rec)) == KVS_OK) {
+		if (!st->hint && (rec.type == KVS_REC_TXN ||
+				  rec.type == KVS_REC_FOOTER) &&
+		    (batch_bad = batch_step(&batch, &rec)) != NULL)
+			break;
 		if (rec.type == KVS_REC_SET)
 			st->sets++;
 		else if (rec.type == KVS_REC_REMOVE)
@@ -229,7 +266,16 @@ int dump_read_file(const struct opts *o, const struct input *in, size_t idx,
 	/* A hint file describes a sealed segment. */
 	st->sealed = st->hint || kvs_reader_sealed(r) != 0;
 	int status = 0;
-	if (rc != KVS_EEND) {
+	if (rc == KVS_EEND && batch.open) {
+		batch_bad = "an atomic batch without its closing marker (the "
+			    "engine drops it at open)";
+		rec.offset = batch.offset;
+	}
+	if (batch_bad) {
+		dump_complain("%s: bad record at offset %llu: %s", in->path,
+			      (unsigned long long)rec.offset, batch_bad);
+		status = 1;
+	} else if (rc != KVS_EEND) {
 		const char *m = kvs_errmsg();
 		if (*m)
 			dump_complain("%s", m);
@@ -244,7 +290,8 @@ int dump_read_file(const struct opts *o, const struct input *in, size_t idx,
 			 (unsigned long long)st->bytes);
 		status = 1;
 	}
-	hint_check_finish(&hc, rc == KVS_EEND, kvs_reader_sealed(r) != 0);
+	hint_check_finish(&hc, rc == KVS_EEND && !batch_bad,
+			  kvs_reader_sealed(r) != 0);
 	kvs_reader_close(r);
 	return status || hc.bad;
 }

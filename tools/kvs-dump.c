@@ -1,13 +1,11 @@
 /* kvs-dump.c - lists, verifies and summarises the records of kvs segment
  * files and the entries of their hint files (a store directory or single
  * files): its options, usage and main.  The work is done by the dump_*.c
- * files, layered as dump.h says. */
+ * files, layered as dump.h says (dump_run.c does one run). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "dump.h"
 
@@ -25,7 +23,8 @@ static void usage(FILE *out, bool details)
 	"Prints every record of the given segment files, and every entry of\n"
 	"the given hint files (NNNNNNNNNN.hint: where each record of a sealed\n"
 	"segment is, its seq, op, key and value length, but not the value).\n"
-	"A DIR stands for its files named NNNNNNNNNN.seg (ten digits), in\n"
+	"A DIR stands for its files named NNNNNNNNNN.seg (ten digits, a\n"
+	"segment number from 1 to 4294967295, as the engine reads them), in\n"
 	"ascending order.\n"
 	"\n"
 	"  --json    one JSON object per record (per file with --stats);\n"
@@ -39,7 +38,8 @@ static void usage(FILE *out, bool details)
 	"            The newest segment, still open for appends, has none:\n"
 	"            for --stats, name it too (--hints DIR DIR/N.seg)\n"
 	"  --verify  no listing: check every record's checksum and footer,\n"
-	"            and that every segment of a DIR but the newest is\n"
+	"            that every atomic batch has its closing marker, and\n"
+	"            that every segment of a DIR but the newest is\n"
 	"            sealed.  For a DIR (with or without --hints) also check\n"
 	"            its hint files: each one's checksum, and that its\n"
 	"            entries are the segment's records, all and in order\n"
@@ -49,7 +49,8 @@ static void usage(FILE *out, bool details)
 	"            is well\n"
 	"  --stats   no listing: per file, its SET and REMOVE records, bytes,\n"
 	"            live records (the newest record of their key among all\n"
-	"            files given, and a SET) and their bytes, dead bytes\n"
+	"            files given, a SET, and newer than every flush) and\n"
+	"            their bytes, dead bytes\n"
 	"            (all other records: values overwritten or removed\n"
 	"            since, and every REMOVE: a tombstone counts as dead\n"
 	"            here), and the dead ratio, dead bytes / bytes of SET\n"
@@ -97,44 +98,7 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 
-	int status = 0;
-	struct input_list in = { 0 };
-	for (int i = optind; i < argc; i++) {
-		struct stat sb;
-		if (stat(argv[i], &sb) != 0) {
-			dump_complain("%s: %s", argv[i], strerror(errno));
-			status = EXIT_BAD_DATA;
-		} else if (S_ISDIR(sb.st_mode)) {
-			if (dump_add_dir(&o, &in, argv[i]) != 0)
-				status = EXIT_BAD_DATA;
-		} else {
-			char *p = strdup(argv[i]);
-			if (!p)
-				dump_oom();
-			dump_add_input(&in, p, false, NULL);
-		}
-	}
-
-	struct seg_stats *st = calloc(in.n ? in.n : 1, sizeof *st);
-	if (!st)
-		dump_oom();
-	struct key_table keys = { 0 };
-	for (size_t i = 0; i < in.n; i++)
-		if (dump_read_file(&o, &in.v[i], i, &st[i], &keys) != 0)
-			status = EXIT_BAD_DATA;
-	dump_keys_count_live(&keys, st);
-
-	if (o.stats)
-		dump_print_stats(&o, &in, st);
-	if (o.verify && status == 0)
-		dump_print_verify_ok(&o, &in, st);
-
-	for (size_t i = 0; i < in.n; i++) {
-		free(in.v[i].path);
-		free(in.v[i].hint);
-	}
-	free(in.v);
-	free(st);
+	int status = dump_run(&o, argv + optind, (size_t)(argc - optind), NULL);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		dump_complain("writing the output: %s", strerror(errno));
 		status = EXIT_BAD_DATA;
