@@ -378,7 +378,7 @@ class Checker {
       ++*points_checked;
       for (kvs_sim_variant v : {KVS_SIM_LOST, KVS_SIM_RANDOM, KVS_SIM_UNLINKS_FIRST}) {
         uint64_t seed = o_.seed * 1000003 + p * 3 + v;
-        char desc[2048];
+        char desc[8192];
         if (int e = kvs__sim_crash_at(c.get(), p, v, seed, out.path().c_str(), desc, sizeof desc)) {
           fails.push_back({p, std::string("kvs__sim_crash_at: ") + strerror(e)});
           return fails;
