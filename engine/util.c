@@ -58,6 +58,9 @@ bool kvs__errno_transient(int errnum)
 	}
 }
 
+/* The format attribute lets clang's -Wformat=2 (make fuzz) accept the
+ * vsnprintf below. */
+__attribute__((format(printf, 3, 0)))
 static void vlog(const struct kvs_options *opt, enum kvs_log_level lvl,
 		 const char *fmt, va_list ap)
 {
