@@ -98,7 +98,7 @@ static void rebuild(struct kvs *db)
 	x->n = 0;
 	x->lost = false;
 	kvs__read_lock();
-	cds_lfht_for_each_entry(kvs__index_table(db->index), &it, e, node) {
+	kvs__index_for_each(kvs__index_table(db->index), &it, e) {
 		int64_t at = kvs__entry_expire(e);
 		if (at)
 			push(x, kvs__index_hash(db->index, e->key,

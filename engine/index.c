@@ -270,7 +270,7 @@ void kvs__index_destroy(struct kvs__index *ix)
 		return;
 	kvs__rcu_thread_online();
 	kvs__read_lock();
-	cds_lfht_for_each_entry(ix->ht, &it, e, node) {
+	kvs__index_for_each(ix->ht, &it, e) {
 		cds_lfht_del(ix->ht, &e->node);
 		kvs__index_retire(ix, e);
 	}

@@ -47,6 +47,17 @@ struct kvs__entry {
 	_Atomic uint32_t klen; /* the key's length | KVS__ENT_TTL */
 	unsigned char key[];   /* then, with KVS__ENT_TTL, int64 expire_ms */
 };
+
+/* Every entry of table ht, as liburcu's cds_lfht_for_each_entry but
+ * without forming container_of(NULL) once the walk ends: clang's UBSan
+ * (make fuzz) reports that as arithmetic on a null pointer. */
+#define kvs__index_for_each(ht, iter, pos)                                   \
+	for (cds_lfht_first(ht, iter);                                       \
+	     ((pos) = cds_lfht_iter_get_node(iter) ?                         \
+		      caa_container_of(cds_lfht_iter_get_node(iter),         \
+				       struct kvs__entry, node) : NULL);     \
+	     cds_lfht_next(ht, iter))
+
 #define KVS__ENT_TTL (1u << 31)
 /* vlen of a tombstone entry; they exist only while recovery runs. */
 #define KVS__TOMB UINT32_MAX

@@ -169,7 +169,7 @@ void kvs__replay_finish(struct kvs *db)
 	 * is over. */
 	unsigned n = 0;
 	kvs__read_lock();
-	cds_lfht_for_each_entry(ht, &it, e, node) {
+	kvs__index_for_each(ht, &it, e) {
 		if (e->vlen == KVS__TOMB) {
 			cds_lfht_del(ht, &e->node);
 			kvs__index_retire(db->index, e);
