@@ -1033,7 +1033,7 @@ static void exchange(const struct net_buf *req, size_t n, struct net_buf *got,
 			if (r > 0)
 				got->len += (size_t)r;
 		}
-		for (;;) {
+		while (got->len > parsed) {
 			const struct net_resp_reply *r = NULL;
 			size_t used = 0;
 			int st = net_resp_read_reply(&rd, got->data + parsed,
