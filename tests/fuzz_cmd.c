@@ -2,7 +2,17 @@
  * is decoded into a pipeline of Redis commands over eight keys, sent over one
  * loopback connection to an in-process server (a real log engine in a private
  * temporary directory), and every reply is compared byte for byte with the
- * reply Redis 7.0 gives, computed by a small model of the keyspace here. */
+ * reply Redis 7.0 gives, computed by a small model of the keyspace here.
+ *
+ * The encoding (gen()): one byte for the case of command names, then per
+ * command one byte for the operation (mod 30) and its operands (a key: one
+ * byte mod 8; a value: b < 128 picks num_value[], else b % 17 bytes
+ * follow).  Each input starts with FLUSHALL on a new connection.  Where the
+ * reply depends on the clock (TTL's figure; GT/LT between equal times) the
+ * pattern accepts any value the clock allows.  Debugging:
+ *   FUZZ_CMD_TRACE=1 fuzz-replay-cmd FILE       every command and reply
+ *   FUZZ_CMD_REDIS_PORT=P fuzz-replay-cmd DIR   the model against a
+ *       redis-server on 127.0.0.1:P (redis-server --port P --save '') */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ftw.h>
@@ -1009,6 +1019,29 @@ static void exchange(const struct net_buf *req, size_t n, struct net_buf *got,
 				"of %zu\n", have, n);
 			if (have < n)
 				show_cmd(have);
+			/* A hang is the server's: show where its threads are
+			 * and its first worker's mailbox, then ask it about
+			 * its clients on another connection. */
+			char gdb[320];
+			snprintf(gdb, sizeof gdb, "gdb -p %d -batch -ex 'thread "
+				 "apply all bt' -ex 'print srv->workers[0].nhand' "
+				 "-ex 'print srv->workers[0].done_head' -ex 'print "
+				 "srv->connected' -ex 'print srv->total_conns' 1>&2 "
+				 "2>/dev/null", (int)getpid());
+			if (!against_redis && system(gdb) != 0)
+				fprintf(stderr, "fuzz_cmd: no gdb backtrace\n");
+			if (!against_redis) {
+				int fd2 = connect_server();
+				char buf[16384];
+				const char *ask = "CLIENT LIST\r\n";
+				ssize_t r;
+				CHECK(send(fd2, ask, strlen(ask), MSG_NOSIGNAL) > 0);
+				sleep(1);
+				r = recv(fd2, buf, sizeof buf - 1, MSG_DONTWAIT);
+				buf[r > 0 ? r : 0] = '\0';
+				fprintf(stderr, "fuzz_cmd: the server says:\n%s\n", buf);
+				close(fd2);
+			}
 			abort();
 		}
 		if ((pf.revents & POLLOUT) && sent < req->len) {
