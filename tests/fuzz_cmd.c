@@ -997,7 +997,11 @@ static int connect_server(void)
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons((uint16_t)port);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	CHECK(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+	/* An interrupted connect (libFuzzer's alarm) goes on: try again
+	 * until it says it is connected. */
+	while (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 &&
+	       errno != EISCONN)
+		CHECK(errno == EINTR || errno == EALREADY);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	return fd;
 }
@@ -1014,6 +1018,10 @@ static void exchange(const struct net_buf *req, size_t n, struct net_buf *got,
 	while (have < n) {
 		struct pollfd pf = { fd, POLLIN | (sent < req->len ? POLLOUT : 0), 0 };
 		int rc = poll(&pf, 1, 20000);
+		/* libFuzzer's -timeout alarm (SIGALRM) interrupts the wait:
+		 * that is no hang. */
+		if (rc < 0 && errno == EINTR)
+			continue;
 		if (rc <= 0) {
 			fprintf(stderr, "fuzz_cmd: no reply within 20 s after %zu "
 				"of %zu\n", have, n);
@@ -1047,7 +1055,7 @@ static void exchange(const struct net_buf *req, size_t n, struct net_buf *got,
 		if ((pf.revents & POLLOUT) && sent < req->len) {
 			ssize_t w = send(fd, req->data + sent, req->len - sent,
 					 MSG_NOSIGNAL | MSG_DONTWAIT);
-			CHECK(w > 0 || errno == EAGAIN);
+			CHECK(w > 0 || errno == EAGAIN || errno == EINTR);
 			if (w > 0)
 				sent += (size_t)w;
 		}
@@ -1055,7 +1063,7 @@ static void exchange(const struct net_buf *req, size_t n, struct net_buf *got,
 			CHECK(net_buf_reserve(got, 65536) == NET_RESP_OK);
 			ssize_t r = recv(fd, got->data + got->len,
 					 got->cap - got->len, MSG_DONTWAIT);
-			if (r == 0 || (r < 0 && errno != EAGAIN)) {
+			if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
 				fprintf(stderr, "fuzz_cmd: the server closed the "
 					"connection after %zu of %zu replies\n",
 					have, n);
