@@ -9,7 +9,8 @@
 #                   (tools/check-layers.sh; make test runs it)
 #   make asan       the same tests built with AddressSanitizer + UBSan (build-asan/)
 #   make tsan       the same tests built with ThreadSanitizer (build-tsan/)
-#   make stress     longer crash loops (STRESS_ROUNDS=N)
+#   make stress     longer crash loops (STRESS_ROUNDS=N) and randomized
+#                   power-loss workloads for STRESS_SECONDS (300)
 #   make bench-engine   kvs vs LMDB in process: table on stdout, CSV and JSON in
 #                   bench/results/ (ENGINE_BENCH_ARGS=--quick for a short run)
 #   make bench      kvs-server vs redis-server: table on stdout; CSV, JSON and
@@ -231,7 +232,8 @@ tsan:
 	$(MAKE) BUILD=build-tsan SAN=tsan test
 
 stress: all $(TEST_BIN) $(TEST_HELPERS)
-	KVS_STRESS_ROUNDS=$(or $(STRESS_ROUNDS),200) $(TEST_BIN) --gtest_filter='Crash*:*Stress*'
+	KVS_STRESS_ROUNDS=$(or $(STRESS_ROUNDS),200) KVS_STRESS_SECONDS=$(or $(STRESS_SECONDS),300) \
+	  $(TEST_BIN) --gtest_filter='Crash*:*Stress*'
 
 # kvs against LMDB in process (bench/engine_bench.c): 100-byte values with
 # 1M keys, 4 KiB values with 250k keys (to bound disk and time), the relaxed

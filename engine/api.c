@@ -46,14 +46,14 @@ static int lock_dir(const char *dir, int *fd_out)
 {
 	char path[4096];
 	snprintf(path, sizeof path, "%s/%s", dir, LOCK_FILE);
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	int fd = kvs__io_open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return kvs__err_errno(KVS_EIO, errno, "%s: open", path);
 	/* flock locks belong to the open file description, so a second
 	 * kvs_open of the same directory in this process conflicts too. */
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
 		int e = errno;
-		close(fd);
+		kvs__io_close(fd);
 		if (e == EWOULDBLOCK)
 			return kvs__err(KVS_ELOCKED,
 					"%s: the store is already open (locked "
@@ -207,7 +207,7 @@ int kvs_open(const char *dir, const struct kvs_options *opts, struct kvs **out)
 	return KVS_OK;
 fail:
 	if (lock_fd >= 0)
-		close(lock_fd);
+		kvs__io_close(lock_fd);
 	return rc;
 }
 
@@ -219,7 +219,7 @@ int kvs_close(struct kvs *db)
 	int lock_fd = ((struct kvs__handle *)db)->lock_fd;
 	int rc = VT(db)->close(db);
 	if (lock_fd >= 0)
-		close(lock_fd);
+		kvs__io_close(lock_fd);
 	return rc;
 }
 

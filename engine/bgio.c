@@ -96,6 +96,7 @@ static void *bgio_main(void *arg)
 {
 	struct kvs__bgio *bg = arg;
 
+	kvs__io_role("bgio");
 	/* Jobs are background work (a hint's encoding alone takes
 	 * milliseconds of CPU): at a low priority, a thread that serves
 	 * clients preempts this one as soon as it wakes, and on a small

@@ -274,7 +274,7 @@ static void job_collect(struct kvs *db)
 			 * fsync failed: whether it stays after a power cut
 			 * is unknown, so it is removed and remembered as a
 			 * ghost for good. */
-			(void)unlink(cp->out->path);
+			(void)kvs__io_unlink(cp->out->path);
 			kvs__cp_add_ghost(db, cp->out->path, cp->out->min_seq,
 					  true);
 		}

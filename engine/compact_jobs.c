@@ -31,7 +31,8 @@ static void seal(struct kvs__seg *out, struct job *j)
 /* Rename the output into place, fsync the directory, write its hint. */
 static void publish(struct kvs *db, struct kvs__seg *out, struct job *j)
 {
-	j->rc = kvs__seg_publish_tmp(db->dir, out);
+	j->rc = kvs__seg_publish_tmp(
+		db->dir, out, !kvs__testhook_skip_sync(KVS_HOOK_SYNC_PUBLISH_DIR));
 	/* Renamed, then failed: the directory fsync failed. */
 	j->renamed = j->rc == KVS_OK || access(out->path, F_OK) == 0;
 	j->synced_bad = j->rc != KVS_OK && j->renamed;
@@ -49,7 +50,8 @@ static void drop(struct kvs *db, struct kvs__compact *cp, struct job *j)
 	 * be only in the page cache (fsync everysec or never); those must be
 	 * durable before the old values go, or a power cut would lose
 	 * both. */
-	if (j->sync_first && (e = kvs__seg_sync(db, j->sync_first))) {
+	if (j->sync_first && !kvs__testhook_skip_sync(KVS_HOOK_SYNC_BEFORE_UNLINK) &&
+	    (e = kvs__seg_sync(db, j->sync_first))) {
 		j->rc = kvs__err_errno(KVS_EIO, e, "%s: fdatasync",
 				       j->sync_first->path);
 		return;
@@ -59,7 +61,7 @@ static void drop(struct kvs *db, struct kvs__compact *cp, struct job *j)
 	for (size_t i = 0; i < j->ngone; i++) {
 		struct kvs__seg *v = cp->victims[i];
 		e = kvs__testhook_fail_unlink(v->path);
-		if (!e && unlink(v->path) != 0 && errno != ENOENT)
+		if (!e && kvs__io_unlink(v->path) != 0 && errno != ENOENT)
 			e = errno;
 		if (e) {
 			j->warn_rc = kvs__err_errno(KVS_EIO, e, "%s: unlink",
@@ -70,7 +72,7 @@ static void drop(struct kvs *db, struct kvs__compact *cp, struct job *j)
 		}
 		char *hint = kvs__hint_path(db->dir, v->id);
 		if (hint)
-			unlink(hint);
+			kvs__io_unlink(hint);
 		free(hint);
 	}
 	/* Ghosts of earlier passes are tried again. */
@@ -79,7 +81,7 @@ static void drop(struct kvs *db, struct kvs__compact *cp, struct job *j)
 		if (g->stuck || g->gone)
 			continue;
 		e = kvs__testhook_fail_unlink(g->path);
-		g->gone = !e && (unlink(g->path) == 0 || errno == ENOENT);
+		g->gone = !e && (kvs__io_unlink(g->path) == 0 || errno == ENOENT);
 	}
 	e = kvs__testhook_fail(KVS__TH_FSYNC_DIR);
 	if (e || (e = kvs__io_fsync_dir(db->dir)) != 0) {

@@ -3,6 +3,7 @@
  * temp-file-and-rename recipe.  Writes, syncs and the write path's
  * allocations pass a fault-injection check so tests can fail the Nth one. */
 #include "io.h"
+#include "iosim.h"
 #include "kvs_fault.h"
 
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 static atomic_int fault_write_n, fault_write_err;
@@ -82,11 +84,14 @@ static struct iovec *iov_advance(struct iovec *iov, int *cnt, size_t n)
 	return iov;
 }
 
-int kvs__io_pwritev_all(int fd, struct iovec *iov, int iovcnt, off_t off)
+static int pwritev_all(int fd, struct iovec *iov, int iovcnt, off_t off,
+		       size_t *done)
 {
 	int e = fault_hit(&fault_write_n, &fault_write_err);
 	if (e) {
-		write_prefix(fd, iov, iovcnt, off, atomic_load(&fault_write_keep));
+		size_t keep = atomic_load(&fault_write_keep);
+		write_prefix(fd, iov, iovcnt, off, keep);
+		*done = keep;
 		return e;
 	}
 	while (iovcnt > 0) {
@@ -98,9 +103,30 @@ int kvs__io_pwritev_all(int fd, struct iovec *iov, int iovcnt, off_t off)
 			return errno;
 		}
 		off += n;
+		*done += (size_t)n;
 		iov = iov_advance(iov, &iovcnt, (size_t)n);
 	}
 	return 0;
+}
+
+int kvs__io_pwritev_all(int fd, struct iovec *iov, int iovcnt, off_t off)
+{
+	if (!kvs__sim_begin()) {
+		size_t done = 0;
+		return pwritev_all(fd, iov, iovcnt, off, &done);
+	}
+	/* The log needs the pieces as they were given: iov is consumed.
+	 * (Test-only: a failed allocation aborts.) */
+	struct iovec *copy = malloc((size_t)(iovcnt ? iovcnt : 1) * sizeof *copy);
+	if (!copy)
+		abort();
+	memcpy(copy, iov, (size_t)iovcnt * sizeof *copy);
+	size_t done = 0;
+	int e = pwritev_all(fd, iov, iovcnt, off, &done);
+	kvs__sim_note_write(fd, copy, iovcnt, off, done);
+	free(copy);
+	kvs__sim_end();
+	return e;
 }
 
 int kvs__io_pwrite_all(int fd, const void *buf, size_t len, off_t off)
@@ -144,11 +170,19 @@ int kvs__io_fdatasync(int fd)
 	int e = fault_hit(&fault_sync_n, &fault_sync_err);
 	if (e)
 		return e;
+	bool sim = kvs__sim_begin();
 	while (fdatasync(fd) != 0) {
-		if (errno != EINTR)
-			return errno;
+		if (errno != EINTR) {
+			e = errno;
+			break;
+		}
 	}
-	return 0;
+	if (sim) {
+		if (!e)
+			kvs__sim_note_sync(fd);
+		kvs__sim_end();
+	}
+	return e;
 }
 
 /* The allocations of the write path: one relaxed-enough atomic load more
@@ -181,11 +215,100 @@ int kvs__io_fsync_dir(const char *dir)
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return errno;
+	bool sim = kvs__sim_begin();
 	int rc = 0;
 	if (fsync(fd) != 0)
 		rc = errno;
+	if (sim) {
+		if (!rc)
+			kvs__sim_note_sync_dir(dir);
+		kvs__sim_end();
+	}
 	close(fd);
 	return rc;
+}
+
+/* The wrappers below keep errno as the call left it. */
+int kvs__io_open(const char *path, int flags, mode_t mode)
+{
+	bool sim = kvs__sim_begin();
+	int fd = open(path, flags, mode);
+	if (sim) {
+		int e = errno;
+		kvs__sim_note_open(fd, path, flags);
+		kvs__sim_end();
+		errno = e;
+	}
+	return fd;
+}
+
+int kvs__io_close(int fd)
+{
+	bool sim = kvs__sim_begin();
+	int rc = close(fd);
+	if (sim) {
+		int e = errno;
+		kvs__sim_note_close(fd); /* closed even when it failed */
+		kvs__sim_end();
+		errno = e;
+	}
+	return rc;
+}
+
+int kvs__io_rename(const char *from, const char *to)
+{
+	bool sim = kvs__sim_begin();
+	int rc = rename(from, to);
+	if (sim) {
+		int e = errno;
+		if (rc == 0)
+			kvs__sim_note_rename(from, to);
+		kvs__sim_end();
+		errno = e;
+	}
+	return rc;
+}
+
+int kvs__io_unlink(const char *path)
+{
+	bool sim = kvs__sim_begin();
+	int rc = unlink(path);
+	if (sim) {
+		int e = errno;
+		if (rc == 0)
+			kvs__sim_note_unlink(path);
+		kvs__sim_end();
+		errno = e;
+	}
+	return rc;
+}
+
+int kvs__io_ftruncate(int fd, off_t len)
+{
+	bool sim = kvs__sim_begin();
+	int rc = ftruncate(fd, len);
+	if (sim) {
+		int e = errno;
+		if (rc == 0)
+			kvs__sim_note_truncate(fd, len);
+		kvs__sim_end();
+		errno = e;
+	}
+	return rc;
+}
+
+void *kvs__io_mmap(int fd, size_t len)
+{
+	bool sim = kvs__sim_begin();
+	void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	if (sim) {
+		int e = errno;
+		if (p != MAP_FAILED)
+			kvs__sim_note_mmap(fd);
+		kvs__sim_end();
+		errno = e;
+	}
+	return p;
 }
 
 int kvs__io_write_file_durably(const char *dir, const char *name,
@@ -202,7 +325,7 @@ int kvs__io_write_file(const char *dir, const char *name, const void *buf,
 
 	snprintf(tmp, sizeof tmp, "%s/%s" KVS__TMP_SUFFIX, dir, name);
 	snprintf(dst, sizeof dst, "%s/%s", dir, name);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = kvs__io_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return kvs__err_errno(KVS_EIO, errno, "%s: create", tmp);
 	if ((e = kvs__io_pwrite_all(fd, buf, len, 0)) != 0) {
@@ -213,13 +336,13 @@ int kvs__io_write_file(const char *dir, const char *name, const void *buf,
 		rc = kvs__err_errno(KVS_EIO, e, "%s: fdatasync", tmp);
 		goto fail;
 	}
-	e = close(fd) == 0 ? 0 : errno;
+	e = kvs__io_close(fd) == 0 ? 0 : errno;
 	fd = -1;
 	if (e) { /* NFS and some others report a failed write back here */
 		rc = kvs__err_errno(KVS_EIO, e, "%s: close", tmp);
 		goto fail;
 	}
-	if (rename(tmp, dst) != 0) {
+	if (kvs__io_rename(tmp, dst) != 0) {
 		rc = kvs__err_errno(KVS_EIO, errno, "%s: rename", dst);
 		goto fail;
 	}
@@ -228,7 +351,7 @@ int kvs__io_write_file(const char *dir, const char *name, const void *buf,
 	return KVS_OK;
 fail:
 	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
+		kvs__io_close(fd);
+	kvs__io_unlink(tmp);
 	return rc;
 }

@@ -39,6 +39,20 @@ ssize_t kvs__io_pread_full(int fd, void *buf, size_t len, off_t off);
 int kvs__io_fdatasync(int fd);
 /* fsync a directory so a created, renamed or removed entry is durable. */
 int kvs__io_fsync_dir(const char *dir);
+/* The other file operations of a store's directory, with libc's contract
+ * (-1 and errno on failure; kvs__io_mmap: MAP_FAILED and errno).  Every
+ * operation that changes a file of the store, or its directory, goes
+ * through this file, so that the power-loss simulation (iosim.c,
+ * kvs_iosim.h) sees them all.  kvs__io_mmap maps fd read-only and shared. */
+int kvs__io_open(const char *path, int flags, mode_t mode);
+int kvs__io_close(int fd);
+int kvs__io_rename(const char *from, const char *to);
+int kvs__io_unlink(const char *path);
+int kvs__io_ftruncate(int fd, off_t len);
+void *kvs__io_mmap(int fd, size_t len);
+/* Name the calling thread's part in the simulation's log ("writer",
+ * "syncer", "bgio"; others are "caller").  `role` must be a literal. */
+void kvs__io_role(const char *role);
 /* Replace dir/name durably with `len` bytes: temp file, fdatasync, rename,
  * fsync of the directory.  Returns a KVS error code. */
 int kvs__io_write_file_durably(const char *dir, const char *name,

@@ -35,6 +35,21 @@ void kvs__hook_recovery_delay(unsigned us);
  * round (widens the window a reader could see half of a batch in); 0
  * disarms. */
 void kvs__hook_publish_delay(unsigned us);
+/* Remove one of the engine's syncs, to prove that the power-loss test
+ * (tests/powerloss_test.cc) notices it missing: the write path's fdatasync
+ * under fsync always (writer.c); the directory fsync after a compaction
+ * output is renamed into place (compact_jobs.c); the fdatasync of the
+ * active segment before compaction victims are unlinked (compact_jobs.c).
+ * skip = 0 puts it back. */
+enum kvs_hook_sync {
+	KVS_HOOK_SYNC_WRITE,
+	KVS_HOOK_SYNC_PUBLISH_DIR,
+	KVS_HOOK_SYNC_BEFORE_UNLINK,
+	KVS_HOOK_SYNC_COUNT
+};
+void kvs__hook_skip_sync(enum kvs_hook_sync which, int skip);
+/* syncer.c: the everysec thread's period in milliseconds (0: a second). */
+void kvs__hook_sync_interval(unsigned ms);
 #ifdef __cplusplus
 }
 #endif

@@ -67,7 +67,7 @@ static void remove_orphan_hints(struct kvs *db, const uint32_t *ids, size_t n)
 			char path[4096];
 			snprintf(path, sizeof path, "%s/%s", db->dir,
 				 hint_names[i]);
-			unlink(path);
+			kvs__io_unlink(path);
 		}
 		free(hint_names[i]);
 	}
@@ -91,7 +91,7 @@ static int list_segments(const char *dir, uint32_t **ids_out, size_t *n_out)
 		if (len > tl && strcmp(de->d_name + len - tl, KVS__TMP_SUFFIX) == 0) {
 			char path[4096];
 			snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-			unlink(path);
+			kvs__io_unlink(path);
 			continue;
 		}
 		uint32_t id = seg_id_of(de->d_name);
@@ -128,7 +128,7 @@ static int truncate_tail(struct kvs *db, struct kvs__seg *seg, uint64_t keep,
 		 "bytes",
 		 seg->path, (unsigned long long)keep, why,
 		 (unsigned long long)(size - keep));
-	if (ftruncate(seg->fd, (off_t)keep) != 0)
+	if (kvs__io_ftruncate(seg->fd, (off_t)keep) != 0)
 		return kvs__err_errno(KVS_EIO, errno, "%s: truncate", seg->path);
 	int e = kvs__io_fdatasync(seg->fd);
 	if (e)
@@ -149,7 +149,7 @@ static int load_from_hint(struct kvs *db, struct kvs__seg *seg, uint64_t size,
 	*used = false;
 	if (!path)
 		return kvs__err(KVS_ENOMEM, "out of memory");
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = kvs__io_open(path, O_RDONLY | O_CLOEXEC, 0);
 	if (fd < 0 || fstat(fd, &st) != 0 || st.st_size <= 0)
 		goto out; /* no hint: scan */
 	size_t len = (size_t)st.st_size;
@@ -218,7 +218,7 @@ bad_hint:
 		 "segment instead", path);
 out:
 	if (fd >= 0)
-		close(fd);
+		kvs__io_close(fd);
 	free(buf);
 	free(path);
 	return rc;
@@ -407,7 +407,7 @@ static int load_segment(struct kvs *db, struct kvs__seg *seg, bool newest,
 	if (size < KVS__HDR_LEN)
 		return repair_short_header(db, seg, size, newest);
 
-	unsigned char *map = mmap(NULL, size, PROT_READ, MAP_SHARED, seg->fd, 0);
+	unsigned char *map = kvs__io_mmap(seg->fd, size);
 	if (map == MAP_FAILED)
 		return kvs__err_errno(KVS_EIO, errno, "%s: mmap", seg->path);
 	madvise(map, size, MADV_SEQUENTIAL);

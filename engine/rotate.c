@@ -61,7 +61,7 @@ int kvs__rotate(struct kvs *db)
 		return rc == KVS_ENOSPC ? rc : kvs__fail_hard(db);
 	}
 	db->counters.syncs++;
-	if ((rc = kvs__seg_publish_tmp(db->dir, seg)) != KVS_OK) {
+	if ((rc = kvs__seg_publish_tmp(db->dir, seg, true)) != KVS_OK) {
 		if (rc != KVS_ENOSPC)
 			return kvs__fail_hard(db); /* the dir fsync */
 		/* Not renamed: the old segment takes records again. */

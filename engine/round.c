@@ -140,7 +140,7 @@ int kvs__round_undo(struct kvs *db)
 				"segment was sealed before the rest failed",
 				seg->path);
 	if (wb->wrote) {
-		while (ftruncate(seg->fd, (off_t)m->size) != 0) {
+		while (kvs__io_ftruncate(seg->fd, (off_t)m->size) != 0) {
 			if (errno != EINTR)
 				return kvs__err_errno(KVS_EIO, errno,
 						      "%s: truncate", seg->path);

@@ -53,7 +53,7 @@ int kvs__seg_create(const char *dir, uint32_t id, bool tmp,
 		return kvs__err(KVS_ENOMEM, "out of memory");
 	}
 	const char *p = tmp ? path : seg->path;
-	seg->fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	seg->fd = kvs__io_open(p, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (seg->fd < 0) {
 		rc = kvs__err_errno(KVS_EIO, errno, "%s: create", p);
 		goto fail;
@@ -61,7 +61,7 @@ int kvs__seg_create(const char *dir, uint32_t id, bool tmp,
 	if ((e = kvs__io_pwrite_all(seg->fd, kvs__seg_header, KVS__HDR_LEN, 0)) ||
 	    (!tmp && (e = kvs__io_fdatasync(seg->fd)))) {
 		rc = kvs__err_errno(KVS_EIO, e, "%s: write header", p);
-		unlink(p);
+		kvs__io_unlink(p);
 		goto fail;
 	}
 	/* A temporary file becomes visible only by its rename, which syncs
@@ -88,19 +88,19 @@ static bool tmp_name(const struct kvs__seg *seg, char *buf, size_t size)
 	return (size_t)snprintf(buf, size, "%s" KVS__TMP_SUFFIX, seg->path) < size;
 }
 
-int kvs__seg_publish_tmp(const char *dir, struct kvs__seg *seg)
+int kvs__seg_publish_tmp(const char *dir, struct kvs__seg *seg, bool sync_dir)
 {
 	char tmp[PATH_MAX];
 	int e;
 	if (!tmp_name(seg, tmp, sizeof tmp))
 		return kvs__err(KVS_EINVAL, "%s: path too long", seg->path);
-	if (rename(tmp, seg->path) != 0) {
+	if (kvs__io_rename(tmp, seg->path) != 0) {
 		e = errno;
 		return kvs__err_errno(kvs__errno_transient(e) ? KVS_ENOSPC
 							      : KVS_EIO,
 				      e, "%s: rename", tmp);
 	}
-	if ((e = kvs__io_fsync_dir(dir)) != 0)
+	if (sync_dir && (e = kvs__io_fsync_dir(dir)) != 0)
 		return kvs__err_errno(KVS_EIO, e, "%s: fsync", dir);
 	return KVS_OK;
 }
@@ -109,7 +109,7 @@ void kvs__seg_discard_tmp(struct kvs__seg *seg)
 {
 	char tmp[PATH_MAX];
 	if (tmp_name(seg, tmp, sizeof tmp))
-		unlink(tmp);
+		kvs__io_unlink(tmp);
 	kvs__seg_free(seg);
 }
 
@@ -118,7 +118,7 @@ int kvs__seg_open(const char *dir, uint32_t id, struct kvs__seg **out)
 	struct kvs__seg *seg = seg_alloc(dir, id);
 	if (!seg)
 		return kvs__err(KVS_ENOMEM, "out of memory");
-	seg->fd = open(seg->path, O_RDWR | O_CLOEXEC);
+	seg->fd = kvs__io_open(seg->path, O_RDWR | O_CLOEXEC, 0);
 	if (seg->fd < 0) {
 		int rc = kvs__err_errno(KVS_EIO, errno, "%s: open", seg->path);
 		kvs__seg_free(seg);
@@ -131,7 +131,7 @@ int kvs__seg_open(const char *dir, uint32_t id, struct kvs__seg **out)
 
 void kvs__seg_window(struct kvs__seg *seg, uint64_t len)
 {
-	void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, seg->fd, 0);
+	void *p = kvs__io_mmap(seg->fd, len);
 	if (p == MAP_FAILED)
 		return;
 	madvise(p, len, MADV_RANDOM);
@@ -145,7 +145,7 @@ static const unsigned char *seg_mmap(struct kvs__seg *seg)
 {
 	if (seg->win && seg->size <= seg->win_len)
 		return seg->win;
-	void *p = mmap(NULL, seg->size, PROT_READ, MAP_SHARED, seg->fd, 0);
+	void *p = kvs__io_mmap(seg->fd, seg->size);
 	if (p == MAP_FAILED)
 		return NULL;
 	madvise(p, seg->size, MADV_RANDOM);
@@ -172,7 +172,7 @@ int kvs__seg_map(struct kvs__seg *seg)
 void kvs__seg_drop_fd(struct kvs__seg *seg)
 {
 	if (seg->fd >= 0 && seg->map && seg->map_len >= seg->size) {
-		close(seg->fd);
+		kvs__io_close(seg->fd);
 		seg->fd = -1;
 	}
 }
@@ -180,7 +180,7 @@ void kvs__seg_drop_fd(struct kvs__seg *seg)
 /* Cut the file back to `len` bytes (undoing a refused append). */
 static int seg_cut(struct kvs__seg *seg, uint64_t len)
 {
-	while (ftruncate(seg->fd, (off_t)len) != 0) {
+	while (kvs__io_ftruncate(seg->fd, (off_t)len) != 0) {
 		if (errno != EINTR)
 			return kvs__err_errno(KVS_EIO, errno, "%s: truncate",
 					      seg->path);
@@ -255,7 +255,7 @@ void kvs__seg_close_fd(struct kvs *db, struct kvs__seg *seg)
 	seg->fd = -1;
 	kvs__unlock(&db->sync.mu);
 	if (fd >= 0)
-		close(fd);
+		kvs__io_close(fd);
 }
 
 int kvs__seg_sync_locked(struct kvs *db, struct kvs__seg *seg)
@@ -291,7 +291,7 @@ void kvs__seg_free(struct kvs__seg *seg)
 	if (seg->win)
 		munmap((void *)seg->win, seg->win_len);
 	if (seg->fd >= 0)
-		close(seg->fd);
+		kvs__io_close(seg->fd);
 	kvs__hint_reset(&seg->hint);
 	free(seg->path);
 	free(seg);

@@ -94,10 +94,11 @@ char *kvs__seg_path(const char *dir, uint32_t id);
  * behind on failure. */
 int kvs__seg_create(const char *dir, uint32_t id, bool tmp,
 		    struct kvs__seg **out);
-/* Rename seg's temporary file into place and fsync the directory.
+/* Rename seg's temporary file into place and fsync the directory (unless
+ * !sync_dir: only a test that removes that sync asks).
  * KVS_ENOSPC: the rename failed for a shortage (nothing changed); KVS_EIO:
  * another rename failure, or the fsync failed (the file is in place). */
-int kvs__seg_publish_tmp(const char *dir, struct kvs__seg *seg);
+int kvs__seg_publish_tmp(const char *dir, struct kvs__seg *seg, bool sync_dir);
 /* Remove a segment made by kvs__seg_create(tmp) that was never published,
  * and free it. */
 void kvs__seg_discard_tmp(struct kvs__seg *seg);

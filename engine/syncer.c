@@ -14,10 +14,15 @@ static void *syncer_main(void *arg)
 	struct kvs *db = arg;
 	struct timespec next;
 
+	kvs__io_role("syncer");
+
 	clock_gettime(CLOCK_MONOTONIC, &next);
 	kvs__lock(&db->sync.mu);
 	while (!db->sync.stop) {
-		next.tv_sec += 1;
+		unsigned ms = kvs__testhook_sync_interval_ms();
+		next.tv_nsec += (long)(ms % 1000) * 1000000L;
+		next.tv_sec += ms / 1000 + next.tv_nsec / 1000000000L;
+		next.tv_nsec %= 1000000000L;
 		int rc;
 		do {
 			rc = pthread_cond_timedwait(&db->sync.cv, &db->sync.mu,

@@ -15,6 +15,8 @@ static atomic_int fail_n[KVS__TH_COUNT], fail_err[KVS__TH_COUNT];
 static atomic_uint creates;
 static atomic_uint recovery_delay_us;
 static atomic_uint publish_delay_us;
+static atomic_bool skip_sync[KVS_HOOK_SYNC_COUNT];
+static atomic_uint sync_interval_ms;
 
 static void arm(enum kvs__testhook which, int count, int err)
 {
@@ -30,6 +32,25 @@ void kvs__hook_compact_write(int count, int err) { arm(KVS__TH_OUT_WRITE, count,
 unsigned kvs__hook_compact_creates(void) { return atomic_load(&creates); }
 void kvs__hook_recovery_delay(unsigned us) { atomic_store(&recovery_delay_us, us); }
 void kvs__hook_publish_delay(unsigned us) { atomic_store(&publish_delay_us, us); }
+void kvs__hook_sync_interval(unsigned ms) { atomic_store(&sync_interval_ms, ms); }
+
+void kvs__hook_skip_sync(enum kvs_hook_sync which, int skip)
+{
+	if ((unsigned)which < KVS_HOOK_SYNC_COUNT)
+		atomic_store(&skip_sync[which], skip != 0);
+}
+
+bool kvs__testhook_skip_sync(enum kvs_hook_sync which)
+{
+	return atomic_load_explicit(&skip_sync[which], memory_order_relaxed);
+}
+
+unsigned kvs__testhook_sync_interval_ms(void)
+{
+	unsigned ms = atomic_load_explicit(&sync_interval_ms,
+					   memory_order_relaxed);
+	return ms ? ms : 1000;
+}
 
 int kvs__testhook_fail(enum kvs__testhook which)
 {

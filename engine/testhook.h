@@ -24,5 +24,11 @@ unsigned kvs__testhook_recovery_delay(void);
 /* Microseconds the writer sleeps after publishing each entry (0 unless a
  * test asks). */
 unsigned kvs__testhook_publish_delay(void);
+/* Whether a test removed this sync (kvs_testhook.h, enum kvs_hook_sync). */
+#include <stdbool.h>
+#include "kvs_testhook.h"
+bool kvs__testhook_skip_sync(enum kvs_hook_sync which);
+/* The everysec thread's period in milliseconds. */
+unsigned kvs__testhook_sync_interval_ms(void);
 
 #endif /* KVS_ENGINE_TESTHOOK_H */

@@ -58,8 +58,8 @@ bool kvs__errno_transient(int errnum)
 	}
 }
 
-/* The format attribute lets clang's -Wformat=2 (make fuzz) accept the
- * vsnprintf below. */
+/* The format attribute lets clang's -Wformat-nonliteral (in -Wformat=2, as
+ * the fuzz build compiles the engine) see that fmt is checked at callers. */
 __attribute__((format(printf, 3, 0)))
 static void vlog(const struct kvs_options *opt, enum kvs_log_level lvl,
 		 const char *fmt, va_list ap)

@@ -63,6 +63,7 @@ struct key_table {
 	struct key_ent **buckets;
 	size_t nbuckets; /* a power of two */
 	size_t n;
+	uint64_t flush_seq; /* of the newest FLUSH: older records are dead */
 };
 
 /* ---- dump_out.c ---------------------------------------------------------- */

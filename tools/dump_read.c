@@ -220,6 +220,8 @@ int dump_read_file(const struct opts *o, const struct input *in, size_t idx,
 			hint_check_record(&hc, &rec);
 			if (o->stats && rec.klen)
 				dump_keys_note(keys, &rec, idx);
+			if (rec.type == KVS_REC_FLUSH && rec.seq > keys->flush_seq)
+				keys->flush_seq = rec.seq;
 		}
 		if (!o->stats && !o->verify)
 			dump_print_record(o, in->path, st->hint, &rec);

@@ -91,14 +91,15 @@ void dump_keys_note(struct key_table *t, const struct kvs_record *rec,
 		    (!rec->expire_ms || rec->expire_ms > kvs_now_ms());
 }
 
-/* Credit each key's newest record, if a SET, to its file; free the table. */
+/* Credit each key's newest record, if a SET newer than the newest FLUSH, to
+ * its file; free the table. */
 void dump_keys_count_live(struct key_table *t, struct seg_stats *st)
 {
 	for (size_t i = 0; i < t->nbuckets; i++) {
 		struct key_ent *e = t->buckets[i], *next;
 		for (; e; e = next) {
 			next = e->next;
-			if (e->is_set) {
+			if (e->is_set && e->seq > t->flush_seq) {
 				st[e->file].live++;
 				st[e->file].live_bytes += e->rec_len;
 			}
