@@ -286,7 +286,7 @@ FUZZ_ARGS_record   := -max_len=4096
 FUZZ_ARGS_hint     := -max_len=65536
 FUZZ_ARGS_recovery := -max_len=65536
 FUZZ_ARGS_dump     := -max_len=65536
-FUZZ_ARGS_cmd      := -max_len=4096
+FUZZ_ARGS_cmd      := -max_len=4096 -len_control=10 -timeout=60
 
 .SECONDEXPANSION:
 $(BUILD)/tests/fuzz-replay-%: $(BUILD)/obj/tests/fuzz_%.o $(BUILD)/obj/tests/fuzz_replay.o \

@@ -47,6 +47,7 @@ struct kvs__entry {
 	_Atomic uint32_t klen; /* the key's length | KVS__ENT_TTL */
 	unsigned char key[];   /* then, with KVS__ENT_TTL, int64 expire_ms */
 };
+
 #define KVS__ENT_TTL (1u << 31)
 /* vlen of a tombstone entry; they exist only while recovery runs. */
 #define KVS__TOMB UINT32_MAX

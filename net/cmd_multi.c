@@ -108,6 +108,11 @@ void net_multi_free(struct net_conn *c)
 	c->txn = NULL;
 }
 
+void net_multi_abort(struct net_conn *c)
+{
+	discard(c);
+}
+
 void net_multi_flag(struct net_conn *c)
 {
 	if (c->in_multi && c->txn)

@@ -36,6 +36,11 @@ void net_multi_queue(struct net_conn *c, const struct net_resp_cmd *cmd,
  * will answer EXECABORT. */
 void net_multi_flag(struct net_conn *c);
 
+/* EXEC was refused before it ran (arity, NOAUTH): as Redis's
+ * rejectCommand(), the transaction is discarded with its watches, in MULTI
+ * or not (dispatch.c then answers -EXECABORT with the reason). */
+void net_multi_abort(struct net_conn *c);
+
 /* Release c's transaction state (conn.c, when c is freed). */
 void net_multi_free(struct net_conn *c);
 

@@ -149,6 +149,18 @@ static void rejected(struct net_conn *c, const struct net_command *k,
 	net_multi_flag(c);
 }
 
+/* EXEC refused before it ran: Redis's rejectCommand() discards the
+ * transaction (in MULTI or not) and answers EXECABORT with the reason. */
+static void rejected_exec(struct net_conn *c, const struct net_command *k,
+			  const char *why)
+{
+	net_multi_abort(c);
+	net_reply_errorf(c, "EXECABORT Transaction discarded because of: %s",
+			 why);
+	net_stats_error(c->w, "EXECABORT", 9);
+	net_stats_rejected(c->w, (unsigned)(k - commands), k->name);
+}
+
 void net_cmd_execute(struct net_conn *c, const struct net_resp_cmd *cmd)
 {
 	const struct net_command *k = lookup(cmd->argv[0], cmd->argvlen[0]);
@@ -164,11 +176,20 @@ void net_cmd_execute(struct net_conn *c, const struct net_resp_cmd *cmd)
 	}
 	if ((k->arity > 0 && cmd->argc != (size_t)k->arity) ||
 	    (k->arity < 0 && cmd->argc < (size_t)-k->arity)) {
+		if (k->fn == net_cmd_exec) {
+			rejected_exec(c, k, "wrong number of arguments for "
+				      "'exec' command");
+			return;
+		}
 		net_reply_arity(c, k->name);
 		rejected(c, k, "ERR");
 		return;
 	}
 	if (!c->authed && !(k->flags & F_NOAUTH)) {
+		if (k->fn == net_cmd_exec) {
+			rejected_exec(c, k, "NOAUTH Authentication required.");
+			return;
+		}
 		net_reply_error(c, "NOAUTH Authentication required.");
 		rejected(c, k, "NOAUTH");
 		return;

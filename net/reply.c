@@ -4,6 +4,7 @@
  * Worker thread only. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "check.h"
 #include "reply.h"
@@ -42,6 +43,12 @@ void net_reply_errorf(struct net_conn *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	/* As Redis's addReplyErrorFormat(): CR and LF at the end (a client's
+	 * argument ending the message) are cut, those inside become spaces
+	 * (net_reply_error). */
+	size_t n = strlen(msg);
+	while (n > 0 && (msg[n - 1] == '\r' || msg[n - 1] == '\n'))
+		msg[--n] = '\0';
 	net_reply_error(c, msg);
 }
 

@@ -105,6 +105,35 @@ TEST_F(MultiTest, QueueingErrorsAbortExec) {
   EXPECT_EQ(c.Cmd({"PING"}), "simple:PONG");  // no longer in MULTI
 }
 
+// EXEC with arguments, or before AUTH, is refused as Redis 7.0's
+// rejectCommand() refuses it: -EXECABORT with the reason, and the
+// transaction (with its watches) is discarded, in MULTI or not.  kvs
+// answered the plain arity error and stayed in MULTI (found by fuzz_cmd).
+TEST_F(MultiTest, RefusedExecDiscardsTheTransaction) {
+  Conn c(srv_.port());
+  const std::string abort_arity =
+      "error:EXECABORT Transaction discarded because of: wrong number of arguments for "
+      "'exec' command";
+  EXPECT_EQ(c.Cmd({"EXEC", "x"}), abort_arity);
+  EXPECT_EQ(c.Cmd({"MULTI"}), "simple:OK");
+  EXPECT_EQ(c.Cmd({"SET", "a", "1"}), "simple:QUEUED");
+  EXPECT_EQ(c.Cmd({"EXEC", "x"}), abort_arity);
+  EXPECT_EQ(c.Cmd({"EXEC"}), "error:ERR EXEC without MULTI");
+  EXPECT_EQ(c.Cmd({"GET", "a"}), "nil");
+  EXPECT_EQ(c.Cmd({"WATCH", "w"}), "simple:OK");
+  EXPECT_EQ(c.Cmd({"EXEC", "y"}), abort_arity);  // unwatches
+  Conn d(srv_.port());
+  EXPECT_EQ(d.Cmd({"SET", "w", "changed"}), "simple:OK");
+  EXPECT_EQ(c.Cmd({"MULTI"}), "simple:OK");
+  EXPECT_EQ(c.Cmd({"SET", "a", "2"}), "simple:QUEUED");
+  EXPECT_EQ(c.Cmd({"EXEC"}), "array:1[simple:OK]");
+  EXPECT_EQ(c.Cmd({"CONFIG", "SET", "requirepass", "pw"}), "simple:OK");
+  Conn e(srv_.port());
+  EXPECT_EQ(e.Cmd({"EXEC"}),
+            "error:EXECABORT Transaction discarded because of: NOAUTH Authentication required.");
+  EXPECT_EQ(c.Cmd({"CONFIG", "SET", "requirepass", ""}), "simple:OK");
+}
+
 TEST_F(MultiTest, NestingWatchInsideAndDiscard) {
   Conn c(srv_.port());
   EXPECT_EQ(c.Cmd({"DISCARD"}), "error:ERR DISCARD without MULTI");
