@@ -413,6 +413,15 @@ TEST(DumpTest, VerifyOkOnGoodStoreEvenWhileOpen) {
   for (int i = 0; i < 20; i++) s.Remove("key-" + std::to_string(i));
   auto segs = Segments(t.path());
   ASSERT_GE(segs.size(), 3u);
+  // The background I/O thread writes a sealed segment's hint after the
+  // seal: wait (bounded) until all of them are there.
+  for (int w = 0; w < 500; w++) {
+    size_t hints = 0;
+    for (const auto& sg : segs)
+      hints += kvstest::FileSize(sg.substr(0, sg.size() - 4) + ".hint") > 0;
+    if (hints + 1 >= segs.size()) break;
+    usleep(10000);
+  }
   // The reader takes no lock: the store may be open meanwhile.
   RunResult r = Dump({"--verify", t.path()});
   ASSERT_EQ(r.status, 0) << r.err;
