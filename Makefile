@@ -288,6 +288,8 @@ FUZZ_ARGS_recovery := -max_len=65536
 FUZZ_ARGS_dump     := -max_len=65536
 FUZZ_ARGS_cmd      := -max_len=4096 -len_control=10 -timeout=60
 
+# Their objects are kept (not removed as intermediates, and rebuilt).
+.SECONDARY: $(FUZZ_NAMES:%=$(BUILD)/obj/tests/fuzz_%.o) $(BUILD)/obj/tests/fuzz_replay.o
 .SECONDEXPANSION:
 $(BUILD)/tests/fuzz-replay-%: $(BUILD)/obj/tests/fuzz_%.o $(BUILD)/obj/tests/fuzz_replay.o \
                               $$(FUZZ_OBJ_$$*) $(NETLIB) $(LIB)
