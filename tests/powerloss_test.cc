@@ -622,6 +622,8 @@ void ExpectCaught(kvs_hook_sync which, kvs_fsync policy, bool auto_compact, cons
   o.seed = SeedFromEnv();
   o.fsync = policy;
   o.auto_compact = auto_compact;
+  // Each removal is caught at five or more consecutive points.
+  o.stride = DefaultStride() > 1 ? 2 : 1;
   // KVS_POWERLOSS_ALL_POINTS=1: list every crash point that catches it.
   o.max_failures = getenv("KVS_POWERLOSS_ALL_POINTS") ? 100000 : 10;
   // The removal under test is the only gap: background syncs would hide
