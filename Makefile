@@ -80,8 +80,10 @@ TEST_SRC   := $(wildcard tests/*.cc)
 TEST_OBJ   := $(TEST_SRC:%.cc=$(BUILD)/obj/%.o)
 TEST_BIN   := $(BUILD)/tests/kvs-tests
 # The fuzz harnesses (tests/fuzz_NAME.c; "fuzzing" below).
-FUZZ_NAMES   ?= $(patsubst tests/fuzz_%.c,%,$(filter-out tests/fuzz_replay.c,$(wildcard tests/fuzz_*.c)))
-FUZZ_REPLAY  := $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz-replay-%)
+# Every harness is replayed by make test; FUZZ_NAMES picks those make fuzz runs.
+FUZZ_ALL     := $(patsubst tests/fuzz_%.c,%,$(filter-out tests/fuzz_replay.c,$(wildcard tests/fuzz_*.c)))
+FUZZ_NAMES   ?= $(FUZZ_ALL)
+FUZZ_REPLAY  := $(FUZZ_ALL:%=$(BUILD)/tests/fuzz-replay-%)
 TEST_HELPERS := $(BUILD)/tests/crash-child $(BUILD)/tests/assert-child $(FUZZ_REPLAY)
 
 .PHONY: all run test asan tsan stress bench-engine bench deps deps-bench deps-check deps-fuzz fuzz \
@@ -289,7 +291,7 @@ FUZZ_ARGS_dump     := -max_len=65536
 FUZZ_ARGS_cmd      := -max_len=4096 -len_control=10 -timeout=60
 
 # Their objects are kept (not removed as intermediates, and rebuilt).
-.SECONDARY: $(FUZZ_NAMES:%=$(BUILD)/obj/tests/fuzz_%.o) $(BUILD)/obj/tests/fuzz_replay.o
+.SECONDARY: $(FUZZ_ALL:%=$(BUILD)/obj/tests/fuzz_%.o) $(BUILD)/obj/tests/fuzz_replay.o
 .SECONDEXPANSION:
 $(BUILD)/tests/fuzz-replay-%: $(BUILD)/obj/tests/fuzz_%.o $(BUILD)/obj/tests/fuzz_replay.o \
                               $$(FUZZ_OBJ_$$*) $(NETLIB) $(LIB)

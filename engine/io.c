@@ -56,16 +56,19 @@ static int fault_hit(atomic_int *n, atomic_int *err)
 
 /* An injected short write: the first `keep` bytes of iov really reach the
  * file, as when a disk fills up in the middle of a write. */
-static void write_prefix(int fd, const struct iovec *iov, int iovcnt,
-			 off_t off, size_t keep)
+static size_t write_prefix(int fd, const struct iovec *iov, int iovcnt,
+			   off_t off, size_t keep)
 {
+	size_t done = 0;
 	for (int i = 0; i < iovcnt && keep > 0; i++) {
 		size_t n = iov[i].iov_len < keep ? iov[i].iov_len : keep;
 		if (pwrite(fd, iov[i].iov_base, n, off) != (ssize_t)n)
-			return;
+			break;
 		off += (off_t)n;
 		keep -= n;
+		done += n;
 	}
+	return done;
 }
 
 /* Move past n bytes done of iov[0..*cnt): whole iovecs are skipped, a
@@ -89,9 +92,8 @@ static int pwritev_all(int fd, struct iovec *iov, int iovcnt, off_t off,
 {
 	int e = fault_hit(&fault_write_n, &fault_write_err);
 	if (e) {
-		size_t keep = atomic_load(&fault_write_keep);
-		write_prefix(fd, iov, iovcnt, off, keep);
-		*done = keep;
+		*done = write_prefix(fd, iov, iovcnt, off,
+				     atomic_load(&fault_write_keep));
 		return e;
 	}
 	while (iovcnt > 0) {

@@ -52,6 +52,8 @@ static struct {
 	struct ent *ns; /* the names as the recorded calls left them */
 	size_t nns;
 	uint32_t next_ino;
+	uint64_t gen;       /* bumped by every start and reset */
+	char lost[PATH_MAX + 64]; /* kvs__sim_lost() */
 } R = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 static _Thread_local const char *role;
@@ -165,10 +167,34 @@ static struct sim_op *append(enum kvs_sim_kind kind, uint32_t ino)
 	return op;
 }
 
-/* ino + 1 of a watched descriptor, or 0. */
+static void lose(const char *what, const char *name)
+{
+	if (!R.lost[0])
+		snprintf(R.lost, sizeof R.lost, "%s %s", what, name);
+}
+
+/* ino + 1 of a watched descriptor, or 0.  A descriptor of a file in the
+ * watched directory that was not opened through io.c is noted as lost
+ * (what: the operation). */
+static uint32_t fd_ino_of(int fd, const char *what)
+{
+	uint32_t i = fd >= 0 && (size_t)fd < R.fd_cap ? R.fd_ino[fd] : 0;
+	if (!i && fd >= 0 && what) {
+		char link[64], path[PATH_MAX], buf[NAME_MAX + 1];
+		snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+		ssize_t n = readlink(link, path, sizeof path - 1);
+		if (n > 0) {
+			path[n] = '\0';
+			if (watched(path, buf, sizeof buf))
+				lose(what, buf);
+		}
+	}
+	return i;
+}
+
 static uint32_t fd_ino(int fd)
 {
-	return fd >= 0 && (size_t)fd < R.fd_cap ? R.fd_ino[fd] : 0;
+	return fd_ino_of(fd, NULL);
 }
 
 void kvs__sim_note_open(int fd, const char *path, int flags)
@@ -211,7 +237,7 @@ void kvs__sim_note_close(int fd)
 void kvs__sim_note_write(int fd, const struct iovec *iov, int iovcnt,
 			 off_t off, size_t done)
 {
-	uint32_t i = fd_ino(fd);
+	uint32_t i = fd_ino_of(fd, "write to");
 	if (!i || done == 0)
 		return;
 	struct sim_op *op = append(KVS_SIM_WRITE, i - 1);
@@ -229,7 +255,7 @@ void kvs__sim_note_write(int fd, const struct iovec *iov, int iovcnt,
 
 void kvs__sim_note_sync(int fd)
 {
-	uint32_t i = fd_ino(fd);
+	uint32_t i = fd_ino_of(fd, "fdatasync of");
 	if (i)
 		append(KVS_SIM_SYNC, i - 1);
 }
@@ -247,6 +273,8 @@ void kvs__sim_note_rename(const char *from, const char *to)
 	const char *f = watched(from, b1, sizeof b1);
 	const char *t = watched(to, b2, sizeof b2);
 	struct ent *e = f ? ns_find(R.ns, R.nns, f) : NULL;
+	if (f && !e)
+		lose("rename of", f);
 	if (!e || !t)
 		return;
 	uint32_t ino = e->ino;
@@ -262,6 +290,8 @@ void kvs__sim_note_unlink(const char *path)
 	char buf[NAME_MAX + 1];
 	const char *name = watched(path, buf, sizeof buf);
 	struct ent *e = name ? ns_find(R.ns, R.nns, name) : NULL;
+	if (name && !e)
+		lose("unlink of", name);
 	if (!e)
 		return;
 	append(KVS_SIM_UNLINK, e->ino)->name = xstrdup(name);
@@ -270,7 +300,7 @@ void kvs__sim_note_unlink(const char *path)
 
 void kvs__sim_note_truncate(int fd, off_t len)
 {
-	uint32_t i = fd_ino(fd);
+	uint32_t i = fd_ino_of(fd, "ftruncate of");
 	if (i)
 		append(KVS_SIM_TRUNCATE, i - 1)->len = (uint64_t)len;
 }
@@ -299,6 +329,8 @@ static void forget_locked(void)
 	R.ns = NULL;
 	R.nns = 0;
 	R.next_ino = 0;
+	R.gen++;
+	R.lost[0] = '\0';
 }
 
 int kvs__sim_start(const char *dir)
@@ -338,6 +370,14 @@ void kvs__sim_reset(void)
 	atomic_store(&R.on, false);
 	forget_locked();
 	pthread_mutex_unlock(&R.mu);
+}
+
+const char *kvs__sim_lost(void)
+{
+	pthread_mutex_lock(&R.mu);
+	const char *l = R.lost[0] ? R.lost : NULL;
+	pthread_mutex_unlock(&R.mu);
+	return l;
 }
 
 uint64_t kvs__sim_ops(void)
@@ -427,7 +467,8 @@ struct mfile {
 };
 
 struct kvs_sim_crash {
-	size_t pos; /* operations applied */
+	uint64_t gen; /* of the log it replays */
+	size_t pos;   /* operations applied */
 	struct mfile *f;
 	size_t nf;
 	struct ent *cur_ns, *dur_ns; /* names as called; as last synced */
@@ -441,6 +482,9 @@ struct kvs_sim_crash *kvs__sim_crash_new(void)
 	struct kvs_sim_crash *c = calloc(1, sizeof *c);
 	if (!c)
 		abort();
+	pthread_mutex_lock(&R.mu);
+	c->gen = R.gen;
+	pthread_mutex_unlock(&R.mu);
 	return c;
 }
 
@@ -573,7 +617,7 @@ static void say(struct out *o, const char *fmt, ...)
  * directory operation that the variant keeps, in order. */
 static void crash_names(struct kvs_sim_crash *c, enum kvs_sim_variant v,
 			uint64_t *rng, struct ent **ns, size_t *n,
-			struct out *o)
+			struct out *o, unsigned *kept_unlinks)
 {
 	*ns = NULL;
 	*n = 0;
@@ -590,6 +634,7 @@ static void crash_names(struct kvs_sim_crash *c, enum kvs_sim_variant v,
 		    op->to ? op->to : "");
 		if (!keep)
 			continue;
+		*kept_unlinks += op->kind == KVS_SIM_UNLINK;
 		struct ent *e = ns_find(*ns, *n, op->name);
 		if (op->kind == KVS_SIM_CREATE) {
 			ns_set(ns, n, op->name, op->ino);
@@ -684,14 +729,16 @@ static int clear_dir(const char *dir)
 
 int kvs__sim_crash_at(struct kvs_sim_crash *c, uint64_t n,
 		      enum kvs_sim_variant variant, uint64_t seed,
-		      const char *outdir, char *desc, size_t desc_size)
+		      const char *outdir, char *desc, size_t desc_size,
+		      unsigned *kept_unlinks)
 {
 	struct out o = { desc, desc_size, 0 };
+	unsigned kept = 0;
 	if (desc && desc_size)
 		desc[0] = '\0';
 	pthread_mutex_lock(&R.mu);
 	int rc = 0;
-	if (n < c->pos || n > R.n) {
+	if (c->gen != R.gen || n < c->pos || n > R.n) {
 		rc = EINVAL;
 		goto out;
 	}
@@ -702,7 +749,9 @@ int kvs__sim_crash_at(struct kvs_sim_crash *c, uint64_t n,
 	uint64_t rng = seed;
 	struct ent *ns;
 	size_t nns;
-	crash_names(c, variant, &rng, &ns, &nns, &o);
+	crash_names(c, variant, &rng, &ns, &nns, &o, &kept);
+	if (kept_unlinks)
+		*kept_unlinks = kept;
 	for (size_t i = 0; i < nns && !rc; i++) {
 		char path[PATH_MAX];
 		snprintf(path, sizeof path, "%s/%s", outdir, ns[i].name);

@@ -73,11 +73,19 @@ struct kvs_sim_crash *kvs__sim_crash_new(void);
 void kvs__sim_crash_free(struct kvs_sim_crash *c);
 /* Write into outdir (existing; its files are removed first) the directory
  * as a power cut after the first n operations leaves it, with `variant`
- * and `seed`; desc (if not NULL) gets a summary of the choices made.
- * Returns 0, or an errno value (n out of order or range: EINVAL). */
+ * and `seed`; desc (if not NULL) gets a summary of the choices made, and
+ * *kept_unlinks (if not NULL) the number of unsynced unlinks it kept.
+ * Returns 0, or an errno value (n out of order or range, or a crash
+ * object from before the last kvs__sim_start/reset: EINVAL). */
 int kvs__sim_crash_at(struct kvs_sim_crash *c, uint64_t n,
 		      enum kvs_sim_variant variant, uint64_t seed,
-		      const char *outdir, char *desc, size_t desc_size);
+		      const char *outdir, char *desc, size_t desc_size,
+		      unsigned *kept_unlinks);
+/* The first operation on a file of the watched directory that the
+ * recorder could not follow (a descriptor it did not see opened, a name it
+ * did not see created), or NULL: the simulation is then incomplete (a file
+ * operation of the engine bypasses io.c), and a test must fail. */
+const char *kvs__sim_lost(void);
 
 #ifdef __cplusplus
 }
