@@ -81,6 +81,8 @@ fi
 command -v nutcracker >/dev/null || die "no nutcracker: make deps (Debian package nutcracker)"
 
 mkdir -p "$dir" || die "cannot create $dir"
+# A stale info file would announce a cluster that is not up yet.
+[ -z "$info" ] || rm -f "$info"
 dir=$(cd "$dir" && pwd)
 
 pids=()      # shard pids
