@@ -98,7 +98,7 @@ DEPS_OK = pkg-config --exists $(PKGS) gtest 2>/dev/null && \
           [ -f /usr/include/gtest/gtest.h ] && \
           /usr/bin/python3 -c 'import cbor2, redis' 2>/dev/null && \
           command -v redis-server >/dev/null && \
-          command -v nutcracker >/dev/null
+          { command -v nutcracker || [ -x /usr/sbin/nutcracker ]; } >/dev/null
 
 deps:
 	@echo "== installing Debian packages: $(DEB_BUILD) $(DEB_TEST)"

@@ -78,7 +78,9 @@ else
 	server=redis-server
 	command -v redis-server >/dev/null || die "no redis-server (make deps)"
 fi
-command -v nutcracker >/dev/null || die "no nutcracker: make deps (Debian package nutcracker)"
+# Debian puts it in /usr/sbin, which a user's PATH may lack.
+nutcracker=$(command -v nutcracker || echo /usr/sbin/nutcracker)
+[ -x "$nutcracker" ] || die "no nutcracker: make deps (Debian package nutcracker)"
 
 mkdir -p "$dir" || die "cannot create $dir"
 # A stale info file would announce a cluster that is not up yet.
@@ -186,10 +188,10 @@ conf=$dir/nutcracker.yml
 		echo "    - ${addrs[i]}:1 shard-$i"
 	done
 } >"$conf"
-nutcracker -t -c "$conf" >/dev/null 2>&1 || { nutcracker -t -c "$conf"; die "nutcracker refuses $conf"; }
+"$nutcracker" -t -c "$conf" >/dev/null 2>&1 || { "$nutcracker" -t -c "$conf"; die "nutcracker refuses $conf"; }
 # Its stats port (JSON counters) on loopback too, on a free port.
 stats_port=$(free_port)
-nutcracker -c "$conf" -o "$dir/nutcracker.log" -s "$stats_port" -a 127.0.0.1 -p "$dir/nutcracker.pid" &
+"$nutcracker" -c "$conf" -o "$dir/nutcracker.log" -s "$stats_port" -a 127.0.0.1 -p "$dir/nutcracker.pid" &
 proxy_pid=$!
 wait_ready "$proxy_pid" "$proxy_port" || { cat "$dir/nutcracker.log" >&2; die "nutcracker does not answer PING (log: $dir/nutcracker.log)"; }
 
