@@ -4,6 +4,7 @@
 // shard down or hung.  Skipped only where nutcracker is not installed
 // (make deps installs it).  Also ServerPipeline: reads between pipelined
 // writes (what the proxy sends each shard) share the writes' submission.
+#include <sys/prctl.h>
 #include <sys/stat.h>
 
 #include <deque>
@@ -59,6 +60,8 @@ class Cluster {
     if (pid_ < 0) return false;
     if (pid_ == 0) {
       setpgid(0, 0);
+      // A test process that dies (a crash) takes the cluster down too.
+      prctl(PR_SET_PDEATHSIG, SIGTERM);
       int fd = open((dir + "/cluster.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       int in = open("/dev/null", O_RDONLY);
       if (fd < 0 || in < 0) _exit(126);
