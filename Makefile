@@ -40,7 +40,8 @@ CXX     ?= c++
 
 # Debian packages: what the build needs, and what the tests need besides.
 DEB_BUILD := pkg-config liburcu-dev libcbor-dev liblmdb-dev libgtest-dev
-DEB_TEST  := python3 python3-cbor2 redis-server redis-tools python3-redis
+DEB_TEST  := python3 python3-cbor2 redis-server redis-tools python3-redis \
+             nutcracker
 DEB_BENCH := gnuplot-nox
 PKGS      := liburcu-memb liburcu-cds libcbor lmdb
 
@@ -86,7 +87,7 @@ FUZZ_NAMES   ?= $(FUZZ_ALL)
 FUZZ_REPLAY  := $(FUZZ_ALL:%=$(BUILD)/tests/fuzz-replay-%)
 TEST_HELPERS := $(BUILD)/tests/crash-child $(BUILD)/tests/assert-child $(FUZZ_REPLAY)
 
-.PHONY: all run test asan tsan stress bench-engine bench deps deps-bench deps-check deps-fuzz fuzz \
+.PHONY: all run cluster test asan tsan stress bench-engine bench deps deps-bench deps-check deps-fuzz fuzz \
         install clean check-layers check-layers-test
 
 all: $(LIB) $(BUILD)/include/kvs.h $(BUILD)/lib/pkgconfig/kvs.pc $(BINS)
@@ -96,7 +97,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEPS_OK = pkg-config --exists $(PKGS) gtest 2>/dev/null && \
           [ -f /usr/include/gtest/gtest.h ] && \
           /usr/bin/python3 -c 'import cbor2, redis' 2>/dev/null && \
-          command -v redis-server >/dev/null
+          command -v redis-server >/dev/null && \
+          { command -v nutcracker || [ -x /usr/sbin/nutcracker ]; } >/dev/null
 
 deps:
 	@echo "== installing Debian packages: $(DEB_BUILD) $(DEB_TEST)"
@@ -203,6 +205,15 @@ $(TEST_BIN): $(TEST_OBJ) $(NETLIB) $(LIB)
 run: all
 	@mkdir -p data
 	$(BUILD)/bin/kvs-server --addr 127.0.0.1:4000 --engine kvs --dir data
+
+# CLUSTER_SHARDS kvs-servers behind nutcracker (twemproxy) on 127.0.0.1:22121,
+# data in CLUSTER_DIR; Ctrl-C stops them (docs/SCALING.md).  CLUSTER_ARGS:
+# any other tools/kvs-cluster.sh option (--fsync always, --proxy-port 0 ...).
+CLUSTER_SHARDS ?= 3
+CLUSTER_DIR    ?= cluster-data
+cluster: all
+	bash tools/kvs-cluster.sh --bin-dir $(BUILD)/bin -n $(CLUSTER_SHARDS) \
+	  --dir '$(CLUSTER_DIR)' $(CLUSTER_ARGS)
 
 test: all $(TEST_BIN) $(TEST_HELPERS)
 	@echo "== layering: the checker's test, then call and include cycles in $(LAYER_DIRS)"

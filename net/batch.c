@@ -215,6 +215,23 @@ bool net_batch_open(const struct net_conn *c)
 	return c->batch.nwcmds > 0;
 }
 
+bool net_batch_writes_key(const struct net_conn *c, const char *key,
+			  size_t klen)
+{
+	const struct net_batch *b = &c->batch;
+
+	/* At most NET_BATCH_OPS ops: a linear scan costs less than the
+	 * writer round trip it saves. */
+	for (size_t i = 0; i < b->nops; i++) {
+		const struct kvs_op *op = &b->ops[i];
+		if (op->type == KVS_OP_FLUSH ||
+		    (op->klen == klen &&
+		     (klen == 0 || memcmp(op->key, key, klen) == 0)))
+			return true;
+	}
+	return false;
+}
+
 bool net_batch_room(const struct net_conn *c)
 {
 	/* An EXEC's batch is one transaction: a write after it must not

@@ -88,6 +88,12 @@ void net_batch_note_held(struct net_conn *c, size_t held0);
 /* Does c have a batch open (commands not yet submitted, or in flight)? */
 bool net_batch_open(const struct net_conn *c);
 
+/* Does c's open batch write key[0..klen) (an op on it, or a FLUSHALL)?
+ * A read of a key it does not write may run before the batch is applied
+ * (conn.c); one of a key it writes must wait for it. */
+bool net_batch_writes_key(const struct net_conn *c, const char *key,
+			  size_t klen);
+
 /* May c's open batch take another command (NET_BATCH_OPS)? */
 bool net_batch_room(const struct net_conn *c);
 

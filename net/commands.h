@@ -42,6 +42,17 @@ void net_cmd_execute(struct net_conn *c, const struct net_resp_cmd *cmd);
 /* Is the command named name[0..len) a write (may it join a batch)? */
 bool net_cmd_is_write(const char *name, size_t len);
 
+/* Is the command named name[0..len) a read of the keys it names (flag
+ * "readonly" with key positions: GET, MGET, EXISTS, TTL ...; not DBSIZE,
+ * KEYS, SCAN, RANDOMKEY, which read the whole store)? */
+bool net_cmd_is_keyed_read(const char *name, size_t len);
+
+/* For such a read with a valid argc: its keys are argv[*first], then every
+ * *step-th argument up to argv[*last].  false for any other command, or a
+ * wrong number of arguments. */
+bool net_cmd_read_keys(const struct net_resp_cmd *cmd, size_t *first,
+		       size_t *last, size_t *step);
+
 /* ---- arguments ------------------------------------------------------------ */
 
 /* Argument i equals s, ignoring ASCII case. */

@@ -275,6 +275,43 @@ static bool next_is_write(const struct net_conn *c)
 	       net_cmd_is_write(name, namelen);
 }
 
+/*
+ * May the next buffered command run now, while c's batch is open and not
+ * yet submitted?  A read of keys the batch does not write: its reply is
+ * held behind the batch's (reply.h) so replies keep their order, and the
+ * writes on both sides of it go to the engine as one submission instead of
+ * one writer round trip per read-then-write (twemproxy interleaves many
+ * clients' GETs and SETs on one connection per shard: docs/PERFORMANCE.md).
+ * A read of a key the batch writes waits for the batch: a connection reads
+ * its own writes.  The command, parsed, is left in *cmd (*used bytes) for
+ * the caller to run; when false the parser is as before (a complete
+ * command leaves it at its start) and nothing was consumed.
+ */
+static bool next_read_passes(struct net_conn *c, struct net_resp_cmd *cmd,
+			     size_t *used)
+{
+	const char *buf = c->in.data + c->in_pos, *name = NULL;
+	size_t len = c->in.len - c->in_pos, namelen = 0, first, last, step;
+
+	/* Inside MULTI a read is queued, not run: the order of the queue
+	 * and the batch must not change.  Held replies stay bounded. */
+	if (net_multi_active(c) || !c->authed ||
+	    net_reply_held(c) >= NET_TURN_OUTPUT ||
+	    !net_resp_peek_command(buf, len, &name, &namelen) ||
+	    !net_cmd_is_keyed_read(name, namelen))
+		return false;
+	/* Complete and multibulk (the peek said so): this parses it whole
+	 * and leaves the parser at the start of the next command. */
+	if (net_resp_parse(&c->parser, buf, len, cmd, used) != NET_RESP_OK)
+		return false;
+	if (!net_cmd_read_keys(cmd, &first, &last, &step))
+		return false;
+	for (size_t i = first; i <= last; i += step)
+		if (net_batch_writes_key(c, cmd->argv[i], cmd->argvlen[i]))
+			return false;
+	return true;
+}
+
 /* The batch's completion, on the engine's writer thread: to the mailbox. */
 static void batch_done(struct net_conn *c)
 {
@@ -304,6 +341,10 @@ void net_conn_process(struct net_conn *c)
 	int budget = NET_CMDS_PER_WAKEUP;
 
 	KVS_ASSERT(net_on_worker(c->w));
+	struct net_resp_cmd next;
+	size_t next_used = 0;
+	bool have_next = false; /* a read next_read_passes() parsed */
+
 	ready_del(c->w, c);
 	while (c->state == NET_CONN_ACTIVE) {
 		struct net_resp_cmd cmd;
@@ -311,11 +352,19 @@ void net_conn_process(struct net_conn *c)
 		int rc;
 
 		if (budget-- == 0) {
+			KVS_ASSERT(!have_next);
 			ready_add(c->w, c);
 			break;
 		}
-		rc = net_resp_parse(&c->parser, c->in.data + c->in_pos,
-				    c->in.len - c->in_pos, &cmd, &used);
+		if (have_next) {
+			cmd = next;
+			used = next_used;
+			rc = NET_RESP_OK;
+			have_next = false;
+		} else {
+			rc = net_resp_parse(&c->parser, c->in.data + c->in_pos,
+					    c->in.len - c->in_pos, &cmd, &used);
+		}
 		c->in_pos += used;
 		if (rc == NET_RESP_NEED_MORE)
 			break;
@@ -355,6 +404,13 @@ void net_conn_process(struct net_conn *c)
 			    !was_inline && net_batch_room(c) &&
 			    next_is_write(c))
 				continue;
+			/* So do those around a read that need not wait. */
+			if (c->state == NET_CONN_ACTIVE && budget > 0 &&
+			    !was_inline && net_batch_room(c) &&
+			    next_read_passes(c, &next, &next_used)) {
+				have_next = true;
+				continue;
+			}
 			batch_send(c);
 		}
 		/* Big replies end the turn early too: 256 GETs of 1 MiB

@@ -285,3 +285,26 @@ bool net_cmd_is_write(const char *name, size_t len)
 	const struct net_command *k = lookup(name, len);
 	return k && (k->flags & F_WRITE);
 }
+
+bool net_cmd_is_keyed_read(const char *name, size_t len)
+{
+	const struct net_command *k = lookup(name, len);
+	return k && (k->flags & F_READ) && !(k->flags & F_WRITE) &&
+	       k->first > 0;
+}
+
+bool net_cmd_read_keys(const struct net_resp_cmd *cmd, size_t *first,
+		       size_t *last, size_t *step)
+{
+	const struct net_command *k = lookup(cmd->argv[0], cmd->argvlen[0]);
+
+	if (!k || !(k->flags & F_READ) || (k->flags & F_WRITE) ||
+	    k->first <= 0 || k->step <= 0 ||
+	    (k->arity > 0 && cmd->argc != (size_t)k->arity) ||
+	    (k->arity < 0 && cmd->argc < (size_t)-k->arity))
+		return false;
+	*first = (size_t)k->first;
+	*last = k->last < 0 ? cmd->argc - (size_t)-k->last : (size_t)k->last;
+	*step = (size_t)k->step;
+	return *first <= *last && *last < cmd->argc;
+}
