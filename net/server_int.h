@@ -294,6 +294,7 @@ struct net_server {
 	uint64_t peak_mem;         /* used_memory_peak */
 	uint64_t ops_ms, ops_total, ops_rate; /* the last sample of
 				      instantaneous_ops_per_sec */
+	struct net_save *save;     /* snapshots (cmd_save.c, save.h) */
 };
 
 /* CLOCK_MONOTONIC in microseconds (command timings, idle times). */
