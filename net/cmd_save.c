@@ -154,6 +154,7 @@ static int run_snapshot(struct net_server *s, char *msg, size_t msglen)
 	struct kvs_store_stats kst;
 	uint64_t writes = 0;
 	int rc = KVS_OK, e;
+	bool bg;
 	time_t t0 = time(NULL);
 
 	/* Writes counted before the snapshot point are in it: a lower bound
@@ -181,9 +182,10 @@ static int run_snapshot(struct net_server *s, char *msg, size_t msglen)
 			snprintf(msg, msglen, "%s", kvs_errmsg());
 	}
 	KVS_CHECK(pthread_mutex_lock(&sv->mu));
+	bg = sv->bg; /* another snapshot may start once the lock is gone */
 	sv->st.in_progress = false;
 	sv->st.last_ok = rc == KVS_OK;
-	if (sv->bg)
+	if (bg)
 		sv->st.last_bgsave_sec = (long long)(time(NULL) - t0);
 	if (rc == KVS_OK) {
 		sv->st.last_save = time(NULL);
@@ -195,10 +197,10 @@ static int run_snapshot(struct net_server *s, char *msg, size_t msglen)
 	KVS_CHECK(pthread_mutex_unlock(&sv->mu));
 	if (rc == KVS_OK)
 		net_log(NET_LOG_INFO, "%s saved to %s",
-			sv->bg ? "background snapshot" : "snapshot", path);
+			bg ? "background snapshot" : "snapshot", path);
 	else
 		net_log(NET_LOG_WARN, "%s failed: %s",
-			sv->bg ? "background snapshot" : "snapshot", msg);
+			bg ? "background snapshot" : "snapshot", msg);
 	return rc;
 }
 
