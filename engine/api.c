@@ -2,6 +2,7 @@
  * the marker naming its engine), and dispatch to the engine that owns it
  * (the log engine, kvs.c, or the LMDB engine, lmdb.c). */
 #include "engine_int.h"
+#include "snapshot.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define ENGINE_FILE "ENGINE"
+#define ENGINE_FILE KVS__ENGINE_FILE
 #define LOCK_FILE "LOCK"
 
 #define VT(db) (((const struct kvs__handle *)(db))->vt)
@@ -374,4 +375,18 @@ int kvs_set_fsync(struct kvs *db, enum kvs_fsync policy)
 enum kvs_fsync kvs_fsync_policy(struct kvs *db)
 {
 	return kvs__fsync_policy(db);
+}
+
+int kvs_snapshot(struct kvs *db, const char *path)
+{
+	struct kvs__snapdir sd;
+	int rc;
+	if (!db || !path)
+		return kvs__err(KVS_EINVAL, "kvs_snapshot: NULL argument");
+	if ((rc = kvs__snapdir_begin(&sd, path)) != KVS_OK)
+		return rc;
+	if ((rc = VT(db)->snapshot(db, sd.tmp)) != KVS_OK ||
+	    (rc = kvs__snapdir_commit(&sd, VT(db)->name)) != KVS_OK)
+		kvs__snapdir_abort(&sd);
+	return rc;
 }

@@ -49,6 +49,7 @@
  * longer touches it. */
 enum kvs__req_kind {
 	KVS__REQ_WRITE, KVS__REQ_STATS, KVS__REQ_COMPACT, KVS__REQ_STOP,
+	KVS__REQ_SNAPSHOT,
 };
 struct kvs__req {
 	struct kvs__req *next;    /* queue link, guarded by kvs.q.mu */
@@ -57,6 +58,7 @@ struct kvs__req {
 	size_t nops;
 	unsigned flags;           /* KVS__REQ_WRITE: KVS_BATCH_ATOMIC or 0 */
 	struct kvs_store_stats *stats;  /* KVS__REQ_STATS */
+	struct kvs__snap *snap;         /* KVS__REQ_SNAPSHOT (snapshot.h) */
 	int result;
 	void (*done)(struct kvs__req *req);
 	_Atomic uint32_t futex;   /* the synchronous waiter's word */
@@ -98,7 +100,12 @@ struct kvs__vtable {
 	int (*scan)(struct kvs *db, uint64_t cursor, size_t count,
 		    int (*cb)(void *ctx, const void *key, size_t klen),
 		    void *ctx, uint64_t *next_cursor);
+	/* Fill the temporary directory tmp with a durable copy of the store
+	 * as of one moment (snapshot.h; the rest is api.c's). */
+	int (*snapshot)(struct kvs *db, const char *tmp);
 };
+/* The file naming a directory's engine ("kvs\n", "lmdb\n"). */
+#define KVS__ENGINE_FILE "ENGINE"
 /* Every engine's handle starts with this (set by api.c after open). */
 struct kvs__handle {
 	const struct kvs__vtable *vt;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static atomic_int fault_write_n, fault_write_err;
@@ -283,6 +284,33 @@ int kvs__io_unlink(const char *path)
 		errno = e;
 	}
 	return rc;
+}
+
+int kvs__io_link(const char *from, const char *to)
+{
+	bool sim = kvs__sim_begin();
+	int rc = link(from, to);
+	if (sim) {
+		int e = errno;
+		if (rc == 0)
+			kvs__sim_note_link(to);
+		kvs__sim_end();
+		errno = e;
+	}
+	return rc;
+}
+
+/* Directories are not files of a store (its own directory is made before
+ * anything is recorded): a snapshot's temporary directory is made and
+ * removed here without a note. */
+int kvs__io_mkdir(const char *path, mode_t mode)
+{
+	return mkdir(path, mode);
+}
+
+int kvs__io_rmdir(const char *path)
+{
+	return rmdir(path);
 }
 
 int kvs__io_ftruncate(int fd, off_t len)

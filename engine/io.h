@@ -50,6 +50,12 @@ int kvs__io_rename(const char *from, const char *to);
 int kvs__io_unlink(const char *path);
 int kvs__io_ftruncate(int fd, off_t len);
 void *kvs__io_mmap(int fd, size_t len);
+/* link(2) (a snapshot's hard links; the simulation follows no link into
+ * the store's directory: kvs__sim_lost reports one), mkdir(2) and rmdir(2)
+ * (a snapshot's temporary directory; directories are not simulated). */
+int kvs__io_link(const char *from, const char *to);
+int kvs__io_mkdir(const char *path, mode_t mode);
+int kvs__io_rmdir(const char *path);
 /* Name the calling thread's part in the simulation's log ("writer",
  * "syncer", "bgio"; others are "caller").  `role` must be a literal. */
 void kvs__io_role(const char *role);

@@ -298,6 +298,16 @@ void kvs__sim_note_unlink(const char *path)
 	ns_del(R.ns, &R.nns, name);
 }
 
+void kvs__sim_note_link(const char *to)
+{
+	/* The replay has no operation for a second name of a file: a link
+	 * into the store's directory would leave the model without it. */
+	char buf[NAME_MAX + 1];
+	const char *name = watched(to, buf, sizeof buf);
+	if (name)
+		lose("link to", name);
+}
+
 void kvs__sim_note_truncate(int fd, off_t len)
 {
 	uint32_t i = fd_ino_of(fd, "ftruncate of");

@@ -26,6 +26,8 @@ void kvs__sim_note_sync(int fd);
 void kvs__sim_note_sync_dir(const char *dir);
 void kvs__sim_note_rename(const char *from, const char *to);
 void kvs__sim_note_unlink(const char *path);
+/* A hard link made at `to`: one into the watched directory is lost. */
+void kvs__sim_note_link(const char *to);
 void kvs__sim_note_truncate(int fd, off_t len);
 void kvs__sim_note_mmap(int fd);
 

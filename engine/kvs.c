@@ -4,6 +4,7 @@
  * of the log engine: it calls into every other part and nothing calls it
  * but api.c. */
 #include "engine_int.h"
+#include "snapshot.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -335,4 +336,5 @@ const struct kvs__vtable kvs__log_engine = {
 	.stats = log_stats,
 	.stats_cached = log_stats_cached,
 	.scan = log_scan,
+	.snapshot = kvs__log_snapshot,
 };

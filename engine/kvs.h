@@ -55,7 +55,8 @@ enum kvs_error {
 	KVS_EFAILED = -8,    /* an earlier write or sync failed: writes refused */
 	KVS_EENGINE = -9,    /* the directory belongs to another engine */
 	KVS_EEND = -10,      /* kvs_reader_next(): no more records */
-	KVS_EEXIST = -11,    /* KVS_SET_NX: the key is already present */
+	KVS_EEXIST = -11,    /* KVS_SET_NX: the key is already present;
+				kvs_snapshot(): the path exists */
 	KVS_ENOTINT = -12,   /* KVS_OP_INCR: the value is not a 64-bit integer */
 	KVS_EOVERFLOW = -13, /* KVS_OP_INCR: the result would overflow */
 	KVS_ENOSPC = -14,    /* the disk is full (ENOSPC, EDQUOT, a short
@@ -404,6 +405,36 @@ int kvs_compact(struct kvs *db);
 int kvs_scan(struct kvs *db, uint64_t cursor, size_t count,
 	     int (*cb)(void *ctx, const void *key, size_t klen), void *ctx,
 	     uint64_t *next_cursor);
+
+/*
+ * Snapshot: write a copy of the store, as it was at one moment during the
+ * call, into the new directory `path` (its parent must exist; `path` must
+ * not).  The copy is a store of the same engine: kvs_open() (kvs --dir,
+ * kvs-server --dir) opens it, and kvs-dump --verify checks it.
+ * Guarantees: every write acknowledged before the call began is in it; it
+ * is the state at one point of the sequence of writes (none after that
+ * point, none before it missing; an atomic batch wholly or not at all); a
+ * write submitted after the call returned is not in it.  Reads and writes
+ * go on meanwhile.  On KVS_OK every file in it and its name are durable
+ * (fsynced).  On failure `path` does not exist: the copy is built as
+ * PARENT/.tmp-NAME and renamed into place last, and removed on failure (a
+ * crash may leave PARENT/.tmp-NAME, which the next snapshot of that name
+ * removes).
+ * kvs: the writer thread hard-links the sealed segments and their hint
+ * files at the point (microseconds each), then the caller copies the
+ * active segment up to the point; files that cannot be linked (another
+ * file system) are copied.  Space: the active segment's bytes, while the
+ * store later compacts the linked segments away.  lmdb: LMDB's compacting
+ * copy of one read transaction (mdb_env_copyfd2, MDB_CP_COMPACT).
+ * Blocks on disk I/O (copies, fdatasync, directory fsyncs); any thread;
+ * several may run at once into different paths.
+ * Errors: KVS_EINVAL (NULL or empty path), KVS_EEXIST (`path` exists),
+ * KVS_ENOSPC (disk full, no descriptor or memory), KVS_EIO (the parent
+ * is missing or not writable, or another I/O failure: kvs_errmsg() names
+ * the file; if only the final fsync of the parent failed, `path` exists
+ * and is complete, but a power cut may undo its name).
+ */
+int kvs_snapshot(struct kvs *db, const char *path);
 
 /* Figures of an open store, filled by kvs_stats(). */
 struct kvs_store_stats {

@@ -26,6 +26,12 @@ void kvs__hook_compact_fsync_dir(int count, int err);
 void kvs__hook_compact_create(int count, int err);
 /* compact_move.c: a write of a compaction output's buffered records. */
 void kvs__hook_compact_write(int count, int err);
+/* kvs_snapshot(): the hard link of a store file into the snapshot (EXDEV
+ * makes it copy the file instead, as across file systems); a write of a
+ * copied file (the log engine's active segment, or a file it could not
+ * link; with lmdb, the copy of the environment). */
+void kvs__hook_snapshot_link(int count, int err);
+void kvs__hook_snapshot_write(int count, int err);
 /* compact_move.c: output creations attempted since the process started. */
 unsigned kvs__hook_compact_creates(void);
 /* recovery.c: sleep `us` microseconds before loading each segment but the

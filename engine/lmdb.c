@@ -19,6 +19,7 @@
  * This file: open and close, the submit worker, the everysec sync thread,
  * the stats and the vtable; the rest is in lmdb_*.c (lmdb_int.h). */
 #include "lmdb_int.h"
+#include "snapshot.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -335,4 +336,5 @@ const struct kvs__vtable kvs__lmdb_engine = {
 	.stats = lm_stats,
 	.stats_cached = lm_stats, /* a read transaction: never waits */
 	.scan = kvs__lm_scan,
+	.snapshot = kvs__lm_snapshot,
 };

@@ -29,6 +29,8 @@ void kvs__hook_compact_unlink(int count, int err) { arm(KVS__TH_UNLINK, count, e
 void kvs__hook_compact_fsync_dir(int count, int err) { arm(KVS__TH_FSYNC_DIR, count, err); }
 void kvs__hook_compact_create(int count, int err) { arm(KVS__TH_CREATE, count, err); }
 void kvs__hook_compact_write(int count, int err) { arm(KVS__TH_OUT_WRITE, count, err); }
+void kvs__hook_snapshot_link(int count, int err) { arm(KVS__TH_SNAP_LINK, count, err); }
+void kvs__hook_snapshot_write(int count, int err) { arm(KVS__TH_SNAP_WRITE, count, err); }
 unsigned kvs__hook_compact_creates(void) { return atomic_load(&creates); }
 void kvs__hook_recovery_delay(unsigned us) { atomic_store(&recovery_delay_us, us); }
 void kvs__hook_publish_delay(unsigned us) { atomic_store(&publish_delay_us, us); }

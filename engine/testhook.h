@@ -13,6 +13,8 @@ enum kvs__testhook {
 	KVS__TH_FSYNC_DIR,   /* compact_jobs.c: directory fsync after the unlinks */
 	KVS__TH_CREATE,      /* compact_move.c: creation of the output */
 	KVS__TH_OUT_WRITE,   /* compact_move.c: a write of the output's buffer */
+	KVS__TH_SNAP_LINK,   /* snap_point.c: a snapshot's link(2) */
+	KVS__TH_SNAP_WRITE,  /* snapdir.c, lmdb_snap.c: a snapshot's copy */
 	KVS__TH_COUNT
 };
 /* The errno a test wants the call to fail with, or 0 (the usual case). */

@@ -37,6 +37,7 @@
 #include "bgio.h"
 #include "compact.h"
 #include "round.h"
+#include "snapshot.h"
 
 #include <errno.h>
 #include <linux/futex.h>
@@ -325,6 +326,10 @@ static struct kvs__req *writer_round(struct kvs *db, struct kvs__req *list,
 		if (r->kind == KVS__REQ_STATS) {
 			fill_stats(db, r->stats);
 			r->result = KVS_OK;
+		} else if (r->kind == KVS__REQ_SNAPSHOT) {
+			/* Between rounds: the state at db->next_seq, every
+			 * write of this list before it included. */
+			r->result = kvs__snap_point(db, r->snap);
 		} else if (r->kind == KVS__REQ_STOP) {
 			r->result = atomic_load(&db->health.failed) ? KVS_EIO : KVS_OK;
 		}

@@ -16,6 +16,7 @@
 #include "check.h"
 #include "commands.h"
 #include "reply.h"
+#include "save.h"
 #include "stats.h"
 
 /* ---- INFO and DBSIZE ---------------------------------------------------- */
@@ -162,18 +163,30 @@ static void info_server(struct net_buf *b, struct net_server *s)
 	info_line(b, "protected_mode:%s", s->protected_mode ? "yes" : "no");
 }
 
-static void info_persistence(struct net_buf *b,
+static void info_persistence(struct net_buf *b, struct net_server *s,
 			     const struct kvs_store_stats *st, bool have)
 {
+	struct net_save_status sv;
+	time_t now = time(NULL);
+
+	net_save_status(s, &sv);
 	info_line(b, "# Persistence");
 	info_line(b, "loading:0");
 	info_line(b, "async_loading:0");
-	/* No snapshots yet: every record written since the store opened
-	 * (a write that changes nothing writes none). */
+	/* Records written since the last completed snapshot began (a write
+	 * that changes nothing writes none); since start-up before any. */
+	uint64_t w = have ? st->writes : 0;
 	info_line(b, "rdb_changes_since_last_save:%llu",
-		  have ? (unsigned long long)st->writes : 0ull);
-	info_line(b, "rdb_bgsave_in_progress:0");
-	info_line(b, "rdb_last_bgsave_status:ok");
+		  (unsigned long long)(w > sv.writes_at_save
+				       ? w - sv.writes_at_save : 0));
+	info_line(b, "rdb_bgsave_in_progress:%d", sv.in_progress ? 1 : 0);
+	info_line(b, "rdb_last_save_time:%lld", (long long)sv.last_save);
+	info_line(b, "rdb_last_bgsave_status:%s", sv.last_ok ? "ok" : "err");
+	info_line(b, "rdb_last_bgsave_time_sec:%lld", sv.last_bgsave_sec);
+	info_line(b, "rdb_current_bgsave_time_sec:%lld", sv.in_progress
+		  ? (long long)(now - sv.current_start) : -1ll);
+	info_line(b, "rdb_saves:%llu", (unsigned long long)sv.saves);
+	info_line(b, "kvs_last_snapshot_path:%s", sv.last_path);
 	info_line(b, "aof_enabled:0");
 	info_line(b, "aof_rewrite_in_progress:0");
 	info_line(b, "aof_last_write_status:%s",
@@ -317,7 +330,7 @@ void net_cmd_info(struct net_conn *c, const struct net_resp_cmd *cmd)
 			info_line(&b, "mem_allocator:libc");
 			break;
 		case S_PERSISTENCE:
-			info_persistence(&b, &st, have);
+			info_persistence(&b, s, &st, have);
 			break;
 		case S_STATS:
 			info_stats(&b, s, sum, &st, have);

@@ -7,6 +7,7 @@
  *
  *   cmd_conn.c    PING ECHO QUIT SELECT AUTH HELLO CLIENT
  *   cmd_server.c  INFO DBSIZE
+ *   cmd_save.c    BGSAVE SAVE LASTSAVE
  *   cmd_config.c  CONFIG
  *   cmd_multi.c   MULTI EXEC DISCARD WATCH UNWATCH (cmd_multi.h)
  *   cmd_read.c    GET MGET EXISTS STRLEN SCAN
@@ -89,6 +90,8 @@ static inline int net_arg_shown(const struct net_resp_cmd *cmd, size_t i)
 /* cmd_conn.c */
 net_cmd_fn net_cmd_ping, net_cmd_echo, net_cmd_quit, net_cmd_select,
 	net_cmd_auth, net_cmd_hello, net_cmd_client;
+/* cmd_save.c */
+net_cmd_fn net_cmd_bgsave, net_cmd_save, net_cmd_lastsave;
 /* cmd_server.c, cmd_config.c */
 net_cmd_fn net_cmd_config, net_cmd_info, net_cmd_dbsize;
 /* cmd_read.c */

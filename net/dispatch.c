@@ -34,6 +34,7 @@ static net_cmd_fn cmd_command;
 static const struct net_command commands[] = {
 	{ "append", 3, F_WRITE | F_FAST, 1, 1, 1, net_cmd_append },
 	{ "auth", -2, F_NOAUTH | F_FAST, 0, 0, 0, net_cmd_auth },
+	{ "bgsave", -1, 0, 0, 0, 0, net_cmd_bgsave },
 	{ "bitcount", -2, F_READ, 1, 1, 1, net_cmd_bitcount },
 	{ "bitfield", -2, F_WRITE, 1, 1, 1, net_cmd_bitfield },
 	{ "bitfield_ro", -2, F_READ | F_FAST, 1, 1, 1, net_cmd_bitfield_ro },
@@ -68,6 +69,7 @@ static const struct net_command commands[] = {
 	{ "incrbyfloat", 3, F_WRITE | F_FAST, 1, 1, 1, net_cmd_incrbyfloat },
 	{ "info", -1, 0, 0, 0, 0, net_cmd_info },
 	{ "keys", 2, F_READ, 0, 0, 0, net_cmd_keys },
+	{ "lastsave", 1, F_FAST, 0, 0, 0, net_cmd_lastsave },
 	{ "lcs", -3, F_READ, 1, 2, 1, net_cmd_lcs },
 	{ "mget", -2, F_READ | F_FAST, 1, -1, 1, net_cmd_mget },
 	{ "multi", 1, F_FAST | F_TXN, 0, 0, 0, net_cmd_multi },
@@ -84,6 +86,7 @@ static const struct net_command commands[] = {
 	{ "randomkey", 1, F_READ, 0, 0, 0, net_cmd_randomkey },
 	{ "rename", 3, F_WRITE, 1, 2, 1, net_cmd_rename },
 	{ "renamenx", 3, F_WRITE | F_FAST, 1, 2, 1, net_cmd_renamenx },
+	{ "save", 1, 0, 0, 0, 0, net_cmd_save },
 	{ "scan", -2, F_READ, 0, 0, 0, net_cmd_scan },
 	{ "select", 2, F_FAST, 0, 0, 0, net_cmd_select },
 	{ "set", -3, F_WRITE, 1, 1, 1, net_cmd_set },

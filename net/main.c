@@ -21,6 +21,7 @@ static void usage(FILE *out)
 		"                  [--requirepass PASS | --requirepass-file FILE]\n"
 		"                  [--client-output-limit BYTES] [--port-file FILE]\n"
 		"                  [--segment-size BYTES[k|m]]\n"
+		"                  [--snapshot-dir DIR]\n"
 		"       kvs-server -V | --version\n"
 		"       kvs-server -h | --help\n"
 		"\n"
@@ -40,6 +41,8 @@ static void usage(FILE *out)
 		"                this many bytes (default 64 MiB)\n"
 		"  --segment-size  bytes per segment file of the kvs engine\n"
 		"                (4k..1024m, default 64m)\n"
+		"  --snapshot-dir  where BGSAVE and SAVE put snapshots, each in\n"
+		"                <unix time in ms>/ (default DIR/snapshots)\n"
 		"SIGINT or SIGTERM stops it: in-flight writes finish, replies are\n"
 		"sent, the store is closed (durable), exit 0.\n");
 }
@@ -115,6 +118,7 @@ int main(int argc, char **argv)
 		{ "client-output-limit", required_argument, NULL, 'o' },
 		{ "port-file", required_argument, NULL, 'F' },
 		{ "segment-size", required_argument, NULL, 's' },
+		{ "snapshot-dir", required_argument, NULL, 'S' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -206,6 +210,9 @@ int main(int argc, char **argv)
 						  *end == 'm' ? 20 : 0);
 			break;
 		}
+		case 'S':
+			cfg.snapshot_dir = optarg;
+			break;
 		case 'V':
 			printf("kvs-server %s\n", KVS_VERSION);
 			return 0;

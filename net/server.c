@@ -20,6 +20,7 @@
 #include "acceptor.h"
 #include "check.h"
 #include "mailbox.h"
+#include "save.h"
 #include "server_int.h"
 #include "tp.h"
 #include "worker.h"
@@ -112,6 +113,7 @@ static void free_server(struct net_server *s)
 		KVS_CHECK(pthread_mutex_destroy(&s->clients_mu));
 	}
 	free(s->stats_base);
+	net_save_free(s);
 	free(s);
 }
 
@@ -198,6 +200,9 @@ int net_server_start(struct kvs *db, const struct net_server_config *cfg,
 	}
 	s->cfg.password = NULL; /* kept only in s->secret */
 	s->cfg.port_file = NULL;
+	if (net_save_init(s, cfg->snapshot_dir) != 0)
+		goto fail;
+	s->cfg.snapshot_dir = NULL; /* kept only in s->save */
 	if (listen_on(s) != 0)
 		goto fail;
 	/* The acceptor's spare descriptor for running out of them. */
@@ -308,5 +313,6 @@ void net_server_stop(struct net_server *s)
 	close(s->lfd);
 	s->lfd = -1;
 	stop_workers(s);
+	net_save_stop(s);
 	free_server(s);
 }

@@ -58,6 +58,8 @@ struct net_server_config {
 	/* Shown by INFO and the start-up log only. */
 	const char *dir;
 	const char *fsync_name;   /* "always", "everysec" or "never" */
+	/* Where BGSAVE and SAVE put snapshots (NULL: "<dir>/snapshots"). */
+	const char *snapshot_dir;
 };
 
 struct net_server; /* a running server: opaque */

@@ -10,7 +10,7 @@
  * never one above (nm and tsort over build/obj/net find no cycle):
  *   util.c glob.c strops.c | resp.c resp_parse.c resp_reader.c (the codec)
  *   | reply.c ttl.c stats.c | batch.c | keyop.c str_run.c | cmd_conn.c
- *   cmd_server.c cmd_config.c cmd_read.c cmd_write.c cmd_expire.c cmd_bits.c
+ *   cmd_save.c cmd_server.c cmd_config.c cmd_read.c cmd_write.c cmd_expire.c cmd_bits.c
  *   | cmd_keys.c cmd_string.c | cmd_multi.c
  *   | dispatch.c | mailbox.c | conn.c | worker.c | acceptor.c | server.c
  *   | main.c
@@ -294,6 +294,7 @@ struct net_server {
 	uint64_t peak_mem;         /* used_memory_peak */
 	uint64_t ops_ms, ops_total, ops_rate; /* the last sample of
 				      instantaneous_ops_per_sec */
+	struct net_save *save;     /* snapshots (cmd_save.c, save.h) */
 };
 
 /* CLOCK_MONOTONIC in microseconds (command timings, idle times). */
