@@ -236,6 +236,11 @@ const char *kvs_engine_name(const struct kvs *db)
 	return db ? VT(db)->name : "";
 }
 
+size_t kvs_max_key(const struct kvs *db)
+{
+	return db ? VT(db)->max_key : 0;
+}
+
 int kvs_get(struct kvs *db, const void *key, size_t klen, void **val,
 	    size_t *vlen)
 {

@@ -171,6 +171,11 @@ int kvs_remove(struct kvs *db, const void *key, size_t klen);
 /* The name of the handle's engine: "kvs" or "lmdb". */
 const char *kvs_engine_name(const struct kvs *db);
 
+/* The longest key the handle's engine takes, in bytes: KVS_MAX_KEY for kvs,
+ * 511 for lmdb (LMDB's mdb_env_get_maxkeysize() as Debian builds it); 0 for
+ * a NULL handle.  Values go up to KVS_MAX_VALUE with either.  Any thread. */
+size_t kvs_max_key(const struct kvs *db);
+
 /*
  * Check a key as every write and read of `db` would: KVS_OK, KVS_EINVAL
  * (empty or NULL) or KVS_ETOOBIG (over the engine's limit: KVS_MAX_KEY for

@@ -253,9 +253,27 @@ static void config_set(struct net_conn *c, const struct net_resp_cmd *cmd)
 	net_reply_ok(c);
 }
 
+/* CONFIG HELP: what kvs implements of CONFIG, in Redis's layout. */
+static const char *const config_help[] = {
+	"GET <pattern> [<pattern> ...]",
+	"    Return the parameters matching the glob-like patterns and their",
+	"    values.",
+	"SET <parameter> <value> [<parameter> <value> ...]",
+	"    Set the parameters; kvs changes appendfsync, requirepass (\"\":",
+	"    no password), maxclients and timeout at run time.",
+	"RESETSTAT",
+	"    Reset the statistics reported by INFO.",
+	NULL,
+};
+
 void net_cmd_config(struct net_conn *c, const struct net_resp_cmd *cmd)
 {
-	if (net_arg_is(cmd, 1, "GET")) {
+	if (net_arg_is(cmd, 1, "HELP")) {
+		if (cmd->argc != 2)
+			net_reply_arity(c, "config|help");
+		else
+			net_reply_help(c, "CONFIG", config_help);
+	} else if (net_arg_is(cmd, 1, "GET")) {
 		if (cmd->argc < 3)
 			net_reply_arity(c, "config|get");
 		else

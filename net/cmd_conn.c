@@ -372,6 +372,35 @@ static const struct {
 } client_subs[] = {
 	{ "id", 2 }, { "getname", 2 }, { "setname", 3 }, { "setinfo", 4 },
 	{ "info", 2 }, { "list", -2 }, { "kill", -3 }, { "no-evict", 3 },
+	{ "help", 2 },
+};
+
+/* CLIENT HELP: what kvs implements of CLIENT, in Redis's layout. */
+static const char *const client_help[] = {
+	"GETNAME",
+	"    Return the name of the current connection, or nil.",
+	"ID",
+	"    Return the id of the current connection.",
+	"INFO",
+	"    Return the CLIENT LIST line of the current connection.",
+	"KILL <ip:port>",
+	"    Close the connection from <ip:port>.",
+	"KILL <option> <value> [<option> <value> [...]]",
+	"    Close the connections that match every option:",
+	"    * ID <client-id>",
+	"    * ADDR <ip:port>",
+	"    * SKIPME (YES|NO): skip the calling connection (default YES).",
+	"    * TYPE, USER, LADDR: accepted; every kvs client is normal.",
+	"LIST [TYPE (NORMAL|MASTER|REPLICA|PUBSUB)] [ID <id> [<id> ...]]",
+	"    One line of fields per connection (id, addr, name, age, idle,",
+	"    cmd, ...), of the given type or ids.",
+	"NO-EVICT (ON|OFF)",
+	"    Accepted; kvs never evicts.",
+	"SETINFO (LIB-NAME|LIB-VER) <value>",
+	"    Accepted, for client libraries; not kept.",
+	"SETNAME <name>",
+	"    Name the current connection (no spaces or newlines).",
+	NULL,
 };
 
 void net_cmd_client(struct net_conn *c, const struct net_resp_cmd *cmd)
@@ -391,7 +420,9 @@ void net_cmd_client(struct net_conn *c, const struct net_resp_cmd *cmd)
 				 "'client|%s' command", client_subs[k].name);
 		return;
 	}
-	if (net_arg_is(cmd, 1, "ID")) {
+	if (net_arg_is(cmd, 1, "HELP")) {
+		net_reply_help(c, "CLIENT", client_help);
+	} else if (net_arg_is(cmd, 1, "ID")) {
 		net_reply_int(c, (long long)c->id);
 	} else if (net_arg_is(cmd, 1, "GETNAME")) {
 		if (c->name)

@@ -551,6 +551,12 @@ void net_conn_close_idle(struct net_worker *w, uint64_t timeout_ms)
 void net_conn_drop(struct net_conn *c)
 {
 	KVS_ASSERT(net_on_worker(c->w));
-	if (c->state != NET_CONN_PARKED && c->state != NET_CONN_ORPHANED)
+	if (c->state != NET_CONN_PARKED && c->state != NET_CONN_ORPHANED) {
+		/* Shutdown's drain timed out on it: say whom it cost what. */
+		net_log(NET_LOG_WARN, "shutdown: dropping client %s (id %llu) "
+			"that did not read its replies: %zu bytes unsent",
+			c->addr, (unsigned long long)c->id,
+			net_reply_pending(c));
 		conn_free(c);
+	}
 }

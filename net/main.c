@@ -12,6 +12,7 @@
 
 #include "kvs.h"
 #include "server.h"
+#include "size.h"
 
 static void usage(FILE *out)
 {
@@ -19,8 +20,8 @@ static void usage(FILE *out)
 		"usage: kvs-server [--addr IP:PORT] [--engine kvs|lmdb] [--dir DIR]\n"
 		"                  [--threads N] [--fsync always|everysec|never]\n"
 		"                  [--requirepass PASS | --requirepass-file FILE]\n"
-		"                  [--client-output-limit BYTES] [--port-file FILE]\n"
-		"                  [--segment-size BYTES[k|m]]\n"
+		"                  [--client-output-limit SIZE] [--port-file FILE]\n"
+		"                  [--segment-size SIZE]\n"
 		"                  [--snapshot-dir DIR]\n"
 		"       kvs-server -V | --version\n"
 		"       kvs-server -h | --help\n"
@@ -34,15 +35,22 @@ static void usage(FILE *out)
 		"                an existing store opens with its own)\n"
 		"  --threads     worker threads (default: the online CPUs)\n"
 		"  --fsync       when writes reach the disk (default everysec)\n"
-		"  --requirepass clients must AUTH with this password; also from the\n"
+		"  --requirepass clients must AUTH with this password; or from the\n"
 		"                file's first line, or the KVS_PASSWORD environment\n"
-		"                variable (neither shows in ps)\n"
+		"                variable (neither shows in ps).  One source: both\n"
+		"                options (or one twice) is an error; an option\n"
+		"                overrides KVS_PASSWORD; an empty password is an\n"
+		"                error (without any, no password is required)\n"
 		"  --client-output-limit  close a client whose unsent replies exceed\n"
-		"                this many bytes (default 64 MiB)\n"
-		"  --segment-size  bytes per segment file of the kvs engine\n"
-		"                (4k..1024m, default 64m)\n"
+		"                this size (default 64MiB)\n"
+		"  --segment-size  the size of a segment file of the kvs engine\n"
+		"                (4KiB..1GiB, default 64MiB)\n"
 		"  --snapshot-dir  where BGSAVE and SAVE put snapshots, each in\n"
 		"                <unix time in ms>/ (default DIR/snapshots)\n"
+		"SIZE: a number of bytes, or with a unit as Redis's config: k, m, g\n"
+		"(1000^n), kb, mb, gb or KiB, MiB, GiB (1024^n); e.g. 64MiB, 512kb.\n"
+		"Exit status 2 for a usage error (a bad option, value or address),\n"
+		"1 if the server cannot start (port busy, store cannot be opened).\n"
 		"SIGINT or SIGTERM stops it: in-flight writes finish, replies are\n"
 		"sent, the store is closed (durable), exit 0.\n");
 }
@@ -55,7 +63,8 @@ static void log_engine(void *ctx, enum kvs_log_level level, const char *msg)
 		"engine: %s", msg);
 }
 
-/* The first line of path, without its line end, in buf.  Returns 0 or -1. */
+/* The first line of path, without its line end, in buf.  Returns 0, or -1
+ * with errno (ENAMETOOLONG: the line does not fit in buf). */
 static int read_secret(const char *path, char *buf, size_t size)
 {
 	FILE *f = fopen(path, "r");
@@ -66,13 +75,103 @@ static int read_secret(const char *path, char *buf, size_t size)
 	if (!fgets(buf, (int)size, f)) {
 		buf[0] = '\0';
 		if (ferror(f)) {
+			int e = errno;
 			fclose(f);
+			errno = e;
 			return -1;
 		}
 	}
-	fclose(f);
 	n = strcspn(buf, "\r\n");
+	if (!buf[n] && n == size - 1 && fgetc(f) != EOF) {
+		fclose(f);
+		errno = ENAMETOOLONG; /* a truncated password would be wrong */
+		return -1;
+	}
+	fclose(f);
 	buf[n] = '\0';
+	return 0;
+}
+
+/* Nonzero if p has nothing but blanks (an edited file's stray line). */
+static int blank(const char *p)
+{
+	return p[strspn(p, " \t\r\n\v\f")] == '\0';
+}
+
+/*
+ * The password, from exactly one source: --requirepass (pass), the first
+ * line of --requirepass-file (file), or else KVS_PASSWORD.  An option
+ * overrides the environment variable (as a command line does); two
+ * options (nopts > 1: both, or one twice) conflict, since which one wins
+ * would be a guess.  An empty or blank password is refused wherever it
+ * comes from: it would start a server that asks for no password while the
+ * user meant one.  *out: NULL (no password) or the password (in secret).
+ * Returns 0, or 2 (the usage error exit status) after saying why.
+ */
+static int resolve_password(const char *pass, const char *file, int nopts,
+			    char *secret, size_t size, const char **out)
+{
+	const char *env = getenv("KVS_PASSWORD");
+
+	*out = NULL;
+	if (nopts > 1) {
+		fprintf(stderr, "kvs-server: the password is given more than "
+			"once (--requirepass, --requirepass-file): give one "
+			"of them, once\n");
+		return 2;
+	}
+	if (nopts == 1 && env)
+		net_log(NET_LOG_INFO, "the password of %s overrides "
+			"KVS_PASSWORD", file ? "--requirepass-file" :
+			"--requirepass");
+	if (file) {
+		if (read_secret(file, secret, size) != 0) {
+			fprintf(stderr, "kvs-server: cannot read the password "
+				"file %s: %s\n", file, errno == ENAMETOOLONG ?
+				"its first line is too long" : strerror(errno));
+			return 2;
+		}
+		if (blank(secret)) {
+			fprintf(stderr, "kvs-server: the password file %s has "
+				"no password on its first line (empty or blank); "
+				"to run without a password, give none\n", file);
+			return 2;
+		}
+		*out = secret;
+		return 0;
+	}
+	if (pass || env) {
+		if (blank(pass ? pass : env)) {
+			fprintf(stderr, "kvs-server: %s is empty or blank; "
+				"to run without a password, give none\n",
+				pass ? "--requirepass" : "KVS_PASSWORD");
+			return 2;
+		}
+		*out = pass ? pass : env;
+	}
+	return 0;
+}
+
+/* A size option's value (size.h's forms) in [min, max] into *out.
+ * Returns 0, or 2 after saying why. */
+static int size_option(const char *name, const char *arg, uint64_t min,
+		       uint64_t max, uint64_t *out)
+{
+	uint64_t v;
+
+	if (kvs_parse_size(arg, &v) != 0) {
+		fprintf(stderr, "kvs-server: invalid --%s '%s': %s\n", name, arg,
+			errno == ERANGE ? "too large" :
+			"expected a size such as 65536, 64mb or 64MiB");
+		return 2;
+	}
+	if (v < min || v > max) {
+		fprintf(stderr, "kvs-server: invalid --%s '%s': must be "
+			"%llu..%llu bytes\n", name, arg,
+			(unsigned long long)min, (unsigned long long)max);
+		return 2;
+	}
+	*out = v;
 	return 0;
 }
 
@@ -105,6 +204,40 @@ static void raise_nofile(void)
 		was, (unsigned long long)rl.rlim_max);
 }
 
+/*
+ * Bind the address, then open the store, then serve.  In this order, a
+ * busy port (or any other bind failure) fails before the store is opened,
+ * so it creates nothing in a new data directory; and a store that cannot be
+ * opened (locked by another server, damaged, of the other engine) closes
+ * the socket again before anything was served or the port file written.
+ * Returns 0 with *db and *srv, or -1 after logging why.
+ */
+static int start(const struct net_server_config *cfg, struct kvs_options *opts,
+		 const char *engine, struct kvs **db, struct net_server **srv)
+{
+	int rc;
+
+	if (net_server_listen(cfg, srv) != 0)
+		return -1;
+	rc = kvs_open(cfg->dir, opts, db);
+	if (rc != KVS_OK) {
+		net_log(NET_LOG_ERROR, "cannot open the store in %s: %s",
+			cfg->dir, kvs_errmsg()[0] ? kvs_errmsg() :
+			kvs_strerror(rc));
+		if (rc == KVS_EENGINE)
+			fprintf(stderr, "kvs-server: asked for engine '%s', "
+				"but %s\n", engine ? engine : "auto",
+				kvs_errmsg());
+		net_server_stop(*srv);
+		return -1;
+	}
+	if (net_server_serve(*srv, *db) != 0) { /* it freed the server */
+		kvs_close(*db);
+		return -1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -127,12 +260,12 @@ int main(int argc, char **argv)
 	struct kvs_options opts;
 	struct net_server *srv = NULL;
 	struct kvs *db = NULL;
-	const char *engine = NULL, *passfile = NULL;
+	const char *engine = NULL, *passfile = NULL, *pass = NULL;
 	static char secret[4096];
 	char *end;
 	sigset_t sigs;
 	long ncpu;
-	int opt, rc, sig = 0;
+	int opt, rc, sig = 0, npass = 0;
 
 	memset(&cfg, 0, sizeof cfg);
 	memset(&opts, 0, sizeof opts);
@@ -141,8 +274,6 @@ int main(int argc, char **argv)
 	cfg.fsync_name = "everysec";
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	cfg.threads = ncpu > 0 ? (unsigned)ncpu : 1;
-	if (getenv("KVS_PASSWORD") && getenv("KVS_PASSWORD")[0])
-		cfg.password = getenv("KVS_PASSWORD");
 
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "Vh", longopts, NULL)) != -1) {
@@ -173,41 +304,29 @@ int main(int argc, char **argv)
 			cfg.fsync_name = optarg;
 			break;
 		case 'p':
-			cfg.password = optarg;
+			pass = optarg;
+			npass++;
 			break;
 		case 'P':
 			passfile = optarg;
+			npass++;
 			break;
-		case 'o': {
-			unsigned long long v;
-			errno = 0;
-			v = strtoull(optarg, &end, 10);
-			if (errno || *end || end == optarg || v == 0 ||
-			    optarg[0] == '-') {
-				fprintf(stderr, "kvs-server: invalid "
-					"--client-output-limit '%s'\n", optarg);
+		case 'o':
+			if (size_option("client-output-limit", optarg, 1,
+					UINT64_MAX, &cfg.output_limit) != 0)
 				return 2;
-			}
-			cfg.output_limit = v;
 			break;
-		}
 		case 'F':
 			cfg.port_file = optarg;
 			break;
 		case 's': {
-			/* The engine checks the range (4 KiB..1 GiB) at open. */
-			unsigned long long v;
-			errno = 0;
-			v = strtoull(optarg, &end, 10);
-			if (errno || end == optarg || optarg[0] == '-' || v == 0 ||
-			    (*end && strcmp(end, "k") && strcmp(end, "m")) ||
-			    v > (1ull << 30)) {
-				fprintf(stderr, "kvs-server: invalid "
-					"--segment-size '%s'\n", optarg);
+			/* The engine's range (engine/kvs.c), checked here so
+			 * that a bad value is a usage error. */
+			uint64_t v;
+			if (size_option("segment-size", optarg, 4ull << 10,
+					1ull << 30, &v) != 0)
 				return 2;
-			}
-			opts.segment_size = v << (*end == 'k' ? 10 :
-						  *end == 'm' ? 20 : 0);
+			opts.segment_size = v;
 			break;
 		}
 		case 'S':
@@ -268,14 +387,9 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (passfile) {
-		if (read_secret(passfile, secret, sizeof secret) != 0) {
-			fprintf(stderr, "kvs-server: cannot read the password "
-				"file %s: %s\n", passfile, strerror(errno));
-			return 2;
-		}
-		cfg.password = secret;
-	}
+	if (resolve_password(pass, passfile, npass, secret, sizeof secret,
+			     &cfg.password) != 0)
+		return 2;
 
 	/* Every thread started from here inherits this mask: the signals
 	 * reach only the sigwait() below.  SIGPIPE: sends use MSG_NOSIGNAL. */
@@ -287,21 +401,8 @@ int main(int argc, char **argv)
 	raise_nofile();
 
 	opts.log = log_engine;
-	rc = kvs_open(cfg.dir, &opts, &db);
-	if (rc != KVS_OK) {
-		net_log(NET_LOG_ERROR, "cannot open the store in %s: %s",
-			cfg.dir, kvs_errmsg()[0] ? kvs_errmsg() :
-			kvs_strerror(rc));
-		if (rc == KVS_EENGINE)
-			fprintf(stderr, "kvs-server: asked for engine '%s', "
-				"but %s\n", engine ? engine : "auto",
-				kvs_errmsg());
+	if (start(&cfg, &opts, engine, &db, &srv) != 0)
 		return 1;
-	}
-	if (net_server_start(db, &cfg, &srv) != 0) {
-		kvs_close(db);
-		return 1;
-	}
 	while (sigwait(&sigs, &sig) != 0 || (sig != SIGINT && sig != SIGTERM))
 		;
 	net_log(NET_LOG_INFO, "%s received: stopping (finishing writes in "

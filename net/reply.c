@@ -85,11 +85,17 @@ void net_reply_kvs_error(struct net_conn *c, int rc, const char *msg,
 	case KVS_EINVAL:
 		net_reply_error(c, "ERR empty keys are not supported");
 		return;
-	case KVS_ETOOBIG:
-		net_reply_error(c,
-			"ERR key or value too large (keys up to 1 MiB, "
-			"values up to 512 MiB)");
+	case KVS_ETOOBIG: {
+		/* The limits of this store's engine: lmdb's keys are far
+		 * shorter than the log engine's. */
+		size_t k = kvs_max_key(c->w->srv->db);
+		net_reply_errorf(c, "ERR key or value too large (keys up to "
+			"%zu %s, values up to %u MiB with the %s engine)",
+			k % (1u << 20) ? k : k >> 20,
+			k % (1u << 20) ? "bytes" : "MiB", KVS_MAX_VALUE >> 20,
+			kvs_engine_name(c->w->srv->db));
 		return;
+	}
 	case KVS_ENOMEM:
 		net_reply_error(c, "OOM out of memory");
 		return;
@@ -142,6 +148,24 @@ void net_reply_unknown_subcommand(struct net_conn *c,
 	net_reply_errorf(c, "ERR unknown subcommand '%.*s'. Try %s HELP.",
 			 (int)(cmd->argvlen[1] > 128 ? 128 : cmd->argvlen[1]),
 			 cmd->argv[1], what);
+}
+
+void net_reply_help(struct net_conn *c, const char *what,
+		    const char *const *lines)
+{
+	char first[128];
+	size_t n = 0;
+
+	while (lines[n])
+		n++;
+	snprintf(first, sizeof first, "%s <subcommand> [<arg> [value] [opt] "
+		 "...]. Subcommands are:", what);
+	net_reply_array(c, n + 3);
+	net_reply_simple(c, first);
+	for (size_t i = 0; i < n; i++)
+		net_reply_simple(c, lines[i]);
+	net_reply_simple(c, "HELP");
+	net_reply_simple(c, "    Print this help.");
 }
 
 void net_reply_release(struct net_conn *c, size_t first, size_t n)

@@ -133,6 +133,15 @@ void net_reply_unknown_subcommand(struct net_conn *c,
 				  const char *what);
 
 /*
+ * The reply to WHAT HELP, as Redis's: an array of simple strings, first
+ * "WHAT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", then
+ * lines (NULL-terminated: a subcommand's synopsis, then its description
+ * indented by four spaces), then HELP's own two lines.
+ */
+void net_reply_help(struct net_conn *c, const char *what,
+		    const char *const *lines);
+
+/*
  * An engine failure as a reply, and a log line (one a second at most) if it
  * is the server's trouble rather than the request's.  msg is kvs_errmsg()
  * as recorded by the thread that failed (for a write batch, the writer's);

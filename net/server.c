@@ -114,6 +114,7 @@ static void free_server(struct net_server *s)
 	}
 	free(s->stats_base);
 	net_save_free(s);
+	free(s->port_file);
 	free(s);
 }
 
@@ -163,24 +164,27 @@ static void set_maxclients(struct net_server *s)
 		s->nworkers);
 }
 
-int net_server_start(struct kvs *db, const struct net_server_config *cfg,
-		     struct net_server **out)
+/*
+ * The first half of a start: the password and the listening socket, no
+ * thread yet.  kvs-server calls it before it opens the store, so that a
+ * busy port fails before anything is created on disk; clients that
+ * connect meanwhile wait in the backlog until net_server_serve().
+ */
+int net_server_listen(const struct net_server_config *cfg,
+		      struct net_server **out)
 {
 	struct net_server *s = calloc(1, sizeof *s);
-	int rc;
 
 	if (!s) {
 		net_log(NET_LOG_ERROR, "out of memory");
 		return -1;
 	}
-	s->db = db;
 	s->cfg = *cfg;
 	s->lfd = -1;
+	s->spare_fd = -1;
 	s->nworkers = cfg->threads ? cfg->threads : 1;
 	s->output_limit = cfg->output_limit ? cfg->output_limit :
 			  NET_DEFAULT_OUTPUT_LIMIT;
-	s->spare_fd = -1;
-	s->started = time(NULL);
 	s->fsync = !cfg->fsync_name ? KVS_FSYNC_EVERYSEC :
 		   strcmp(cfg->fsync_name, "always") == 0 ? KVS_FSYNC_ALWAYS :
 		   strcmp(cfg->fsync_name, "never") == 0 ? KVS_FSYNC_NEVER :
@@ -200,11 +204,30 @@ int net_server_start(struct kvs *db, const struct net_server_config *cfg,
 	}
 	s->cfg.password = NULL; /* kept only in s->secret */
 	s->cfg.port_file = NULL;
+	if (cfg->port_file && !(s->port_file = strdup(cfg->port_file))) {
+		net_log(NET_LOG_ERROR, "out of memory");
+		goto fail;
+	}
+	/* Before net_save_init: LASTSAVE starts as the start-up time.  Uptime
+	 * counts from here, the store's loading included, as Redis's does. */
+	s->started = time(NULL);
 	if (net_save_init(s, cfg->snapshot_dir) != 0)
 		goto fail;
 	s->cfg.snapshot_dir = NULL; /* kept only in s->save */
 	if (listen_on(s) != 0)
 		goto fail;
+	*out = s;
+	return 0;
+fail:
+	free_server(s);
+	return -1;
+}
+
+int net_server_serve(struct net_server *s, struct kvs *db)
+{
+	int rc;
+
+	s->db = db;
 	/* The acceptor's spare descriptor for running out of them. */
 	s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (s->spare_fd < 0) {
@@ -270,30 +293,45 @@ int net_server_start(struct kvs *db, const struct net_server_config *cfg,
 		goto fail;
 	}
 	pthread_setname_np(s->acceptor, "kvs-acceptor");
+	s->serving = 1;
 	/* The start-up lines go out before the port file appears: whoever
-	 * waits for the file (a test, a script) finds them in the log. */
+	 * waits for the file (a test, a script) finds them in the log.  The
+	 * line says whether clients must AUTH, never the password. */
 	net_log(NET_LOG_INFO, "kvs-server %s (pid %ld) listening on %s "
 		"(port %d); engine %s, data directory %s, %u worker "
-		"threads, fsync %s%s", KVS_VERSION, (long)getpid(),
+		"threads, fsync %s, %s", KVS_VERSION, (long)getpid(),
 		s->cfg.addr, s->port, kvs_engine_name(db),
 		s->cfg.dir ? s->cfg.dir : ".", s->nworkers,
 		s->cfg.fsync_name ? s->cfg.fsync_name : "?",
-		net_secret_now(s) ? ", password required" : "");
+		net_secret_now(s) ? "password required" : "no password");
 	if (s->protected_mode)
 		net_log(NET_LOG_WARN, "protected mode is on: no password is "
 			"set and the address is not loopback, so only "
 			"loopback clients are served (set --requirepass to "
 			"serve others)");
-	if (cfg->port_file && write_port_file(cfg->port_file, s->port) != 0)
+	/* Last: the file promises a server that answers. */
+	if (s->port_file && write_port_file(s->port_file, s->port) != 0)
 		net_log(NET_LOG_WARN, "cannot write the port file %s: %s",
-			cfg->port_file, strerror(errno));
-	*out = s;
+			s->port_file, strerror(errno));
 	return 0;
 fail:
 	if (s->pool)
 		stop_workers(s);
 	free_server(s);
 	return -1;
+}
+
+int net_server_start(struct kvs *db, const struct net_server_config *cfg,
+		     struct net_server **out)
+{
+	struct net_server *s;
+
+	if (net_server_listen(cfg, &s) != 0)
+		return -1;
+	if (net_server_serve(s, db) != 0)
+		return -1;
+	*out = s;
+	return 0;
 }
 
 int net_server_port(const struct net_server *s)
@@ -305,6 +343,10 @@ void net_server_stop(struct net_server *s)
 {
 	if (!s)
 		return;
+	if (!s->serving) { /* only listening: no thread to stop */
+		free_server(s);
+		return;
+	}
 	/* shutdown() makes the blocked accept() return (EINVAL on Linux);
 	 * the flag tells the acceptor that it was on purpose. */
 	atomic_store(&s->stopping, 1);

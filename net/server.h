@@ -7,8 +7,9 @@
  * locks, docs/PROTOCOL.md lists the commands.
  *
  * Who may call what
- *   - net_server_start(), net_server_stop(): the application's main thread
- *     (any one thread), start once and stop once per server.
+ *   - net_server_start() (or net_server_listen() then net_server_serve()),
+ *     net_server_stop(): the application's main thread (any one thread),
+ *     start once and stop once per server.
  *   - net_server_port(): any thread while the server exists.
  *   - net_log(), net_parse_addr(), net_addr_is_loopback(),
  *     net_glob_match(): any thread; they share no state (net_log writes
@@ -48,7 +49,7 @@ extern "C" {
 #define NET_MAXCLIENTS_UNLIMITED 10000 /* with no descriptor limit */
 
 /* What a server needs to know.  Strings are only read during
- * net_server_start() (copied where kept). */
+ * net_server_start() or net_server_listen() (copied where kept). */
 struct net_server_config {
 	const char *addr;         /* "IP:PORT" or "[IPv6]:PORT"; port 0: any */
 	unsigned threads;         /* worker event loops, >= 1 */
@@ -67,15 +68,29 @@ struct net_server; /* a running server: opaque */
 /*
  * Bind and listen on cfg->addr, start the workers (a TP_SHARED_QUEUE pool of
  * cfg->threads threads, each running one event loop) and the acceptor, log
- * the start-up line (version, address, engine, ...; and whether protected
- * mode is on), then write the bound port to cfg->port_file (atomically: a
- * temporary file renamed into place), so the line is in the log once the
- * file exists.  db must stay open until net_server_stop() returns.
+ * the start-up line (version, address, engine, whether a password is
+ * required; and whether protected mode is on), then write the bound port to
+ * cfg->port_file (atomically: a temporary file renamed into place), so the
+ * line is in the log once the file exists and the file exists only once
+ * the server answers.  db must stay open until net_server_stop() returns.
  * Failures are logged with net_log(); returns 0 and *out, or -1 with nothing
- * left running.
+ * left running.  The same as net_server_listen() then net_server_serve().
  */
 int net_server_start(struct kvs *db, const struct net_server_config *cfg,
 		     struct net_server **out);
+
+/*
+ * The two halves of net_server_start(), for a caller that must own the
+ * address before it opens the store (kvs-server: a busy port must fail
+ * before a store is created).  net_server_listen() binds and listens, no
+ * thread started (clients that connect wait in the backlog); returns 0 and
+ * *out, or -1 with nothing left.  A listening server is either served or
+ * released with net_server_stop().  net_server_serve() does the rest with
+ * db; on failure (-1) it has released s, which must not be used again.
+ */
+int net_server_listen(const struct net_server_config *cfg,
+		      struct net_server **out);
+int net_server_serve(struct net_server *s, struct kvs *db);
 
 /* The port the server listens on (the ephemeral one when asked for 0). */
 int net_server_port(const struct net_server *s);

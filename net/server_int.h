@@ -260,6 +260,9 @@ struct net_server {
 	struct net_worker *workers;
 	struct tp_pool *pool;
 	pthread_t acceptor;
+	bool serving;              /* net_server_serve() started the threads;
+				      main thread only */
+	char *port_file;           /* NULL, or where serve writes the port */
 	pthread_t acceptor_self;   /* set by the acceptor itself; acceptor
 				      only (net_on_acceptor()) */
 	atomic_int stopping;       /* the acceptor must end */
