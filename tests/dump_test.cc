@@ -1269,7 +1269,9 @@ TEST(DumpTest, NonStoreDirectoryIsAnError) {
     a.push_back(t.path());
     RunResult r = Dump(a);
     EXPECT_NE(r.status, 0) << args;
-    if (args.empty()) EXPECT_EQ(r.out, "") << args;
+    if (args.empty()) {
+      EXPECT_EQ(r.out, "") << args;
+    }
     EXPECT_NE(r.err.find("not a kvs store"), std::string::npos) << args << ": " << r.err;
   }
   RunResult r = Dump({t.file("missing")});
