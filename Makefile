@@ -19,7 +19,8 @@
 #   make fuzz       libFuzzer on every harness, FUZZ_SECONDS (60) each
 #                   (FUZZ_NAMES='record hint' for some only)
 #   make deps       install the Debian packages the build and tests need
-#   make install PREFIX=/usr/local    binaries, libkvs.a, kvs.h, kvs.pc
+#   make install PREFIX=/usr/local    programs, libkvs.a, kvs.h, kvs.pc and
+#                   man pages (DESTDIR=dir to stage); make uninstall
 #   make clean
 #
 # Knobs:
@@ -88,7 +89,7 @@ FUZZ_REPLAY  := $(FUZZ_ALL:%=$(BUILD)/tests/fuzz-replay-%)
 TEST_HELPERS := $(BUILD)/tests/crash-child $(BUILD)/tests/assert-child $(FUZZ_REPLAY)
 
 .PHONY: all run cluster test asan tsan stress bench-engine bench deps deps-bench deps-check deps-fuzz fuzz \
-        install clean check-layers check-layers-test
+        install uninstall clean check-layers check-layers-test
 
 all: $(LIB) $(BUILD)/include/kvs.h $(BUILD)/lib/pkgconfig/kvs.pc $(BINS)
 
@@ -330,13 +331,31 @@ deps-fuzz: deps-check
 fuzz: deps-fuzz $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz-%)
 	$(foreach n,$(FUZZ_NAMES),$(call fuzz_run,$(n)))
 
+# What a user runs: the programs (kvs-bench included: a load generator for
+# any RESP server), the library, its header and pkg-config file, and a man
+# page for each program (section 1) and the library (section 3).  The engine
+# benchmarks (kvs-engine-bench, kvs-startup-bench, kvs-compaction-bench) are
+# not installed: they measure the library in process for `make bench-engine`
+# and write into the source tree.  DESTDIR for staging; no root needed with
+# PREFIX=$$HOME/.local or similar.
+INSTALL_BINS := kvs kvs-client kvs-server kvs-dump kvs-bench
+MAN1 := $(INSTALL_BINS:%=man/%.1)
+MAN3 := man/libkvs.3
+MANDIR ?= $(PREFIX)/share/man
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
-	install -m 755 $(BUILD)/bin/kvs $(BUILD)/bin/kvs-dump $(BUILD)/bin/kvs-client \
-	  $(BUILD)/bin/kvs-server $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include \
+	  $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
+	install -m 755 $(INSTALL_BINS:%=$(BUILD)/bin/%) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 engine/kvs.h $(DESTDIR)$(PREFIX)/include/
 	sed 's|^prefix=.*|prefix=$(PREFIX)|' $(BUILD)/lib/pkgconfig/kvs.pc > $(DESTDIR)$(PREFIX)/lib/pkgconfig/kvs.pc
+	install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/
+
+uninstall:
+	rm -f $(INSTALL_BINS:%=$(DESTDIR)$(PREFIX)/bin/%) $(DESTDIR)$(PREFIX)/lib/libkvs.a \
+	  $(DESTDIR)$(PREFIX)/include/kvs.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/kvs.pc \
+	  $(MAN1:man/%=$(DESTDIR)$(MANDIR)/man1/%) $(MAN3:man/%=$(DESTDIR)$(MANDIR)/man3/%)
 
 clean:
 	rm -rf build build-*

@@ -51,39 +51,91 @@ static void take_snap(struct snap *s, struct kb_thread *th, unsigned n)
 	}
 }
 
-/* The interval between two snapshots: `now` from `prev`. */
+/* A remainder of the run shorter than this is merged into the CSV row
+ * before it rather than written as a row of its own: a few requests that
+ * finished in milliseconds say nothing about a rate. */
+#define CSV_MERGE_NS (SEC / 2)
+
+/* The interval between two snapshots: `now` from `prev`.  The CSV is one
+ * row behind: the row [held, prev] is written at the next tick, or at the
+ * end together with a short remainder. */
 struct progress {
 	FILE *csv;
-	bool tty, quiet, printed;
-	unsigned second;       /* CSV rows written */
+	bool tty, quiet, printed, holding;
+	unsigned second;       /* progress lines printed */
+	unsigned rows;         /* CSV rows written */
 	uint64_t prev_ns;      /* the previous measured snapshot */
-	struct snap prev, cur;
+	uint64_t held_ns;      /* the start of the CSV row not yet written */
+	struct snap prev, cur, held;
 	struct hist d;
 };
 
-static void report_interval(struct progress *p, uint64_t now, bool final)
+/* Latencies of the requests answered between two snapshots, into p->d. */
+static void diff_hist(struct progress *p, const struct snap *from,
+		      const struct snap *to)
+{
+	p->d.count = 0;
+	for (unsigned i = 0; i < HIST_NBUCKETS; i++) {
+		p->d.b[i] = to->h.b[i] - from->h.b[i];
+		p->d.count += p->d.b[i];
+	}
+}
+
+/* One CSV row: what was done from `from` to `to`, at the rate over that
+ * real interval. */
+static void csv_row(struct progress *p, const struct snap *from,
+		    uint64_t from_ns, const struct snap *to, uint64_t to_ns)
+{
+	double secs = (double)(to_ns - from_ns) / 1e9;
+	uint64_t ops = to->ops - from->ops;
+
+	diff_hist(p, from, to);
+	fprintf(p->csv, "%u,%llu,%.1f,%.1f,%.1f,%llu,%.3f\n", ++p->rows,
+		(unsigned long long)ops, secs > 0 ? (double)ops / secs : 0,
+		hist_quantile_us(&p->d, 0.5), hist_quantile_us(&p->d, 0.99),
+		(unsigned long long)(to->errs - from->errs), secs);
+	fflush(p->csv);
+}
+
+/* The end of the run at `end` (p->cur: the totals then): the held row,
+ * and the remainder after it, merged into it when short. */
+static void finish_csv(struct progress *p, uint64_t end)
+{
+	bool rest = end > p->prev_ns && (p->cur.ops != p->prev.ops ||
+					 p->cur.errs != p->prev.errs);
+
+	if (!p->holding) {
+		if (rest)
+			csv_row(p, &p->prev, p->prev_ns, &p->cur, end);
+		return;
+	}
+	if (rest && end - p->prev_ns < CSV_MERGE_NS) {
+		csv_row(p, &p->held, p->held_ns, &p->cur, end);
+		return;
+	}
+	csv_row(p, &p->held, p->held_ns, &p->prev, p->prev_ns);
+	if (rest)
+		csv_row(p, &p->prev, p->prev_ns, &p->cur, end);
+}
+
+/* A tick during the measurement: the progress line, and the CSV row. */
+static void report_interval(struct progress *p, uint64_t now)
 {
 	double secs = (double)(now - p->prev_ns) / 1e9;
 	uint64_t ops = p->cur.ops - p->prev.ops;
-	uint64_t errs = p->cur.errs - p->prev.errs;
 
-	if (final && ops == 0 && errs == 0)
-		return;
-	p->d.count = 0;
-	for (unsigned i = 0; i < HIST_NBUCKETS; i++) {
-		p->d.b[i] = p->cur.h.b[i] - p->prev.h.b[i];
-		p->d.count += p->d.b[i];
+	if (p->csv) {
+		if (p->holding)
+			csv_row(p, &p->held, p->held_ns, &p->prev, p->prev_ns);
+		p->held = p->prev;
+		p->held_ns = p->prev_ns;
+		p->holding = true;
 	}
+	diff_hist(p, &p->prev, &p->cur);
 	double rate = secs > 0 ? (double)ops / secs : 0;
 	double p50 = hist_quantile_us(&p->d, 0.5), p99 = hist_quantile_us(&p->d, 0.99);
 	p->second++;
-	if (p->csv) {
-		fprintf(p->csv, "%u,%llu,%.1f,%.1f,%.1f,%llu,%.3f\n", p->second,
-			(unsigned long long)ops, rate, p50, p99,
-			(unsigned long long)errs, secs);
-		fflush(p->csv);
-	}
-	if (!p->quiet && !final) {
+	if (!p->quiet) {
 		fprintf(stderr, "%s[%4us] %10.0f ops/s  p50 %8.1f us  p99 %8.1f us  "
 			"errors %llu%s", p->tty ? "\r" : "", p->second, rate, p50,
 			p99, (unsigned long long)p->cur.errs,
@@ -133,12 +185,29 @@ static void watch(struct kb_thread *th, unsigned n, struct progress *p)
 			if (next > run.measure_ns)
 				next = run.measure_ns + SEC;
 		} else {
-			report_interval(p, now, false);
+			report_interval(p, now);
 			next += SEC;
 		}
 		while (next <= now)
 			next += SEC;
 	}
+}
+
+/* Did every measured reply fail?  Error and malformed replies are counted
+ * in tot->ops as answered requests; none of them succeeded. */
+static bool no_success(const struct kb_totals *tot)
+{
+	uint64_t bad = tot->err[KB_E_ERROR_REPLY] + tot->err[KB_E_PROTOCOL];
+	return tot->ops <= bad;
+}
+
+/* The first error noted, for the exit message ("" kinds are skipped). */
+static const char *first_error(const struct kb_totals *tot)
+{
+	for (unsigned e = 0; e < KB_NERRS; e++)
+		if (tot->err[e] && *kb_first_note(e))
+			return kb_first_note(e);
+	return "see the summary";
 }
 
 static FILE *open_out(const char *path, const char *what)
@@ -278,8 +347,7 @@ int main(int argc, char **argv)
 		oc.complete = !run.abort && end >= run.end_ns;
 	if (!run.abort && prog.csv) {
 		take_snap(&prog.cur, th, nth);
-		if (end > prog.prev_ns)
-			report_interval(&prog, end, true);
+		finish_csv(&prog, end);
 	}
 
 	if (o.quiet)
@@ -315,6 +383,18 @@ int main(int argc, char **argv)
 			tot->err[KB_E_CONNECTION] || tot->err[KB_E_TIMEOUT] ||
 					tot->err[KB_E_PROTOCOL] ?
 				"connections were lost" : "requests went unanswered");
+		status = 1;
+	} else if (tot->err_total && no_success(tot)) {
+		/* Every reply an error (a missing password, a command the
+		 * server lacks): the ops/s above measured only refusals. */
+		fprintf(stderr, "%s: no request succeeded (%llu errors; %s)\n",
+			KB_PROG, (unsigned long long)tot->err_total,
+			first_error(tot));
+		status = 1;
+	} else if (tot->err_total > o.max_errors) {
+		fprintf(stderr, "%s: %llu errors, more than --max-errors %llu "
+			"(%s)\n", KB_PROG, (unsigned long long)tot->err_total,
+			(unsigned long long)o.max_errors, first_error(tot));
 		status = 1;
 	}
 

@@ -87,6 +87,7 @@ struct kb_opts {
 	double timeout;           /* seconds without a reply: a timeout */
 	const char *json, *csv;
 	const char *password;     /* --password or $KVS_PASSWORD; NULL if none */
+	uint64_t max_errors;      /* --max-errors: more fail the run (exit 1) */
 };
 
 /* Parse argv into *o.  Prints usage or the version and exits 0 for --help

@@ -37,6 +37,8 @@ static void usage(FILE *out)
 "                        and closes its connection (default %g; also the\n"
 "                        connect timeout)\n"
 "  --password PW         AUTH with PW on each connection (default: $KVS_PASSWORD)\n"
+"  --max-errors N        a run with more than N errors (of any kind, warmup\n"
+"                        included) fails: exit 1 (default 0: any error fails)\n"
 "\n"
 "What:\n"
 "  --ratio SET:GET       a mix of SET and GET, e.g. 1:9 (the default)\n"
@@ -59,15 +61,18 @@ static void usage(FILE *out)
 "Output:\n"
 "  --json FILE           the summary as JSON\n"
 "  --csv FILE            one row per second: second,ops,ops_per_sec,p50_us,\n"
-"                        p99_us,errors,interval_s\n"
+"                        p99_us,errors,interval_s (ops_per_sec is over the\n"
+"                        row's interval_s; a last remainder under 0.5 s is\n"
+"                        merged into the row before it)\n"
 "  -q, --quiet           no progress lines; a one-line summary\n"
 "  -V, --version         print the version\n"
 "  -h, --help            this text\n"
 "\n"
 "A progress line goes to stderr each second; the summary to stdout.  Ctrl-C\n"
 "stops the run and prints the summary so far.  Exit status: 0 done; 1 no\n"
-"connection could be made, a verify error, or the run ended early (every\n"
-"connection lost); 2 bad options.\n",
+"connection could be made, a verify error, the run ended early (every\n"
+"connection lost), no request succeeded, or more than --max-errors errors;\n"
+"2 bad options.  The summary is printed in every case.\n",
 		DEFAULT_REQUESTS, DEFAULT_TIMEOUT, KB_MSET_KEYS, DEFAULT_KEYS,
 		DEFAULT_KEY_SIZE, DEFAULT_VALUE_SIZE, KB_VALUE_HEADER_MAX);
 }
@@ -179,7 +184,7 @@ static void add_addr(struct kb_opts *o, const char *s)
 enum {
 	O_ADDR = 256, O_WARMUP, O_RATIO, O_CMD, O_KEYS, O_DIST, O_KSIZE,
 	O_VSIZE, O_SEED, O_PRELOAD, O_VERIFY, O_JSON, O_CSV, O_PASSWORD,
-	O_TIMEOUT,
+	O_TIMEOUT, O_MAX_ERRORS,
 };
 
 void kb_parse_options(int argc, char **argv, struct kb_opts *o)
@@ -205,6 +210,7 @@ void kb_parse_options(int argc, char **argv, struct kb_opts *o)
 		{ "csv", required_argument, NULL, O_CSV },
 		{ "password", required_argument, NULL, O_PASSWORD },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "max-errors", required_argument, NULL, O_MAX_ERRORS },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -300,6 +306,10 @@ void kb_parse_options(int argc, char **argv, struct kb_opts *o)
 		case O_JSON: o->json = optarg; break;
 		case O_CSV: o->csv = optarg; break;
 		case O_PASSWORD: o->password = optarg; break;
+		case O_MAX_ERRORS:
+			o->max_errors = parse_num(KB_PROG, optarg, 0,
+						  UINT64_MAX / 2, "--max-errors");
+			break;
 		case 'q': o->quiet = true; break;
 		case 'V':
 			printf("%s %s\n", KB_PROG, KVS_VERSION);

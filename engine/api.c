@@ -4,6 +4,7 @@
 #include "engine_int.h"
 #include "snapshot.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -86,6 +87,32 @@ static int read_marker(const char *dir, char *name, size_t size)
 		return kvs__err_errno(KVS_EIO, e, "%s: read", path);
 	name[n] = '\0';
 	name[strcspn(name, "\n")] = '\0';
+	return KVS_OK;
+}
+
+/* Whether dir holds a store: its ENGINE marker, or (a store whose marker
+ * was lost, or written before markers) a log segment or LMDB's data.mdb.
+ * KVS_OK with *has set, or an error; a missing dir holds none. */
+static int holds_store(const char *dir, bool *has)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	*has = false;
+	if (!d) {
+		if (errno == ENOENT)
+			return KVS_OK;
+		return kvs__err_errno(errno == ENOTDIR ? KVS_EINVAL : KVS_EIO,
+				      errno, "%s", dir);
+	}
+	while (!*has && (e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+		*has = strcmp(e->d_name, ENGINE_FILE) == 0 ||
+		       strcmp(e->d_name, "data.mdb") == 0 ||
+		       (n == 14 && strcmp(e->d_name + 10, ".seg") == 0 &&
+			strspn(e->d_name, "0123456789") == 10);
+	}
+	closedir(d);
 	return KVS_OK;
 }
 
@@ -178,6 +205,13 @@ int kvs_open(const char *dir, const struct kvs_options *opts, struct kvs **out)
 		opt.engine == KVS_ENGINE_LMDB ? &kvs__lmdb_engine :
 		opt.engine == KVS_ENGINE_KVS ? &kvs__log_engine : NULL;
 
+	if (opt.no_create) {
+		bool has;
+		if ((rc = holds_store(dir, &has)))
+			return rc;
+		if (!has)
+			return kvs__err(KVS_ENOTFOUND, "%s: no store there", dir);
+	}
 	if ((rc = make_dir(dir)) || (rc = lock_dir(dir, &lock_fd)) ||
 	    (rc = read_marker(dir, recorded, sizeof recorded)))
 		goto fail;

@@ -114,18 +114,23 @@ struct kvs_options {
 	 * handles itself.  NULL: such messages are dropped. */
 	void (*log)(void *ctx, enum kvs_log_level level, const char *msg);
 	void *log_ctx;
+	/* no_create: open only a store that exists.  A missing directory, or
+	 * one that holds no store (no ENGINE marker, no NNNNNNNNNN.seg, no
+	 * LMDB data.mdb), fails with KVS_ENOTFOUND and nothing is created:
+	 * for readers such as `kvs get`, where a read must not make a store. */
+	int no_create;
 };
 
 struct kvs; /* an open store: opaque */
 
 /*
- * Open the store in directory `dir`, creating it when missing.
- *   opts: NULL for defaults.  out: receives the handle.
+ * Open the store in directory `dir`, creating it when missing (unless
+ * opts->no_create).  opts: NULL for defaults.  out: receives the handle.
  * Holds an exclusive lock on the directory until kvs_close(); replays the
  * logs; truncates a torn tail of the newest segment (reported through
  * opts->log).  May block on disk I/O.
  * Errors: KVS_EINVAL, KVS_ELOCKED, KVS_EENGINE, KVS_ECORRUPT (file and offset
- * in kvs_errmsg()), KVS_EIO, KVS_ENOMEM.
+ * in kvs_errmsg()), KVS_EIO, KVS_ENOMEM; KVS_ENOTFOUND with no_create.
  */
 int kvs_open(const char *dir, const struct kvs_options *opts, struct kvs **out);
 

@@ -521,6 +521,71 @@ TEST_F(BenchKvs, Csv) {
   EXPECT_NE(r.out.find("ops/s"), std::string::npos);
 }
 
+// The last CSV row of a timed run is not a sliver of a second turned into a
+// rate: a remainder under 0.5 s is merged into the row before it, and the
+// rows still add up to the total.
+TEST_F(BenchKvs, CsvLastRowIsNotASliver) {
+  for (const char* warmup : {"0.3", "0.7"}) {
+    std::string json = Json(), csv = tmp_.file("series.csv");
+    RunResult r = Bench({"--addr", srv_.addr(), "-d", "2", "--warmup", warmup, "-c", "4", "--csv", csv,
+                         "--json", json});
+    auto m = ExpectGoodRun(r, json, 0);
+    std::istringstream in(kvstest::ReadFile(csv));
+    std::string line;
+    ASSERT_TRUE(std::getline(in, line));
+    long long ops = 0;
+    int rows = 0;
+    while (std::getline(in, line)) {
+      std::vector<std::string> f;
+      std::stringstream ls(line);
+      std::string x;
+      while (std::getline(ls, x, ',')) f.push_back(x);
+      ASSERT_EQ(f.size(), 7u) << line;
+      rows++;
+      ops += std::stoll(f[1]);
+      double secs = std::stod(f[6]);
+      EXPECT_GE(secs, 0.5) << "row " << rows << ": " << line;
+      // The rate is over the row's own interval.
+      EXPECT_NEAR(std::stod(f[2]), std::stoll(f[1]) / secs, std::stod(f[2]) * 0.01 + 1) << line;
+    }
+    EXPECT_GE(rows, 2) << kvstest::ReadFile(csv);
+    EXPECT_LE(rows, 3) << kvstest::ReadFile(csv);
+    EXPECT_EQ(ops, Num(m, "total_ops"));
+  }
+}
+
+// --max-errors: a run with more errors than that fails (exit 1) with the
+// reason; the default (0) fails any run with an error.  INCR of a counter
+// that holds text is an error reply; half the counters do.
+TEST_F(BenchKvs, MaxErrors) {
+  for (int k = 0; k < 5; k++) {
+    RunResult c = kvstest::Run({Bin("kvs-client"), "--addr", srv_.addr(), "set", "ctr:" + std::to_string(k), "abc"});
+    ASSERT_EQ(c.status, 0) << c.err;
+  }
+  const std::vector<std::string> args{"--addr", srv_.addr(), "-n", "200", "-c", "2", "--cmd", "incr",
+                                      "--keys", "10", "--key-size", "5"};
+  std::string json = Json();
+  std::vector<std::string> a = args;
+  a.insert(a.end(), {"--json", json});
+  RunResult r = Bench(a);
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  auto m = ReadJson(json);
+  long long errs = Num(m, "errors.error_reply");
+  EXPECT_GT(errs, 0);
+  EXPECT_LT(errs, 200);
+  EXPECT_NE(r.err.find(std::to_string(errs) + " errors, more than --max-errors 0 (error reply: ERR"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.out.find("total:"), std::string::npos) << "no summary: " << r.out;
+  a = args;
+  a.insert(a.end(), {"--max-errors", "200"});
+  r = Bench(a);
+  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  a = args;
+  a.insert(a.end(), {"--max-errors", "-1"});
+  EXPECT_EQ(Bench(a).status, 2);
+}
+
 TEST_F(BenchKvs, WarmupIsNotCounted) {
   std::string json = Json();
   RunResult r = Bench({"--addr", srv_.addr(), "-n", "1000", "--warmup", "0.5", "-c", "4", "--json", json});
@@ -589,9 +654,13 @@ TEST(BenchConnect, Auth) {
   KvsServer a(tmp, "a");
   ASSERT_TRUE(a.Start("127.0.0.1", {"KVS_PASSWORD=s3cret"})) << a.Log();
   std::string json = tmp.file("a.json");
-  // No password: every request is refused with NOAUTH, counted by prefix.
+  // No password: every request is refused with NOAUTH, counted by prefix;
+  // a run in which nothing succeeded fails, and says why.
   RunResult r = Bench({"--addr", a.addr(), "-n", "50", "-c", "2", "--json", json});
-  EXPECT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("no request succeeded (50 errors; error reply: NOAUTH"), std::string::npos) << r.err;
+  // Whatever --max-errors allows.
+  EXPECT_EQ(Bench({"--addr", a.addr(), "-n", "50", "-c", "2", "--max-errors", "1000"}).status, 1);
   auto m = ReadJson(json);
   EXPECT_EQ(Num(m, "errors.error_reply"), 50);
   EXPECT_EQ(Num(m, "error_replies.NOAUTH"), 50);

@@ -12,6 +12,7 @@ namespace {
 using kvstest::Bin;
 using kvstest::RunResult;
 using kvstest::TempDir;
+using kvstest::WriteFile;
 
 constexpr const char kNotFound[] = "Key not found\n";
 
@@ -35,6 +36,8 @@ bool DirIsEmpty(const std::string& dir) {
   closedir(d);
   return empty;
 }
+
+bool Exists(const std::string& path) { return access(path.c_str(), F_OK) == 0; }
 
 class CliTest : public ::testing::Test {
  protected:
@@ -319,6 +322,90 @@ TEST_F(CliTest, DirOption) {
   r = Kvs({"--dir", "nested/store", "get", "key2"});
   ExpectOk(r, "relative --dir get");
   EXPECT_EQ(r.out, "value2\n");
+}
+
+// A read does not create a store: get and rm of a missing directory, or of
+// one that holds no store, answer as for a missing key (get exit 0, rm exit
+// 1, as talent-plan's kvs does for a missing key) and leave it as it was;
+// set still creates the store.
+TEST_F(CliTest, ReadOfNoStoreCreatesNothing) {
+  const std::string missing = dir_.file("nonexist");
+  RunResult r = Kvs({"--dir", missing, "get", "a"});
+  ExpectOk(r, "get in a missing dir");
+  EXPECT_EQ(r.out, kNotFound);
+  r = Kvs({"--dir", missing, "rm", "a"});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_EQ(r.out, kNotFound);
+  r = Kvs({"get", "a"});
+  ExpectOk(r, "get in an empty cwd");
+  EXPECT_EQ(r.out, kNotFound);
+  r = Kvs({"rm", "a"});
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_EQ(r.out, kNotFound);
+  EXPECT_TRUE(DirIsEmpty(dir_.path())) << "a read created something";
+
+  // Some other file is not a store either.
+  kvstest::WriteFile(dir_.file("notes.txt"), "hello");
+  r = Kvs({"get", "a"});
+  ExpectOk(r, "get beside an unrelated file");
+  EXPECT_EQ(r.out, kNotFound);
+  EXPECT_FALSE(Exists(dir_.file("ENGINE")));
+  EXPECT_FALSE(Exists(dir_.file("LOCK")));
+
+  // set creates the store, and reads find it.
+  ExpectOk(Kvs({"--dir", missing, "set", "a", "1"}), "set in a missing dir");
+  r = Kvs({"--dir", missing, "get", "a"});
+  ExpectOk(r, "get after set");
+  EXPECT_EQ(r.out, "1\n");
+  ExpectOk(Kvs({"--dir", missing, "rm", "a"}), "rm after set");
+}
+
+// What "holds a store" means: the ENGINE marker, or (a store whose marker
+// was lost) its segments, or LMDB's data.mdb.
+TEST_F(CliTest, ReadFindsStoreWithoutMarker) {
+  LibSet(dir_.path(), {{"k", "v"}});
+  ASSERT_EQ(unlink(dir_.file("ENGINE").c_str()), 0);
+  RunResult r = Kvs({"get", "k"});
+  ExpectOk(r, "get from segments without a marker");
+  EXPECT_EQ(r.out, "v\n");
+
+  TempDir lm;
+  struct kvs_options o = {};
+  o.engine = KVS_ENGINE_LMDB;
+  struct kvs* db = nullptr;
+  ASSERT_EQ(kvs_open(lm.path().c_str(), &o, &db), KVS_OK) << kvs_errmsg();
+  ASSERT_EQ(kvs_set(db, "k", 1, "w", 1), KVS_OK);
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+  r = Kvs({"--dir", lm.path(), "get", "k"});
+  ExpectOk(r, "get from an lmdb store");
+  EXPECT_EQ(r.out, "w\n");
+}
+
+// The library's side: no_create on a missing or empty directory is
+// KVS_ENOTFOUND and creates nothing.
+TEST(KvsOpenNoCreate, MissingOrEmptyDirIsNotFound) {
+  TempDir t;
+  struct kvs_options o = {};
+  o.no_create = 1;
+  struct kvs* db = nullptr;
+  const std::string missing = t.file("a/b");
+  EXPECT_EQ(kvs_open(missing.c_str(), &o, &db), KVS_ENOTFOUND);
+  EXPECT_EQ(db, nullptr);
+  EXPECT_NE(std::string(kvs_errmsg()).find("no store"), std::string::npos) << kvs_errmsg();
+  EXPECT_FALSE(Exists(t.file("a")));
+  EXPECT_EQ(kvs_open(t.path().c_str(), &o, &db), KVS_ENOTFOUND);
+  EXPECT_TRUE(DirIsEmpty(t.path()));
+  // A file where the directory should be is an error, not "no store".
+  kvstest::WriteFile(t.file("f"), "x");
+  EXPECT_EQ(kvs_open(t.file("f").c_str(), &o, &db), KVS_EINVAL);
+  // An existing store opens.
+  o.no_create = 0;
+  const std::string store = t.file("s");
+  ASSERT_EQ(kvs_open(store.c_str(), &o, &db), KVS_OK) << kvs_errmsg();
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+  o.no_create = 1;
+  ASSERT_EQ(kvs_open(store.c_str(), &o, &db), KVS_OK) << kvs_errmsg();
+  ASSERT_EQ(kvs_close(db), KVS_OK);
 }
 
 TEST_F(CliTest, SecondProcessRefusedWhileOpen) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "resp.h"
+#include "server_util.h"
 #include "test_util.h"
 
 namespace {
@@ -406,6 +407,8 @@ TEST(ClientArgs, InvalidAddress) {
       a.push_back(addr);
       RunResult r = Client(a);
       ExpectFailure(r, args[0] + " --addr " + addr);
+      // A usage error, as kvs-server and kvs-bench exit for a bad address.
+      EXPECT_EQ(r.status, 2) << addr;
       EXPECT_NE(r.err.find("invalid address"), std::string::npos) << addr << ": " << r.err;
     }
   }
@@ -544,3 +547,73 @@ TEST(ClientArgs, BadReplies) {
 }
 
 }  // namespace
+
+// ---- against kvs-server with a password ------------------------------------------
+
+// Run kvs-client with KVS_PASSWORD set to pw in its environment ("" unset).
+RunResult ClientWithEnv(const std::string& pw, const std::vector<std::string>& args) {
+  if (pw.empty())
+    unsetenv("KVS_PASSWORD");
+  else
+    setenv("KVS_PASSWORD", pw.c_str(), 1);
+  RunResult r = Client(args);
+  unsetenv("KVS_PASSWORD");
+  return r;
+}
+
+// The README's example (KVS_PASSWORD=secret kvs-server) followed by
+// kvs-client: --password or KVS_PASSWORD (the option wins) AUTHs first; a
+// wrong password is a clear error naming AUTH, not a NOAUTH later.
+TEST(ClientAuth, PasswordOptionAndEnvironment) {
+  REQUIRE_CLIENT();
+  TempDir t;
+  kvstest::Server srv;
+  ASSERT_EQ(mkdir(t.file("db").c_str(), 0755), 0);
+  ASSERT_EQ(mkdir(t.file("db2").c_str(), 0755), 0);
+  ASSERT_TRUE(srv.Start(t.file("db"), {}, {"KVS_PASSWORD=secret"})) << srv.log();
+  const std::string addr = "127.0.0.1:" + std::to_string(srv.port());
+
+  RunResult r = ClientWithEnv("", {"--addr", addr, "set", "k", "v"});
+  ExpectFailure(r, "set without a password");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("NOAUTH"), std::string::npos) << r.err;
+
+  ExpectOk(ClientWithEnv("", {"--addr", addr, "--password", "secret", "set", "k", "v"}),
+           "set --password");
+  r = ClientWithEnv("", {"get", "k", "--addr", addr, "--password=secret"});
+  ExpectOk(r, "get --password=");
+  EXPECT_EQ(r.out, "v\n");
+  r = ClientWithEnv("secret", {"--addr", addr, "get", "k"});
+  ExpectOk(r, "get with KVS_PASSWORD");
+  EXPECT_EQ(r.out, "v\n");
+  r = ClientWithEnv("wrong", {"--addr", addr, "--password", "secret", "get", "k"});
+  ExpectOk(r, "--password over a wrong KVS_PASSWORD");
+  EXPECT_EQ(r.out, "v\n");
+  r = ClientWithEnv("secret", {"--addr", addr, "rm", "k"});
+  ExpectOk(r, "rm with KVS_PASSWORD");
+  r = ClientWithEnv("secret", {"--addr", addr, "rm", "k"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.err, kNotFound);
+
+  for (std::string how : {"option", "env"}) {
+    r = how == "option" ? ClientWithEnv("", {"--addr", addr, "--password", "nope", "get", "k"})
+                        : ClientWithEnv("nope", {"--addr", addr, "get", "k"});
+    ExpectFailure(r, "a wrong password by " + how);
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("AUTH failed"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("WRONGPASS"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("Key not found"), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(srv.Stop(), 0);
+
+  // --requirepass, the other way to give the server its password.
+  kvstest::Server srv2;
+  ASSERT_TRUE(srv2.Start(t.file("db2"), {"--requirepass", "pw2"})) << srv2.log();
+  const std::string addr2 = "127.0.0.1:" + std::to_string(srv2.port());
+  ExpectOk(ClientWithEnv("", {"--addr", addr2, "--password", "pw2", "set", "a", "b"}),
+           "set against --requirepass");
+  r = ClientWithEnv("pw2", {"--addr", addr2, "get", "a"});
+  ExpectOk(r, "get against --requirepass");
+  EXPECT_EQ(r.out, "b\n");
+  EXPECT_EQ(srv2.Stop(), 0);
+}

@@ -110,6 +110,7 @@ int dump_add_dir(const struct opts *o, struct input_list *l, const char *dir)
 		return -1;
 	}
 	struct names segs = { 0 }, hints = { 0 };
+	bool marker = false, mdb = false;
 	for (;;) {
 		errno = 0; /* how readdir tells an error from the end */
 		struct dirent *de = readdir(d);
@@ -119,6 +120,10 @@ int dump_add_dir(const struct opts *o, struct input_list *l, const char *dir)
 			names_add(&segs, de->d_name);
 		else if (is_store_name(de->d_name, ".hint"))
 			names_add(&hints, de->d_name);
+		else if (strcmp(de->d_name, "ENGINE") == 0)
+			marker = true;
+		else if (strcmp(de->d_name, "data.mdb") == 0)
+			mdb = true;
 	}
 	int rc = 0;
 	if (errno != 0) {
@@ -126,6 +131,15 @@ int dump_add_dir(const struct opts *o, struct input_list *l, const char *dir)
 		rc = -1;
 	}
 	closedir(d);
+	/* Nothing to read is not a clean result unless the directory is a
+	 * store that has no segment yet (its ENGINE marker, no data.mdb). */
+	if (rc == 0 && !segs.n && !hints.n && (mdb || !marker)) {
+		dump_complain(mdb ? "%s: holds an LMDB store; kvs-dump reads "
+				    "the log engine's segments only" :
+				    "%s: not a kvs store (no ENGINE marker, "
+				    "no segment or hint files)", dir);
+		rc = -1;
+	}
 	if (segs.n)
 		qsort(segs.v, segs.n, sizeof *segs.v, cmp_names);
 	if (hints.n)

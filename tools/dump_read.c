@@ -31,7 +31,16 @@ static struct kvs_reader *open_reader(const char *path)
 	int rc = kvs_reader_open(path, &r);
 	if (rc != KVS_OK) {
 		const char *m = kvs_errmsg();
-		if (*m)
+		/* A hint file's checksum covers the whole file, so no byte can
+		 * be blamed: say which bytes it covers and where it is. */
+		if (*m && strstr(m, "bad hint file (checksum or header)") &&
+		    sb.st_size > 5)
+			dump_complain("%s: bad hint file: the checksum at offset "
+				      "%llu does not match the %llu bytes before "
+				      "it, or the header at offset 0 is damaged",
+				      path, (unsigned long long)sb.st_size - 5,
+				      (unsigned long long)sb.st_size - 5);
+		else if (*m)
 			dump_complain("%s", m);
 		else
 			dump_complain("%s: %s", path, kvs_strerror(rc));

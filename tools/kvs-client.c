@@ -24,9 +24,9 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: kvs-client set KEY VALUE [--addr IP:PORT]\n"
-		"       kvs-client get KEY [--addr IP:PORT]\n"
-		"       kvs-client rm KEY [--addr IP:PORT]\n"
+		"usage: kvs-client set KEY VALUE [--addr IP:PORT] [--password PW]\n"
+		"       kvs-client get KEY [--addr IP:PORT] [--password PW]\n"
+		"       kvs-client rm KEY [--addr IP:PORT] [--password PW]\n"
 		"       kvs-client -V | --version\n"
 		"       kvs-client -h | --help\n"
 		"A \"--\" lets KEY or VALUE start with '-'.\n"
@@ -36,7 +36,16 @@ static void usage(FILE *out)
 		"over the Redis protocol.  get prints the value, or 'Key not "
 		"found' (exit 0).\n"
 		"rm of a missing key prints 'Key not found' on stderr and "
-		"exits 1.\n");
+		"exits 1.\n"
+		"\n"
+		"  --addr IP:PORT   the server (default " DEFAULT_ADDR ")\n"
+		"  --password PW    AUTH with PW first (default: $KVS_PASSWORD)\n"
+		"  -V, --version    print the version\n"
+		"  -h, --help       this text\n"
+		"\n"
+		"Exit status: 0 done (get of a missing key included); 1 rm of a "
+		"missing key,\nan error reply, a wrong password, or no "
+		"connection; 2 bad usage or address.\n");
 }
 
 /*
@@ -165,23 +174,103 @@ static int send_all(int fd, const char *p, size_t n)
  * Send one command and read its reply into *in.  Returns 0 and *reply
  * (pointing into in), or -1 with a message printed.
  */
-static int roundtrip(const char *addr, size_t argc, const char *const *argv,
-		     const size_t *argvlen, struct net_buf *in,
-		     struct net_resp_reader *rd,
+/* Read one reply from fd into *in.  0 and *reply, or -1 with a message. */
+static int read_reply(int fd, const char *addr, struct net_buf *in,
+		      struct net_resp_reader *rd,
+		      const struct net_resp_reply **reply)
+{
+	for (;;) {
+		size_t used;
+		int r = net_resp_read_reply(rd, in->data, in->len, reply, &used);
+		if (r == NET_RESP_OK)
+			return 0;
+		if (r != NET_RESP_NEED_MORE) {
+			fprintf(stderr, "kvs-client: bad reply from %s: %s\n",
+				addr, net_resp_reader_errmsg(rd));
+			return -1;
+		}
+		size_t want = net_resp_reader_hint(rd);
+		if (net_buf_reserve(in, want > READ_SIZE ? want : READ_SIZE) !=
+		    NET_RESP_OK) {
+			fprintf(stderr, "kvs-client: out of memory\n");
+			return -1;
+		}
+		ssize_t n = recv(fd, in->data + in->len, in->cap - in->len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fprintf(stderr, "kvs-client: receive from %s: %s\n", addr,
+				errno == EAGAIN || errno == EWOULDBLOCK ?
+					"timed out" : strerror(errno));
+			return -1;
+		}
+		if (n == 0) {
+			fprintf(stderr,
+				"kvs-client: %s closed the connection without "
+				"a reply\n", addr);
+			return -1;
+		}
+		in->len += (size_t)n;
+	}
+}
+
+/*
+ * AUTH with password on fd, and check the reply: a wrong password ends the
+ * run with the server's message and what to check, rather than the NOAUTH
+ * the command would get.  0, or -1 with a message printed.
+ */
+static int authenticate(int fd, const char *addr, const char *password)
+{
+	const char *argv[2] = { "AUTH", password };
+	size_t lens[2] = { 4, strlen(password) };
+	struct net_buf out = NET_BUF_INIT, in = NET_BUF_INIT;
+	struct net_resp_reader rd;
+	const struct net_resp_reply *r;
+	int rc = -1;
+
+	net_resp_reader_init(&rd);
+	if (net_resp_put_command(&out, 2, argv, lens) != NET_RESP_OK) {
+		fprintf(stderr, "kvs-client: out of memory\n");
+		goto out;
+	}
+	if (send_all(fd, out.data, out.len) != 0) {
+		fprintf(stderr, "kvs-client: send to %s: %s\n", addr,
+			strerror(errno));
+		goto out;
+	}
+	if (read_reply(fd, addr, &in, &rd, &r) != 0)
+		goto out;
+	if (r->type == NET_RESP_T_ERROR) {
+		fprintf(stderr, "kvs-client: AUTH failed at %s: %.*s "
+			"(check --password or KVS_PASSWORD)\n", addr,
+			(int)r->len, r->str);
+		goto out;
+	}
+	rc = 0;
+out:
+	net_resp_reader_free(&rd);
+	net_buf_free(&in);
+	net_buf_free(&out);
+	return rc;
+}
+
+static int roundtrip(const struct addrinfo *ai, const char *addr,
+		     const char *password, size_t argc,
+		     const char *const *argv, const size_t *argvlen,
+		     struct net_buf *in, struct net_resp_reader *rd,
 		     const struct net_resp_reply **reply)
 {
-	struct addrinfo *ai = NULL;
 	struct net_buf out = NET_BUF_INIT;
 	int fd = -1, rc = -1;
 
-	if (parse_addr(addr, &ai) != 0)
-		goto out;
 	fd = connect_to(ai);
 	if (fd < 0) {
 		fprintf(stderr, "kvs-client: connect to %s: %s\n", addr,
 			strerror(errno));
 		goto out;
 	}
+	if (password && authenticate(fd, addr, password) != 0)
+		goto out;
 	if (net_resp_put_command(&out, argc, argv, argvlen) != NET_RESP_OK) {
 		fprintf(stderr, "kvs-client: out of memory\n");
 		goto out;
@@ -191,46 +280,13 @@ static int roundtrip(const char *addr, size_t argc, const char *const *argv,
 			strerror(errno));
 		goto out;
 	}
-	for (;;) {
-		size_t used;
-		int r = net_resp_read_reply(rd, in->data, in->len, reply, &used);
-		if (r == NET_RESP_OK)
-			break;
-		if (r != NET_RESP_NEED_MORE) {
-			fprintf(stderr, "kvs-client: bad reply from %s: %s\n",
-				addr, net_resp_reader_errmsg(rd));
-			goto out;
-		}
-		size_t want = net_resp_reader_hint(rd);
-		if (net_buf_reserve(in, want > READ_SIZE ? want : READ_SIZE) !=
-		    NET_RESP_OK) {
-			fprintf(stderr, "kvs-client: out of memory\n");
-			goto out;
-		}
-		ssize_t n = recv(fd, in->data + in->len, in->cap - in->len, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			fprintf(stderr, "kvs-client: receive from %s: %s\n", addr,
-				errno == EAGAIN || errno == EWOULDBLOCK ?
-					"timed out" : strerror(errno));
-			goto out;
-		}
-		if (n == 0) {
-			fprintf(stderr,
-				"kvs-client: %s closed the connection without "
-				"a reply\n", addr);
-			goto out;
-		}
-		in->len += (size_t)n;
-	}
+	if (read_reply(fd, addr, in, rd, reply) != 0)
+		goto out;
 	rc = 0;
 out:
 	if (fd >= 0)
 		close(fd);
 	net_buf_free(&out);
-	if (ai)
-		freeaddrinfo(ai);
 	return rc;
 }
 
@@ -290,11 +346,12 @@ int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "addr", required_argument, NULL, 'a' },
+		{ "password", required_argument, NULL, 'p' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *addr = DEFAULT_ADDR;
+	const char *addr = DEFAULT_ADDR, *password = NULL;
 	int c;
 
 	/* Options may come anywhere ("get KEY --addr A", as talent-plan
@@ -302,6 +359,7 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "Vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'a': addr = optarg; break;
+		case 'p': password = optarg; break;
 		case 'V': printf("kvs-client %s\n", KVS_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -338,14 +396,28 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nargs; i++)
 		reqlen[i] = strlen(req[i]);
 
+	/* As kvs-bench: --password, else a non-empty $KVS_PASSWORD. */
+	if (!password) {
+		const char *pw = getenv("KVS_PASSWORD");
+		if (pw && *pw)
+			password = pw;
+	}
+	/* A bad address is a usage error (exit 2), as in kvs-server and
+	 * kvs-bench. */
+	struct addrinfo *ai = NULL;
+	if (parse_addr(addr, &ai) != 0)
+		return 2;
+
 	struct net_buf in = NET_BUF_INIT;
 	struct net_resp_reader rd;
 	const struct net_resp_reply *r = NULL;
 	int status = 1;
 	net_resp_reader_init(&rd);
-	if (roundtrip(addr, (size_t)nargs, req, reqlen, &in, &rd, &r) == 0)
+	if (roundtrip(ai, addr, password, (size_t)nargs, req, reqlen, &in, &rd,
+		      &r) == 0)
 		status = handle_reply(op, r, addr);
 	net_resp_reader_free(&rd);
+	freeaddrinfo(ai);
 	net_buf_free(&in);
 	if (fflush(stdout) != 0 && status == 0) {
 		perror("kvs-client: stdout");

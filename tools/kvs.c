@@ -18,7 +18,9 @@ static void usage(FILE *out)
 		"       kvs -h | --help\n"
 		"A \"--\" after the subcommand lets KEY or VALUE start with '-'.\n"
 		"\n"
-		"Works on the store in the current directory, or in DIR.\n"
+		"Works on the store in the current directory, or in DIR; only\n"
+		"set creates one (get and rm of a directory without a store\n"
+		"answer as for a missing key).\n"
 		"get prints the value, or 'Key not found' (exit 0).\n"
 		"rm of a missing key prints 'Key not found' and exits 1.\n");
 }
@@ -97,14 +99,21 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	struct kvs_options opt = { .log = log_stderr };
+	/* Only set makes a store: get and rm of a directory that holds none
+	 * answer as for a missing key, and leave the directory as it was. */
+	bool is_set = strcmp(cmd, "set") == 0;
+	struct kvs_options opt = { .log = log_stderr, .no_create = !is_set };
 	struct kvs *db;
 	int rc = kvs_open(dir, &opt, &db);
+	if (rc == KVS_ENOTFOUND) {
+		printf("Key not found\n");
+		return fflush(stdout) != 0 ? 1 : strcmp(cmd, "rm") == 0;
+	}
 	if (rc != KVS_OK)
 		return fail(rc);
 	const char *key = args[1];
 	int status = 0;
-	if (strcmp(cmd, "set") == 0) {
+	if (is_set) {
 		rc = kvs_set(db, key, strlen(key), args[2], strlen(args[2]));
 		if (rc != KVS_OK)
 			status = fail(rc);
