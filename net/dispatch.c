@@ -252,6 +252,20 @@ static void put_command_info(struct net_conn *c, const struct net_command *k)
 	net_reply_array(c, 0); /* subcommands */
 }
 
+static const char *const command_help[] = {
+	"(no subcommand)",
+	"    Return details about every command kvs-server knows.",
+	"COUNT",
+	"    Return the number of commands.",
+	"DOCS [<command-name> ...]",
+	"    Return documentation of commands: kvs-server has none (empty).",
+	"INFO [<command-name> ...]",
+	"    Return details about the given commands (nil for an unknown one).",
+	"LIST",
+	"    Return the names of every command.",
+	NULL,
+};
+
 static void cmd_command(struct net_conn *c, const struct net_resp_cmd *cmd)
 {
 	size_t i;
@@ -262,6 +276,8 @@ static void cmd_command(struct net_conn *c, const struct net_resp_cmd *cmd)
 			put_command_info(c, &commands[i]);
 	} else if (net_arg_is(cmd, 1, "COUNT") && cmd->argc == 2) {
 		net_reply_int(c, (long long)ncommands);
+	} else if (net_arg_is(cmd, 1, "HELP") && cmd->argc == 2) {
+		net_reply_help(c, "COMMAND", command_help);
 	} else if (net_arg_is(cmd, 1, "DOCS")) {
 		net_reply_array(c, 0); /* no documentation: clients accept it */
 	} else if (net_arg_is(cmd, 1, "LIST") && cmd->argc == 2) {

@@ -310,6 +310,10 @@ TEST(ServerOptions, ClientAndConfigHelp) {
   h = c.Cmd({"config", "help"});
   EXPECT_NE(h.find("simple:CONFIG <subcommand>"), std::string::npos) << h;
   EXPECT_NE(h.find("simple:GET <pattern>"), std::string::npos) << h;
+  h = c.Cmd({"COMMAND", "HELP"});
+  EXPECT_NE(h.find("simple:COMMAND <subcommand>"), std::string::npos) << h;
+  EXPECT_NE(h.find("simple:COUNT"), std::string::npos) << h;
+  EXPECT_NE(h.find("simple:HELP,"), std::string::npos) << h;
   EXPECT_EQ(c.Cmd({"CLIENT", "HELP", "x"}), "error:ERR wrong number of arguments for 'client|help' command");
   EXPECT_EQ(c.Cmd({"CLIENT", "NOPE"}), "error:ERR unknown subcommand 'NOPE'. Try CLIENT HELP.");
   EXPECT_EQ(s.Stop(), 0);
