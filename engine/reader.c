@@ -53,7 +53,8 @@ int kvs_reader_open(const char *path, struct kvs_reader **out)
 		goto fail;
 	}
 	/* Read what is there now; a file that shrinks meanwhile just reads
-	 * short, and its tail shows up as a truncated record. */
+	 * short, and its tail shows up as a record that runs past the end
+	 * of the data. */
 	ssize_t got = kvs__io_pread_full(fd, r->map, (size_t)st.st_size, 0);
 	if (got < 0) {
 		rc = kvs__err_errno(KVS_EIO, (int)-got, "%s: read", path);
@@ -151,7 +152,7 @@ int kvs_reader_next(struct kvs_reader *r, struct kvs_record *rec)
 		r->failed = true;
 		return kvs__err(KVS_ECORRUPT, "%s: bad record at offset %llu: %s",
 				r->path, (unsigned long long)r->pos,
-				d == KVS__DEC_SHORT ? "truncated record" : why);
+				why);
 	}
 	if (rec->type == KVS_REC_FOOTER) {
 		r->footer = true;

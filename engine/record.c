@@ -152,11 +152,16 @@ static enum kvs__dec fixed_u32(const unsigned char *buf, size_t len,
 	return KVS__DEC_OK;
 }
 
+/* Why a record is SHORT, whichever item the data ends in.  The same words
+ * whether the engine or kvs-dump (reader.c) meets it: a length byte damaged
+ * to claim more than is there reads as this too, not as a bad item. */
+const char kvs__rec_short[] = "record runs past the end of the data";
+
 #define STEP(call, what)                                                     \
 	do {                                                                 \
 		enum kvs__dec d_ = (call);                                   \
 		if (d_ != KVS__DEC_OK) {                                     \
-			*why = (what);                                       \
+			*why = d_ == KVS__DEC_SHORT ? kvs__rec_short : (what); \
 			return d_;                                           \
 		}                                                            \
 	} while (0)
@@ -268,7 +273,7 @@ enum kvs__dec kvs__rec_decode_head(const unsigned char *buf, size_t len,
 	/* buf ends inside the crc item: SHORT, as kvs__rec_decode says of
 	 * the same bytes (a prefix of a record is never BAD). */
 	if (len - pos < 5) {
-		*why = "record cut short";
+		*why = kvs__rec_short;
 		return KVS__DEC_SHORT;
 	}
 	rec->length = pos + 5;

@@ -65,6 +65,9 @@ size_t kvs__rec_encode_txn(unsigned char *out, uint64_t seq, uint64_t count);
 size_t kvs__rec_encode_flush(unsigned char *out, uint64_t seq);
 
 enum kvs__dec { KVS__DEC_OK, KVS__DEC_SHORT, KVS__DEC_BAD };
+
+/* The *why of every KVS__DEC_SHORT of the decoders below. */
+extern const char kvs__rec_short[];
 /* Decode one record from buf[0..len).  On KVS__DEC_OK fills rec (with
  * rec->offset = 0, pointers into buf) and *crc_out.  KVS__DEC_SHORT: buf
  * ends inside a record.  KVS__DEC_BAD: *why says what is wrong, and

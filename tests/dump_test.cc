@@ -1292,3 +1292,36 @@ TEST(DumpTest, NonStoreDirectoryIsAnError) {
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.err, "");
 }
+
+// The same damaged byte gets the same words from the engine (`kvs`) and
+// kvs-dump: a value's length head damaged to claim more bytes than the file
+// holds is "runs past the end of the data" from both (the engine used to say
+// "bad value", kvs-dump "truncated record").  The hints are removed so that
+// the engine scans the segment at open, as kvs-dump does.
+TEST(DumpTest, LengthRunningPastTheEndHasTheSameWordsInKvsAndKvsDump) {
+  TempDir t;
+  FillStore(t.path(), 150);
+  for (const auto& h : Hints(t.path())) ASSERT_EQ(unlink(h.c_str()), 0) << h;
+  auto segs = Segments(t.path());
+  ASSERT_GE(segs.size(), 3u);
+  auto recs = Records(segs[1]);
+  ASSERT_GE(recs.size(), 10u);
+  const RecPos& r = recs[recs.size() / 2];
+  ASSERT_EQ(r.op, "set");
+  // Value(i, 100): head 58 64, then 100 bytes, then the 5-byte checksum.
+  long long head = r.offset + r.length - 5 - 100 - 2;
+  std::string data = kvstest::ReadFile(segs[1]);
+  ASSERT_EQ(static_cast<unsigned char>(data[head]), 0x58u);
+  ASSERT_EQ(static_cast<unsigned char>(data[head + 1]), 100u);
+  data[head] = '\x59';  // a 2-byte length: 0x64xx, past the 4 KiB file
+  kvstest::WriteFile(segs[1], data);
+  const std::string want = segs[1] + ": bad record at offset " + std::to_string(r.offset) +
+                           ": record runs past the end of the data";
+
+  RunResult d = Dump({"--verify", t.path()});
+  EXPECT_EQ(d.status, 1);
+  EXPECT_TRUE(Contains(d.err, want)) << d.err;
+  RunResult k = kvstest::Run({Bin("kvs"), "--dir", t.path(), "get", "key-1"}, "", 60);
+  EXPECT_NE(k.status, 0);
+  EXPECT_TRUE(Contains(k.err, want)) << k.err;
+}
