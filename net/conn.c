@@ -295,7 +295,7 @@ static bool next_read_passes(struct net_conn *c, struct net_resp_cmd *cmd,
 
 	/* Inside MULTI a read is queued, not run: the order of the queue
 	 * and the batch must not change.  Held replies stay bounded. */
-	if (net_multi_active(c) || !c->authed ||
+	if (!c->w->srv->cfg.early_reads || net_multi_active(c) || !c->authed ||
 	    net_reply_held(c) >= NET_TURN_OUTPUT ||
 	    !net_resp_peek_command(buf, len, &name, &namelen) ||
 	    !net_cmd_is_keyed_read(name, namelen))

@@ -22,7 +22,7 @@ static void usage(FILE *out)
 		"                  [--requirepass PASS | --requirepass-file FILE]\n"
 		"                  [--client-output-limit SIZE] [--port-file FILE]\n"
 		"                  [--segment-size SIZE]\n"
-		"                  [--snapshot-dir DIR]\n"
+		"                  [--snapshot-dir DIR] [--pipeline-reads ordered|early]\n"
 		"       kvs-server -V | --version\n"
 		"       kvs-server -h | --help\n"
 		"\n"
@@ -47,6 +47,12 @@ static void usage(FILE *out)
 		"                (4KiB..1GiB, default 64MiB)\n"
 		"  --snapshot-dir  where BGSAVE and SAVE put snapshots, each in\n"
 		"                <unix time in ms>/ (default DIR/snapshots)\n"
+		"  --pipeline-reads  ordered (default): a pipelined read waits for\n"
+		"                the connection's earlier writes, as in Redis;\n"
+		"                early: a read of other keys runs at once (replies\n"
+		"                stay in order), so writes around it share one\n"
+		"                round; for shards behind one twemproxy only\n"
+		"                (docs/SCALING.md)\n"
 		"SIZE: a number of bytes, or with a unit as Redis's config: k, m, g\n"
 		"(1000^n), kb, mb, gb or KiB, MiB, GiB (1024^n); e.g. 64MiB, 512kb.\n"
 		"Exit status 2 for a usage error (a bad option, value or address),\n"
@@ -252,6 +258,7 @@ int main(int argc, char **argv)
 		{ "port-file", required_argument, NULL, 'F' },
 		{ "segment-size", required_argument, NULL, 's' },
 		{ "snapshot-dir", required_argument, NULL, 'S' },
+		{ "pipeline-reads", required_argument, NULL, 'R' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -331,6 +338,17 @@ int main(int argc, char **argv)
 		}
 		case 'S':
 			cfg.snapshot_dir = optarg;
+			break;
+		case 'R':
+			if (strcmp(optarg, "ordered") == 0) {
+				cfg.early_reads = false;
+			} else if (strcmp(optarg, "early") == 0) {
+				cfg.early_reads = true;
+			} else {
+				fprintf(stderr, "kvs-server: --pipeline-reads: "
+					"ordered or early, not '%s'\n", optarg);
+				return 2;
+			}
 			break;
 		case 'V':
 			printf("kvs-server %s\n", KVS_VERSION);

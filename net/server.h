@@ -61,6 +61,14 @@ struct net_server_config {
 	const char *fsync_name;   /* "always", "everysec" or "never" */
 	/* Where BGSAVE and SAVE put snapshots (NULL: "<dir>/snapshots"). */
 	const char *snapshot_dir;
+	/* A pipelined read of keys the connection's open write batch does not
+	 * write runs without waiting for the batch (its reply is held in
+	 * order).  Off by default: it lets a connection's read run before its
+	 * own earlier writes to other keys are visible to other connections,
+	 * an order Redis never shows (docs/SCALING.md, "Pipelined reads").
+	 * Behind one twemproxy, the only client of a shard, nobody can see
+	 * the difference, and it keeps the proxy's writes in one round. */
+	bool early_reads;
 };
 
 struct net_server; /* a running server: opaque */

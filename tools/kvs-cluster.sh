@@ -137,7 +137,12 @@ for ((i = 0; i < shards; i++)); do
 		port=$base_port
 		[ "$base_port" = 0 ] || port=$((base_port + i))
 		rm -f "$sdir.port"
+		# --pipeline-reads early: nutcracker is each shard's only
+		# client, over one connection, so no one can see a read run
+		# before that connection's earlier writes to other keys
+		# (docs/SCALING.md, "Pipelined reads").
 		"$server" --addr "127.0.0.1:$port" --dir "$sdir" --fsync "$fsync" \
+			--pipeline-reads early \
 			--port-file "$sdir.port" ${threads:+--threads "$threads"} \
 			>"$sdir.log" 2>&1 &
 		pids+=($!)
