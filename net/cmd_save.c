@@ -11,6 +11,7 @@
  * the copy of at most the active segment, so the wait is bounded by one
  * segment's copy and fsync; the store is closed after it. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "commands.h"
@@ -113,7 +115,36 @@ void net_save_status(struct net_server *s, struct net_save_status *out)
 	KVS_CHECK(pthread_mutex_unlock(&sv->mu));
 }
 
-/* mkdir -p dir.  0 or an errno value. */
+/* fsync the directory that holds path (path itself is not touched).
+ * 0 or an errno value. */
+static int sync_parent(const char *path)
+{
+	char p[4096];
+	size_t len = strlen(path);
+
+	if (len >= sizeof p)
+		return ENAMETOOLONG;
+	memcpy(p, path, len + 1);
+	while (len > 1 && p[len - 1] == '/')
+		p[--len] = '\0';
+	char *slash = strrchr(p, '/');
+	if (!slash)
+		strcpy(p, ".");
+	else if (slash == p)
+		p[1] = '\0';
+	else
+		*slash = '\0';
+	int fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	int rc = fsync(fd) == 0 ? 0 : errno;
+	close(fd);
+	return rc;
+}
+
+/* mkdir -p dir.  Each directory it creates is made durable (its parent
+ * fsynced): a snapshot reported done must not vanish with a directory
+ * entry above it that was never synced.  0 or an errno value. */
 static int make_dirs(const char *dir)
 {
 	char p[4096];
@@ -127,8 +158,13 @@ static int make_dirs(const char *dir)
 		if (p[i] != '/' && p[i] != '\0')
 			continue;
 		p[i] = '\0';
-		if (mkdir(p, 0755) != 0 && errno != EEXIST)
+		if (mkdir(p, 0755) == 0) {
+			int rc = sync_parent(p);
+			if (rc != 0)
+				return rc;
+		} else if (errno != EEXIST) {
 			return errno;
+		}
 		p[i] = i < len ? '/' : '\0';
 	}
 	if (stat(dir, &st) != 0)

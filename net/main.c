@@ -109,9 +109,12 @@ static int blank(const char *p)
  * line of --requirepass-file (file), or else KVS_PASSWORD.  An option
  * overrides the environment variable (as a command line does); two
  * options (nopts > 1: both, or one twice) conflict, since which one wins
- * would be a guess.  An empty or blank password is refused wherever it
- * comes from: it would start a server that asks for no password while the
- * user meant one.  *out: NULL (no password) or the password (in secret).
+ * would be a guess.  An empty or blank option value or file is refused: it
+ * would start a server that asks for no password while the user meant one.
+ * An empty KVS_PASSWORD is unset, as kvs-client and kvs-bench read it (and
+ * as a service manager's "KVS_PASSWORD=" line means), with a warning; a
+ * blank one (spaces) is refused.  *out: NULL (no password) or the password
+ * (in secret).
  * Returns 0, or 2 (the usage error exit status) after saying why.
  */
 static int resolve_password(const char *pass, const char *file, int nopts,
@@ -120,6 +123,12 @@ static int resolve_password(const char *pass, const char *file, int nopts,
 	const char *env = getenv("KVS_PASSWORD");
 
 	*out = NULL;
+	if (env && !*env) {
+		if (nopts == 0)
+			net_log(NET_LOG_WARN, "KVS_PASSWORD is set but empty: "
+				"taken as unset (no password)");
+		env = NULL;
+	}
 	if (nopts > 1) {
 		fprintf(stderr, "kvs-server: the password is given more than "
 			"once (--requirepass, --requirepass-file): give one "

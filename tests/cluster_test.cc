@@ -38,14 +38,24 @@ struct Shard {
   std::string dir;
 };
 
-// tools/kvs-cluster.sh in the foreground, in its own process group (so a
-// failed test still takes the shards down with it).
+// tools/kvs-cluster.sh in the foreground, in its own process group.  The
+// script starts nutcracker and the shards in sessions of their own (setsid),
+// so a failed test stops them through the script (SIGTERM), and kills what
+// is left by pid if the script does not stop.
 class Cluster {
  public:
   ~Cluster() {
     if (pid_ > 0) {
-      kill(-pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
+      kill(pid_, SIGTERM);
+      auto deadline = Clock::now() + std::chrono::seconds(15);
+      while (waitpid(pid_, nullptr, WNOHANG) != pid_) {
+        if (Clock::now() > deadline) {
+          KillAll();
+          waitpid(pid_, nullptr, 0);
+          break;
+        }
+        usleep(10000);
+      }
     }
   }
   bool Start(const std::string& dir, const std::vector<std::string>& extra = {}) {
@@ -87,8 +97,7 @@ class Cluster {
       std::string kind;
       if (f >> kind && kind == "proxy") {
         std::string addr;
-        pid_t proxy_pid;
-        f >> addr >> proxy_pid;
+        f >> addr >> proxy_pid_;
         proxy_port_ = std::stoi(addr.substr(addr.rfind(':') + 1));
         int i;
         Shard s;
@@ -112,7 +121,7 @@ class Cluster {
     while (waitpid(pid_, &st, WNOHANG) != pid_) {
       if (Clock::now() > deadline) {
         ADD_FAILURE() << "kvs-cluster.sh did not stop: " << log();
-        kill(-pid_, SIGKILL);
+        KillAll();
         waitpid(pid_, &st, 0);
         break;
       }
@@ -131,7 +140,15 @@ class Cluster {
   std::string log() const { return ReadFile(dir_ + "/cluster.log"); }
 
  private:
+  // The script's group, then nutcracker and the shards it started.
+  void KillAll() {
+    kill(-pid_, SIGKILL);
+    if (proxy_pid_ > 0) kill(proxy_pid_, SIGKILL);
+    for (const auto& s : shards_)
+      if (s.pid > 0) kill(s.pid, SIGKILL);
+  }
   pid_t pid_ = -1;
+  pid_t proxy_pid_ = -1;
   int proxy_port_ = 0;
   std::vector<Shard> shards_;
   std::string dir_;

@@ -141,7 +141,7 @@ for ((i = 0; i < shards; i++)); do
 		# client, over one connection, so no one can see a read run
 		# before that connection's earlier writes to other keys
 		# (docs/SCALING.md, "Pipelined reads").
-		"$server" --addr "127.0.0.1:$port" --dir "$sdir" --fsync "$fsync" \
+		setsid "$server" --addr "127.0.0.1:$port" --dir "$sdir" --fsync "$fsync" \
 			--pipeline-reads early \
 			--port-file "$sdir.port" ${threads:+--threads "$threads"} \
 			>"$sdir.log" 2>&1 &
@@ -158,7 +158,7 @@ for ((i = 0; i < shards; i++)); do
 		if [ "$base_port" = 0 ]; then port=$(free_port); else port=$((base_port + i)); fi
 		persist=(--save '' --appendonly no)
 		[ "$fsync" = never ] || persist=(--save '' --appendonly yes --appendfsync "$fsync")
-		redis-server --bind 127.0.0.1 --port "$port" --dir "$sdir" \
+		setsid redis-server --bind 127.0.0.1 --port "$port" --dir "$sdir" \
 			"${persist[@]}" --daemonize no >"$sdir.log" 2>&1 &
 		pids+=($!)
 	fi
@@ -196,7 +196,7 @@ conf=$dir/nutcracker.yml
 "$nutcracker" -t -c "$conf" >/dev/null 2>&1 || { "$nutcracker" -t -c "$conf"; die "nutcracker refuses $conf"; }
 # Its stats port (JSON counters) on loopback too, on a free port.
 stats_port=$(free_port)
-"$nutcracker" -c "$conf" -o "$dir/nutcracker.log" -s "$stats_port" -a 127.0.0.1 -p "$dir/nutcracker.pid" &
+setsid "$nutcracker" -c "$conf" -o "$dir/nutcracker.log" -s "$stats_port" -a 127.0.0.1 -p "$dir/nutcracker.pid" &
 proxy_pid=$!
 wait_ready "$proxy_pid" "$proxy_port" || { cat "$dir/nutcracker.log" >&2; die "nutcracker does not answer PING (log: $dir/nutcracker.log)"; }
 
@@ -214,6 +214,12 @@ if [ -n "$info" ]; then
 fi
 echo "Ctrl-C stops the cluster" >&2
 
+# The children run in sessions of their own (setsid: without a fork, so
+# the pids above are theirs): Ctrl-C reaches this script only, whose trap
+# stops nutcracker first, then each shard with SIGTERM.  Before, the
+# terminal's SIGINT hit them all at once, and this loop could find
+# nutcracker gone before the trap ran and report a failure.
+#
 # Sleep in the background and wait for it, so a signal runs the trap at
 # once; a process that dies is reported and the rest keep serving (a test
 # kills and restarts shards on purpose).
