@@ -61,7 +61,11 @@ rows=("direct, 1 kvs-server, fsync never"
       "proxy, 3 kvs-server, fsync never"
       "proxy, 3 redis-server, no persistence"
       "proxy, 3 kvs-server, fsync everysec"
-      "proxy, 3 redis-server, appendfsync everysec")
+      "proxy, 3 redis-server, appendfsync everysec"
+      "proxy, 3 kvs-server, fsync never, --pipeline-reads ordered"
+      "proxy, 3 kvs-server, fsync always"
+      "proxy, 3 kvs-server, fsync always, --pipeline-reads ordered"
+      "proxy, 3 redis-server, appendfsync always")
 
 run_row() {
 	case $1 in
@@ -70,6 +74,10 @@ run_row() {
 	2) start_cluster rn --redis --fsync never ;;
 	3) start_cluster ke --fsync everysec ;;
 	4) start_cluster re --redis --fsync everysec ;;
+	5) start_cluster ko --fsync never --pipeline-reads ordered ;;
+	6) start_cluster ka --fsync always ;;
+	7) start_cluster kao --fsync always --pipeline-reads ordered ;;
+	8) start_cluster ra --redis --fsync always ;;
 	esac
 	"$bin/kvs-bench" --addr "$addr" -c 50 -d "$secs" -q "${extra[@]}" \
 		>"$work/out" 2>&1
@@ -107,7 +115,9 @@ for i in "${!rows[@]}"; do
 	got[$i,med]=$med
 done
 echo
-awk -v a="${got[1,med]}" -v b="${got[2,med]}" -v c="${got[3,med]}" -v d="${got[4,med]}" -v e="${got[0,med]}" 'BEGIN {
-	printf "kvs/redis behind the proxy: %.2f (never vs none), %.2f (everysec)\n", a / b, c / d
+awk -v a="${got[1,med]}" -v b="${got[2,med]}" -v c="${got[3,med]}" -v d="${got[4,med]}" -v e="${got[0,med]}" \
+    -v o="${got[5,med]}" -v ka="${got[6,med]}" -v kao="${got[7,med]}" -v ra="${got[8,med]}" 'BEGIN {
+	printf "kvs/redis behind the proxy: %.2f (never vs none), %.2f (everysec), %.2f (always)\n", a / b, c / d, ka / ra
+	printf "early/ordered pipelined reads: %.2f (never), %.2f (always)\n", a / o, ka / kao
 	printf "3 kvs shards through the proxy / 1 kvs-server directly: %.2f\n", a / e
 }'

@@ -21,6 +21,8 @@ usage: kvs-cluster.sh [options]
   --fsync POLICY        the shards' --fsync: always, everysec, never
                         (default everysec)
   --threads N           the shards' worker threads (default: kvs-server's)
+  --pipeline-reads MODE the kvs shards' --pipeline-reads (default early:
+                        safe behind this one proxy, docs/SCALING.md)
   --timeout MS          nutcracker's reply timeout per request (default 2000)
   --redis               redis-server shards instead of kvs-server (for
                         comparisons; persistence as --fsync: never = none,
@@ -38,7 +40,7 @@ EOF
 die() { echo "kvs-cluster: $*" >&2; exit 2; }
 
 shards=3 dir=./cluster-data base_port=0 proxy_port=22121 fsync=everysec
-threads= timeout_ms=2000 backend=kvs info= bin_dir=
+threads= timeout_ms=2000 backend=kvs info= bin_dir= reads=early
 while [ $# -gt 0 ]; do
 	case $1 in
 	-n|--shards) shards=${2-}; shift ;;
@@ -47,6 +49,7 @@ while [ $# -gt 0 ]; do
 	--proxy-port) proxy_port=${2-}; shift ;;
 	--fsync) fsync=${2-}; shift ;;
 	--threads) threads=${2-}; shift ;;
+	--pipeline-reads) reads=${2-}; shift ;;
 	--timeout) timeout_ms=${2-}; shift ;;
 	--redis) backend=redis ;;
 	--info) info=${2-}; shift ;;
@@ -65,6 +68,7 @@ isnum "$proxy_port" && [ "$proxy_port" -le 65535 ] || die "bad --proxy-port '$pr
 isnum "$timeout_ms" && [ "$timeout_ms" -ge 1 ] || die "bad --timeout '$timeout_ms'"
 [ -z "$threads" ] || isnum "$threads" || die "bad --threads '$threads'"
 case $fsync in always|everysec|never) ;; *) die "--fsync: always, everysec or never" ;; esac
+case $reads in ordered|early) ;; *) die "--pipeline-reads: ordered or early" ;; esac
 [ -n "$dir" ] || die "--dir needs a directory"
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -142,7 +146,7 @@ for ((i = 0; i < shards; i++)); do
 		# before that connection's earlier writes to other keys
 		# (docs/SCALING.md, "Pipelined reads").
 		setsid "$server" --addr "127.0.0.1:$port" --dir "$sdir" --fsync "$fsync" \
-			--pipeline-reads early \
+			--pipeline-reads "$reads" \
 			--port-file "$sdir.port" ${threads:+--threads "$threads"} \
 			>"$sdir.log" 2>&1 &
 		pids+=($!)
