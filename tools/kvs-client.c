@@ -214,6 +214,25 @@ static int read_reply(int fd, const char *addr, struct net_buf *in,
 	}
 }
 
+/* Encode one command and send it whole on fd.  0, or -1 with a message
+ * printed. */
+static int send_command(int fd, const char *addr, size_t argc,
+			const char *const *argv, const size_t *lens)
+{
+	struct net_buf out = NET_BUF_INIT;
+	int rc = -1;
+
+	if (net_resp_put_command(&out, argc, argv, lens) != NET_RESP_OK)
+		fprintf(stderr, "kvs-client: out of memory\n");
+	else if (send_all(fd, out.data, out.len) != 0)
+		fprintf(stderr, "kvs-client: send to %s: %s\n", addr,
+			strerror(errno));
+	else
+		rc = 0;
+	net_buf_free(&out);
+	return rc;
+}
+
 /*
  * AUTH with password on fd, and check the reply: a wrong password ends the
  * run with the server's message and what to check, rather than the NOAUTH
@@ -223,22 +242,14 @@ static int authenticate(int fd, const char *addr, const char *password)
 {
 	const char *argv[2] = { "AUTH", password };
 	size_t lens[2] = { 4, strlen(password) };
-	struct net_buf out = NET_BUF_INIT, in = NET_BUF_INIT;
+	struct net_buf in = NET_BUF_INIT;
 	struct net_resp_reader rd;
 	const struct net_resp_reply *r;
 	int rc = -1;
 
 	net_resp_reader_init(&rd);
-	if (net_resp_put_command(&out, 2, argv, lens) != NET_RESP_OK) {
-		fprintf(stderr, "kvs-client: out of memory\n");
-		goto out;
-	}
-	if (send_all(fd, out.data, out.len) != 0) {
-		fprintf(stderr, "kvs-client: send to %s: %s\n", addr,
-			strerror(errno));
-		goto out;
-	}
-	if (read_reply(fd, addr, &in, &rd, &r) != 0)
+	if (send_command(fd, addr, 2, argv, lens) != 0 ||
+	    read_reply(fd, addr, &in, &rd, &r) != 0)
 		goto out;
 	if (r->type == NET_RESP_T_ERROR) {
 		fprintf(stderr, "kvs-client: AUTH failed at %s: %.*s "
@@ -250,7 +261,6 @@ static int authenticate(int fd, const char *addr, const char *password)
 out:
 	net_resp_reader_free(&rd);
 	net_buf_free(&in);
-	net_buf_free(&out);
 	return rc;
 }
 
@@ -260,33 +270,19 @@ static int roundtrip(const struct addrinfo *ai, const char *addr,
 		     struct net_buf *in, struct net_resp_reader *rd,
 		     const struct net_resp_reply **reply)
 {
-	struct net_buf out = NET_BUF_INIT;
-	int fd = -1, rc = -1;
+	int fd, rc = -1;
 
 	fd = connect_to(ai);
 	if (fd < 0) {
 		fprintf(stderr, "kvs-client: connect to %s: %s\n", addr,
 			strerror(errno));
-		goto out;
+		return -1;
 	}
-	if (password && authenticate(fd, addr, password) != 0)
-		goto out;
-	if (net_resp_put_command(&out, argc, argv, argvlen) != NET_RESP_OK) {
-		fprintf(stderr, "kvs-client: out of memory\n");
-		goto out;
-	}
-	if (send_all(fd, out.data, out.len) != 0) {
-		fprintf(stderr, "kvs-client: send to %s: %s\n", addr,
-			strerror(errno));
-		goto out;
-	}
-	if (read_reply(fd, addr, in, rd, reply) != 0)
-		goto out;
-	rc = 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	net_buf_free(&out);
+	if ((!password || authenticate(fd, addr, password) == 0) &&
+	    send_command(fd, addr, argc, argv, argvlen) == 0 &&
+	    read_reply(fd, addr, in, rd, reply) == 0)
+		rc = 0;
+	close(fd);
 	return rc;
 }
 
