@@ -341,6 +341,49 @@ int kvs_submit(struct kvs *db, struct kvs_op *ops, size_t n,
 	return kvs_submit_flags(db, ops, n, 0, done, ctx);
 }
 
+void kvs_submit_all(struct kvs *db, const struct kvs_submission *subs,
+		    size_t n)
+{
+	size_t bad = 0;
+	if (!db || (!subs && n))
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (!subs[i].done || (!subs[i].ops && subs[i].n) ||
+		    check_batch(db, subs[i].ops, subs[i].n, subs[i].flags))
+			bad++;
+	if (bad == 0) {
+		VT(db)->submit_all(db, subs, n);
+		return;
+	}
+	/* Some refused (rare): answer those, hand over the rest in order. */
+	struct kvs_submission *ok = malloc((n - bad) * sizeof *ok + 1);
+	size_t nok = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct kvs_submission *x = &subs[i];
+		int rc = KVS_EINVAL;
+		if (!x->done)
+			continue; /* nobody to tell */
+		if ((x->ops || !x->n) &&
+		    (rc = check_batch(db, x->ops, x->n, x->flags)) == KVS_OK) {
+			if (ok) {
+				ok[nok++] = *x;
+				continue;
+			}
+			rc = VT(db)->submit(db, x->ops, x->n, x->flags,
+					    x->done, x->ctx);
+			if (rc == KVS_OK)
+				continue;
+		} else if (rc == KVS_EINVAL && !x->ops) {
+			kvs__err(KVS_EINVAL, "kvs_submit_all: NULL ops");
+		}
+		x->done(x->ctx, rc);
+	}
+	if (ok) {
+		VT(db)->submit_all(db, ok, nok);
+		free(ok);
+	}
+}
+
 int kvs_lookup(struct kvs *db, const void *key, size_t klen, void **val,
 	       size_t *vlen, int64_t *expire_ms)
 {

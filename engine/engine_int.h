@@ -88,6 +88,9 @@ struct kvs__vtable {
 	int (*submit)(struct kvs *db, struct kvs_op *ops, size_t n,
 		      unsigned flags, void (*done)(void *ctx, int result),
 		      void *ctx);
+	/* Each of subs[0..n) checked; done() called for any refused. */
+	void (*submit_all)(struct kvs *db, const struct kvs_submission *subs,
+			   size_t n);
 	int (*lookup)(struct kvs *db, const void *key, size_t klen,
 		      void **val, size_t *vlen, int64_t *expire_ms);
 	uint64_t (*key_version)(struct kvs *db, const void *key, size_t klen);
@@ -131,14 +134,32 @@ extern const struct kvs__vtable kvs__lmdb_engine;
  * list at once.  mu guards head, tail and len; the writer sleeps on cv
  * (CLOCK_MONOTONIC) when the queue is empty, and the background I/O thread
  * wakes it there.  mu is a leaf lock: nothing else is taken while holding
- * it. */
+ * it.
+ *
+ * `role` is the writer's role: whoever holds it is the store's writer
+ * (kvs__become_writer).  The writer thread holds it whenever it is awake,
+ * from before it takes a list until that list is done, and lets go of it
+ * only to sleep; a submitter that finds it free and the queue empty takes
+ * it and runs its own round on its thread (kvs__write_inline), which saves
+ * two thread switches per round on a machine with few cores.  Taken before
+ * mu. */
 struct kvs__queue {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct kvs__req *head, *tail;
 	_Atomic size_t len; /* written under mu; read without it by the
 			       writer's brief spin before it sleeps */
+	pthread_mutex_t role;
+	/* Rounds submitters ran: the writer looks after what they leave
+	 * (compaction, expiry times, stats, retired entries) within
+	 * KVS__HOUSEKEEP_US of one, without a wake-up per round. */
+	_Atomic uint64_t inline_rounds;
+	/* The writer sleeps with no timeout: the next submitter's round
+	 * wakes it (written under mu; read without it). */
+	atomic_bool sleeping;
+	bool closed; /* under role: the writer has stopped */
 };
+#define KVS__HOUSEKEEP_US 10000
 
 /* The sync thread (everysec; syncer.c).  mu guards seg, stop and every
  * segment's fd_users (and the change of a segment's fd to -1); the writer
@@ -295,6 +316,13 @@ int kvs__syncer_start(struct kvs *db);
 void kvs__syncer_stop(struct kvs *db);
 /* Queue req; req->done runs on the writer thread when it is complete. */
 void kvs__submit(struct kvs *db, struct kvs__req *req);
+/* Run the write requests `list` (linked by next) on this thread if the
+ * writer is free and nothing is queued: done() of each is called before
+ * this returns.  false: nothing was done; queue them. */
+bool kvs__write_inline(struct kvs *db, struct kvs__req *list);
+/* Queue first..last (n requests linked by next) in one step: one wake-up. */
+void kvs__submit_list(struct kvs *db, struct kvs__req *first,
+		      struct kvs__req *last, size_t n);
 /* Seal the active segment and start a new one (writer only; writer.c has
  * the order of the steps).  KVS_OK; KVS_ENOSPC: refused for a shortage
  * (kvs__errno() says which), the active segment as it was; KVS_EIO: the

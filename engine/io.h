@@ -58,7 +58,7 @@ int kvs__io_mkdir(const char *path, mode_t mode);
 int kvs__io_rmdir(const char *path);
 /* Name the calling thread's part in the simulation's log ("writer",
  * "syncer", "bgio"; others are "caller").  `role` must be a literal. */
-void kvs__io_role(const char *role);
+const char *kvs__io_role(const char *role); /* returns the previous */
 /* Replace dir/name durably with `len` bytes: temp file, fdatasync, rename,
  * fsync of the directory.  Returns a KVS error code. */
 int kvs__io_write_file_durably(const char *dir, const char *name,

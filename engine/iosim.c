@@ -58,9 +58,11 @@ static struct {
 
 static _Thread_local const char *role;
 
-void kvs__io_role(const char *r)
+const char *kvs__io_role(const char *r)
 {
+	const char *prev = role;
 	role = r;
+	return prev;
 }
 
 static void *xrealloc(void *p, size_t n)

@@ -31,6 +31,7 @@ static void free_handle(struct kvs *db)
 		kvs__seg_free(s);
 	}
 	pthread_mutex_destroy(&db->q.mu);
+	pthread_mutex_destroy(&db->q.role);
 	pthread_cond_destroy(&db->q.cv);
 	pthread_mutex_destroy(&db->sync.mu);
 	pthread_mutex_destroy(&db->pub.mu);
@@ -58,6 +59,7 @@ static int log_open(const char *dir, const struct kvs_options *opts,
 	if (db->opt.segment_size == 0)
 		db->opt.segment_size = DEFAULT_SEGMENT_SIZE;
 	KVS_CHECK(pthread_mutex_init(&db->q.mu, NULL));
+	KVS_CHECK(pthread_mutex_init(&db->q.role, NULL));
 	KVS_CHECK(pthread_mutex_init(&db->sync.mu, NULL));
 	KVS_CHECK(pthread_mutex_init(&db->pub.mu, NULL));
 	KVS_CHECK(pthread_condattr_init(&ca));
@@ -185,6 +187,11 @@ static uint64_t log_key_version(struct kvs *db, const void *key, size_t klen)
 
 /* ---- writing ----------------------------------------------------------------- */
 
+static void inline_done(struct kvs__req *req)
+{
+	(void)req; /* the caller reads req->result when the round returns */
+}
+
 static int submit_ops(struct kvs *db, struct kvs_op *ops, size_t n,
 		      unsigned flags)
 {
@@ -194,8 +201,12 @@ static int submit_ops(struct kvs *db, struct kvs_op *ops, size_t n,
 				      "failed");
 	char why[512] = "";
 	struct kvs__req req = { .kind = KVS__REQ_WRITE, .ops = ops, .nops = n,
-				.flags = flags, .errbuf = why, .errbuf_len = sizeof why };
-	int rc = kvs__submit_wait(db, &req);
+				.flags = flags, .errbuf = why, .errbuf_len = sizeof why,
+				.done = inline_done };
+	/* The caller waits anyway: with the writer idle, this thread writes
+	 * (no hand-off, no wake-up). */
+	int rc = kvs__write_inline(db, &req) ? req.result
+					     : kvs__submit_wait(db, &req);
 	if (rc != KVS_OK)
 		/* The writer's own message (file, errno) when it left one. */
 		return kvs__err(rc, "%s", why[0] ? why : kvs_strerror(rc));
@@ -214,12 +225,14 @@ static void async_done(struct kvs__req *req)
 	free(req);
 }
 
-static int log_submit(struct kvs *db, struct kvs_op *ops, size_t n,
-		      unsigned flags, void (*done)(void *ctx, int result),
-		      void *ctx)
+/* A request for kvs_submit() in *out, or the error. */
+static int async_req(struct kvs *db, struct kvs_op *ops, size_t n,
+		     unsigned flags, void (*done)(void *ctx, int result),
+		     void *ctx, struct kvs__req **out)
 {
 	if (atomic_load(&db->health.failed))
-		return kvs__err_errno(KVS_EFAILED, atomic_load(&db->health.failed),
+		return kvs__err_errno(KVS_EFAILED,
+				      atomic_load(&db->health.failed),
 				      "writes refused: an earlier write or sync "
 				      "failed");
 	struct kvs__req *req = calloc(1, sizeof *req);
@@ -232,8 +245,52 @@ static int log_submit(struct kvs *db, struct kvs_op *ops, size_t n,
 	req->done = async_done;
 	req->user_done = done;
 	req->user_ctx = ctx;
+	*out = req;
+	return KVS_OK;
+}
+
+static int log_submit(struct kvs *db, struct kvs_op *ops, size_t n,
+		      unsigned flags, void (*done)(void *ctx, int result),
+		      void *ctx)
+{
+	struct kvs__req *req;
+	int rc = async_req(db, ops, n, flags, done, ctx, &req);
+	if (rc != KVS_OK)
+		return rc;
 	kvs__submit(db, req);
 	return KVS_OK;
+}
+
+static void log_submit_all(struct kvs *db, const struct kvs_submission *subs,
+			   size_t n)
+{
+	struct kvs__req *first = NULL, *last = NULL;
+	size_t queued = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct kvs_submission *x = &subs[i];
+		struct kvs__req *req;
+		int rc = async_req(db, x->ops, x->n, x->flags, x->done,
+				   x->ctx, &req);
+		if (rc != KVS_OK) {
+			x->done(x->ctx, rc);
+			continue;
+		}
+		if (last)
+			last->next = req;
+		else
+			first = req;
+		last = req;
+		queued++;
+	}
+	if (!first)
+		return;
+	/* With the writer idle, this thread runs the round (the done()s
+	 * before this returns), unless it would wait for the disk: under
+	 * `always`, the writer syncs while the caller goes on gathering the
+	 * next round. */
+	if (kvs__fsync_policy(db) == KVS_FSYNC_ALWAYS ||
+	    !kvs__write_inline(db, first))
+		kvs__submit_list(db, first, last, queued);
 }
 
 static int log_stats(struct kvs *db, struct kvs_store_stats *st)
@@ -329,6 +386,7 @@ const struct kvs__vtable kvs__log_engine = {
 	.get = log_get,
 	.write = log_write,
 	.submit = log_submit,
+	.submit_all = log_submit_all,
 	.lookup = log_lookup,
 	.key_version = log_key_version,
 	.read_gen = log_read_gen,

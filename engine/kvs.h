@@ -356,6 +356,32 @@ int kvs_submit_flags(struct kvs *db, struct kvs_op *ops, size_t n,
 		     void *ctx);
 
 /*
+ * Several kvs_submit_flags() at once, in order, for a caller that gathers
+ * the writes of many clients (kvs-server does, once per pass of a worker
+ * over its ready connections): the writer is woken once and takes them all
+ * in one round when they fit, so they share one write() and, under
+ * `always`, one fdatasync.  Every submission's done(ctx, result) is called
+ * exactly once, as kvs_submit()'s is; one refused at once (the errors of
+ * kvs_submit, e.g. an invalid op or a failed store) has it called before
+ * this returns, on the calling thread, with kvs_errmsg() saying why, and
+ * does not stop the others.  When the log engine's writer is idle and the
+ * policy is not `always`, the calling thread runs the round itself: the
+ * update callbacks and every done() then run on it before this returns
+ * (no thread hand-off); done() must be written for either thread.
+ * subs[] itself may be reused once this returns; the ops must stay until
+ * their done().
+ */
+struct kvs_submission {
+	struct kvs_op *ops;
+	size_t n;
+	unsigned flags; /* KVS_BATCH_ATOMIC or 0 */
+	void (*done)(void *ctx, int result);
+	void *ctx;
+};
+void kvs_submit_all(struct kvs *db, const struct kvs_submission *subs,
+		    size_t n);
+
+/*
  * Look `key` up without necessarily copying its value: any of val, vlen and
  * expire_ms may be NULL.  On KVS_OK: *val a heap copy of the value (as
  * kvs_get), *vlen its length, *expire_ms its expiry time (0: none).  Never

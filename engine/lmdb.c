@@ -102,28 +102,65 @@ static void *syncer_main(void *arg)
 	return NULL;
 }
 
-static int lm_submit(struct kvs *db, struct kvs_op *ops, size_t n,
-		     unsigned flags, void (*done)(void *ctx, int result),
-		     void *ctx)
+/* Queue first..last (linked by next) and wake the submit worker once. */
+static void lm_enqueue(struct kvs__lmdb *lm, struct kvs__lreq *first,
+		       struct kvs__lreq *last)
 {
-	struct kvs__lmdb *lm = (struct kvs__lmdb *)db;
+	kvs__lock(&lm->mu);
+	if (lm->tail)
+		lm->tail->next = first;
+	else
+		lm->head = first;
+	lm->tail = last;
+	KVS_CHECK(pthread_cond_broadcast(&lm->cv));
+	kvs__unlock(&lm->mu);
+}
+
+static struct kvs__lreq *lm_req(struct kvs_op *ops, size_t n, unsigned flags,
+				void (*done)(void *ctx, int result), void *ctx)
+{
 	struct kvs__lreq *r = calloc(1, sizeof *r);
 	if (!r)
-		return kvs__err(KVS_ENOMEM, "out of memory");
+		return NULL;
 	r->ops = ops;
 	r->n = n;
 	r->flags = flags;
 	r->done = done;
 	r->ctx = ctx;
-	kvs__lock(&lm->mu);
-	if (lm->tail)
-		lm->tail->next = r;
-	else
-		lm->head = r;
-	lm->tail = r;
-	KVS_CHECK(pthread_cond_broadcast(&lm->cv));
-	kvs__unlock(&lm->mu);
+	return r;
+}
+
+static int lm_submit(struct kvs *db, struct kvs_op *ops, size_t n,
+		     unsigned flags, void (*done)(void *ctx, int result),
+		     void *ctx)
+{
+	struct kvs__lreq *r = lm_req(ops, n, flags, done, ctx);
+	if (!r)
+		return kvs__err(KVS_ENOMEM, "out of memory");
+	lm_enqueue((struct kvs__lmdb *)db, r, r);
 	return KVS_OK;
+}
+
+static void lm_submit_all(struct kvs *db, const struct kvs_submission *subs,
+			  size_t n)
+{
+	struct kvs__lreq *first = NULL, *last = NULL;
+	for (size_t i = 0; i < n; i++) {
+		const struct kvs_submission *x = &subs[i];
+		struct kvs__lreq *r = lm_req(x->ops, x->n, x->flags, x->done,
+					     x->ctx);
+		if (!r) {
+			x->done(x->ctx, kvs__err(KVS_ENOMEM, "out of memory"));
+			continue;
+		}
+		if (last)
+			last->next = r;
+		else
+			first = r;
+		last = r;
+	}
+	if (first)
+		lm_enqueue((struct kvs__lmdb *)db, first, last);
 }
 
 /* ---- reading, stats, open and close --------------------------------------- */
@@ -329,6 +366,7 @@ const struct kvs__vtable kvs__lmdb_engine = {
 	.get = kvs__lm_get,
 	.write = kvs__lm_write,
 	.submit = lm_submit,
+	.submit_all = lm_submit_all,
 	.lookup = kvs__lm_lookup,
 	.key_version = kvs__lm_key_version,
 	.read_gen = kvs__lm_read_gen,

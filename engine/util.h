@@ -6,6 +6,7 @@
 #ifndef KVS_ENGINE_UTIL_H
 #define KVS_ENGINE_UTIL_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -131,6 +132,17 @@ static inline void kvs__lock(pthread_mutex_t *mu)
 	KVS_ASSERT(kvs__held.n < KVS__HELD_MAX && !kvs__holds(mu));
 	KVS_CHECK(pthread_mutex_lock(mu));
 	kvs__held.mu[kvs__held.n++] = mu;
+}
+/* kvs__lock() if mu is free now: true if taken. */
+static inline bool kvs__trylock(pthread_mutex_t *mu)
+{
+	KVS_ASSERT(kvs__held.n < KVS__HELD_MAX && !kvs__holds(mu));
+	int e = pthread_mutex_trylock(mu);
+	if (e == EBUSY)
+		return false;
+	KVS_CHECK(e);
+	kvs__held.mu[kvs__held.n++] = mu;
+	return true;
 }
 static inline void kvs__unlock(pthread_mutex_t *mu)
 {

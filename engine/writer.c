@@ -369,20 +369,71 @@ static bool expiry_due(struct kvs *db, bool *work, uint64_t *delay)
 	return false;
 }
 
+/* The writer thread sleeps until a request, a compaction step or an
+ * expiry time is due: `role` goes while it sleeps, so that a submitter may
+ * run its round itself meanwhile (kvs__write_inline). */
+static void writer_sleep(struct kvs *db, uint64_t *seen)
+{
+	for (;;) {
+		uint64_t delay = 0;
+		bool work = false;
+		/* About to sleep: start the grace period of the entries
+		 * retired so far. */
+		kvs__index_retire_flush(db->index);
+		work = kvs__compact_pending(db, &delay);
+		if ((work && delay == 0) || expiry_due(db, &work, &delay))
+			return;
+		/* Rounds submitters ran since the last look: look again
+		 * soon, not at each of them. */
+		uint64_t n = atomic_load(&db->q.inline_rounds);
+		bool look = n != *seen;
+		*seen = n;
+		if (look && (!work || delay > KVS__HOUSEKEEP_US)) {
+			delay = KVS__HOUSEKEEP_US;
+			work = true;
+		}
+		atomic_store(&db->q.sleeping, !work);
+		kvs__unlock(&db->q.role);
+		if (!work) {
+			KVS_CHECK(pthread_cond_wait(&db->q.cv, &db->q.mu));
+		} else {
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			uint64_t ns = (uint64_t)ts.tv_nsec + delay * 1000u;
+			ts.tv_sec += (time_t)(ns / 1000000000u);
+			ts.tv_nsec = (long)(ns % 1000000000u);
+			int e = pthread_cond_timedwait(&db->q.cv, &db->q.mu,
+						       &ts);
+			if (e != 0 && e != ETIMEDOUT)
+				KVS_DIE("pthread_cond_timedwait", e);
+		}
+		atomic_store(&db->q.sleeping, false);
+		/* role before mu */
+		kvs__unlock(&db->q.mu);
+		kvs__lock(&db->q.role);
+		kvs__lock(&db->q.mu);
+		/* After a look-again wake-up: the stats first (the loop's
+		 * top). */
+		if (db->q.head || look)
+			return;
+	}
+}
+
 static void *writer_main(void *arg)
 {
 	struct kvs *db = arg;
 	bool stop = false;
+	uint64_t seen = 0; /* inline_rounds looked after */
 
 	kvs__io_role("writer");
 	kvs__rcu_thread_online();
 	kvs__become_writer(db);
 	db->pub.dirty = true;
+	kvs__lock(&db->q.role);
 	while (!stop) {
 		/* Client requests first; compaction steps fill the gaps, as
 		 * often as its rate limit allows. */
 		uint64_t delay = 0;
-		bool work = false;
 		publish_stats(db, false);
 		if (db->pub.dirty) {
 			kvs__lock(&db->q.mu);
@@ -399,28 +450,8 @@ static void *writer_main(void *arg)
 		     spin++)
 			cpu_relax();
 		kvs__lock(&db->q.mu);
-		while (!db->q.head) {
-			/* About to sleep: start the grace period of the
-			 * entries retired so far. */
-			kvs__index_retire_flush(db->index);
-			work = kvs__compact_pending(db, &delay);
-			if (work && delay == 0)
-				break;
-			if (expiry_due(db, &work, &delay))
-				break;
-			if (!work) {
-				KVS_CHECK(pthread_cond_wait(&db->q.cv, &db->q.mu));
-				continue;
-			}
-			struct timespec ts;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			uint64_t ns = (uint64_t)ts.tv_nsec + delay * 1000u;
-			ts.tv_sec += (time_t)(ns / 1000000000u);
-			ts.tv_nsec = (long)(ns % 1000000000u);
-			int e = pthread_cond_timedwait(&db->q.cv, &db->q.mu, &ts);
-			if (e != 0 && e != ETIMEDOUT)
-				KVS_DIE("pthread_cond_timedwait", e);
-		}
+		if (!db->q.head)
+			writer_sleep(db, &seen);
 		struct kvs__req *list = db->q.head;
 		db->q.head = db->q.tail = NULL;
 		atomic_store(&db->q.len, 0);
@@ -447,7 +478,45 @@ static void *writer_main(void *arg)
 	/* A pass whose output is already published must end here: the index
 	 * points into it. */
 	kvs__compact_settle(db, clients_waiting);
+	db->q.closed = true;
+	kvs__unlock(&db->q.role);
 	return NULL;
+}
+
+bool kvs__write_inline(struct kvs *db, struct kvs__req *list)
+{
+	/* Requests queued before these go first: they are the writer's. */
+	if (atomic_load_explicit(&db->q.len, memory_order_relaxed) ||
+	    !kvs__trylock(&db->q.role))
+		return false;
+	if (atomic_load(&db->q.len) || db->q.closed) {
+		kvs__unlock(&db->q.role);
+		return false;
+	}
+	kvs__rcu_thread_online();
+	const struct kvs *prev_writer = kvs__become_writer(db);
+	const char *prev_role = kvs__io_role("writer");
+	bool stop = false;
+	while (list)
+		list = writer_round(db, list, &stop);
+	kvs__compact_note_round(db);
+	db->pub.dirty = true;
+	kvs__io_role(prev_role);
+	kvs__become_writer(prev_writer);
+	atomic_fetch_add(&db->q.inline_rounds, 1);
+	bool wake = atomic_load(&db->q.sleeping);
+	kvs__unlock(&db->q.role);
+	if (wake) {
+		/* The writer sleeps with no timeout: it must look at what
+		 * this round left (see writer_sleep). */
+		kvs__lock(&db->q.mu);
+		if (atomic_load(&db->q.sleeping)) {
+			atomic_store(&db->q.sleeping, false);
+			KVS_CHECK(pthread_cond_signal(&db->q.cv));
+		}
+		kvs__unlock(&db->q.mu);
+	}
+	return true;
 }
 
 /* ---- starting, stopping, submitting -------------------------------------------------- */
@@ -483,16 +552,18 @@ static void sync_done(struct kvs__req *req)
 	syscall(SYS_futex, &req->futex, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-static void enqueue(struct kvs *db, struct kvs__req *req)
+/* Queue the requests first..last (linked by next, n of them) at once. */
+static void enqueue(struct kvs *db, struct kvs__req *first,
+		    struct kvs__req *last, size_t n)
 {
-	req->next = NULL;
+	last->next = NULL;
 	kvs__lock(&db->q.mu);
 	if (db->q.tail)
-		db->q.tail->next = req;
+		db->q.tail->next = first;
 	else
-		db->q.head = req;
-	db->q.tail = req;
-	bool was_empty = atomic_fetch_add(&db->q.len, 1) == 0;
+		db->q.head = first;
+	db->q.tail = last;
+	bool was_empty = atomic_fetch_add(&db->q.len, n) == 0;
 	kvs__unlock(&db->q.mu);
 	if (was_empty)
 		KVS_CHECK(pthread_cond_signal(&db->q.cv));
@@ -500,14 +571,21 @@ static void enqueue(struct kvs *db, struct kvs__req *req)
 
 void kvs__submit(struct kvs *db, struct kvs__req *req)
 {
-	enqueue(db, req);
+	enqueue(db, req, req, 1);
+}
+
+void kvs__submit_list(struct kvs *db, struct kvs__req *first,
+		      struct kvs__req *last, size_t n)
+{
+	if (n)
+		enqueue(db, first, last, n);
 }
 
 int kvs__submit_wait(struct kvs *db, struct kvs__req *req)
 {
 	atomic_init(&req->futex, 0);
 	req->done = sync_done;
-	enqueue(db, req);
+	enqueue(db, req, req, 1);
 	/* Spin briefly first: a small write comes back in a few microseconds,
 	 * sooner than the futex wake-up would reach a sleeping thread. */
 	for (int spin = 0; spin < SPIN_LOOPS &&

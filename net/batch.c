@@ -279,9 +279,28 @@ bool net_batch_submit(struct net_conn *c, void (*done)(struct net_conn *c))
 	/* Only replies held behind the batch, no ops (every write in it was
 	 * refused before it joined): nothing for the engine. */
 	if (b->nops) {
+		struct net_worker *w = c->w;
+		struct kvs_submission x = {
+			.ops = b->ops, .n = b->nops,
+			.flags = b->atomic ? KVS_BATCH_ATOMIC : 0,
+			.done = batch_done, .ctx = c,
+		};
 		b->done = done;
-		int rc = kvs_submit_flags(c->w->srv->db, b->ops, b->nops,
-					  b->atomic ? KVS_BATCH_ATOMIC : 0,
+		if (w->nsubs == w->capsubs) {
+			size_t cap = w->capsubs ? w->capsubs * 2 : 64;
+			struct kvs_submission *p =
+				realloc(w->subs, cap * sizeof *p);
+			if (p) {
+				w->subs = p;
+				w->capsubs = cap;
+			}
+		}
+		if (w->nsubs < w->capsubs) {
+			w->subs[w->nsubs++] = x;
+			return true;
+		}
+		/* No memory to hold it for the pass: alone, now. */
+		int rc = kvs_submit_flags(w->srv->db, x.ops, x.n, x.flags,
 					  batch_done, c);
 		if (rc == KVS_OK)
 			return true;
@@ -290,6 +309,15 @@ bool net_batch_submit(struct net_conn *c, void (*done)(struct net_conn *c))
 	}
 	net_batch_complete(c);
 	return false;
+}
+
+void net_batch_flush(struct net_worker *w)
+{
+	KVS_ASSERT(net_on_worker(w));
+	if (w->nsubs == 0)
+		return;
+	kvs_submit_all(w->srv->db, w->subs, w->nsubs);
+	w->nsubs = 0;
 }
 
 /* The reply of one write command of a completed batch. */

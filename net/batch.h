@@ -98,13 +98,20 @@ bool net_batch_writes_key(const struct net_conn *c, const char *key,
 bool net_batch_room(const struct net_conn *c);
 
 /*
- * Hand c's open batch to the engine (kvs_submit).  Returns true if it is in
- * flight: the caller parks c, the engine's writer thread calls done(c)
- * once the result is stored, and the worker then calls
- * net_batch_complete().  Returns false if it was answered at once (the
- * engine refused it, or no op was left in it).
+ * Hand c's open batch to the engine: it waits in the worker's list until
+ * net_batch_flush() at the end of the pass (alone, at once, if the list
+ * cannot grow).  Returns true if it is in flight: the caller parks c, the
+ * engine calls done(c) once the result is stored (the writer thread; the
+ * worker itself for a batch kvs_submit_all() refused), and the worker then
+ * calls net_batch_complete().  Returns false if it was answered at once
+ * (no op was left in it, or the engine refused it).
  */
 bool net_batch_submit(struct net_conn *c, void (*done)(struct net_conn *c));
+
+/* Hand the batches net_batch_submit() held during this pass of w to the
+ * engine, all at once (kvs_submit_all: one writer wake-up, one round for
+ * the lot).  The worker calls it before it waits for events again. */
+void net_batch_flush(struct net_worker *w);
 
 /* Append the replies of c's answered batch, in order, and empty it. */
 void net_batch_complete(struct net_conn *c);

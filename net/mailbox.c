@@ -55,7 +55,11 @@ void net_mailbox_post_done(struct net_conn *c)
 	 * eventfd write per round, not per connection).  Ring before
 	 * unlocking: once the worker can see the completion it may finish,
 	 * and the server free w and close the eventfd. */
-	if (was_empty)
+	/* The worker itself (the engine ran its round on the worker's
+	 * thread, kvs_submit_all): it takes the list before it waits. */
+	if (pthread_equal(pthread_self(), w->thread))
+		w->self_done = 1;
+	else if (was_empty)
 		ring(w);
 	KVS_CHECK(pthread_mutex_unlock(&w->mu));
 }
@@ -84,5 +88,6 @@ void net_mailbox_take(struct net_worker *w, struct net_mail *m)
 	m->done = w->done_head;
 	w->done_head = w->done_tail = NULL;
 	m->stop = w->stop != 0;
+	w->self_done = 0;
 	KVS_CHECK(pthread_mutex_unlock(&w->mu));
 }

@@ -33,7 +33,7 @@ static void usage(FILE *out)
 		"  --engine      the engine of a new store (default kvs); a store\n"
 		"                of the other engine is refused (without --engine,\n"
 		"                an existing store opens with its own)\n"
-		"  --threads     worker threads (default: the online CPUs)\n"
+		"  --threads     worker threads (default: the online CPUs less one, at least 1)\n"
 		"  --fsync       when writes reach the disk (default everysec)\n"
 		"  --requirepass clients must AUTH with this password; or from the\n"
 		"                file's first line, or the KVS_PASSWORD environment\n"
@@ -289,7 +289,11 @@ int main(int argc, char **argv)
 	cfg.dir = ".";
 	cfg.fsync_name = "everysec";
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	cfg.threads = ncpu > 0 ? (unsigned)ncpu : 1;
+	/* One core is left to the engine's own threads (the writer under
+	 * `always`, compaction, the everysec sync) and, as often, a client on
+	 * the same machine: on 2 cores 1 worker serves ~1.4x the SETs of 2
+	 * (docs/PERFORMANCE.md "Few cores"). */
+	cfg.threads = ncpu > 1 ? (unsigned)ncpu - 1 : 1;
 
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "Vh", longopts, NULL)) != -1) {

@@ -95,6 +95,7 @@ static void free_server(struct net_server *s)
 		for (size_t j = 0; j < w->nhand; j++)
 			close(w->hand[j].fd);
 		free(w->hand);
+		free(w->subs);
 		if (w->mu_ready)
 			KVS_CHECK(pthread_mutex_destroy(&w->mu));
 	}

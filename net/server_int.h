@@ -229,12 +229,18 @@ struct net_worker {
 	size_t nhand, caphand;
 	struct net_conn *done_head, *done_tail;
 	int stop;
+	int self_done;             /* done_head has completions the worker
+				      posted itself (no ring) */
 	/* Worker thread only (net_on_worker() asserts it). */
 	pthread_t thread;          /* set by the worker when it starts */
 	struct net_conn *conns;    /* all of its connections */
 	size_t nconns;
 	size_t nparked;            /* PARKED or ORPHANED */
 	struct net_conn *ready_head, *ready_tail;
+	/* Write batches parked during this pass, handed to the engine
+	 * together before the worker waits again (net_batch_flush). */
+	struct kvs_submission *subs;
+	size_t nsubs, capsubs;
 	int draining;
 	struct timespec drain_deadline;
 	struct net_wstats stats;   /* INFO's counters (stats.h) */

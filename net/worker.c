@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "batch.h"
 #include "conn.h"
 #include "mailbox.h"
 #include "worker.h"
@@ -83,6 +84,13 @@ void net_worker_run(void *arg)
 						       memory_order_relaxed);
 		/* At most a second asleep: CONFIG SET timeout, set on any
 		 * worker, is seen within a second without a wake-up. */
+		/* The writes parked in the last pass go to the engine
+		 * together, before the worker can sleep. */
+		net_batch_flush(w);
+		/* Completions of rounds the engine ran on this thread: no
+		 * doorbell rang for them. */
+		if (w->self_done)
+			mailbox(w);
 		int timeout = w->ready_head ? 0 : w->draining ? 50 : 1000;
 		int n = epoll_wait(w->epfd, ev, EVENTS_PER_WAIT, timeout);
 		struct net_conn *c, *last;
