@@ -154,8 +154,9 @@ struct kvs__queue {
 	 * (compaction, expiry times, stats, retired entries) within
 	 * KVS__HOUSEKEEP_US of one, without a wake-up per round. */
 	_Atomic uint64_t inline_rounds;
-	/* The writer sleeps with no timeout: the next submitter's round
-	 * wakes it (written under mu; read without it). */
+	/* The writer sleeps with no timeout, or one longer than
+	 * KVS__HOUSEKEEP_US: the next submitter's round wakes it (written
+	 * under mu; read without it). */
 	atomic_bool sleeping;
 	bool closed; /* under role: the writer has stopped */
 };

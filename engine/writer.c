@@ -392,7 +392,9 @@ static void writer_sleep(struct kvs *db, uint64_t *seen)
 			delay = KVS__HOUSEKEEP_US;
 			work = true;
 		}
-		atomic_store(&db->q.sleeping, !work);
+		/* Longer than a look-again: a submitter's round wakes it. */
+		atomic_store(&db->q.sleeping,
+			     !work || delay > KVS__HOUSEKEEP_US);
 		kvs__unlock(&db->q.role);
 		if (!work) {
 			KVS_CHECK(pthread_cond_wait(&db->q.cv, &db->q.mu));

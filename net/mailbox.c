@@ -72,12 +72,12 @@ void net_mailbox_post_stop(struct net_worker *w)
 	ring(w);
 }
 
-void net_mailbox_take(struct net_worker *w, struct net_mail *m)
+void net_mailbox_take(struct net_worker *w, struct net_mail *m, bool rang)
 {
 	uint64_t v;
 
 	KVS_ASSERT(net_on_worker(w));
-	if (read(w->evfd, &v, sizeof v) < 0) {
+	if (rang && read(w->evfd, &v, sizeof v) < 0) {
 		/* EAGAIN: a doorbell already answered. */
 	}
 	KVS_CHECK(pthread_mutex_lock(&w->mu));

@@ -35,7 +35,8 @@ void net_mailbox_post_done(struct net_conn *c);
 /* Main thread: ask w to stop. */
 void net_mailbox_post_stop(struct net_worker *w);
 
-/* w's worker: take everything posted since the last call. */
-void net_mailbox_take(struct net_worker *w, struct net_mail *m);
+/* w's worker: take everything posted since the last call; rang: the
+ * doorbell rang (epoll said so), silence it. */
+void net_mailbox_take(struct net_worker *w, struct net_mail *m, bool rang);
 
 #endif /* KVS_NET_MAILBOX_H */

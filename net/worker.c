@@ -47,12 +47,12 @@ static int drain_expired(const struct net_worker *w)
 }
 
 /* Take the mailbox: new connections, completions, the stop request. */
-static void mailbox(struct net_worker *w)
+static void mailbox(struct net_worker *w, bool rang)
 {
 	struct net_mail m;
 	struct net_conn *next;
 
-	net_mailbox_take(w, &m);
+	net_mailbox_take(w, &m, rang);
 	for (size_t i = 0; i < m.nhand; i++) {
 		if (w->draining || m.stop) {
 			close(m.hand[i].fd);
@@ -90,7 +90,7 @@ void net_worker_run(void *arg)
 		/* Completions of rounds the engine ran on this thread: no
 		 * doorbell rang for them. */
 		if (w->self_done)
-			mailbox(w);
+			mailbox(w, false);
 		int timeout = w->ready_head ? 0 : w->draining ? 50 : 1000;
 		int n = epoll_wait(w->epfd, ev, EVENTS_PER_WAIT, timeout);
 		struct net_conn *c, *last;
@@ -110,7 +110,7 @@ void net_worker_run(void *arg)
 		/* After the connection events: the mailbox may free a
 		 * connection whose event is in this batch. */
 		if (rang)
-			mailbox(w);
+			mailbox(w, true);
 		/* One turn for each connection that was ready when the pass
 		 * began; those that are still ready go to the back. */
 		last = w->ready_tail;

@@ -59,6 +59,7 @@ class KeysAsUpdate : public ::testing::TestWithParam<std::string> {
     net_batch_free(c_);
     net_reply_free(c_);
     free(c_);
+    free(w_->subs);
     free(w_);
     free(srv_);
     if (db_) {
@@ -81,6 +82,7 @@ class KeysAsUpdate : public ::testing::TestWithParam<std::string> {
   std::vector<std::string> Run() {
     g_done.store(0);
     if (net_batch_submit(c_, Done)) {
+      net_batch_flush(w_);  // as the worker does before it waits
       auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
       while (!g_done.load() && std::chrono::steady_clock::now() < end)
         std::this_thread::sleep_for(std::chrono::milliseconds(1));

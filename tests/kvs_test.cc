@@ -760,6 +760,122 @@ TEST_P(AllEngines, SubmitCallsBackOnce) {
   EXPECT_EQ(kvs_submit(s.db(), &bad, 1, [](void*, int) { abort(); }, nullptr), KVS_EINVAL);
 }
 
+// kvs_submit_all: every done() once, a refused submission answered before the
+// call returns (with its message), the others applied.
+TEST_P(AllEngines, SubmitAllCallsEachBackOnceAndRefusesOnlyTheBadOne) {
+  TempDir d;
+  Store s(d.path(), Opts());
+  const int kN = 200, kBad = 50;
+  struct Ctx {
+    std::atomic<int> calls{0};
+    int result = 99;
+    std::string msg;
+  };
+  std::vector<Ctx> ctx(kN);
+  std::vector<std::string> keys(kN);
+  std::vector<kvs_op> ops(kN);
+  std::vector<kvs_submission> subs(kN);
+  for (int i = 0; i < kN; i++) {
+    keys[i] = i == kBad ? "" : "s" + std::to_string(i);
+    ops[i] = Op(KVS_OP_SET, keys[i].data(), keys[i].size(), "v", 1);
+    subs[i] = kvs_submission{&ops[i], 1, 0,
+                             [](void* c, int result) {
+                               auto* x = static_cast<Ctx*>(c);
+                               x->result = result;
+                               if (result != KVS_OK) x->msg = kvs_errmsg();
+                               x->calls++;
+                             },
+                             &ctx[i]};
+  }
+  kvs_submit_all(s.db(), subs.data(), kN);
+  EXPECT_EQ(ctx[kBad].calls.load(), 1) << "a refused submission is answered before the call returns";
+  EXPECT_EQ(ctx[kBad].result, KVS_EINVAL);
+  EXPECT_FALSE(ctx[kBad].msg.empty());
+  for (int i = 0; i < kN; i++)
+    for (int w = 0; w < 500 && ctx[i].calls.load() == 0; w++) usleep(10000);
+  usleep(20000);  // a second call would come now
+  for (int i = 0; i < kN; i++) {
+    ASSERT_EQ(ctx[i].calls.load(), 1) << i;
+    if (i != kBad) {
+      EXPECT_EQ(ctx[i].result, KVS_OK) << i;
+      EXPECT_EQ(s.Get(keys[i]), "v");
+    }
+  }
+  EXPECT_EQ(s.Stats().live_keys, static_cast<uint64_t>(kN - 1));
+}
+
+// With the writer idle, a submitter runs its round itself (no thread
+// hand-off): done() on the caller's thread before kvs_submit_all returns.
+// Under `always` the writer thread syncs while the caller goes on.
+TEST(KvStoreInline, SubmitAllRunsOnTheCallersThreadUnlessAlways) {
+  TempDir d;
+  Store s(d.path());
+  struct Ctx {
+    std::atomic<int> calls{0};
+    std::thread::id thread;
+  };
+  auto attempt = [&](int i) {
+    Ctx c;
+    std::string k = "i" + std::to_string(i);
+    kvs_op op = Op(KVS_OP_SET, k.data(), k.size(), "v", 1);
+    kvs_submission x{&op, 1, 0,
+                     [](void* p, int result) {
+                       auto* cc = static_cast<Ctx*>(p);
+                       cc->thread = std::this_thread::get_id();
+                       if (result == KVS_OK) cc->calls++;
+                     },
+                     &c};
+    kvs_submit_all(s.db(), &x, 1);
+    bool inl = c.calls.load() == 1 && c.thread == std::this_thread::get_id();
+    for (int w = 0; w < 500 && c.calls.load() == 0; w++) usleep(10000);
+    EXPECT_EQ(c.calls.load(), 1);
+    EXPECT_EQ(s.Get(k), "v");
+    return inl;
+  };
+  int inl = 0;
+  for (int i = 0; i < 20; i++) {
+    usleep(30000);  // the writer goes back to sleep
+    inl += attempt(i);
+  }
+  EXPECT_GT(inl, 10) << "rounds run on the submitter's thread while the writer sleeps";
+  ASSERT_EQ(kvs_set_fsync(s.db(), KVS_FSYNC_ALWAYS), KVS_OK);
+  for (int i = 20; i < 30; i++) {
+    usleep(30000);
+    EXPECT_FALSE(attempt(i)) << "under always the writer thread syncs";
+  }
+}
+
+// Rounds run by submitters leave the writer work it must still do without
+// being asked: publish the stats, and remove keys whose time has come.
+TEST(KvStoreInline, TheWriterLooksAfterSubmittersRounds) {
+  TempDir d;
+  Store s(d.path());
+  usleep(50000);  // the writer sleeps, with no timer
+  std::vector<std::string> keys(100);
+  std::vector<kvs_op> ops(100);
+  for (int i = 0; i < 100; i++) {
+    keys[i] = "w" + std::to_string(i);
+    ops[i] = Op(KVS_OP_SET, keys[i].data(), keys[i].size(), "v", 1);
+  }
+  ops[99].expire_ms = kvs_now_ms() + 200;
+  ASSERT_EQ(kvs_write_batch(s.db(), ops.data(), ops.size()), KVS_OK);
+  kvs_store_stats st{};
+  bool seen = false;
+  for (int w = 0; w < 300 && !seen; w++) {
+    ASSERT_EQ(kvs_stats_cached(s.db(), &st), KVS_OK);
+    seen = st.writes >= 100;
+    if (!seen) usleep(10000);
+  }
+  EXPECT_TRUE(seen) << "the published stats never showed the writes: " << st.writes;
+  bool reaped = false;
+  for (int w = 0; w < 300 && !reaped; w++) {
+    ASSERT_EQ(kvs_stats_cached(s.db(), &st), KVS_OK);
+    reaped = st.expired_keys >= 1;
+    if (!reaped) usleep(10000);
+  }
+  EXPECT_TRUE(reaped) << "the key with an expiry time was never removed";
+}
+
 }  // namespace
 
 namespace {
