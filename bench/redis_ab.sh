@@ -71,7 +71,7 @@ for r in $(seq "$ROUNDS"); do
         for p in 1 16; do
             k=${got[kvs.$p]:-0} rd=${got[redis.$p]:-0}
             printf '%-6s %-5s %-9s %4s %12.0f %12.0f %6.2f\n' "$r" "$t" "$policy" "$p" "$k" "$rd" \
-                "$(awk -v a="$k" -v b="$rd" 'BEGIN{print b > 0 ? a / b : 0}')" | tee -a "$TMP/rows"
+                "$(awk -v a="$k" -v b="$rd" 'BEGIN{print (b > 0 ? a / b : 0)}')" | tee -a "$TMP/rows"
         done
         unset got
     done
@@ -83,6 +83,6 @@ awk '{ key = $2 " " $3 " " $4; k[key] = k[key] " " $5; r[key] = r[key] " " $6; o
 function med(s,   a, n, i, j, t) { n = split(s, a, " "); for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
     return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
 END { for (key in k) { split(key, f, " "); mk = med(k[key]); mr = med(r[key]); kv[key] = mk; rv[key] = mr
-        printf "%-5s %-9s %4s %12.0f %12.0f %6.2f\n", f[1], f[2], f[3], mk, mr, mr > 0 ? mk / mr : 0 } 
+        printf "%-5s %-9s %4s %12.0f %12.0f %6.2f\n", f[1], f[2], f[3], mk, mr, (mr > 0 ? mk / mr : 0) } 
       for (p = 1; p <= 16; p += 15) { a = kv["set always " p]; b = rv["set everysec " p]
         if (b > 0) printf "moonshot: kvs SET always / redis SET everysec, pipeline %d: %.2f\n", p, a / b } }' "$TMP/rows" | sort

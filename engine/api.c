@@ -345,8 +345,17 @@ void kvs_submit_all(struct kvs *db, const struct kvs_submission *subs,
 		    size_t n)
 {
 	size_t bad = 0;
-	if (!db || (!subs && n))
+	if (!subs)
+		return; /* nobody to tell */
+	if (!db) {
+		for (size_t i = 0; i < n; i++)
+			if (subs[i].done)
+				subs[i].done(subs[i].ctx,
+					     kvs__err(KVS_EINVAL,
+						      "kvs_submit_all: NULL "
+						      "handle"));
 		return;
+	}
 	for (size_t i = 0; i < n; i++)
 		if (!subs[i].done || (!subs[i].ops && subs[i].n) ||
 		    check_batch(db, subs[i].ops, subs[i].n, subs[i].flags))

@@ -159,6 +159,8 @@ struct kvs__queue {
 	 * under mu; read without it). */
 	atomic_bool sleeping;
 	bool closed; /* under role: the writer has stopped */
+	/* The writer thread waits for role: submitters queue meanwhile. */
+	atomic_bool role_wanted;
 };
 #define KVS__HOUSEKEEP_US 10000
 

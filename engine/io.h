@@ -57,7 +57,7 @@ int kvs__io_link(const char *from, const char *to);
 int kvs__io_mkdir(const char *path, mode_t mode);
 int kvs__io_rmdir(const char *path);
 /* Name the calling thread's part in the simulation's log ("writer",
- * "syncer", "bgio"; others are "caller").  `role` must be a literal. */
+ * "submitter", "syncer", "bgio"; others are "caller").  `role` must be a literal. */
 const char *kvs__io_role(const char *role); /* returns the previous */
 /* Replace dir/name durably with `len` bytes: temp file, fdatasync, rename,
  * fsync of the directory.  Returns a KVS error code. */

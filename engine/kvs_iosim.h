@@ -46,6 +46,7 @@ enum kvs_sim_kind {
 	KVS_SIM_MMAP,
 };
 /* Operation i: its kind and the role of the thread that did it ("writer",
+ * "submitter" - a caller running a round itself, kvs__write_inline -,
  * "syncer", "bgio", "caller"); describe() writes one line such as
  * "#57 syncer fdatasync 0000000003.seg".  Returns -1 for i out of range. */
 int kvs__sim_op(uint64_t i, enum kvs_sim_kind *kind, const char **role);

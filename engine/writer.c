@@ -221,7 +221,7 @@ static int stage_request(struct kvs *db, struct kvs__req *r)
  * A request bigger than a whole segment has a round of its own.
  */
 static struct kvs__req *writer_round(struct kvs *db, struct kvs__req *list,
-				     bool *stop)
+				     bool *stop, bool inl)
 {
 	struct kvs__writer_buf *wb = db->wbuf;
 	struct kvs__req *rest = NULL, *prev = NULL;
@@ -300,7 +300,9 @@ static struct kvs__req *writer_round(struct kvs *db, struct kvs__req *list,
 		kvs__round_apply(db);
 		atomic_store(&db->pub.live_keys, db->live_keys);
 		atomic_store(&db->pub.writes, db->counters.writes);
-		kvs__index_grow(db->index, db->live_keys);
+		/* A resize waits for grace periods: the writer thread's. */
+		if (!inl)
+			kvs__index_grow(db->index, db->live_keys);
 		if (wb->npends) {
 			db->counters.batches++;
 			note_success(db);
@@ -308,7 +310,9 @@ static struct kvs__req *writer_round(struct kvs *db, struct kvs__req *list,
 	} else {
 		round_refuse(db, list, rc);
 	}
-	if (!*stop && rc == KVS_OK)
+	/* A rotation syncs: never on a submitter's thread (the writer
+	 * checks at its next look, writer_main). */
+	if (!*stop && rc == KVS_OK && !inl)
 		kvs__compact_check_active(db);
 	if (*stop && !rest) {
 		/* kvs_close(): make everything durable before saying done. */
@@ -410,9 +414,13 @@ static void writer_sleep(struct kvs *db, uint64_t *seen)
 				KVS_DIE("pthread_cond_timedwait", e);
 		}
 		atomic_store(&db->q.sleeping, false);
-		/* role before mu */
+		/* role before mu; submitters stand aside meanwhile, or a
+		 * steady stream of their rounds could keep the writer out
+		 * (a mutex has no hand-off). */
 		kvs__unlock(&db->q.mu);
+		atomic_store(&db->q.role_wanted, true);
 		kvs__lock(&db->q.role);
+		atomic_store(&db->q.role_wanted, false);
 		kvs__lock(&db->q.mu);
 		/* After a look-again wake-up: the stats first (the loop's
 		 * top). */
@@ -430,8 +438,8 @@ static void *writer_main(void *arg)
 	kvs__io_role("writer");
 	kvs__rcu_thread_online();
 	kvs__become_writer(db);
-	db->pub.dirty = true;
 	kvs__lock(&db->q.role);
+	db->pub.dirty = true;
 	while (!stop) {
 		/* Client requests first; compaction steps fill the gaps, as
 		 * often as its rate limit allows. */
@@ -467,10 +475,14 @@ static void *writer_main(void *arg)
 		}
 		if (list) {
 			while (list)
-				list = writer_round(db, list, &stop);
+				list = writer_round(db, list, &stop, false);
 			kvs__compact_note_round(db);
 		}
 		if (!stop) {
+			/* Also after submitters' rounds, which leave these
+			 * two to the writer thread. */
+			kvs__index_grow(db->index, db->live_keys);
+			kvs__compact_check_active(db);
 			kvs__compact_tick(db);
 			if (kvs__compact_pending(db, &delay) && delay == 0)
 				kvs__compact_step(db, clients_waiting);
@@ -485,22 +497,38 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
+/* Do the requests of `list` fit the active segment as it is?  A round
+ * that needs a rotation is the writer thread's: sealing syncs. */
+static bool fits_active(const struct kvs *db, const struct kvs__req *list)
+{
+	uint64_t need = KVS__FOOTER_MAX;
+	for (const struct kvs__req *r = list; r; r = r->next)
+		need += req_bound(db, r);
+	return db->active->size + need <= db->opt.segment_size;
+}
+
 bool kvs__write_inline(struct kvs *db, struct kvs__req *list)
 {
-	/* Requests queued before these go first: they are the writer's. */
-	if (atomic_load_explicit(&db->q.len, memory_order_relaxed) ||
+	/* Not from inside a round (a done() or an update callback, of this
+	 * store or another: the role is held, or nests too deep); not while
+	 * requests queued before these wait (they go first: they are the
+	 * writer's), nor while the writer waits for the role. */
+	if (kvs__writer_of ||
+	    atomic_load_explicit(&db->q.len, memory_order_relaxed) ||
+	    atomic_load_explicit(&db->q.role_wanted, memory_order_relaxed) ||
 	    !kvs__trylock(&db->q.role))
 		return false;
-	if (atomic_load(&db->q.len) || db->q.closed) {
+	if (atomic_load(&db->q.len) || db->q.closed ||
+	    atomic_load(&db->health.failed) || !fits_active(db, list)) {
 		kvs__unlock(&db->q.role);
 		return false;
 	}
 	kvs__rcu_thread_online();
 	const struct kvs *prev_writer = kvs__become_writer(db);
-	const char *prev_role = kvs__io_role("writer");
+	const char *prev_role = kvs__io_role("submitter");
 	bool stop = false;
 	while (list)
-		list = writer_round(db, list, &stop);
+		list = writer_round(db, list, &stop, true);
 	kvs__compact_note_round(db);
 	db->pub.dirty = true;
 	kvs__io_role(prev_role);
