@@ -4,9 +4,13 @@
  *
  * Threads of one open store (docs/THREADS.md has the whole picture):
  *   - client threads: any number; kvs_get() reads the index and segments
- *     under rcu_read_lock() and never locks; writes are queued to the writer.
- *   - the writer thread: the only thread that appends to segments, mutates
- *     the index, or changes the segment list.
+ *     under rcu_read_lock() and never locks; writes are queued to the
+ *     writer, or, when it is idle, written by the caller as the writer
+ *     (kvs__write_inline: it holds the writer's role, q.role).
+ *   - the writer thread: with the role, the only thread that appends to
+ *     segments, mutates the index, or changes the segment list; it lets go
+ *     of the role only to sleep, and does what a caller's round leaves
+ *     (rotation, index resize, compaction, expiry, stats) at its next look.
  *   - the sync thread (everysec only): fdatasyncs the active segment once a
  *     second when it has unsynced bytes.
  *   - the background I/O thread (bgio.c; from the first pass or rotation
@@ -200,7 +204,7 @@ struct kvs__health {
 };
 
 /* What the writer publishes for other threads' kvs_stats_cached() and
- * DBSIZE: mu (a leaf lock) guards stats; us and dirty are the writer's. */
+ * DBSIZE: mu (a leaf lock) guards stats; us and dirty are the writer's (under q.role). */
 struct kvs__pub {
 	pthread_mutex_t mu;
 	struct kvs_store_stats stats;
@@ -236,8 +240,9 @@ struct kvs {
 	struct kvs__health health;
 	struct kvs__pub pub;
 
-	/* Writer thread only (the opener before the writer starts, the closer
-	 * after it stopped: KVS__ASSERT_WRITER). */
+	/* The writer's only: whoever holds q.role (the writer thread, or a
+	 * caller running its round), the opener before the writer starts,
+	 * the closer after it stopped (KVS__ASSERT_WRITER). */
 	struct kvs__seg *segs;      /* oldest first */
 	struct kvs__seg *active;    /* last of segs */
 	uint32_t next_seg_id;

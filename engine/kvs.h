@@ -2,8 +2,10 @@
  * kvs.h - the public interface of the kvs storage engine (libkvs).
  *
  * kvs is a persistent key-value store: a log-structured engine whose records
- * are CBOR items appended to segment files by one writer thread, indexed in
- * memory by an RCU lock-free hash table so that readers never take a lock.
+ * are CBOR items appended to segment files by one writer at a time (the
+ * writer thread, or a caller that finds it idle and writes its own round),
+ * indexed in memory by an RCU lock-free hash table so that readers never
+ * take a lock.
  *
  * Conventions used by every function below:
  *   - Return value: KVS_OK (0) on success, or one of the negative KVS_E...
@@ -145,7 +147,9 @@ int kvs_close(struct kvs *db);
 /*
  * Set `key` to `val`.  key: 1..KVS_MAX_KEY bytes; val: 0..KVS_MAX_VALUE bytes;
  * both binary-safe.  Returns once the record is written (KVS_FSYNC_ALWAYS:
- * once it is on stable storage).  Blocks on the writer thread.
+ * once it is on stable storage).  With the writer thread idle, the calling
+ * thread writes the record itself (and under KVS_FSYNC_ALWAYS syncs it);
+ * else it waits for the writer's round.
  * Errors: KVS_EINVAL, KVS_ETOOBIG, KVS_ENOSPC (disk full, or no descriptor
  * or memory for the write: nothing was kept, and a later call may succeed),
  * KVS_EIO (a sync failed: the handle is failed from now on), KVS_EFAILED
@@ -251,8 +255,9 @@ enum kvs_update_action {
  * The argument of an update callback.  The engine fills the "in" fields
  * with the key's state as every earlier write left it (the earlier ops of
  * the same batch included) and zeroes the "out" ones; the callback sets the
- * "out" fields.  The callback runs on the writer thread while no other
- * write can happen: it must be quick, must not block, and must not call
+ * "out" fields.  The callback runs in the writer's round (on the writer
+ * thread, or on the submitting thread when that runs the round itself)
+ * while no other write can happen: it must be quick, must not block, and must not call
  * this handle's write functions (kvs_get and kvs_lookup are allowed but do
  * not see the batch's earlier ops: use the fields here).
  */
@@ -519,7 +524,8 @@ struct kvs_store_stats {
  * Errors: KVS_EINVAL. */
 int kvs_stats(struct kvs *db, struct kvs_store_stats *st);
 /* The same figures as the writer last published them (at most about 50 ms
- * old while writes go on; current when the writer is idle).  Never waits
+ * old while writes go on, and about 10 ms after a round a caller ran
+ * itself; current when the writer is idle).  Never waits
  * for the writer: for servers' INFO and DBSIZE.  Errors: KVS_EINVAL. */
 int kvs_stats_cached(struct kvs *db, struct kvs_store_stats *st);
 

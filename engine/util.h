@@ -95,9 +95,10 @@ static inline void kvs__call_rcu(struct rcu_head *head,
  * in every build: a thread-local compare each, on paths that already take a
  * lock or make a call.
  *
- * The writer of a store is its writer thread while it runs, and the thread
- * inside kvs_open (recovery) or kvs_close (after the writer is joined)
- * before and after: kvs__become_writer(db) marks it and returns the mark
+ * The writer of a store is the thread holding its writer role (q.role:
+ * the writer thread while awake, or a caller running its own round,
+ * kvs__write_inline), and the thread inside kvs_open (recovery) or
+ * kvs_close (after the writer is joined) before and after: kvs__become_writer(db) marks it and returns the mark
  * it replaced, which the opener and the closer put back (a callback on
  * another store's writer may open or close this one).  Mutexes of the engine are taken with kvs__lock/kvs__unlock, which
  * keep a short per-thread list of the mutexes held, so that
@@ -114,7 +115,8 @@ static inline const struct kvs *kvs__become_writer(const struct kvs *db)
 #define KVS__ASSERT_IN_RCU() KVS_ASSERT(urcu_memb_read_ongoing())
 #define KVS__ASSERT_NOT_IN_RCU() KVS_ASSERT(!urcu_memb_read_ongoing())
 
-#define KVS__HELD_MAX 4 /* no engine code nests more mutexes than this */
+#define KVS__HELD_MAX 4 /* no engine code nests more mutexes than this
+			  (the writer's role, then one or two leaf locks) */
 struct kvs__held {
 	pthread_mutex_t *mu[KVS__HELD_MAX];
 	unsigned n;

@@ -2,7 +2,8 @@
  * pipelined write commands, their submission to the engine as one
  * kvs_submit(), the result the writer thread stores, and the replies, in
  * order with those held behind it.  Contracts in batch.h.  The
- * connection's worker runs it, except batch_done() (the writer thread). */
+ * connection's worker runs it, except batch_done() (the engine's writer:
+ * its thread, or the worker when it ran the round itself). */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -246,10 +247,11 @@ static bool op_read_failed(int result)
 	return result == KVS_EIO || result == KVS_ECORRUPT;
 }
 
-/* On the engine's thread that completes the batch (the writer): keep the
- * result and, for a failure, the message that thread recorded (this
- * thread's kvs_errmsg() is the writer's, not the worker's), then report
- * the completion through the hook. */
+/* On the engine's thread that completes the batch (the writer thread, or
+ * the worker that ran the round): keep the result and, for a failure, the
+ * message that thread recorded (kvs_errmsg() now is the round's; on the
+ * writer thread it is not the worker's), then report the completion
+ * through the hook. */
 static void batch_done(void *ctx, int result)
 {
 	struct net_conn *c = ctx;

@@ -312,7 +312,8 @@ static bool next_read_passes(struct net_conn *c, struct net_resp_cmd *cmd,
 	return true;
 }
 
-/* The batch's completion, on the engine's writer thread: to the mailbox. */
+/* The batch's completion, on the engine's writer (its thread, or this
+ * worker): to the mailbox. */
 static void batch_done(struct net_conn *c)
 {
 	net_mailbox_post_done(c);

@@ -1,5 +1,5 @@
 /* mailbox.c - a worker's mailbox: new connections from the acceptor,
- * completed write batches from the engine's writer thread, the stop request
+ * completed write batches from the engine's writer, the stop request
  * from the main thread; the worker takes them all at once.  Contracts in
  * mailbox.h.  Any thread posts; only the worker takes. */
 #include <stdlib.h>

@@ -1,9 +1,10 @@
 /*
  * mailbox.h - a worker's mailbox: how other threads hand it work.  The
- * acceptor posts new connections, the engine's writer thread posts
- * connections whose write batch completed, the main thread posts the stop
- * request; each post rings the worker's eventfd, and the worker takes
- * everything at once.  mailbox.c implements it; the fields are
+ * acceptor posts new connections, the engine's writer posts connections
+ * whose write batch completed, the main thread posts the stop request;
+ * each post from another thread rings the worker's eventfd (a completion
+ * the worker posts itself, having run the round, sets self_done instead),
+ * and the worker takes everything at once.  mailbox.c implements it; the fields are
  * struct net_worker's hand/done/stop, guarded by its mutex `mu`, a leaf
  * lock held for pointer updates only.
  */
@@ -27,7 +28,8 @@ struct net_mail {
  * (nothing posted; h->fd is still the caller's). */
 int net_mailbox_post_conn(struct net_worker *w, const struct net_handoff *h);
 
-/* The engine's writer thread, through the batch's completion hook: c's
+/* The engine's writer (its thread, or c's worker that ran the round),
+ * through the batch's completion hook: c's
  * batch has its result; queue c for its worker.  The batch's results must
  * be stored before: the mutex orders them before the worker's reads. */
 void net_mailbox_post_done(struct net_conn *c);

@@ -16,6 +16,12 @@
  *   | main.c
  * The one way back up is a function pointer: the write batch's completion,
  * which batch.c reports through the hook conn.c gives net_batch_submit().
+ *
+ * "The writer thread" in net/ comments means the engine's writer, which
+ * is one of two threads: the engine's writer thread, or the worker itself
+ * when kvs_submit_all() found the writer idle and ran the round on the
+ * worker's thread (docs/THREADS.md).  Update callbacks and completions are
+ * written for either.
  */
 #ifndef KVS_NET_SERVER_INT_H
 #define KVS_NET_SERVER_INT_H
@@ -231,7 +237,8 @@ struct net_worker {
 	int stop;
 	int self_done;             /* done_head has completions the worker
 				      posted itself (no ring) */
-	/* Worker thread only (net_on_worker() asserts it). */
+	/* Worker thread only (net_on_worker() asserts it), but `thread`,
+	 * which net_mailbox_post_done() compares with the poster's. */
 	pthread_t thread;          /* set by the worker when it starts */
 	struct net_conn *conns;    /* all of its connections */
 	size_t nconns;

@@ -82,8 +82,6 @@ void net_worker_run(void *arg)
 	for (;;) {
 		uint64_t idle_s = atomic_load_explicit(&w->srv->timeout_s,
 						       memory_order_relaxed);
-		/* At most a second asleep: CONFIG SET timeout, set on any
-		 * worker, is seen within a second without a wake-up. */
 		/* The writes parked in the last pass go to the engine
 		 * together, before the worker can sleep. */
 		net_batch_flush(w);
@@ -91,6 +89,8 @@ void net_worker_run(void *arg)
 		 * doorbell rang for them. */
 		if (w->self_done)
 			mailbox(w, false);
+		/* At most a second asleep: CONFIG SET timeout, set on any
+		 * worker, is seen within a second without a wake-up. */
 		int timeout = w->ready_head ? 0 : w->draining ? 50 : 1000;
 		int n = epoll_wait(w->epfd, ev, EVENTS_PER_WAIT, timeout);
 		struct net_conn *c, *last;
