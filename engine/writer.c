@@ -482,7 +482,8 @@ static void *writer_main(void *arg)
 			/* Also after submitters' rounds, which leave these
 			 * two to the writer thread. */
 			kvs__index_grow(db->index, db->live_keys);
-			kvs__compact_check_active(db);
+			if (!atomic_load(&db->health.failed))
+				kvs__compact_check_active(db);
 			kvs__compact_tick(db);
 			if (kvs__compact_pending(db, &delay) && delay == 0)
 				kvs__compact_step(db, clients_waiting);
@@ -497,13 +498,33 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-/* Do the requests of `list` fit the active segment as it is?  A round
- * that needs a rotation is the writer thread's: sealing syncs. */
+/* Do the requests of `list` surely fit the active segment as it is?  A
+ * round that needs a rotation is the writer thread's: sealing syncs.  The
+ * bound is req_bound's with every record at the list's highest possible
+ * seq (the widest encoding), an atomic request's two markers, and no
+ * update op (its callback chooses the value's length). */
 static bool fits_active(const struct kvs *db, const struct kvs__req *list)
 {
-	uint64_t need = KVS__FOOTER_MAX;
+	uint64_t seq = db->next_seq, need = KVS__FOOTER_MAX;
 	for (const struct kvs__req *r = list; r; r = r->next)
-		need += req_bound(db, r);
+		seq += r->nops + 2;
+	for (const struct kvs__req *r = list; r; r = r->next) {
+		for (size_t i = 0; i < r->nops; i++) {
+			const struct kvs_op *op = &r->ops[i];
+			if (op->type == KVS_OP_UPDATE)
+				return false;
+			if (op->type == KVS_OP_REMOVE)
+				need += kvs__rec_len_of(KVS_REC_REMOVE, seq,
+							op->klen, 0);
+			else
+				need += kvs__rec_len_x(
+					KVS_REC_SET, seq, set_expiry_bound(op),
+					op->klen,
+					op->type == KVS_OP_INCR ? 20 : op->vlen);
+		}
+		if (r->flags & KVS_BATCH_ATOMIC)
+			need += 2 * KVS__TXN_MAX;
+	}
 	return db->active->size + need <= db->opt.segment_size;
 }
 

@@ -898,6 +898,32 @@ TEST(KvStoreInline, RotationsAreNeverASubmittersToSync) {
       if (i % 20 == 0) usleep(20000);  // let the writer sleep now and then
       ASSERT_EQ(s.Set("r" + std::to_string(i % 50), v), KVS_OK);
     }
+    // Update ops and atomic batches too: a callback chooses its value's
+    // length (here 3000 bytes, most of a segment), and an atomic batch
+    // adds two marker records.
+    static const std::string big(3000, 'b');
+    for (int i = 0; i < 20; i++) {
+      usleep(20000);
+      std::string k = "u" + std::to_string(i % 3);
+      kvs_op ops[2] = {Op(KVS_OP_UPDATE, k.data(), k.size()), Op(KVS_OP_SET, "a", 1, "x", 1)};
+      ops[0].update = [](void*, kvs_update* u) -> int {
+        u->action = KVS_UPD_SET;
+        u->new_val = big.data();
+        u->new_vlen = big.size();
+        return KVS_OK;
+      };
+      std::atomic<int> done{0};
+      kvs_submission x{ops, 2, i % 2 ? KVS_BATCH_ATOMIC : 0u,
+                       [](void* p, int result) {
+                         EXPECT_EQ(result, KVS_OK);
+                         static_cast<std::atomic<int>*>(p)->store(1);
+                       },
+                       &done};
+      kvs_submit_all(s.db(), &x, 1);
+      for (int w = 0; w < 500 && !done.load(); w++) usleep(2000);
+      ASSERT_EQ(done.load(), 1);
+      EXPECT_EQ(s.Get(k), big);
+    }
     EXPECT_GT(s.Stats().segments, 1u);
   }
   kvs__sim_stop();
