@@ -635,10 +635,26 @@ TEST(OutOfMemory, CloseQueuedBehindARefusedRoundReturns) {
 // kvs_compact() seals the active segment first: a full disk refusing that
 // rotation is KVS_ENOSPC (try again later), not a failed store, and the
 // next call compacts.
+// Until every sealed segment has its hint file: the background I/O thread
+// writes them after the writes that sealed the segments returned, and an
+// armed write fault must not be taken by one of them.
+void WaitForHints(const std::string& dir) {
+  for (int w = 0; w < 500; w++) {
+    std::vector<std::string> segs = kvstest::Segments(dir);
+    size_t hinted = 0;
+    for (const auto& seg : segs)
+      if (kvstest::FileSize(seg.substr(0, seg.size() - 4) + ".hint") > 0) hinted++;
+    if (segs.size() <= hinted + 1) return;  // all but the active one
+    usleep(10000);
+  }
+  ADD_FAILURE() << "the hint files were not written in 5 s";
+}
+
 TEST(WriteFailure, CompactWhoseRotationIsRefusedSaysDiskFull) {
   TempDir d;
   Db s(d.path(), Options(8192));
   for (int i = 0; i < 200; i++) ASSERT_EQ(s.Set("k" + std::to_string(i % 20), Val(i, 100)), KVS_OK);
+  WaitForHints(d.path());
   kvs__fault_write(1, ENOSPC);  // the new segment's header
   int rc = kvs_compact(s.db());
   kvs__fault_write(0, 0);
