@@ -184,15 +184,23 @@ void net_conn_new(struct net_worker *w, const struct net_handoff *h)
 }
 
 /* Register the events c needs now: input while it may read, output while
- * replies wait.  Errors and hang-ups are always reported. */
-static void conn_interest(struct net_conn *c)
+ * replies wait.  Errors and hang-ups are always reported.
+ *
+ * No reading while a write is parked or buffered commands wait their turn
+ * (the backlog, and the memmove of it, stays one read big).  But input
+ * interest is dropped lazily: such a connection may usually read again
+ * before its client sends more (a SET's round ran on this worker), and two
+ * epoll_ctl calls per request cost more than the rare event that finds it
+ * unable to read, which drops the interest then (net_conn_event). */
+static void conn_interest(struct net_conn *c, bool lazy)
 {
 	unsigned want = 0;
 	struct epoll_event ev;
 
-	/* No reading while buffered commands wait their turn: the backlog
-	 * (and the memmove of it) stays one read big. */
 	if (c->state == NET_CONN_ACTIVE && !c->eof && !c->ready)
+		want |= EPOLLIN;
+	else if (lazy && (c->events & EPOLLIN) && !c->eof &&
+		 (c->state == NET_CONN_PARKED || c->state == NET_CONN_ACTIVE))
 		want |= EPOLLIN;
 	if (net_reply_pending(c))
 		want |= EPOLLOUT;
@@ -245,7 +253,7 @@ static bool conn_flush_rearm(struct net_conn *c)
 		conn_free(c);
 		return false;
 	}
-	conn_interest(c);
+	conn_interest(c, true);
 	return true;
 }
 /* After c did something: send replies, close a finished connection, or
@@ -492,8 +500,14 @@ void net_conn_event(struct net_conn *c, unsigned events)
 		return;
 	}
 	/* A hang-up while parked or closing: nobody will read the replies. */
-	if ((events & EPOLLHUP) && c->state != NET_CONN_ACTIVE)
+	if ((events & EPOLLHUP) && c->state != NET_CONN_ACTIVE) {
 		conn_close(c);
+		return;
+	}
+	/* Input c may not read now, under interest left on (conn_interest):
+	 * it is dropped until c may read again. */
+	if ((events & EPOLLIN) && c->state != NET_CONN_ORPHANED)
+		conn_interest(c, false);
 }
 
 void net_conn_batch_done(struct net_conn *c, bool closing)
