@@ -79,6 +79,7 @@ void net_worker_run(void *arg)
 	/* Before any connection is touched: net_on_worker() reads it. */
 	w->thread = pthread_self();
 	uint64_t next_sweep = 0;
+	bool skip_poll = false;
 	for (;;) {
 		uint64_t idle_s = atomic_load_explicit(&w->srv->timeout_s,
 						       memory_order_relaxed);
@@ -86,13 +87,20 @@ void net_worker_run(void *arg)
 		 * together, before the worker can sleep. */
 		net_batch_flush(w);
 		/* Completions of rounds the engine ran on this thread: no
-		 * doorbell rang for them. */
-		if (w->self_done)
+		 * doorbell rang for them.  Their replies go out in a pass of
+		 * their own, without a look at the sockets first: one
+		 * epoll_wait a turn, not two (but never two such passes in a
+		 * row, or a pipelining client could keep the others from
+		 * being polled). */
+		bool own = w->self_done;
+		if (own)
 			mailbox(w, false);
+		skip_poll = own && w->ready_head && !skip_poll;
 		/* At most a second asleep: CONFIG SET timeout, set on any
 		 * worker, is seen within a second without a wake-up. */
 		int timeout = w->ready_head ? 0 : w->draining ? 50 : 1000;
-		int n = epoll_wait(w->epfd, ev, EVENTS_PER_WAIT, timeout);
+		int n = skip_poll ? 0 :
+			epoll_wait(w->epfd, ev, EVENTS_PER_WAIT, timeout);
 		struct net_conn *c, *last;
 		int rang = 0;
 
