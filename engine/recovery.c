@@ -464,6 +464,8 @@ int kvs__recover(struct kvs *db)
 	 * calls need, is taken around each of them only (replay,
 	 * drop_tombstones), never across I/O: a grace period of another
 	 * store in this process (its kvs_close) would wait for it. */
+	if (n)
+		kvs__replay_start(db);
 	for (size_t i = 0; i < n; i++) {
 		unsigned delay = kvs__testhook_recovery_delay();
 		if (delay && i > 0)
@@ -494,6 +496,9 @@ int kvs__recover(struct kvs *db)
 		if ((rc = load_segment(db, seg, newest, &max_seq)) != KVS_OK)
 			break;
 	}
+	int jrc = kvs__replay_join(db, rc == KVS_OK);
+	if (rc == KVS_OK)
+		rc = jrc;
 	if (rc == KVS_OK)
 		kvs__replay_finish(db);
 	remove_orphan_hints(db, ids, n);

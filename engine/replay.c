@@ -6,13 +6,10 @@
  * newest FLUSH are dropped.  The opener's thread (the writer to be). */
 #include "engine_int.h"
 
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
-
-/* Account a record that no index entry points at. */
-static void count_dead(struct kvs__seg *seg, uint64_t len)
-{
-	seg->dead_bytes += len;
-}
+#include <unistd.h>
 
 /* The sequence number of the record e points at (entries do not keep it:
  * only recovery needs it, for a key written more than once).  A record is
@@ -24,8 +21,11 @@ static int entry_seq(const struct kvs__entry *e, uint64_t *seq)
 	const unsigned char *p;
 	size_t n = e->rec_len < sizeof buf ? e->rec_len : sizeof buf;
 
-	if (seg->map && (uint64_t)e->off + n <= seg->map_len) {
-		p = seg->map + e->off;
+	/* The opener publishes a scanned segment's mapping while the helper
+	 * may read here (struct kvs__replay_pool). */
+	const unsigned char *map = __atomic_load_n(&seg->map, __ATOMIC_ACQUIRE);
+	if (map && (uint64_t)e->off + n <= seg->map_len) {
+		p = map + e->off;
 	} else {
 		ssize_t got = kvs__io_pread_full(seg->fd, buf, n, (off_t)e->off);
 		if (got < 0)
@@ -42,14 +42,302 @@ static int entry_seq(const struct kvs__entry *e, uint64_t *seq)
 	return KVS_OK;
 }
 
-/* Apply one SET or REMOVE record found at recovery.  Entries that are
- * replaced are freed at once: no reader exists before kvs_open returns. */
+/* ---- applying a record to the index ---------------------------------------- */
+
+/*
+ * An open's time is mostly the index's inserts, each a few cache misses
+ * (the bucket, the nodes around it in the split-ordered list), and the
+ * reading, checking and decoding of the records.  With a second CPU the two
+ * overlap: the opener reads, checks and decodes every record and makes its
+ * entry (the entry allocator is single-threaded), and a helper thread makes
+ * the inserts, in file order, as the opener alone would (the table's
+ * growth included).  What the helper frees waits for the opener, once the
+ * helper has joined; the segments' byte counts, which a FLUSH record makes
+ * the opener change too, are updated atomically meanwhile.  (Half of the
+ * inserts each, by hash, was slower: the opener's share of the work is
+ * already the larger one.)
+ */
+struct item {
+	struct kvs__entry *e; /* made, not yet published */
+	struct kvs__seg *seg;
+	uint64_t hash, seq;
+};
+
+#define BATCH_ITEMS 1024
+#define BATCHES 4
+
+struct batch {
+	struct batch *next;
+	size_t n;
+	struct item it[BATCH_ITEMS];
+};
+
+/* What one thread's inserts changed. */
+struct replay_ctx {
+	bool shared;        /* the other thread runs too: atomic counts */
+	bool helper;        /* frees wait for the opener (`later`) */
+	uint64_t entries, tombs;
+	struct kvs__entry **later;
+	size_t nlater, cap_later;
+	int rc;             /* the helper's first failure */
+	char msg[512];
+};
+
+struct kvs__replay_pool {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t work, spare_cv;
+	struct batch *queue, *queue_tail, *spare;
+	struct batch *cur;  /* the opener's, filling */
+	bool closing;
+	struct kvs *db;
+	struct replay_ctx hctx;
+};
+
+static void add_bytes(const struct replay_ctx *c, uint64_t *p, uint64_t n)
+{
+	if (c->shared)
+		__atomic_fetch_add(p, n, __ATOMIC_RELAXED);
+	else
+		*p += n;
+}
+
+static void sub_bytes(const struct replay_ctx *c, uint64_t *p, uint64_t n)
+{
+	if (c->shared)
+		__atomic_fetch_sub(p, n, __ATOMIC_RELAXED);
+	else
+		*p -= n;
+}
+
+/* An entry the opener frees: at once, or after the helper joined. */
+static int free_entry(struct kvs *db, struct replay_ctx *c,
+		      struct kvs__entry *e, bool published)
+{
+	if (!c->helper) {
+		if (published)
+			kvs__index_retire(db->index, e);
+		else
+			kvs__entry_free(db->index, e);
+		return KVS_OK;
+	}
+	if (c->nlater == c->cap_later) {
+		size_t cap = c->cap_later ? 2 * c->cap_later : 1024;
+		struct kvs__entry **p = realloc(c->later, cap * sizeof *p);
+		if (!p)
+			return kvs__err(KVS_ENOMEM, "out of memory");
+		c->later = p;
+		c->cap_later = cap;
+	}
+	c->later[c->nlater++] = e;
+	return KVS_OK;
+}
+
+/* Put it->e, made for a record with seq it->seq of it->seg, in the index
+ * unless a newer record of its key is there. */
+static int apply(struct kvs *db, struct replay_ctx *c, const struct item *it)
+{
+	struct kvs__entry *e = it->e;
+	bool tomb = e->vlen == KVS__TOMB;
+	/* One walk of the chain for a key seen for the first time (the common
+	 * case); a second one only to replace an older record of the key.
+	 * Each table call is its own short read-side section (cds_lfht's
+	 * rule); reading the older record's seq, which may read the disk,
+	 * is outside any.  prev stays valid in between: only this thread
+	 * changes or retires the entries of this key. */
+	kvs__read_lock();
+	struct kvs__entry *prev = kvs__index_add_unique(db->index, it->hash, e);
+	kvs__read_unlock();
+	if (prev) {
+		uint64_t prev_seq = 0;
+		int rc = entry_seq(prev, &prev_seq);
+		if (rc == KVS_OK && prev_seq > it->seq) {
+			/* An older write: never published. */
+			add_bytes(c, &it->seg->dead_bytes, e->rec_len);
+			return free_entry(db, c, e, false);
+		}
+		if (rc != KVS_OK) {
+			(void)free_entry(db, c, e, false);
+			return rc;
+		}
+		kvs__read_lock();
+		prev = kvs__index_put(db->index, it->hash, e);
+		kvs__read_unlock();
+	}
+	if (tomb) {
+		add_bytes(c, &it->seg->dead_bytes, e->rec_len);
+		c->tombs++;
+	} else {
+		add_bytes(c, &it->seg->live_bytes, e->rec_len);
+		if (kvs__entry_expire(e))
+			kvs__expire_add(&db->exp, it->hash,
+					kvs__entry_expire(e));
+	}
+	if (!prev) {
+		if ((++c->entries & 0xffff) == 0) {
+			/* Grow the table as it fills (outside any read-side
+			 * section, as kvs__index_grow requires). */
+			kvs__index_grow(db->index, c->entries + 0xffff);
+		}
+		return KVS_OK;
+	}
+	if (prev->vlen != KVS__TOMB) {
+		sub_bytes(c, &prev->seg->live_bytes, prev->rec_len);
+		add_bytes(c, &prev->seg->dead_bytes, prev->rec_len);
+		if (kvs__entry_expire(prev))
+			kvs__expire_del(&db->exp, kvs__entry_expire(prev));
+	} else {
+		c->tombs--;
+	}
+	return free_entry(db, c, prev, true);
+}
+
+/* ---- the helper thread ------------------------------------------------------ */
+
+static void *helper_main(void *arg)
+{
+	struct kvs__replay_pool *pool = arg;
+	struct replay_ctx *c = &pool->hctx;
+	kvs__rcu_thread_online();
+	for (;;) {
+		kvs__lock(&pool->mu);
+		while (!pool->queue && !pool->closing)
+			KVS_CHECK(pthread_cond_wait(&pool->work, &pool->mu));
+		struct batch *b = pool->queue;
+		if (!b) {
+			kvs__unlock(&pool->mu);
+			break;
+		}
+		pool->queue = b->next;
+		if (!pool->queue)
+			pool->queue_tail = NULL;
+		kvs__unlock(&pool->mu);
+		for (size_t i = 0; i < b->n; i++) {
+			/* After a failure: what is left is only freed. */
+			int rc = c->rc != KVS_OK
+					 ? free_entry(pool->db, c, b->it[i].e,
+						      false)
+					 : apply(pool->db, c, &b->it[i]);
+			if (rc != KVS_OK && c->rc == KVS_OK) {
+				c->rc = rc;
+				snprintf(c->msg, sizeof c->msg, "%s",
+					 kvs_errmsg());
+			}
+		}
+		b->n = 0;
+		kvs__lock(&pool->mu);
+		b->next = pool->spare;
+		pool->spare = b;
+		KVS_CHECK(pthread_cond_signal(&pool->spare_cv));
+		kvs__unlock(&pool->mu);
+	}
+	return NULL; /* the thread's exit unregisters it from RCU */
+}
+
+static void pool_free(struct kvs__replay_pool *pool)
+{
+	struct batch *lists[] = { pool->spare, pool->queue, pool->cur };
+	for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
+		for (struct batch *b = lists[i], *next; b; b = next) {
+			next = b == pool->cur ? NULL : b->next;
+			free(b);
+		}
+	free(pool->hctx.later);
+	pthread_mutex_destroy(&pool->mu);
+	pthread_cond_destroy(&pool->work);
+	pthread_cond_destroy(&pool->spare_cv);
+	free(pool);
+}
+
+void kvs__replay_start(struct kvs *db)
+{
+	unsigned want = kvs__testhook_replay_threads();
+	if (want == 0)
+		want = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 2 : 1;
+	if (want < 2)
+		return;
+	/* Without memory or a thread, the open is serial: only slower. */
+	struct kvs__replay_pool *pool = calloc(1, sizeof *pool);
+	if (!pool)
+		return;
+	pthread_mutex_init(&pool->mu, NULL);
+	pthread_cond_init(&pool->work, NULL);
+	pthread_cond_init(&pool->spare_cv, NULL);
+	pool->db = db;
+	pool->hctx.shared = pool->hctx.helper = true;
+	for (int i = 0; i < BATCHES; i++) {
+		struct batch *b = malloc(sizeof *b);
+		if (!b) {
+			pool_free(pool);
+			return;
+		}
+		b->n = 0;
+		b->next = pool->spare;
+		pool->spare = b;
+	}
+	pool->cur = pool->spare;
+	pool->spare = pool->cur->next;
+	pool->cur->next = NULL;
+	if (pthread_create(&pool->thread, NULL, helper_main, pool) != 0) {
+		pool_free(pool);
+		return;
+	}
+	db->rec.pool = pool;
+}
+
+/* Hand the opener's batch to the helper; take an empty one. */
+static void pool_post(struct kvs__replay_pool *pool)
+{
+	struct batch *b = pool->cur;
+	kvs__lock(&pool->mu);
+	b->next = NULL;
+	if (pool->queue_tail)
+		pool->queue_tail->next = b;
+	else
+		pool->queue = b;
+	pool->queue_tail = b;
+	KVS_CHECK(pthread_cond_signal(&pool->work));
+	while (!pool->spare)
+		KVS_CHECK(pthread_cond_wait(&pool->spare_cv, &pool->mu));
+	pool->cur = pool->spare;
+	pool->spare = pool->cur->next;
+	pool->cur->next = NULL;
+	kvs__unlock(&pool->mu);
+}
+
+int kvs__replay_join(struct kvs *db, bool report)
+{
+	struct kvs__replay_pool *pool = db->rec.pool;
+	if (!pool)
+		return KVS_OK;
+	if (pool->cur->n)
+		pool_post(pool);
+	kvs__lock(&pool->mu);
+	pool->closing = true;
+	KVS_CHECK(pthread_cond_signal(&pool->work));
+	kvs__unlock(&pool->mu);
+	KVS_CHECK(pthread_join(pool->thread, NULL));
+	db->rec.pool = NULL;
+	struct replay_ctx *c = &pool->hctx;
+	for (size_t i = 0; i < c->nlater; i++)
+		kvs__entry_free(db->index, c->later[i]);
+	db->rec.entries += c->entries;
+	db->rec.tombs += c->tombs;
+	int rc = c->rc == KVS_OK ? KVS_OK
+		 : report       ? kvs__err(c->rc, "%s", c->msg)
+				: c->rc;
+	pool_free(pool);
+	return rc;
+}
+
+/* Apply one SET or REMOVE record found at recovery. */
 static int replay(struct kvs *db, struct kvs__seg *seg, uint64_t off,
 		  const struct kvs_record *rec)
 {
 	if (rec->type != KVS_REC_SET && rec->type != KVS_REC_REMOVE)
 		return KVS_OK;
-	uint64_t hash = kvs__index_hash(db->index, rec->key, rec->klen);
+	struct item it = { .seg = seg, .seq = rec->seq };
+	it.hash = kvs__index_hash(db->index, rec->key, rec->klen);
 	/* A SET whose expiry time has passed is the key's removal: it must
 	 * still beat every older record of the key, as a REMOVE does. */
 	bool tomb = rec->type == KVS_REC_REMOVE ||
@@ -62,58 +350,21 @@ static int replay(struct kvs *db, struct kvs__seg *seg, uint64_t off,
 	e->off = (uint32_t)off;
 	e->rec_len = (uint32_t)rec->length;
 	e->vlen = tomb ? KVS__TOMB : (uint32_t)rec->vlen;
+	it.e = e;
 
-	/* One walk of the chain for a key seen for the first time (the common
-	 * case); a second one only to replace an older record of the key.
-	 * Each table call is its own short read-side section (cds_lfht's
-	 * rule); reading the older record's seq, which may read the disk,
-	 * is outside any.  prev stays valid in between: this thread is the
-	 * only one that changes the table, and it has not retired prev. */
-	kvs__read_lock();
-	struct kvs__entry *prev = kvs__index_add_unique(db->index, hash, e);
-	kvs__read_unlock();
-	if (prev) {
-		uint64_t prev_seq = 0;
-		int rc = entry_seq(prev, &prev_seq);
-		if (rc != KVS_OK) {
-			kvs__entry_free(db->index, e);
-			return rc;
-		}
-		if (prev_seq > rec->seq) {
-			kvs__entry_free(db->index, e); /* never published */
-			count_dead(seg, rec->length); /* an older write */
-			return KVS_OK;
-		}
-		kvs__read_lock();
-		prev = kvs__index_put(db->index, hash, e);
-		kvs__read_unlock();
+	struct kvs__replay_pool *pool = db->rec.pool;
+	if (pool) {
+		pool->cur->it[pool->cur->n++] = it;
+		if (pool->cur->n == BATCH_ITEMS)
+			pool_post(pool);
+		return KVS_OK;
 	}
-	if (tomb) {
-		count_dead(seg, rec->length);
-		db->rec.tombs++;
-	} else {
-		seg->live_bytes += rec->length;
-		if (rec->expire_ms)
-			kvs__expire_add(&db->exp, hash, rec->expire_ms);
-	}
-	if (!prev && (++db->rec.entries & 0xffff) == 0) {
-		/* Grow the table as it fills (outside any read-side
-		 * section, as kvs__index_grow requires). */
-		kvs__index_grow(db->index, db->rec.entries + 0xffff);
-	}
-	if (prev) {
-		if (prev->vlen != KVS__TOMB) {
-			prev->seg->live_bytes -= prev->rec_len;
-			prev->seg->dead_bytes += prev->rec_len;
-			if (kvs__entry_expire(prev))
-				kvs__expire_del(&db->exp,
-						kvs__entry_expire(prev));
-		} else {
-			db->rec.tombs--;
-		}
-		kvs__index_retire(db->index, prev);
-	}
-	return KVS_OK;
+	struct replay_ctx c = { .entries = db->rec.entries,
+				.tombs = db->rec.tombs };
+	int rc = apply(db, &c, &it);
+	db->rec.entries = c.entries;
+	db->rec.tombs = c.tombs;
+	return rc;
 }
 
 /* Apply any record found at recovery: a SET or REMOVE goes to the index; a
@@ -123,7 +374,13 @@ int kvs__replay_record(struct kvs *db, struct kvs__seg *seg, uint64_t off,
 		       const struct kvs_record *rec)
 {
 	if (rec->type == KVS_REC_FLUSH) {
-		count_dead(seg, rec->length); /* a tombstone of every key */
+		/* A tombstone of every key.  The helper thread, if it runs,
+		 * changes the segments' counts too. */
+		if (db->rec.pool)
+			__atomic_fetch_add(&seg->dead_bytes, rec->length,
+					   __ATOMIC_RELAXED);
+		else
+			seg->dead_bytes += rec->length;
 		if (rec->seq > db->rec.flush_seq)
 			db->rec.flush_seq = rec->seq;
 		return KVS_OK;

@@ -15,6 +15,7 @@ static atomic_int fail_n[KVS__TH_COUNT], fail_err[KVS__TH_COUNT];
 static atomic_uint creates;
 static atomic_uint recovery_delay_us;
 static atomic_uint publish_delay_us;
+static atomic_uint replay_threads;
 static atomic_bool skip_sync[KVS_HOOK_SYNC_COUNT];
 static atomic_uint sync_interval_ms;
 
@@ -33,6 +34,7 @@ void kvs__hook_snapshot_link(int count, int err) { arm(KVS__TH_SNAP_LINK, count,
 void kvs__hook_snapshot_write(int count, int err) { arm(KVS__TH_SNAP_WRITE, count, err); }
 unsigned kvs__hook_compact_creates(void) { return atomic_load(&creates); }
 void kvs__hook_recovery_delay(unsigned us) { atomic_store(&recovery_delay_us, us); }
+void kvs__hook_replay_threads(unsigned n) { atomic_store(&replay_threads, n); }
 void kvs__hook_publish_delay(unsigned us) { atomic_store(&publish_delay_us, us); }
 void kvs__hook_sync_interval(unsigned ms) { atomic_store(&sync_interval_ms, ms); }
 
@@ -99,4 +101,9 @@ unsigned kvs__testhook_publish_delay(void)
 unsigned kvs__testhook_recovery_delay(void)
 {
 	return atomic_load_explicit(&recovery_delay_us, memory_order_relaxed);
+}
+
+unsigned kvs__testhook_replay_threads(void)
+{
+	return atomic_load_explicit(&replay_threads, memory_order_relaxed);
 }

@@ -23,6 +23,8 @@ int kvs__testhook_fail(enum kvs__testhook which);
 int kvs__testhook_fail_unlink(const char *path);
 /* Microseconds recovery sleeps after each segment (0 unless a test asks). */
 unsigned kvs__testhook_recovery_delay(void);
+/* The threads recovery inserts with (kvs__hook_replay_threads), or 0. */
+unsigned kvs__testhook_replay_threads(void);
 /* Microseconds the writer sleeps after publishing each entry (0 unless a
  * test asks). */
 unsigned kvs__testhook_publish_delay(void);

@@ -2,6 +2,7 @@
 // newest segment is cut off with a warning; damage anywhere else fails the
 // open with the file and offset; a crash (SIGKILL) never loses an
 // acknowledged write.
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -439,6 +440,142 @@ TEST(Recovery, SlowOpenDoesNotHoldUpAnotherStoresClose) {
   ASSERT_EQ(b_rc, KVS_OK) << kvs_errmsg();
   for (int i = 0; i < 600; i++) EXPECT_EQ(Get(dbb, "k" + std::to_string(i)), Val(i));
   ASSERT_EQ(kvs_close(dbb), KVS_OK);
+}
+
+
+// An open inserts with a helper thread when the machine has a second CPU
+// (replay.c): it must build the same store as the opener alone, from hints
+// and from scans, with overwrites, removes, expiry times, atomic batches and
+// a FLUSH spread over many segments, and report the same counts.
+struct StoreState {
+  std::map<std::string, std::pair<std::string, int64_t>> keys;
+  uint64_t live_keys = 0, live_bytes = 0, dead_bytes = 0;
+};
+
+StoreState ReadState(const std::string& dir, unsigned threads, const std::set<std::string>& universe) {
+  StoreState st;
+  kvs__hook_replay_threads(threads);
+  kvs* db = nullptr;
+  kvs_options o{};
+  o.segment_size = 16384;
+  o.no_auto_compact = 1;
+  int rc = kvs_open(dir.c_str(), &o, &db);
+  kvs__hook_replay_threads(0);
+  EXPECT_EQ(rc, KVS_OK) << kvs_errmsg();
+  if (rc != KVS_OK) return st;
+  for (const auto& k : universe) {
+    void* v = nullptr;
+    size_t n = 0;
+    int64_t exp = 0;
+    rc = kvs_lookup(db, k.data(), k.size(), &v, &n, &exp);
+    if (rc == KVS_OK) {
+      st.keys[k] = {std::string(static_cast<char*>(v), n), exp};
+      kvs_free(v);
+    } else {
+      EXPECT_EQ(rc, KVS_ENOTFOUND) << k << " threads " << threads << ": " << kvs_errmsg();
+    }
+  }
+  kvs_store_stats s{};
+  EXPECT_EQ(kvs_stats(db, &s), KVS_OK);
+  st.live_keys = s.live_keys;
+  st.live_bytes = s.live_bytes;
+  st.dead_bytes = s.dead_bytes;
+  EXPECT_EQ(kvs_close(db), KVS_OK);
+  return st;
+}
+
+void TwoThreadOpen(bool flush) {
+  TempDir d;
+  std::map<std::string, std::pair<std::string, int64_t>> model;
+  std::set<std::string> universe;
+  {
+    kvs* db = nullptr;
+    kvs_options o{};
+    o.segment_size = 16384;
+    o.no_auto_compact = 1;
+    ASSERT_EQ(kvs_open(d.path().c_str(), &o, &db), KVS_OK) << kvs_errmsg();
+    std::mt19937 rng(15);
+    const int64_t later = kvs_now_ms() + 3600 * 1000;
+    for (int i = 0; i < 12000; i++) {
+      std::string k = "key" + std::to_string(rng() % 2500);
+      universe.insert(k);
+      unsigned what = rng() % 100;
+      if (flush && i == 6000) {
+        kvs_op f{};
+        f.type = KVS_OP_FLUSH;
+        ASSERT_EQ(kvs_write_batch(db, &f, 1), KVS_OK) << kvs_errmsg();
+        model.clear();
+      } else if (what < 55) {
+        std::string v = Val(i).substr(0, 5 + rng() % 40);
+        Set(db, k, v);
+        model[k] = {v, 0};
+      } else if (what < 70) {
+        int rc = kvs_remove(db, k.data(), k.size());
+        ASSERT_TRUE(rc == KVS_OK || rc == KVS_ENOTFOUND) << kvs_errmsg();
+        model.erase(k);
+      } else if (what < 85) {
+        kvs_op op{};
+        std::string v = "ttl" + std::to_string(i);
+        op.type = KVS_OP_SET;
+        op.key = k.data();
+        op.klen = k.size();
+        op.val = v.data();
+        op.vlen = v.size();
+        op.expire_ms = later + i;
+        ASSERT_EQ(kvs_write_batch(db, &op, 1), KVS_OK) << kvs_errmsg();
+        model[k] = {v, later + i};
+      } else {
+        std::string ks[3], vs[3];
+        kvs_op ops[3]{};
+        for (int j = 0; j < 3; j++) {
+          ks[j] = "key" + std::to_string(rng() % 2500);
+          vs[j] = "atomic" + std::to_string(i) + "-" + std::to_string(j);
+          universe.insert(ks[j]);
+          ops[j].type = KVS_OP_SET;
+          ops[j].key = ks[j].data();
+          ops[j].klen = ks[j].size();
+          ops[j].val = vs[j].data();
+          ops[j].vlen = vs[j].size();
+        }
+        ASSERT_EQ(kvs_write_batch_flags(db, ops, 3, KVS_BATCH_ATOMIC), KVS_OK) << kvs_errmsg();
+        for (int j = 0; j < 3; j++) model[ks[j]] = {vs[j], 0};
+      }
+    }
+    kvs_store_stats s{};
+    ASSERT_EQ(kvs_stats(db, &s), KVS_OK);
+    ASSERT_GE(s.segments, 20u);
+    ASSERT_EQ(kvs_close(db), KVS_OK);
+  }
+  StoreState one = ReadState(d.path(), 1, universe);
+  StoreState two = ReadState(d.path(), 2, universe);
+  EXPECT_TRUE(one.keys == model) << one.keys.size() << " keys, " << model.size() << " expected";
+  EXPECT_TRUE(two.keys == model) << two.keys.size() << " keys, " << model.size() << " expected";
+  EXPECT_EQ(two.live_keys, model.size());
+  EXPECT_EQ(one.live_keys, two.live_keys);
+  EXPECT_EQ(one.live_bytes, two.live_bytes);
+  EXPECT_EQ(one.dead_bytes, two.dead_bytes);
+  // Without the hints: every segment scanned.
+  size_t removed = 0;
+  DIR* dir = opendir(d.path().c_str());
+  ASSERT_NE(dir, nullptr);
+  while (struct dirent* de = readdir(dir)) {
+    std::string name = de->d_name;
+    if (name.size() > 5 && name.substr(name.size() - 5) == ".hint") {
+      EXPECT_EQ(unlink((d.path() + "/" + name).c_str()), 0);
+      removed++;
+    }
+  }
+  closedir(dir);
+  EXPECT_GE(removed, 10u);
+  StoreState scanned = ReadState(d.path(), 2, universe);
+  EXPECT_TRUE(scanned.keys == model);
+  EXPECT_EQ(scanned.live_bytes, one.live_bytes);
+  EXPECT_EQ(scanned.dead_bytes, one.dead_bytes);
+}
+
+TEST(Recovery, TwoThreadOpenBuildsWhatOneThreadDoes) {
+  TwoThreadOpen(true);
+  TwoThreadOpen(false);  // no FLUSH: the tombstone count decides the last walk
 }
 
 }  // namespace
