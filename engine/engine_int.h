@@ -298,12 +298,12 @@ int kvs__recover(struct kvs *db);
 int kvs__replay_record(struct kvs *db, struct kvs__seg *seg, uint64_t off,
 		       const struct kvs_record *rec);
 void kvs__replay_finish(struct kvs *db);
-/* Start the helper thread that makes half of the index's inserts, if this
+/* Start the helper thread that makes the index's inserts, if this
  * machine has a second CPU (or the test seam asks); and wait for it,
- * returning its failure if it had one (with kvs_errmsg() set if `report`).
- * kvs__replay_finish goes after. */
+ * returning its failure if it had one, with kvs_errmsg() set: that record
+ * came before any the opener failed at.  kvs__replay_finish goes after. */
 void kvs__replay_start(struct kvs *db);
-int kvs__replay_join(struct kvs *db, bool report);
+int kvs__replay_join(struct kvs *db);
 /* read.c.  Copy the value of entry e into buf (e->vlen bytes), checking that the
  * record there is a SET of e's key with that value length, and its CRC.
  * Call with rcu_read_lock held.  Errors: KVS_ECORRUPT (bad checksum, or not

@@ -1,5 +1,5 @@
-/* expire.c - active expiry, writer thread only (the opener during
- * recovery): a binary min-heap of {expiry time, key hash} for every key that
+/* expire.c - active expiry, writer thread only (during recovery, the
+ * opener's helper thread if it runs, else the opener): a binary min-heap of {expiry time, key hash} for every key that
  * has an expiry time, from which the writer takes the keys that are due and
  * removes them with REMOVE records of their own (kvs__expire_collect builds
  * the request; stage.c writes them and round_apply counts them), so that a

@@ -1,8 +1,8 @@
 /*
  * expire.h - active expiry (expire.c): the writer's queue of keys that carry
  * an expiry time, ordered by that time, and the counts behind the stats'
- * volatile_keys, avg_ttl_ms and expired_keys.  Writer thread only (and the
- * opener during recovery).
+ * volatile_keys, avg_ttl_ms and expired_keys.  Writer thread only (and, during
+ * recovery, the opener or its helper thread: replay.c).
  */
 #ifndef KVS_ENGINE_EXPIRE_H
 #define KVS_ENGINE_EXPIRE_H

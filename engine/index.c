@@ -49,7 +49,7 @@ struct retired {
 struct kvs__index {
 	struct cds_lfht *ht;  /* immutable after open */
 	uint8_t sipkey[16];   /* immutable after open */
-	/* The mutator only: */
+	/* The mutator only (buckets: also the opener's helper, replay.c): */
 	unsigned long buckets; /* size last asked for */
 	struct retired *retired; /* the batch being filled */
 	struct free_entry *free[NCLASSES];

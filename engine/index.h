@@ -63,18 +63,22 @@ int kvs__index_new(struct kvs__index **out);
 void kvs__index_destroy(struct kvs__index *ix);
 uint64_t kvs__index_hash(const struct kvs__index *ix, const void *key,
 			 size_t klen);
-/* The mutator (writer, or the opener), outside any read-side section:
+/* The mutator (writer, or the opener or its helper: replay.c), outside any
+ * read-side section:
  * make the table big enough for nkeys keys, at most two a bucket (see
  * index.c for why). */
 void kvs__index_grow(struct kvs__index *ix, uint64_t nkeys);
 /* Call with rcu_read_lock held; the result is valid until it is released. */
 struct kvs__entry *kvs__index_lookup(struct kvs__index *ix, uint64_t hash,
 				     const void *key, size_t klen);
-/* Writer only.  Publish `e`; returns the entry it replaced, or NULL.  The
- * caller must retire the replaced entry with kvs__index_retire(). */
+/* Writer only (or the opener's helper).  Publish `e`; returns the entry it
+ * replaced, or NULL.  The caller must retire the replaced entry with
+ * kvs__index_retire() (or, at an open, free it once no thread walks the
+ * table: replay.c). */
 struct kvs__entry *kvs__index_put(struct kvs__index *ix, uint64_t hash,
 				  struct kvs__entry *e);
-/* Writer only (or the opener).  Publish `e` unless the key is present:
+/* Writer only (or the opener, or its helper).  Publish `e` unless the key
+ * is present:
  * returns the present entry (e is then not published), or NULL. */
 struct kvs__entry *kvs__index_add_unique(struct kvs__index *ix, uint64_t hash,
 					 struct kvs__entry *e);
@@ -88,7 +92,8 @@ struct kvs__entry *kvs__entry_new(struct kvs__index *ix, const void *key,
 struct kvs__entry *kvs__entry_new_x(struct kvs__index *ix, const void *key,
 				    size_t klen, int64_t expire_ms);
 /* The mutator only.  Free an entry that was never published (a published
- * one is retired instead). */
+ * one is retired instead; at an open, one the table no thread walks any
+ * more has unlinked may be freed too: replay.c). */
 void kvs__entry_free(struct kvs__index *ix, struct kvs__entry *e);
 /* The mutator, after filling e and before publishing it. */
 static inline void kvs__entry_ready(struct kvs__entry *e)

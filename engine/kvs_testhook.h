@@ -37,9 +37,10 @@ unsigned kvs__hook_compact_creates(void);
 /* recovery.c: sleep `us` microseconds before loading each segment but the
  * first (a slow open); 0 disarms. */
 void kvs__hook_recovery_delay(unsigned us);
-/* replay.c: the threads an open inserts into the index with: 1 (the opener
- * alone), 2 (a helper too, even on one CPU), or 0 (the default: 2 when the
- * machine has a second CPU). */
+/* replay.c: the threads an open loads the index with: 1 (the opener
+ * alone), 2 (a helper thread makes the inserts while the opener reads,
+ * even on one CPU), or 0 (the default: 2 when the machine has a second
+ * CPU). */
 void kvs__hook_replay_threads(unsigned n);
 /* stage.c: sleep `us` microseconds after publishing each index entry of a
  * round (widens the window a reader could see half of a batch in); 0

@@ -461,8 +461,8 @@ int kvs__recover(struct kvs *db)
 	db->rec.now_ms = kvs_now_ms();
 
 	/* Nothing reads the index yet.  The read lock, which cds_lfht's
-	 * calls need, is taken around each of them only (replay,
-	 * drop_tombstones), never across I/O: a grace period of another
+	 * calls need, is taken around each of them only (replay.c),
+	 * never across I/O: a grace period of another
 	 * store in this process (its kvs_close) would wait for it. */
 	if (n)
 		kvs__replay_start(db);
@@ -496,8 +496,10 @@ int kvs__recover(struct kvs *db)
 		if ((rc = load_segment(db, seg, newest, &max_seq)) != KVS_OK)
 			break;
 	}
-	int jrc = kvs__replay_join(db, rc == KVS_OK);
-	if (rc == KVS_OK)
+	/* The helper's failure, if any, is at an earlier record than the
+	 * opener's: it is the one a one-thread open reports. */
+	int jrc = kvs__replay_join(db);
+	if (jrc != KVS_OK)
 		rc = jrc;
 	if (rc == KVS_OK)
 		kvs__replay_finish(db);

@@ -3,7 +3,9 @@
  * a key winning by sequence number, never by file order; a FLUSH kills
  * every older record; a transaction marker only counts.  Then, once every
  * file is read, the tombstones kept meanwhile and the keys older than the
- * newest FLUSH are dropped.  The opener's thread (the writer to be). */
+ * newest FLUSH are dropped.  The opener's thread (the writer to be), and
+ * its helper thread, which makes the index's inserts when the machine has a
+ * second CPU. */
 #include "engine_int.h"
 
 #include <pthread.h>
@@ -52,11 +54,14 @@ static int entry_seq(const struct kvs__entry *e, uint64_t *seq)
  * overlap: the opener reads, checks and decodes every record and makes its
  * entry (the entry allocator is single-threaded), and a helper thread makes
  * the inserts, in file order, as the opener alone would (the table's
- * growth included).  What the helper frees waits for the opener, once the
- * helper has joined; the segments' byte counts, which a FLUSH record makes
- * the opener change too, are updated atomically meanwhile.  (Half of the
- * inserts each, by hash, was slower: the opener's share of the work is
- * already the larger one.)
+ * growth included).  The entries the helper replaces or drops go back to
+ * the opener with their batch, which frees them when it takes the batch
+ * for reuse: the helper, the only thread that walks the table until the
+ * join, has finished with every entry of a batch it hands back, and what it
+ * unlinked is out of its reach.  The segments' byte counts, which a FLUSH
+ * record makes the opener change too, are updated atomically meanwhile.
+ * (Half of the inserts each, by hash, was slower: the opener's share of the
+ * work is already the larger one.)
  */
 struct item {
 	struct kvs__entry *e; /* made, not yet published */
@@ -69,19 +74,18 @@ struct item {
 
 struct batch {
 	struct batch *next;
-	size_t n;
+	size_t n, nfreed;
 	struct item it[BATCH_ITEMS];
+	/* The helper's: entries it no longer needs, for the opener to free
+	 * (each item makes at most one). */
+	struct kvs__entry *freed[BATCH_ITEMS];
 };
 
 /* What one thread's inserts changed. */
 struct replay_ctx {
 	bool shared;        /* the other thread runs too: atomic counts */
-	bool helper;        /* frees wait for the opener (`later`) */
+	struct batch *freed_to; /* the helper's: frees go back with it */
 	uint64_t entries, tombs;
-	struct kvs__entry **later;
-	size_t nlater, cap_later;
-	int rc;             /* the helper's first failure */
-	char msg[512];
 };
 
 struct kvs__replay_pool {
@@ -94,6 +98,9 @@ struct kvs__replay_pool {
 	bool closing;
 	struct kvs *db;
 	struct replay_ctx hctx;
+	int rc;             /* the helper's first failure, and its message */
+	char msg[512];
+	atomic_bool failed; /* rc is set: the opener stops at its next batch */
 };
 
 static void add_bytes(const struct replay_ctx *c, uint64_t *p, uint64_t n)
@@ -112,27 +119,20 @@ static void sub_bytes(const struct replay_ctx *c, uint64_t *p, uint64_t n)
 		*p -= n;
 }
 
-/* An entry the opener frees: at once, or after the helper joined. */
-static int free_entry(struct kvs *db, struct replay_ctx *c,
-		      struct kvs__entry *e, bool published)
+/* An entry no longer needed: retired or freed at once by the opener; by
+ * the helper, handed back with its batch (struct kvs__replay_pool). */
+static void free_entry(struct kvs *db, struct replay_ctx *c,
+		       struct kvs__entry *e, bool published)
 {
-	if (!c->helper) {
-		if (published)
-			kvs__index_retire(db->index, e);
-		else
-			kvs__entry_free(db->index, e);
-		return KVS_OK;
+	struct batch *b = c->freed_to;
+	if (b) {
+		KVS_ASSERT(b->nfreed < BATCH_ITEMS);
+		b->freed[b->nfreed++] = e;
+	} else if (published) {
+		kvs__index_retire(db->index, e);
+	} else {
+		kvs__entry_free(db->index, e);
 	}
-	if (c->nlater == c->cap_later) {
-		size_t cap = c->cap_later ? 2 * c->cap_later : 1024;
-		struct kvs__entry **p = realloc(c->later, cap * sizeof *p);
-		if (!p)
-			return kvs__err(KVS_ENOMEM, "out of memory");
-		c->later = p;
-		c->cap_later = cap;
-	}
-	c->later[c->nlater++] = e;
-	return KVS_OK;
 }
 
 /* Put it->e, made for a record with seq it->seq of it->seg, in the index
@@ -156,10 +156,11 @@ static int apply(struct kvs *db, struct replay_ctx *c, const struct item *it)
 		if (rc == KVS_OK && prev_seq > it->seq) {
 			/* An older write: never published. */
 			add_bytes(c, &it->seg->dead_bytes, e->rec_len);
-			return free_entry(db, c, e, false);
+			free_entry(db, c, e, false);
+			return KVS_OK;
 		}
 		if (rc != KVS_OK) {
-			(void)free_entry(db, c, e, false);
+			free_entry(db, c, e, false);
 			return rc;
 		}
 		kvs__read_lock();
@@ -191,7 +192,8 @@ static int apply(struct kvs *db, struct replay_ctx *c, const struct item *it)
 	} else {
 		c->tombs--;
 	}
-	return free_entry(db, c, prev, true);
+	free_entry(db, c, prev, true);
+	return KVS_OK;
 }
 
 /* ---- the helper thread ------------------------------------------------------ */
@@ -214,18 +216,22 @@ static void *helper_main(void *arg)
 		if (!pool->queue)
 			pool->queue_tail = NULL;
 		kvs__unlock(&pool->mu);
+		c->freed_to = b;
 		for (size_t i = 0; i < b->n; i++) {
 			/* After a failure: what is left is only freed. */
-			int rc = c->rc != KVS_OK
-					 ? free_entry(pool->db, c, b->it[i].e,
-						      false)
-					 : apply(pool->db, c, &b->it[i]);
-			if (rc != KVS_OK && c->rc == KVS_OK) {
-				c->rc = rc;
-				snprintf(c->msg, sizeof c->msg, "%s",
+			if (pool->rc != KVS_OK) {
+				free_entry(pool->db, c, b->it[i].e, false);
+				continue;
+			}
+			int rc = apply(pool->db, c, &b->it[i]);
+			if (rc != KVS_OK) {
+				pool->rc = rc;
+				snprintf(pool->msg, sizeof pool->msg, "%s",
 					 kvs_errmsg());
+				atomic_store(&pool->failed, true);
 			}
 		}
+		c->freed_to = NULL;
 		b->n = 0;
 		kvs__lock(&pool->mu);
 		b->next = pool->spare;
@@ -242,7 +248,6 @@ static void pool_free(struct kvs__replay_pool *pool)
 	 * left in the heap under the index's entries (a start-up's RSS). */
 	if (pool->batches)
 		munmap(pool->batches, BATCHES * sizeof *pool->batches);
-	free(pool->hctx.later);
 	pthread_mutex_destroy(&pool->mu);
 	pthread_cond_destroy(&pool->work);
 	pthread_cond_destroy(&pool->spare_cv);
@@ -264,7 +269,7 @@ void kvs__replay_start(struct kvs *db)
 	pthread_cond_init(&pool->work, NULL);
 	pthread_cond_init(&pool->spare_cv, NULL);
 	pool->db = db;
-	pool->hctx.shared = pool->hctx.helper = true;
+	pool->hctx.shared = true;
 	void *m = mmap(NULL, BATCHES * sizeof *pool->batches,
 		       PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (m == MAP_FAILED) {
@@ -274,7 +279,7 @@ void kvs__replay_start(struct kvs *db)
 	pool->batches = m;
 	for (int i = 0; i < BATCHES; i++) {
 		struct batch *b = &pool->batches[i];
-		b->n = 0;
+		b->n = b->nfreed = 0;
 		b->next = pool->spare;
 		pool->spare = b;
 	}
@@ -286,6 +291,14 @@ void kvs__replay_start(struct kvs *db)
 		return;
 	}
 	db->rec.pool = pool;
+}
+
+/* Free what the helper handed back with batch b. */
+static void take_freed(struct kvs *db, struct batch *b)
+{
+	for (size_t i = 0; i < b->nfreed; i++)
+		kvs__entry_free(db->index, b->freed[i]);
+	b->nfreed = 0;
 }
 
 /* Hand the opener's batch to the helper; take an empty one. */
@@ -306,9 +319,10 @@ static void pool_post(struct kvs__replay_pool *pool)
 	pool->spare = pool->cur->next;
 	pool->cur->next = NULL;
 	kvs__unlock(&pool->mu);
+	take_freed(pool->db, pool->cur);
 }
 
-int kvs__replay_join(struct kvs *db, bool report)
+int kvs__replay_join(struct kvs *db)
 {
 	struct kvs__replay_pool *pool = db->rec.pool;
 	if (!pool)
@@ -321,14 +335,16 @@ int kvs__replay_join(struct kvs *db, bool report)
 	kvs__unlock(&pool->mu);
 	KVS_CHECK(pthread_join(pool->thread, NULL));
 	db->rec.pool = NULL;
+	/* Every batch is back (the helper drained the queue): nothing walks
+	 * the table any more. */
+	for (struct batch *b = pool->spare; b; b = b->next)
+		take_freed(db, b);
+	take_freed(db, pool->cur);
 	struct replay_ctx *c = &pool->hctx;
-	for (size_t i = 0; i < c->nlater; i++)
-		kvs__entry_free(db->index, c->later[i]);
 	db->rec.entries += c->entries;
 	db->rec.tombs += c->tombs;
-	int rc = c->rc == KVS_OK ? KVS_OK
-		 : report       ? kvs__err(c->rc, "%s", c->msg)
-				: c->rc;
+	int rc = pool->rc == KVS_OK ? KVS_OK
+				    : kvs__err(pool->rc, "%s", pool->msg);
 	pool_free(pool);
 	return rc;
 }
@@ -358,8 +374,14 @@ static int replay(struct kvs *db, struct kvs__seg *seg, uint64_t off,
 	struct kvs__replay_pool *pool = db->rec.pool;
 	if (pool) {
 		pool->cur->it[pool->cur->n++] = it;
-		if (pool->cur->n == BATCH_ITEMS)
-			pool_post(pool);
+		if (pool->cur->n < BATCH_ITEMS)
+			return KVS_OK;
+		pool_post(pool);
+		/* The helper failed: the open stops (a few batches after
+		 * the record a one-thread open would have stopped at, with
+		 * the same error). */
+		if (atomic_load(&pool->failed))
+			return kvs__replay_join(db);
 		return KVS_OK;
 	}
 	struct replay_ctx c = { .entries = db->rec.entries,

@@ -4,9 +4,13 @@
 // acknowledged write.
 #include <dirent.h>
 #include <fcntl.h>
+#include <malloc.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <poll.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -576,6 +580,174 @@ void TwoThreadOpen(bool flush) {
 TEST(Recovery, TwoThreadOpenBuildsWhatOneThreadDoes) {
   TwoThreadOpen(true);
   TwoThreadOpen(false);  // no FLUSH: the tombstone count decides the last walk
+}
+
+// Bytes malloc has handed out and not had back (all arenas).
+size_t HeapInUse() {
+  struct mallinfo2 mi = mallinfo2();
+  return mi.uordblks + mi.hblkhd;
+}
+
+// The entries the helper replaces or drops go back to the opener as it
+// goes (replay.c), so an open of a log full of overwrites holds memory for
+// its live keys, not for every record: 1000 keys written 300 times each.
+TEST(Recovery, TwoThreadOpenOfOverwritesHoldsOnlyTheLiveKeys) {
+  TempDir d;
+  kvs_options o{};
+  o.segment_size = 1 << 20;
+  o.no_auto_compact = 1;
+  {
+    kvs* db = nullptr;
+    ASSERT_EQ(kvs_open(d.path().c_str(), &o, &db), KVS_OK) << kvs_errmsg();
+    std::vector<std::string> keys, vals;
+    for (int i = 0; i < 1000; i++) keys.push_back("key" + std::to_string(i));
+    std::vector<kvs_op> ops(1000);
+    for (int round = 0; round < 300; round++) {
+      std::string v = "v" + std::to_string(round);
+      for (int i = 0; i < 1000; i++) {
+        ops[i] = kvs_op{};
+        ops[i].type = KVS_OP_SET;
+        ops[i].key = keys[i].data();
+        ops[i].klen = keys[i].size();
+        ops[i].val = v.data();
+        ops[i].vlen = v.size();
+      }
+      ASSERT_EQ(kvs_write_batch(db, ops.data(), ops.size()), KVS_OK) << kvs_errmsg();
+    }
+    ASSERT_EQ(kvs_close(db), KVS_OK);
+  }
+  for (unsigned threads : {1u, 2u}) {
+    kvs__hook_replay_threads(threads);
+    size_t before = HeapInUse();
+    kvs* db = nullptr;
+    int rc = kvs_open(d.path().c_str(), &o, &db);
+    size_t after = HeapInUse();
+    kvs__hook_replay_threads(0);
+    ASSERT_EQ(rc, KVS_OK) << kvs_errmsg();
+    kvs_store_stats st{};
+    ASSERT_EQ(kvs_stats(db, &st), KVS_OK);
+    EXPECT_EQ(st.live_keys, 1000u);
+    EXPECT_EQ(Get(db, "key7"), "v299");
+    // 300,000 records of about 56 bytes of entry each would be 16 MB.
+    EXPECT_LT(after - before, size_t(6) << 20) << threads << " threads";
+    ASSERT_EQ(kvs_close(db), KVS_OK);
+  }
+}
+
+// A helper that fails (here: the older record of a key it must compare
+// with is not a record any more) stops the open with the error a
+// one-thread open reports, even when the opener meets other damage after
+// that record before it learns of the failure.
+TEST(Recovery, TwoThreadOpenReportsTheFirstErrorAsOneThreadDoes) {
+  TempDir d;
+  kvs_options o{};
+  o.segment_size = 4096;
+  o.no_auto_compact = 1;
+  {
+    kvs* db = nullptr;
+    ASSERT_EQ(kvs_open(d.path().c_str(), &o, &db), KVS_OK) << kvs_errmsg();
+    for (int i = 0; i < 800; i++) Set(db, "k" + std::to_string(i % 50), Val(i));
+    ASSERT_EQ(kvs_close(db), KVS_OK);
+  }
+  // The first segment's first record (k0, hinted: the open checks it only
+  // when a newer record of k0 is compared with it), and a record in the
+  // middle of a later sealed segment (hint removed, so it is scanned).
+  std::vector<std::string> segs;  // the segment files, oldest first
+  {
+    DIR* dir = opendir(d.path().c_str());
+    ASSERT_NE(dir, nullptr);
+    while (struct dirent* de = readdir(dir)) {
+      std::string name = de->d_name;
+      if (name.size() == 14 && name.substr(10) == ".seg") segs.push_back(d.path() + "/" + name.substr(0, 10));
+    }
+    closedir(dir);
+    std::sort(segs.begin(), segs.end());
+  }
+  ASSERT_GE(segs.size(), 8u);
+  struct stat sb;
+  {
+    int fd = open((segs[0] + ".seg").c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    unsigned char junk = 0xff;
+    // Past the segment header: the first record's array head.
+    off_t first = 0;
+    unsigned char buf[64];
+    ASSERT_EQ(pread(fd, buf, sizeof buf, 0), ssize_t(sizeof buf));
+    for (off_t i = 0; i < 64; i++)
+      if (buf[i] == 0x85) {  // a 5-item array: a SET record
+        first = i;
+        break;
+      }
+    ASSERT_GT(first, 0);
+    ASSERT_EQ(pwrite(fd, &junk, 1, first), 1);
+    close(fd);
+  }
+  const std::string& later = segs[segs.size() / 2];
+  ASSERT_EQ(unlink((later + ".hint").c_str()), 0) << later;
+  {
+    int fd = open((later + ".seg").c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(fstat(fd, &sb), 0);
+    unsigned char junk[8] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    ASSERT_EQ(pwrite(fd, junk, sizeof junk, sb.st_size / 2), ssize_t(sizeof junk));
+    close(fd);
+  }
+  std::string msg[2];
+  for (unsigned threads : {1u, 2u}) {
+    kvs__hook_replay_threads(threads);
+    kvs* db = nullptr;
+    int rc = kvs_open(d.path().c_str(), &o, &db);
+    kvs__hook_replay_threads(0);
+    EXPECT_EQ(rc, KVS_ECORRUPT) << threads << " threads";
+    msg[threads - 1] = kvs_errmsg();
+    if (rc == KVS_OK) kvs_close(db);
+  }
+  EXPECT_NE(msg[0].find(segs[0] + ".seg"), std::string::npos) << msg[0];
+  EXPECT_EQ(msg[1], msg[0]);
+}
+
+// Past 65,536 keys the table grows during the open: with a helper, the
+// helper grows it between its inserts.
+TEST(Recovery, TwoThreadOpenGrowsTheTable) {
+  TempDir d;
+  kvs_options o{};
+  o.segment_size = 4 << 20;
+  const int kKeys = 140000;
+  {
+    kvs* db = nullptr;
+    ASSERT_EQ(kvs_open(d.path().c_str(), &o, &db), KVS_OK) << kvs_errmsg();
+    std::vector<std::string> keys;
+    for (int i = 0; i < kKeys; i++) keys.push_back("grow" + std::to_string(i));
+    std::vector<kvs_op> ops(1000);
+    for (int b = 0; b < kKeys / 1000; b++) {
+      for (int i = 0; i < 1000; i++) {
+        const std::string& k = keys[b * 1000 + i];
+        ops[i] = kvs_op{};
+        ops[i].type = KVS_OP_SET;
+        ops[i].key = k.data();
+        ops[i].klen = k.size();
+        ops[i].val = k.data();
+        ops[i].vlen = k.size();
+      }
+      ASSERT_EQ(kvs_write_batch(db, ops.data(), ops.size()), KVS_OK) << kvs_errmsg();
+    }
+    ASSERT_EQ(kvs_close(db), KVS_OK);
+  }
+  for (unsigned threads : {1u, 2u}) {
+    kvs__hook_replay_threads(threads);
+    kvs* db = nullptr;
+    int rc = kvs_open(d.path().c_str(), &o, &db);
+    kvs__hook_replay_threads(0);
+    ASSERT_EQ(rc, KVS_OK) << kvs_errmsg();
+    kvs_store_stats st{};
+    ASSERT_EQ(kvs_stats(db, &st), KVS_OK);
+    EXPECT_EQ(st.live_keys, uint64_t(kKeys)) << threads << " threads";
+    for (int i = 0; i < kKeys; i += 997) {
+      std::string k = "grow" + std::to_string(i);
+      ASSERT_EQ(Get(db, k), k) << threads << " threads";
+    }
+    ASSERT_EQ(kvs_close(db), KVS_OK);
+  }
 }
 
 }  // namespace
