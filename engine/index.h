@@ -73,8 +73,7 @@ struct kvs__entry *kvs__index_lookup(struct kvs__index *ix, uint64_t hash,
 				     const void *key, size_t klen);
 /* Writer only (or the opener's helper).  Publish `e`; returns the entry it
  * replaced, or NULL.  The caller must retire the replaced entry with
- * kvs__index_retire() (or, at an open, free it once no thread walks the
- * table: replay.c). */
+ * kvs__index_retire() (at an open, replay.c may free it: see there). */
 struct kvs__entry *kvs__index_put(struct kvs__index *ix, uint64_t hash,
 				  struct kvs__entry *e);
 /* Writer only (or the opener, or its helper).  Publish `e` unless the key
@@ -92,8 +91,8 @@ struct kvs__entry *kvs__entry_new(struct kvs__index *ix, const void *key,
 struct kvs__entry *kvs__entry_new_x(struct kvs__index *ix, const void *key,
 				    size_t klen, int64_t expire_ms);
 /* The mutator only.  Free an entry that was never published (a published
- * one is retired instead; at an open, one the table no thread walks any
- * more has unlinked may be freed too: replay.c). */
+ * one is retired instead; at an open, an entry kvs__index_put replaced may
+ * be freed too, under the conditions replay.c states). */
 void kvs__entry_free(struct kvs__index *ix, struct kvs__entry *e);
 /* The mutator, after filling e and before publishing it. */
 static inline void kvs__entry_ready(struct kvs__entry *e)

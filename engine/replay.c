@@ -56,9 +56,13 @@ static int entry_seq(const struct kvs__entry *e, uint64_t *seq)
  * the inserts, in file order, as the opener alone would (the table's
  * growth included).  The entries the helper replaces or drops go back to
  * the opener with their batch, which frees them when it takes the batch
- * for reuse: the helper, the only thread that walks the table until the
- * join, has finished with every entry of a batch it hands back, and what it
- * unlinked is out of its reach.  The segments' byte counts, which a FLUSH
+ * for reuse, without a grace period.  That is safe only because, until the
+ * join: the helper is the one thread that changes or reads the table (no
+ * lookup may be added to recovery), the table has no automatic resize
+ * (its growth is the helper's own, synchronous cds_lfht_resize), and
+ * cds_lfht_add_replace unlinks the old node physically before it returns
+ * (liburcu's rculfhash.c: _cds_lfht_replace, then its bucket's garbage
+ * collection).  A dropped entry was never linked.  The segments' byte counts, which a FLUSH
  * record makes the opener change too, are updated atomically meanwhile.
  * (Half of the inserts each, by hash, was slower: the opener's share of the
  * work is already the larger one.)
