@@ -582,6 +582,19 @@ TEST(Recovery, TwoThreadOpenBuildsWhatOneThreadDoes) {
   TwoThreadOpen(false);  // no FLUSH: the tombstone count decides the last walk
 }
 
+// One kvs_write_batch of n sets, keys[i] = vals[i].
+void SetBatch(kvs* db, const std::string* keys, const std::string* vals, size_t n) {
+  std::vector<kvs_op> ops(n);
+  for (size_t i = 0; i < n; i++) {
+    ops[i].type = KVS_OP_SET;
+    ops[i].key = keys[i].data();
+    ops[i].klen = keys[i].size();
+    ops[i].val = vals[i].data();
+    ops[i].vlen = vals[i].size();
+  }
+  ASSERT_EQ(kvs_write_batch(db, ops.data(), n), KVS_OK) << kvs_errmsg();
+}
+
 // Bytes malloc has handed out and not had back (all arenas).
 size_t HeapInUse() {
   struct mallinfo2 mi = mallinfo2();
@@ -599,20 +612,12 @@ TEST(Recovery, TwoThreadOpenOfOverwritesHoldsOnlyTheLiveKeys) {
   {
     kvs* db = nullptr;
     ASSERT_EQ(kvs_open(d.path().c_str(), &o, &db), KVS_OK) << kvs_errmsg();
-    std::vector<std::string> keys, vals;
+    std::vector<std::string> keys;
     for (int i = 0; i < 1000; i++) keys.push_back("key" + std::to_string(i));
-    std::vector<kvs_op> ops(1000);
     for (int round = 0; round < 300; round++) {
       std::string v = "v" + std::to_string(round);
-      for (int i = 0; i < 1000; i++) {
-        ops[i] = kvs_op{};
-        ops[i].type = KVS_OP_SET;
-        ops[i].key = keys[i].data();
-        ops[i].klen = keys[i].size();
-        ops[i].val = v.data();
-        ops[i].vlen = v.size();
-      }
-      ASSERT_EQ(kvs_write_batch(db, ops.data(), ops.size()), KVS_OK) << kvs_errmsg();
+      std::vector<std::string> vals(1000, v);
+      ASSERT_NO_FATAL_FAILURE(SetBatch(db, keys.data(), vals.data(), 1000));
     }
     ASSERT_EQ(kvs_close(db), KVS_OK);
   }
@@ -718,19 +723,8 @@ TEST(Recovery, TwoThreadOpenGrowsTheTable) {
     ASSERT_EQ(kvs_open(d.path().c_str(), &o, &db), KVS_OK) << kvs_errmsg();
     std::vector<std::string> keys;
     for (int i = 0; i < kKeys; i++) keys.push_back("grow" + std::to_string(i));
-    std::vector<kvs_op> ops(1000);
-    for (int b = 0; b < kKeys / 1000; b++) {
-      for (int i = 0; i < 1000; i++) {
-        const std::string& k = keys[b * 1000 + i];
-        ops[i] = kvs_op{};
-        ops[i].type = KVS_OP_SET;
-        ops[i].key = k.data();
-        ops[i].klen = k.size();
-        ops[i].val = k.data();
-        ops[i].vlen = k.size();
-      }
-      ASSERT_EQ(kvs_write_batch(db, ops.data(), ops.size()), KVS_OK) << kvs_errmsg();
-    }
+    for (int b = 0; b < kKeys / 1000; b++)
+      ASSERT_NO_FATAL_FAILURE(SetBatch(db, &keys[b * 1000], &keys[b * 1000], 1000));
     ASSERT_EQ(kvs_close(db), KVS_OK);
   }
   for (unsigned threads : {1u, 2u}) {
