@@ -171,14 +171,21 @@ int64_t kvs__cp_copy_one(struct kvs *db, struct kvs__seg *v)
 							 r.klen);
 		if (r.type == KVS_REC_SET) {
 			keep = e && e->seg == v && e->off == cp->cursor;
-			/* A SET with an expiry time that the index does not
-			 * hold, the key being absent: it expired (or was
-			 * removed after it).  It may be all that hides an
+			/* A SET whose expiry time has passed, the key being
+			 * absent from the index.  It may be all that hides an
 			 * older value of the key in another file (one that
 			 * expired while the store was closed has no REMOVE
 			 * after it), so it is a tombstone for the rule below,
-			 * and is kept as a REMOVE of the same seq. */
-			if (!keep && !e && r.expire_ms && others < r.seq)
+			 * and is kept as a REMOVE of the same seq.
+			 * Not one that has yet to expire: a REMOVE or FLUSH
+			 * after it made it dead, and that record may still be
+			 * unsynced in the active segment.  A REMOVE of this
+			 * seq in the output (which is synced) would make the
+			 * removal durable before the writes that came ahead
+			 * of it.  Dropping it is safe: the victim stays on
+			 * disk until the active segment is synced. */
+			if (!keep && !e && r.expire_ms && others < r.seq &&
+			    r.expire_ms <= kvs_now_ms())
 				keep = as_remove = true;
 		} else {
 			keep = !e && others < r.seq;
