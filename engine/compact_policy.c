@@ -304,16 +304,32 @@ void kvs__cp_pay_burst(struct kvs__compact *cp, uint64_t done, uint64_t share)
 	cp->burst = extra >= cp->burst ? 0 : cp->burst - extra;
 }
 
-/* Garbage past one segment more than the live data, while clients write
- * faster than compaction keeps up (it owes them more than BURST_SLACK of
- * work): the writer then waits for a job instead of writing on, or
- * overwrites could outrun compaction and the directory grow without bound.
- * Garbage left from before, under a light load, is no reason to stall. */
+/* The bytes of the running pass's files that no segment of the list
+ * counts: its output until it is published, its victims from the moment
+ * they leave the list until the job has unlinked them. */
+static uint64_t unlisted_bytes(const struct kvs *db)
+{
+	const struct kvs__compact *cp = db->cp;
+	if (!cp->running)
+		return 0;
+	if (cp->phase == PH_JOB && cp->job.kind == JOB_DROP)
+		return cp->freed;
+	if (cp->out && (cp->phase == PH_COPY || cp->phase == PH_JOB))
+		return cp->out->size;
+	return 0;
+}
+
+/* Garbage (with the pass's files outside the list) past one segment more
+ * than the live data, while clients write faster than compaction keeps up
+ * (it owes them more than BURST_SLACK of work): the writer then waits for a
+ * job instead of writing on, or overwrites could outrun compaction and the
+ * directory grow without bound.  Garbage left from before, under a light
+ * load, is no reason to stall. */
 static bool over_budget(const struct kvs *db, uint64_t burst)
 {
 	if (!behind(db, burst))
 		return false; /* clients write slowly: compaction keeps up */
-	uint64_t live = 0, dead = 0;
+	uint64_t live = 0, dead = unlisted_bytes(db);
 	for (const struct kvs__seg *s = db->segs; s; s = s->next) {
 		live += s->live_bytes;
 		dead += s->dead_bytes;

@@ -165,6 +165,14 @@ struct kvs__queue {
 	bool closed; /* under role: the writer has stopped */
 	/* The writer thread waits for role: submitters queue meanwhile. */
 	atomic_bool role_wanted;
+	/* A compaction step is due now (kvs__compact_pending with no delay:
+	 * it owes client writes more work than it may put off, or its job
+	 * is done): submitters queue meanwhile, and the writer thread
+	 * alternates their rounds with steps until it is not, as it would
+	 * without them; else a steady caller writing on its own thread
+	 * could outrun compaction and the directory grow without bound.
+	 * Written under role. */
+	atomic_bool compact_due;
 };
 #define KVS__HOUSEKEEP_US 10000
 

@@ -487,6 +487,11 @@ static void *writer_main(void *arg)
 			kvs__compact_tick(db);
 			if (kvs__compact_pending(db, &delay) && delay == 0)
 				kvs__compact_step(db, clients_waiting);
+			/* Submitters run their rounds again once compaction
+			 * has caught up (struct kvs__queue). */
+			atomic_store(&db->q.compact_due,
+				     kvs__compact_pending(db, &delay) &&
+					     delay == 0);
 		}
 		db->pub.dirty = true;
 	}
@@ -537,9 +542,11 @@ bool kvs__write_inline(struct kvs *db, struct kvs__req *list)
 	if (kvs__writer_of ||
 	    atomic_load_explicit(&db->q.len, memory_order_relaxed) ||
 	    atomic_load_explicit(&db->q.role_wanted, memory_order_relaxed) ||
+	    atomic_load_explicit(&db->q.compact_due, memory_order_relaxed) ||
 	    !kvs__trylock(&db->q.role))
 		return false;
 	if (atomic_load(&db->q.len) || db->q.closed ||
+	    atomic_load(&db->q.compact_due) ||
 	    atomic_load(&db->health.failed) || !fits_active(db, list)) {
 		kvs__unlock(&db->q.role);
 		return false;
@@ -552,16 +559,21 @@ bool kvs__write_inline(struct kvs *db, struct kvs__req *list)
 		list = writer_round(db, list, &stop, true);
 	kvs__compact_note_round(db);
 	db->pub.dirty = true;
+	uint64_t delay;
+	bool due = kvs__compact_pending(db, &delay) && delay == 0;
+	if (due)
+		atomic_store(&db->q.compact_due, true);
 	kvs__io_role(prev_role);
 	kvs__become_writer(prev_writer);
 	atomic_fetch_add(&db->q.inline_rounds, 1);
-	bool wake = atomic_load(&db->q.sleeping);
+	bool wake = due || atomic_load(&db->q.sleeping);
 	kvs__unlock(&db->q.role);
 	if (wake) {
-		/* The writer sleeps with no timeout: it must look at what
-		 * this round left (see writer_sleep). */
+		/* The writer sleeps with no timeout, or a compaction step is
+		 * due: it must look at what this round left now (see
+		 * writer_sleep). */
 		kvs__lock(&db->q.mu);
-		if (atomic_load(&db->q.sleeping)) {
+		if (due || atomic_load(&db->q.sleeping)) {
 			atomic_store(&db->q.sleeping, false);
 			KVS_CHECK(pthread_cond_signal(&db->q.cv));
 		}
