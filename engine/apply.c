@@ -12,6 +12,7 @@ static void retire_entry(struct kvs *db, struct kvs__entry *old)
 {
 	old->seg->live_bytes -= old->rec_len;
 	old->seg->dead_bytes += old->rec_len;
+	kvs__seg_mark_dead(old->seg, old->off, db->opt.segment_size);
 	kvs__index_retire(db->index, old);
 }
 

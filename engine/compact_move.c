@@ -163,8 +163,19 @@ int64_t kvs__cp_copy_one(struct kvs *db, struct kvs__seg *v)
 		/* A tombstone of every key: the tombstone rule, with no key
 		 * that the index could hold newer. */
 		keep = others < r.seq;
+	} else if (r.type == KVS_REC_SET && !r.expire_ms && !v->deadmap_lost) {
+		/* A SET without an expiry time is live unless marked dead
+		 * (struct kvs__seg's deadmap): no index lookup.  (The switch
+		 * looks each copy up anyway, so a copy made live by mistake
+		 * would only be garbage in the output.) */
+		keep = !kvs__seg_marked_dead(v, cp->cursor);
+		if (keep)
+			hash = kvs__index_hash(db->index, r.key, r.klen);
+	} else if (r.type == KVS_REC_REMOVE && others >= r.seq) {
+		keep = false; /* no older record of any key is left */
 	} else {
 		hash = kvs__index_hash(db->index, r.key, r.klen);
+		kvs__testhook_count_cp_lookup();
 		locked = true;
 		kvs__read_lock();
 		struct kvs__entry *e = kvs__index_lookup(db->index, hash, r.key,
@@ -241,6 +252,15 @@ int64_t kvs__cp_copy_one(struct kvs *db, struct kvs__seg *v)
 
 /* ---- the index switch ---------------------------------------------------- */
 
+/* The copy m in the output is garbage: its key was written or removed
+ * since, or its victim stays. */
+static void copy_dead(struct kvs *db, struct kvs__seg *out,
+		      const struct moved *m)
+{
+	out->dead_bytes += m->rec_len;
+	kvs__seg_mark_dead(out, m->new_off, db->opt.segment_size);
+}
+
 /* Switch up to SWITCH_CHUNK still-current entries to their copies in the
  * output (sealed, durable and published already); then the victims go. */
 void kvs__cp_switch_some(struct kvs *db,
@@ -262,7 +282,7 @@ void kvs__cp_switch_some(struct kvs *db,
 			/* The victim stays (a page of it could not be read,
 			 * or an entry of it could not be switched): so do
 			 * all its entries. */
-			out->dead_bytes += m->rec_len;
+			copy_dead(db, out, m);
 			continue;
 		}
 		/* The key is read from the victim's mapping, guarded; the
@@ -271,7 +291,7 @@ void kvs__cp_switch_some(struct kvs *db,
 			unsigned char *k = realloc(cp->kbuf, m->klen);
 			if (!k) {
 				m->victim->retiring = false;
-				out->dead_bytes += m->rec_len;
+				copy_dead(db, out, m);
 				continue;
 			}
 			cp->kbuf = k;
@@ -284,13 +304,13 @@ void kvs__cp_switch_some(struct kvs *db,
 				       m->victim->path, m->old_off);
 			kvs__note_damage(db, m->victim, EIO);
 			m->victim->retiring = false;
-			out->dead_bytes += m->rec_len;
+			copy_dead(db, out, m);
 			continue;
 		}
 		struct kvs__entry *e =
 			kvs__index_lookup(db->index, m->hash, cp->kbuf, m->klen);
 		if (!e || e->seg != m->victim || e->off != m->old_off) {
-			out->dead_bytes += m->rec_len; /* overwritten meanwhile */
+			copy_dead(db, out, m); /* overwritten meanwhile */
 			continue;
 		}
 		struct kvs__entry *n = kvs__entry_new_x(db->index, cp->kbuf,
@@ -299,7 +319,7 @@ void kvs__cp_switch_some(struct kvs *db,
 		if (!n) {
 			/* Keep the old entry: the victim then cannot go. */
 			m->victim->retiring = false;
-			out->dead_bytes += m->rec_len;
+			copy_dead(db, out, m);
 			continue;
 		}
 		n->seg = out;

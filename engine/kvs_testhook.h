@@ -34,6 +34,9 @@ void kvs__hook_snapshot_link(int count, int err);
 void kvs__hook_snapshot_write(int count, int err);
 /* compact_move.c: output creations attempted since the process started. */
 unsigned kvs__hook_compact_creates(void);
+/* compact_move.c: index lookups a pass made to decide whether a record is
+ * copied, since the process started. */
+unsigned long kvs__hook_compact_lookups(void);
 /* recovery.c: sleep `us` microseconds before loading each segment but the
  * first (a slow open); 0 disarms. */
 void kvs__hook_recovery_delay(unsigned us);

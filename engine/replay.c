@@ -160,6 +160,7 @@ static int apply(struct kvs *db, struct replay_ctx *c, const struct item *it)
 		if (rc == KVS_OK && prev_seq > it->seq) {
 			/* An older write: never published. */
 			add_bytes(c, &it->seg->dead_bytes, e->rec_len);
+			kvs__seg_mark_dead(it->seg, e->off, db->opt.segment_size);
 			free_entry(db, c, e, false);
 			return KVS_OK;
 		}
@@ -196,6 +197,7 @@ static int apply(struct kvs *db, struct replay_ctx *c, const struct item *it)
 	} else {
 		c->tombs--;
 	}
+	kvs__seg_mark_dead(prev->seg, prev->off, db->opt.segment_size);
 	free_entry(db, c, prev, true);
 	return KVS_OK;
 }
@@ -458,10 +460,12 @@ void kvs__replay_finish(struct kvs *db)
 	KVS__INDEX_FOR_EACH(ht, &it, e) {
 		if (e->vlen == KVS__TOMB) {
 			cds_lfht_del(ht, &e->node);
+			kvs__seg_mark_dead(e->seg, e->off, db->opt.segment_size);
 			kvs__index_retire(db->index, e);
 		} else if (flushed(db, e)) {
 			e->seg->live_bytes -= e->rec_len;
 			e->seg->dead_bytes += e->rec_len;
+			kvs__seg_mark_dead(e->seg, e->off, db->opt.segment_size);
 			if (kvs__entry_expire(e))
 				kvs__expire_del(&db->exp, kvs__entry_expire(e));
 			cds_lfht_del(ht, &e->node);

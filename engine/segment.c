@@ -282,6 +282,33 @@ int kvs__seg_sync(struct kvs *db, struct kvs__seg *seg)
 	return e;
 }
 
+void kvs__seg_mark_dead(struct kvs__seg *seg, uint64_t off,
+			uint64_t seg_size)
+{
+	uint64_t bit = off >> 3, w = bit >> 6;
+	if (w >= seg->deadmap_words) {
+		/* Room for a segment of the store's size at once; past it (a
+		 * segment that holds a request bigger than that), doubling.
+		 * (No other field of seg is read: at recovery the opener may
+		 * be changing them meanwhile.) */
+		uint64_t words = (seg_size >> 9) + 1;
+		if (words < 2 * seg->deadmap_words)
+			words = 2 * seg->deadmap_words;
+		if (words <= w)
+			words = w + 1;
+		uint64_t *m = realloc(seg->deadmap, words * sizeof *m);
+		if (!m) {
+			seg->deadmap_lost = true;
+			return;
+		}
+		memset(m + seg->deadmap_words, 0,
+		       (words - seg->deadmap_words) * sizeof *m);
+		seg->deadmap = m;
+		seg->deadmap_words = words;
+	}
+	seg->deadmap[w] |= 1ull << (bit & 63);
+}
+
 void kvs__seg_free(struct kvs__seg *seg)
 {
 	if (!seg)
@@ -293,6 +320,7 @@ void kvs__seg_free(struct kvs__seg *seg)
 	if (seg->fd >= 0)
 		kvs__io_close(seg->fd);
 	kvs__hint_reset(&seg->hint);
+	free(seg->deadmap);
 	free(seg->path);
 	free(seg);
 }

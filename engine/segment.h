@@ -66,6 +66,16 @@ struct kvs__seg {
 				    older than every other segment) */
 	uint64_t kept_max_seq;
 	struct kvs__hintbuf hint; /* entries for the hint file, until sealed */
+	/* The records whose index entry was replaced or removed: bit off >> 3
+	 * (two records an entry can point at are over 8 bytes apart), set
+	 * by kvs__seg_mark_dead, so that compaction can tell a dead SET from
+	 * a live one without an index lookup.  NULL until the first mark;
+	 * deadmap_lost: a mark could not be made (no memory), so a clear bit
+	 * proves nothing.  The writer's, or the thread that makes the index
+	 * inserts at recovery. */
+	uint64_t *deadmap;
+	uint64_t deadmap_words;
+	bool deadmap_lost;
 	bool sealed;
 	bool retiring;           /* a victim of the running compaction pass */
 	bool forced;             /* covered by a kvs_compact() call */
@@ -145,6 +155,19 @@ int kvs__seg_write_hint(const char *dir, struct kvs__seg *seg,
  * the mapping and close the descriptor (kvs__seg_drop_fd): no other thread
  * may be using seg->fd. */
 int kvs__seg_map(struct kvs__seg *seg);
+/* The record at off is dead for good: its index entry was replaced or
+ * removed (struct kvs__seg's deadmap). */
+void kvs__seg_mark_dead(struct kvs__seg *seg, uint64_t off,
+			uint64_t seg_size);
+/* Marked dead.  False proves the record live only while the segment's
+ * marks are complete (!deadmap_lost), and only for a record that has had
+ * an index entry: a SET without an expiry time. */
+static inline bool kvs__seg_marked_dead(const struct kvs__seg *seg,
+					uint64_t off)
+{
+	uint64_t bit = off >> 3, w = bit >> 6;
+	return w < seg->deadmap_words && (seg->deadmap[w] >> (bit & 63)) & 1;
+}
 /* Free now (no reader can hold it) / after a grace period (call_rcu). */
 void kvs__seg_free(struct kvs__seg *seg);
 void kvs__seg_free_rcu(struct kvs__seg *seg);

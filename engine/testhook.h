@@ -21,6 +21,8 @@ enum kvs__testhook {
 int kvs__testhook_fail(enum kvs__testhook which);
 /* The same for the unlink of `path` (KVS__TH_UNLINK, filtered by name). */
 int kvs__testhook_fail_unlink(const char *path);
+/* Count one of compaction's liveness lookups (kvs__hook_compact_lookups). */
+void kvs__testhook_count_cp_lookup(void);
 /* Microseconds recovery sleeps after each segment (0 unless a test asks). */
 unsigned kvs__testhook_recovery_delay(void);
 /* The threads recovery inserts with (kvs__hook_replay_threads), or 0. */
