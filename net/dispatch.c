@@ -2,6 +2,8 @@
  * positions and handler), COMMAND (which reports the table), and running
  * one parsed command: lookup, arity, AUTH, handler.  Run by the
  * connection's worker. */
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -108,12 +110,54 @@ static const size_t ncommands = sizeof commands / sizeof commands[0];
 _Static_assert(sizeof commands / sizeof commands[0] <= NET_MAX_COMMANDS,
 	       "INFO's per-command counters need a row per command");
 
+/* The table by name, for the lookup of every command a client sends
+ * (twice for most): open addressing over NAME_SLOTS slots, each the row's
+ * index + 1 (0: empty), built once.  The hash folds case the cheap way
+ * (| 0x20), the same for the table's lower-case names and for what a
+ * client sends; the match itself is strncasecmp. */
+#define NAME_SLOTS 512u
+_Static_assert(sizeof commands / sizeof commands[0] <= NAME_SLOTS / 2,
+	       "the name table stays at most half full");
+static uint16_t name_slot[NAME_SLOTS];
+static uint8_t name_len[sizeof commands / sizeof commands[0]];
+static size_t name_max;
+static pthread_once_t names_once = PTHREAD_ONCE_INIT;
+
+static unsigned name_hash(const char *name, size_t len)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ ((unsigned char)name[i] | 0x20u)) * 16777619u;
+	return h & (NAME_SLOTS - 1);
+}
+
+static void names_init(void)
+{
+	for (size_t i = 0; i < ncommands; i++) {
+		size_t len = strlen(commands[i].name);
+		KVS_ASSERT(len < 256);
+		name_len[i] = (uint8_t)len;
+		if (len > name_max)
+			name_max = len;
+		unsigned h = name_hash(commands[i].name, len);
+		while (name_slot[h])
+			h = (h + 1) & (NAME_SLOTS - 1);
+		name_slot[h] = (uint16_t)(i + 1);
+	}
+}
+
 static const struct net_command *lookup(const char *name, size_t len)
 {
-	for (size_t i = 0; i < ncommands; i++)
-		if (strlen(commands[i].name) == len &&
+	KVS_CHECK(pthread_once(&names_once, names_init));
+	if (len == 0 || len > name_max)
+		return NULL;
+	for (unsigned h = name_hash(name, len); name_slot[h];
+	     h = (h + 1) & (NAME_SLOTS - 1)) {
+		size_t i = name_slot[h] - 1u;
+		if (name_len[i] == len &&
 		    strncasecmp(commands[i].name, name, len) == 0)
 			return &commands[i];
+	}
 	return NULL;
 }
 

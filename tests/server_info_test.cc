@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -287,6 +288,42 @@ TEST_F(InfoTest, ClientCommands) {
   EXPECT_TRUE(c.Closed());
   EXPECT_EQ(b.Cmd({"CLIENT", "KILL", "ID", idb, "SKIPME", "no"}), "int:1");
   EXPECT_TRUE(b.Closed());
+}
+
+// Every row of the command table is found by its name in any case, and
+// nothing else is: COMMAND LIST's names, upper-cased and mixed, through
+// COMMAND INFO (the lookup every command goes through).
+TEST_F(InfoTest, EveryCommandIsFoundByItsNameInAnyCase) {
+  Conn c(srv_.port());
+  std::string list = c.Cmd({"COMMAND", "LIST"});
+  std::vector<std::string> names;
+  for (size_t at = 0; (at = list.find("bulk:", at)) != std::string::npos;) {
+    at += 5;
+    size_t end = list.find_first_of(",]", at);
+    names.push_back(list.substr(at, end - at));
+  }
+  ASSERT_GT(names.size(), 60u) << list;
+  for (const std::string& name : names) {
+    std::string upper = name, mixed = name;
+    for (size_t i = 0; i < name.size(); i++) {
+      upper[i] = static_cast<char>(toupper(name[i]));
+      if (i % 2) mixed[i] = upper[i];
+    }
+    for (const std::string& n : {name, upper, mixed})
+      EXPECT_TRUE(Has(c.Cmd({"COMMAND", "INFO", n}), "array:1[array:10[bulk:" + name + ","))
+          << n;
+    // The name with a byte more, or less, or one changed, is no command
+    // (unless it is another one's: MGET and GET).
+    std::string changed = name;
+    changed[name.size() / 2] = changed[name.size() / 2] == 'q' ? 'z' : 'q';
+    for (const std::string& n : {name + "x", name.substr(1), name.substr(0, name.size() - 1), changed}) {
+      if (std::find(names.begin(), names.end(), n) == names.end()) {
+        EXPECT_EQ(c.Cmd({"COMMAND", "INFO", n}), "array:1[nil]") << n;
+      }
+    }
+  }
+  EXPECT_EQ(c.Cmd({"COMMAND", "INFO", ""}), "array:1[nil]");
+  EXPECT_EQ(c.Cmd({"COMMAND", "INFO", std::string(300, 'a')}), "array:1[nil]");
 }
 
 TEST_F(InfoTest, CommandForRedisCli) {
