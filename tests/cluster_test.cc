@@ -422,7 +422,11 @@ TEST(Cluster, ShardDownGivesErrorsNotHang) {
 
 // ---- the pipeline a proxy sends a shard -------------------------------------
 
+// INFO's engine figures are the writer's last published ones
+// (kvs_stats_cached): current once the writer is idle, at most about 50 ms
+// after the last reply.  Read them after that long.
 long long InfoField(Conn& c, const std::string& field) {
+  usleep(60 * 1000);
   std::string r = c.Cmd({"INFO", "all"});
   size_t at = r.find(field + ":");
   return at == std::string::npos ? -1 : std::stoll(r.substr(at + field.size() + 1));
