@@ -112,8 +112,8 @@ static void callbacks_init(void)
 	callbacks.array_start = on_array; /* definite-length arrays */
 }
 
-enum kvs__dec kvs__cbor_next(const unsigned char *buf, size_t len, size_t *pos,
-			     struct kvs__item *it)
+enum kvs__dec kvs__cbor_next_lib(const unsigned char *buf, size_t len,
+				 size_t *pos, struct kvs__item *it)
 {
 	if (*pos >= len)
 		return KVS__DEC_SHORT;
@@ -126,6 +126,45 @@ enum kvs__dec kvs__cbor_next(const unsigned char *buf, size_t len, size_t *pos,
 	if (r.status != CBOR_DECODER_FINISHED)
 		return KVS__DEC_BAD;
 	*pos += r.read;
+	return KVS__DEC_OK;
+}
+
+/* The three kinds of item records are made of (an unsigned integer, a
+ * byte string, an array), each with a definite length, are decoded here:
+ * libcbor's callback decoder was most of the cost of writing a hint file
+ * (it reads every record's head again) and a good part of an open's.
+ * Anything else goes to libcbor, and what this decodes, it decodes as
+ * libcbor does (the same item, length and verdict; a test compares them). */
+enum kvs__dec kvs__cbor_next(const unsigned char *buf, size_t len, size_t *pos,
+			     struct kvs__item *it)
+{
+	if (*pos >= len)
+		return KVS__DEC_SHORT;
+	const unsigned char *p = buf + *pos;
+	size_t avail = len - *pos;
+	unsigned major = p[0] >> 5, info = p[0] & 31u;
+	if ((major != 0 && major != 2 && major != 4) || info >= 28)
+		return kvs__cbor_next_lib(buf, len, pos, it);
+	uint64_t v = info;
+	size_t h = 1;
+	if (info >= 24) {
+		h += (size_t)1 << (info - 24); /* 1, 2, 4 or 8 bytes follow */
+		if (avail < h)
+			return KVS__DEC_SHORT;
+		v = 0;
+		for (size_t i = 1; i < h; i++)
+			v = v << 8 | p[i];
+	}
+	if (major == 2) {
+		if (v > avail - h)
+			return KVS__DEC_SHORT;
+		*it = (struct kvs__item){ IT_BSTR, 0, p + h, (size_t)v };
+		*pos += h + (size_t)v;
+	} else {
+		*it = (struct kvs__item){ major == 0 ? IT_UINT : IT_ARRAY, v,
+					  NULL, 0 };
+		*pos += h;
+	}
 	return KVS__DEC_OK;
 }
 
