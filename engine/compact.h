@@ -51,6 +51,11 @@ void kvs__compact_tick(struct kvs *db);
  * next step (0: now).  Reads only, so the writer may call it under its
  * queue's lock; it answers as if kvs__compact_tick had just run. */
 bool kvs__compact_pending(const struct kvs *db, uint64_t *delay_us);
+/* After a round a caller ran on its own thread (kvs__write_inline): is a
+ * step due at once (kvs__compact_pending with no delay)?  Cheap: with no
+ * pass running it looks for a candidate segment (a walk of the list) only
+ * once per quarter segment (at most 256 KiB) written since it last did. */
+bool kvs__compact_due_inline(struct kvs *db);
 /* Do one bounded step of compaction; it stops early when clients_waiting
  * says so, unless compaction owes client writes too much work. */
 void kvs__compact_step(struct kvs *db,

@@ -141,6 +141,9 @@ struct kvs__compact {
 	 * step on a lightly loaded store stays short. */
 	uint64_t burst;
 	uint64_t quiet_until;    /* kvs__now_us(): no step before, unless owed */
+	/* db->counters.bytes_written when kvs__compact_due_inline last looked
+	 * for a candidate segment (a walk of the list) with no pass running. */
+	uint64_t trigger_seen;
 
 	/* kvs_compact() callers, completed when the forced work is done. */
 	struct kvs__req *waiters;

@@ -92,6 +92,7 @@ static bool is_trigger(const struct kvs *db, const struct kvs__seg *s)
 
 static bool any_trigger(const struct kvs *db)
 {
+	kvs__testhook_count_cp_walk();
 	for (const struct kvs__seg *s = db->segs; s; s = s->next)
 		if (is_trigger(db, s))
 			return true;
@@ -285,11 +286,17 @@ static struct bucket ticked(const struct kvs *db, uint64_t now)
 	return b;
 }
 
+/* The work compaction may owe client writes before it is behind them. */
+static uint64_t burst_slack(const struct kvs *db)
+{
+	uint64_t slack = db->opt.segment_size / 4;
+	return slack < BURST_SLACK ? slack : BURST_SLACK;
+}
+
 /* Compaction owes client writes (burst) more work than it may put off. */
 static bool behind(const struct kvs *db, uint64_t burst)
 {
-	uint64_t slack = db->opt.segment_size / 4;
-	return burst > (slack < BURST_SLACK ? slack : BURST_SLACK);
+	return burst > burst_slack(db);
 }
 
 bool kvs__cp_should_yield(const struct kvs *db,
@@ -405,6 +412,24 @@ bool kvs__compact_pending(const struct kvs *db, uint64_t *delay_us)
 		*delay_us = (uint64_t)(((double)STEP_BYTES - b.tokens) * 1e6 /
 				       (double)cp->rate) + 1;
 	return true;
+}
+
+bool kvs__compact_due_inline(struct kvs *db)
+{
+	KVS__ASSERT_WRITER(db);
+	struct kvs__compact *cp = db->cp;
+	uint64_t delay;
+	/* With no pass running, the answer turns on a walk of the segment
+	 * list (any_trigger); only overwrites make a candidate, so look again
+	 * only after as many bytes as the slack.  Meanwhile the writer's own
+	 * look (KVS__HOUSEKEEP_US after a caller's round) still finds it. */
+	if (!cp->running && !cp->forced) {
+		uint64_t w = db->counters.bytes_written;
+		if (w - cp->trigger_seen < burst_slack(db))
+			return false;
+		cp->trigger_seen = w;
+	}
+	return kvs__compact_pending(db, &delay) && delay == 0;
 }
 
 void kvs__compact_note_round(struct kvs *db)

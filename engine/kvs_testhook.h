@@ -37,6 +37,9 @@ unsigned kvs__hook_compact_creates(void);
 /* compact_move.c: index lookups a pass made to decide whether a record is
  * copied, since the process started. */
 unsigned long kvs__hook_compact_lookups(void);
+/* compact_policy.c: walks of a store's segment list looking for a
+ * compaction candidate, since the process started. */
+unsigned long kvs__hook_compact_list_walks(void);
 /* recovery.c: sleep `us` microseconds before loading each segment but the
  * first (a slow open); 0 disarms. */
 void kvs__hook_recovery_delay(unsigned us);

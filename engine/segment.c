@@ -296,13 +296,18 @@ void kvs__seg_mark_dead(struct kvs__seg *seg, uint64_t off,
 			words = 2 * seg->deadmap_words;
 		if (words <= w)
 			words = w + 1;
-		uint64_t *m = realloc(seg->deadmap, words * sizeof *m);
+		/* calloc, not realloc and memset: a map this size is fresh
+		 * zero pages from the kernel, and only the pages that get a
+		 * mark become resident (one per 256 KiB of segment). */
+		uint64_t *m = calloc(words, sizeof *m);
 		if (!m) {
 			seg->deadmap_lost = true;
 			return;
 		}
-		memset(m + seg->deadmap_words, 0,
-		       (words - seg->deadmap_words) * sizeof *m);
+		if (seg->deadmap_words)
+			memcpy(m, seg->deadmap,
+			       seg->deadmap_words * sizeof *m);
+		free(seg->deadmap);
 		seg->deadmap = m;
 		seg->deadmap_words = words;
 	}

@@ -23,6 +23,8 @@ int kvs__testhook_fail(enum kvs__testhook which);
 int kvs__testhook_fail_unlink(const char *path);
 /* Count one of compaction's liveness lookups (kvs__hook_compact_lookups). */
 void kvs__testhook_count_cp_lookup(void);
+/* Count a walk for a candidate (kvs__hook_compact_list_walks). */
+void kvs__testhook_count_cp_walk(void);
 /* Microseconds recovery sleeps after each segment (0 unless a test asks). */
 unsigned kvs__testhook_recovery_delay(void);
 /* The threads recovery inserts with (kvs__hook_replay_threads), or 0. */

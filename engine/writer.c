@@ -559,8 +559,7 @@ bool kvs__write_inline(struct kvs *db, struct kvs__req *list)
 		list = writer_round(db, list, &stop, true);
 	kvs__compact_note_round(db);
 	db->pub.dirty = true;
-	uint64_t delay;
-	bool due = kvs__compact_pending(db, &delay) && delay == 0;
+	bool due = kvs__compact_due_inline(db);
 	if (due)
 		atomic_store(&db->q.compact_due, true);
 	kvs__io_role(prev_role);

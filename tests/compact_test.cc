@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <random>
@@ -300,6 +301,58 @@ TEST(Compaction, PassDecidesSetsWithoutIndexLookups) {
     ASSERT_EQ(kvs_close(db), KVS_OK);
   }
   kvs__hook_replay_threads(0);
+}
+
+long ResidentBytes() {
+  long size = 0, resident = 0;
+  if (FILE* f = fopen("/proc/self/statm", "r")) {
+    if (fscanf(f, "%ld %ld", &size, &resident) != 2) resident = 0;
+    fclose(f);
+  }
+  return resident * sysconf(_SC_PAGESIZE);
+}
+
+// A segment's dead-record marks take 1/64 of its size (16 MiB for one of
+// 1 GiB), but only the pages that hold a mark become resident: a few
+// overwrites near the start of a segment cost a page, not the map.
+TEST(Compaction, DeadRecordMarksCostOnlyThePagesTheyTouch) {
+  TempDir d;
+  kvs_options o{};
+  o.segment_size = 1ull << 30;
+  o.fsync = KVS_FSYNC_NEVER;
+  o.no_auto_compact = 1;
+  kvs* db = Open(d.path(), o);
+  const std::string v(1000, 'v');
+  for (int k = 0; k < 64; k++) ASSERT_EQ(Set(db, "k" + std::to_string(k), v), KVS_OK);
+  long before = ResidentBytes();
+  for (int k = 0; k < 64; k++) ASSERT_EQ(Set(db, "k" + std::to_string(k), v + "2"), KVS_OK);
+  long grew = ResidentBytes() - before;
+  EXPECT_LT(grew, 1 << 20) << "the 16 MiB map of the segment became resident";
+  EXPECT_GT(Stats(db).dead_bytes, 64000u);
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+}
+
+// A caller writing in a loop runs its rounds itself (kvs__write_inline):
+// after each it asks whether a compaction step is due, and with no pass
+// running that means a walk of the segment list, which it takes only once
+// per quarter segment written, not per round.  (Per round, a store of
+// thousands of segments tripled the cost of a small SET.)
+TEST(Compaction, CallersRoundsDoNotWalkTheSegmentsEachTime) {
+  TempDir d;
+  kvs_options o{};
+  o.segment_size = 64 << 10;
+  o.fsync = KVS_FSYNC_NEVER;
+  kvs* db = Open(d.path(), o);
+  const int kSets = 20000;  // new keys: no garbage, no pass
+  unsigned long before = kvs__hook_compact_list_walks();
+  auto t0 = std::chrono::steady_clock::now();
+  for (int k = 0; k < kSets; k++) ASSERT_EQ(Set(db, "key" + std::to_string(k), "v"), KVS_OK);
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  unsigned long walks = kvs__hook_compact_list_walks() - before;
+  // About 600 KB written: ~40 looks at 16 KiB each, plus the writer
+  // thread's own (a rotation, a look-again every 10 ms).
+  EXPECT_LT(walks, 200u + static_cast<unsigned long>(ms / 5)) << "in " << ms << " ms";
+  ASSERT_EQ(kvs_close(db), KVS_OK);
 }
 
 // Overwriting a fixed set of keys forever keeps the directory under about
