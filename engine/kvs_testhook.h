@@ -38,7 +38,8 @@ unsigned kvs__hook_compact_creates(void);
  * copied, since the process started. */
 unsigned long kvs__hook_compact_lookups(void);
 /* compact_policy.c: walks of a store's segment list looking for a
- * compaction candidate, since the process started. */
+ * compaction candidate made by the calling thread (in the rounds it ran
+ * itself), since it started. */
 unsigned long kvs__hook_compact_list_walks(void);
 /* recovery.c: sleep `us` microseconds before loading each segment but the
  * first (a slow open); 0 disarms. */
