@@ -327,7 +327,12 @@ TEST(Compaction, DeadRecordMarksCostOnlyThePagesTheyTouch) {
   long before = ResidentBytes();
   for (int k = 0; k < 64; k++) ASSERT_EQ(Set(db, "k" + std::to_string(k), v + "2"), KVS_OK);
   long grew = ResidentBytes() - before;
+#if defined(__SANITIZE_THREAD__)
+  // TSan's calloc clears what it returns: the pages are resident there.
+  (void)grew;
+#else
   EXPECT_LT(grew, 1 << 20) << "the 16 MiB map of the segment became resident";
+#endif
   EXPECT_GT(Stats(db).dead_bytes, 64000u);
   ASSERT_EQ(kvs_close(db), KVS_OK);
 }
