@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 
 /*
@@ -179,6 +180,11 @@ static void entry_release(struct kvs__index *ix, struct kvs__entry *e)
 /* Take back the batches whose grace period has ended. */
 static void take_back(struct kvs__index *ix)
 {
+	/* A plain load first: the exchange would take the line from the
+	 * call_rcu thread at every allocation that finds its list empty (all
+	 * of them while an open fills the index). */
+	if (!atomic_load_explicit(&ix->back, memory_order_relaxed))
+		return;
 	struct retired *r = atomic_exchange_explicit(&ix->back, NULL,
 						     memory_order_acquire);
 	while (r) {
@@ -203,7 +209,11 @@ static void *entry_alloc(struct kvs__index *ix, size_t sz)
 		return f;
 	}
 	if (ix->bump_left < sz) {
-		struct slab *s = kvs__malloc(SLAB_BYTES);
+		/* Mapped with its pages present: an open fills slabs as fast
+		 * as it can, and a page fault per 4 KiB page costs more
+		 * (56 MB in 160-210 ms, against 87-111 ms populated, on a
+		 * 2-vCPU VM). */
+		struct slab *s = kvs__map_anon(SLAB_BYTES);
 		if (!s)
 			return NULL;
 		s->next = ix->slabs;
@@ -283,7 +293,7 @@ void kvs__index_destroy(struct kvs__index *ix)
 	take_back(ix); /* frees the batches, and the entries malloc made */
 	for (struct slab *s = ix->slabs, *next; s; s = next) {
 		next = s->next;
-		free(s);
+		munmap(s, SLAB_BYTES);
 	}
 	free(ix);
 }

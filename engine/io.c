@@ -213,6 +213,15 @@ void *kvs__realloc(void *p, size_t n)
 	return alloc_fails() ? NULL : realloc(p, n);
 }
 
+void *kvs__map_anon(size_t n)
+{
+	if (alloc_fails())
+		return NULL;
+	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
 int kvs__io_fsync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

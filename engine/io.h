@@ -18,6 +18,10 @@
 void *kvs__malloc(size_t n);
 void *kvs__calloc(size_t n, size_t size);
 void *kvs__realloc(void *p, size_t n);
+/* n bytes of zeroed memory mapped with its pages already present (one
+ * system call instead of a page fault per page; munmap frees it), or NULL.
+ * Fails as kvs__malloc does under fault injection. */
+void *kvs__map_anon(size_t n);
 /* Write all of iov at `off`, retrying EINTR and short writes.  Returns 0 or
  * an errno value. */
 int kvs__io_pwritev_all(int fd, struct iovec *iov, int iovcnt, off_t off);

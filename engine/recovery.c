@@ -144,6 +144,7 @@ static int load_from_hint(struct kvs *db, struct kvs__seg *seg, uint64_t size,
 {
 	char *path = kvs__hint_path(db->dir, seg->id);
 	unsigned char *buf = NULL;
+	size_t buf_len = 0;
 	int fd = -1, rc = KVS_OK;
 	struct stat st;
 	*used = false;
@@ -153,10 +154,14 @@ static int load_from_hint(struct kvs *db, struct kvs__seg *seg, uint64_t size,
 	if (fd < 0 || fstat(fd, &st) != 0 || st.st_size <= 0)
 		goto out; /* no hint: scan */
 	size_t len = (size_t)st.st_size;
-	if (!(buf = malloc(len)))
+	/* Mapped, not read: no copy, and no buffer to fault in page by page
+	 * (the page tables are filled in one call). */
+	void *m = kvs__io_mmap(fd, len);
+	if (m == MAP_FAILED)
 		goto out;
-	if (kvs__io_pread_full(fd, buf, len, 0) != (ssize_t)len)
-		goto out;
+	buf = m;
+	buf_len = len;
+	madvise(m, len, MADV_POPULATE_READ);
 	struct kvs__hint_meta meta;
 	size_t pos;
 	if (!kvs__hint_check(buf, len, &meta, &pos))
@@ -219,7 +224,8 @@ bad_hint:
 out:
 	if (fd >= 0)
 		kvs__io_close(fd);
-	free(buf);
+	if (buf)
+		munmap(buf, buf_len);
 	free(path);
 	return rc;
 }
