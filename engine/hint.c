@@ -7,6 +7,7 @@
 #include "segment.h"
 
 #include <cbor.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,6 +200,33 @@ bool kvs__hint_check(const unsigned char *buf, size_t len,
 	meta->footer_off = v[1];
 	meta->min_seq = v[2];
 	*entries_at = pos;
+	return true;
+}
+
+bool kvs__hint_peek_count(const char *dir, uint32_t id, uint64_t *count)
+{
+	char *path = kvs__hint_path(dir, id);
+	if (!path)
+		return false;
+	int fd = kvs__io_open(path, O_RDONLY | O_CLOEXEC, 0);
+	free(path);
+	if (fd < 0)
+		return false;
+	/* The header, a 3-item array head and the count: at most 12 + 1 + 9
+	 * bytes. */
+	unsigned char buf[KVS__HDR_LEN + 10];
+	ssize_t got = kvs__io_pread_full(fd, buf, sizeof buf, 0);
+	kvs__io_close(fd);
+	struct kvs__item it;
+	size_t pos = KVS__HDR_LEN;
+	if (got < KVS__HDR_LEN + 2 ||
+	    memcmp(buf, kvs__hint_header, KVS__HDR_LEN) != 0 ||
+	    kvs__cbor_next(buf, (size_t)got, &pos, &it) != KVS__DEC_OK ||
+	    it.kind != KVS__IT_ARRAY || it.u != 3 ||
+	    kvs__cbor_next(buf, (size_t)got, &pos, &it) != KVS__DEC_OK ||
+	    it.kind != KVS__IT_UINT)
+		return false;
+	*count = it.u;
 	return true;
 }
 

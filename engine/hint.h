@@ -46,6 +46,10 @@ bool kvs__hint_check(const unsigned char *buf, size_t len,
 const char *kvs__hint_validate(const unsigned char *buf, size_t len,
 			       size_t entries_at,
 			       const struct kvs__hint_meta *meta, uint64_t *bad);
+/* The record count a hint file's meta claims, read without checking the
+ * file (an estimate, for sizing the index before an open reads anything);
+ * false when there is no readable hint. */
+bool kvs__hint_peek_count(const char *dir, uint32_t id, uint64_t *count);
 /* Decode one entry into rec (type, seq, key, offset, length, vlen). */
 enum kvs__dec kvs__hint_next(const unsigned char *buf, size_t len,
 			     size_t *pos, struct kvs_record *rec);

@@ -68,6 +68,13 @@ uint64_t kvs__index_hash(const struct kvs__index *ix, const void *key,
  * make the table big enough for nkeys keys, at most two a bucket (see
  * index.c for why). */
 void kvs__index_grow(struct kvs__index *ix, uint64_t nkeys);
+/* The opener, before the first insert: make the table the size
+ * kvs__index_grow would give nkeys keys (an estimate; never smaller than it
+ * is).  Without memory it stays as it is. */
+void kvs__index_presize(struct kvs__index *ix, uint64_t nkeys);
+/* The opener, once the index is loaded: shrink a table presized for more
+ * keys than it holds to the size kvs__index_grow would have given nkeys. */
+void kvs__index_fit(struct kvs__index *ix, uint64_t nkeys);
 /* Call with rcu_read_lock held; the result is valid until it is released. */
 struct kvs__entry *kvs__index_lookup(struct kvs__index *ix, uint64_t hash,
 				     const void *key, size_t klen);

@@ -41,6 +41,14 @@ unsigned long kvs__hook_compact_lookups(void);
  * compaction candidate made by the calling thread (in the rounds it ran
  * itself), since it started. */
 unsigned long kvs__hook_compact_list_walks(void);
+/* index.c: the changes of an index's size (a resize, or the table an open
+ * makes at its estimated size) since the process started, and the bucket
+ * count the last one set. */
+unsigned long kvs__hook_index_resizes(void);
+unsigned long kvs__hook_index_buckets(void);
+/* index.c: the bytes of entry slabs mapped by every index now open (they
+ * are not malloc's, so mallinfo does not see them). */
+long kvs__hook_index_slab_bytes(void);
 /* recovery.c: sleep `us` microseconds before loading each segment but the
  * first (a slow open); 0 disarms. */
 void kvs__hook_recovery_delay(unsigned us);

@@ -452,6 +452,46 @@ out:
 	return rc;
 }
 
+/*
+ * Make the index the size its keys will need before the first insert
+ * (kvs__index_presize): as many keys as the hint files count records, and
+ * the files without a hint at the hinted files' bytes per record.  Dead
+ * records make it an overestimate, which kvs__index_fit takes back once
+ * the keys are counted.  A store without hints grows the table as it fills.
+ * True when the table was sized.
+ */
+static bool presize_index(struct kvs *db, const uint32_t *ids, size_t n)
+{
+	uint64_t hinted = 0, hinted_bytes = 0, other_bytes = 0;
+	for (size_t i = 0; i < n; i++) {
+		char *path = kvs__seg_path(db->dir, ids[i]);
+		if (!path)
+			return false;
+		struct stat st;
+		int e = stat(path, &st);
+		free(path);
+		if (e != 0 || st.st_size <= 0)
+			continue;
+		uint64_t size = (uint64_t)st.st_size, count;
+		/* The count is unchecked: no more than one record a byte
+		 * (records are longer), so a damaged hint cannot ask for a
+		 * table bigger than the files. */
+		if (i + 1 < n && kvs__hint_peek_count(db->dir, ids[i], &count) &&
+		    count <= size) {
+			hinted += count;
+			hinted_bytes += size;
+		} else {
+			other_bytes += size;
+		}
+	}
+	if (hinted == 0)
+		return false;
+	double per_byte = (double)hinted / (double)hinted_bytes;
+	kvs__index_presize(db->index,
+			   hinted + (uint64_t)((double)other_bytes * per_byte));
+	return true;
+}
+
 int kvs__recover(struct kvs *db)
 {
 	KVS__ASSERT_WRITER(db);
@@ -470,6 +510,7 @@ int kvs__recover(struct kvs *db)
 	 * calls need, is taken around each of them only (replay.c),
 	 * never across I/O: a grace period of another
 	 * store in this process (its kvs_close) would wait for it. */
+	bool presized = n && presize_index(db, ids, n);
 	if (n)
 		kvs__replay_start(db);
 	for (size_t i = 0; i < n; i++) {
@@ -507,8 +548,11 @@ int kvs__recover(struct kvs *db)
 	int jrc = kvs__replay_join(db);
 	if (jrc != KVS_OK)
 		rc = jrc;
-	if (rc == KVS_OK)
+	if (rc == KVS_OK) {
 		kvs__replay_finish(db);
+		if (presized)
+			kvs__index_fit(db->index, db->live_keys);
+	}
 	remove_orphan_hints(db, ids, n);
 	/* Past the last number, writes fail at the next rotation. */
 	db->next_seg_id = !n ? 1

@@ -15,6 +15,8 @@ static atomic_int fail_n[KVS__TH_COUNT], fail_err[KVS__TH_COUNT];
 static atomic_uint creates;
 static atomic_ulong cp_lookups;
 static _Thread_local unsigned long cp_walks; /* the calling thread's */
+static atomic_ulong index_resizes, index_buckets;
+static atomic_long slab_bytes;
 static atomic_uint recovery_delay_us;
 static atomic_uint publish_delay_us;
 static atomic_uint replay_threads;
@@ -38,6 +40,18 @@ unsigned kvs__hook_compact_creates(void) { return atomic_load(&creates); }
 unsigned long kvs__hook_compact_lookups(void) { return atomic_load(&cp_lookups); }
 unsigned long kvs__hook_compact_list_walks(void) { return cp_walks; }
 void kvs__testhook_count_cp_walk(void) { cp_walks++; }
+void kvs__testhook_count_index_resize(unsigned long n)
+{
+	atomic_fetch_add_explicit(&index_resizes, 1, memory_order_relaxed);
+	atomic_store_explicit(&index_buckets, n, memory_order_relaxed);
+}
+void kvs__testhook_count_slab_bytes(long n)
+{
+	atomic_fetch_add_explicit(&slab_bytes, n, memory_order_relaxed);
+}
+long kvs__hook_index_slab_bytes(void) { return atomic_load(&slab_bytes); }
+unsigned long kvs__hook_index_resizes(void) { return atomic_load(&index_resizes); }
+unsigned long kvs__hook_index_buckets(void) { return atomic_load(&index_buckets); }
 void kvs__testhook_count_cp_lookup(void)
 {
 	atomic_fetch_add_explicit(&cp_lookups, 1, memory_order_relaxed);

@@ -25,6 +25,10 @@ int kvs__testhook_fail_unlink(const char *path);
 void kvs__testhook_count_cp_lookup(void);
 /* Count a walk for a candidate (kvs__hook_compact_list_walks). */
 void kvs__testhook_count_cp_walk(void);
+/* Count a change of an index's size to n buckets (kvs__hook_index_*). */
+void kvs__testhook_count_index_resize(unsigned long n);
+/* Count entry slab memory mapped (n > 0) or unmapped. */
+void kvs__testhook_count_slab_bytes(long n);
 /* Microseconds recovery sleeps after each segment (0 unless a test asks). */
 unsigned kvs__testhook_recovery_delay(void);
 /* The threads recovery inserts with (kvs__hook_replay_threads), or 0. */

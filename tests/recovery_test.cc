@@ -595,10 +595,11 @@ void SetBatch(kvs* db, const std::string* keys, const std::string* vals, size_t 
   ASSERT_EQ(kvs_write_batch(db, ops.data(), n), KVS_OK) << kvs_errmsg();
 }
 
-// Bytes malloc has handed out and not had back (all arenas).
+// Bytes malloc has handed out and not had back (all arenas), and the index's
+// entry slabs (mapped, not malloc'd).
 size_t HeapInUse() {
   struct mallinfo2 mi = mallinfo2();
-  return mi.uordblks + mi.hblkhd;
+  return mi.uordblks + mi.hblkhd + size_t(kvs__hook_index_slab_bytes());
 }
 
 // The entries the helper replaces or drops go back to the opener as it
@@ -709,6 +710,81 @@ TEST(Recovery, TwoThreadOpenReportsTheFirstErrorAsOneThreadDoes) {
   }
   EXPECT_NE(msg[0].find(segs[0] + ".seg"), std::string::npos) << msg[0];
   EXPECT_EQ(msg[1], msg[0]);
+}
+
+// An open with hint files makes the table at its final size before the
+// first insert (recovery.c, presize_index): one size change, not one per
+// doubling as the keys come in.  Each doubling of a filled table walks the
+// keys (index.c), the dearer part of a large open.
+TEST(Recovery, OpenSizesTheIndexOnceFromTheHints) {
+  TempDir d;
+  kvs_options o{};
+  o.segment_size = 1 << 20;
+  const int kKeys = 140000;
+  {
+    kvs* db = nullptr;
+    ASSERT_EQ(kvs_open(d.path().c_str(), &o, &db), KVS_OK) << kvs_errmsg();
+    std::vector<std::string> keys;
+    for (int i = 0; i < kKeys; i++) keys.push_back("size" + std::to_string(i));
+    for (int b = 0; b < kKeys / 1000; b++)
+      ASSERT_NO_FATAL_FAILURE(SetBatch(db, &keys[b * 1000], &keys[b * 1000], 1000));
+    ASSERT_EQ(kvs_close(db), KVS_OK);
+  }
+  for (unsigned threads : {1u, 2u}) {
+    kvs__hook_replay_threads(threads);
+    unsigned long before = kvs__hook_index_resizes();
+    kvs* db = nullptr;
+    int rc = kvs_open(d.path().c_str(), &o, &db);
+    unsigned long resizes = kvs__hook_index_resizes() - before;
+    kvs__hook_replay_threads(0);
+    ASSERT_EQ(rc, KVS_OK) << kvs_errmsg();
+    EXPECT_EQ(resizes, 1u) << threads << " threads";
+    // Two keys a bucket at most: 131,072 buckets for 140,000 keys.
+    EXPECT_EQ(kvs__hook_index_buckets(), 131072u) << threads << " threads";
+    kvs_store_stats st{};
+    ASSERT_EQ(kvs_stats(db, &st), KVS_OK);
+    EXPECT_EQ(st.live_keys, uint64_t(kKeys));
+    for (int i = 0; i < kKeys; i += 991) {
+      std::string k = "size" + std::to_string(i);
+      ASSERT_EQ(Get(db, k), k) << threads << " threads";
+    }
+    ASSERT_EQ(kvs_close(db), KVS_OK);
+  }
+}
+
+// The hints count records, live or not: a log of overwrites makes the
+// estimate far too big, and the open shrinks the table back to the size its
+// keys need (the index's bytes per key do not change).
+TEST(Recovery, OpenShrinksAnIndexSizedForDeadRecords) {
+  TempDir d;
+  kvs_options o{};
+  o.segment_size = 1 << 20;
+  o.no_auto_compact = 1;
+  {
+    kvs* db = nullptr;
+    ASSERT_EQ(kvs_open(d.path().c_str(), &o, &db), KVS_OK) << kvs_errmsg();
+    std::vector<std::string> keys;
+    for (int i = 0; i < 3000; i++) keys.push_back("key" + std::to_string(i));
+    for (int round = 0; round < 50; round++) {
+      std::vector<std::string> vals(3000, "v" + std::to_string(round));
+      ASSERT_NO_FATAL_FAILURE(SetBatch(db, keys.data(), vals.data(), 3000));
+    }
+    ASSERT_EQ(kvs_close(db), KVS_OK);
+  }
+  for (unsigned threads : {1u, 2u}) {
+    kvs__hook_replay_threads(threads);
+    unsigned long before = kvs__hook_index_resizes();
+    kvs* db = nullptr;
+    int rc = kvs_open(d.path().c_str(), &o, &db);
+    unsigned long resizes = kvs__hook_index_resizes() - before;
+    kvs__hook_replay_threads(0);
+    ASSERT_EQ(rc, KVS_OK) << kvs_errmsg();
+    // Sized for the 150,000 records, then fitted to the 3,000 keys.
+    EXPECT_EQ(resizes, 2u) << threads << " threads";
+    EXPECT_EQ(kvs__hook_index_buckets(), 2048u) << threads << " threads";
+    EXPECT_EQ(Get(db, "key2999"), "v49");
+    ASSERT_EQ(kvs_close(db), KVS_OK);
+  }
 }
 
 // Past 65,536 keys the table grows during the open: with a helper, the
