@@ -473,11 +473,12 @@ static bool presize_index(struct kvs *db, const uint32_t *ids, size_t n)
 		if (e != 0 || st.st_size <= 0)
 			continue;
 		uint64_t size = (uint64_t)st.st_size, count;
-		/* The count is unchecked: no more than one record a byte
-		 * (records are longer), so a damaged hint cannot ask for a
-		 * table bigger than the files. */
+		/* The count is unchecked: no more than the segment could hold
+		 * (its smallest record is a FLUSH: an array head, a one-byte
+		 * seq and op, a 5-byte CRC), so a damaged hint asks for no
+		 * bigger table than a real segment of that size may need. */
 		if (i + 1 < n && kvs__hint_peek_count(db->dir, ids[i], &count) &&
-		    count <= size) {
+		    size > KVS__HDR_LEN && count <= (size - KVS__HDR_LEN) / 8) {
 			hinted += count;
 			hinted_bytes += size;
 		} else {

@@ -752,6 +752,55 @@ TEST(Recovery, OpenSizesTheIndexOnceFromTheHints) {
   }
 }
 
+// The count the estimate reads from a hint is not checked yet (the file's
+// CRC is checked when it is loaded): a damaged one bigger than its segment
+// could hold is left out, so it cannot make the open build a huge table.
+TEST(Recovery, OpenIgnoresAHintCountItsSegmentCannotHold) {
+  TempDir d;
+  kvs_options o{};
+  o.segment_size = 4 << 20;
+  const int kKeys = 450000;  // records of 28 bytes: 150,000 a segment
+  {
+    kvs* db = nullptr;
+    ASSERT_EQ(kvs_open(d.path().c_str(), &o, &db), KVS_OK) << kvs_errmsg();
+    std::vector<std::string> keys;
+    char buf[16];
+    for (int i = 0; i < kKeys; i++) {
+      snprintf(buf, sizeof buf, "c%06d", i);
+      keys.push_back(buf);
+    }
+    for (int b = 0; b < kKeys / 1000; b++)
+      ASSERT_NO_FATAL_FAILURE(SetBatch(db, &keys[b * 1000], &keys[b * 1000], 1000));
+    ASSERT_EQ(kvs_close(db), KVS_OK);
+  }
+  // The first hint's meta: header (12 bytes), a 3-item array head (0x83),
+  // then the record count, a 4-byte CBOR uint (0x1a): made 16,777,215, more
+  // records than 4 MiB can hold.
+  std::string hint = d.path() + "/0000000001.hint";
+  int fd = open(hint.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0) << hint;
+  unsigned char head[14];
+  ASSERT_EQ(pread(fd, head, sizeof head, 0), ssize_t(sizeof head));
+  ASSERT_EQ(head[12], 0x83);
+  ASSERT_EQ(head[13], 0x1a);
+  unsigned char v[4] = {0x00, 0xff, 0xff, 0xff};
+  ASSERT_EQ(pwrite(fd, v, 4, 14), 4);
+  close(fd);
+  unsigned long before = kvs__hook_index_resizes();
+  kvs* db = nullptr;
+  ASSERT_EQ(kvs_open(d.path().c_str(), &o, &db), KVS_OK) << kvs_errmsg();
+  // One size change: the estimate without the damaged count (with it, a
+  // table of 8M buckets, then shrunk: two).
+  EXPECT_EQ(kvs__hook_index_resizes() - before, 1u) << kvs__hook_index_buckets();
+  EXPECT_EQ(kvs__hook_index_buckets(), 262144u);
+  kvs_store_stats st{};
+  ASSERT_EQ(kvs_stats(db, &st), KVS_OK);
+  EXPECT_EQ(st.live_keys, uint64_t(kKeys));
+  EXPECT_EQ(Get(db, "c000007"), "c000007");
+  EXPECT_EQ(Get(db, "c449999"), "c449999");
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+}
+
 // The hints count records, live or not: a log of overwrites makes the
 // estimate far too big, and the open shrinks the table back to the size its
 // keys need (the index's bytes per key do not change).
