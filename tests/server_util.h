@@ -136,7 +136,12 @@ class Conn {
 class Server {
  public:
   Server() = default;
-  ~Server() { Kill(); }
+  // The log and port file sit beside the data directory, which may be
+  // /tmp itself: kept only when the test failed (its log explains why).
+  ~Server() {
+    Kill();
+    RemoveLog();
+  }
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
@@ -147,6 +152,7 @@ class Server {
              const std::vector<std::string>& env = {},
              const std::function<void()>& child_setup = nullptr) {
     static int serial = 0;
+    RemoveLog();  // a restart's earlier log
     log_ = dir + "/../server-" + std::to_string(getpid()) + "-" + std::to_string(serial++) + ".log";
     port_file_ = log_ + ".port";
     unlink(port_file_.c_str());
@@ -233,6 +239,13 @@ class Server {
   pid_t pid_ = -1;
   int port_ = 0;
   int status_ = -1;
+  void RemoveLog() {
+    if (!log_.empty() && !::testing::Test::HasFailure()) {
+      unlink(log_.c_str());
+      unlink(port_file_.c_str());
+    }
+  }
+
   std::string log_, port_file_;
 };
 
