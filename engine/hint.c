@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 const unsigned char kvs__hint_header[KVS__HDR_LEN] = {
 	0xd9, 0xd9, 0xf8, 0xda, 'k', 'v', 'h', '1', 0x43, 'B', 'O', 'R',
@@ -215,7 +216,9 @@ bool kvs__hint_peek_count(const char *dir, uint32_t id, uint64_t *count)
 	/* The header, a 3-item array head and the count: at most 12 + 1 + 9
 	 * bytes. */
 	unsigned char buf[KVS__HDR_LEN + 10];
-	ssize_t got = kvs__io_pread_full(fd, buf, sizeof buf, 0);
+	struct stat st;
+	ssize_t got = fstat(fd, &st) != 0 ? -1
+					  : kvs__io_pread_full(fd, buf, sizeof buf, 0);
 	kvs__io_close(fd);
 	struct kvs__item it;
 	size_t pos = KVS__HDR_LEN;
@@ -225,6 +228,12 @@ bool kvs__hint_peek_count(const char *dir, uint32_t id, uint64_t *count)
 	    it.kind != KVS__IT_ARRAY || it.u != 3 ||
 	    kvs__cbor_next(buf, (size_t)got, &pos, &it) != KVS__DEC_OK ||
 	    it.kind != KVS__IT_UINT)
+		return false;
+	/* No more entries than the file could hold: the smallest is 7 bytes
+	 * (a FLUSH's: array head, seq, op, empty key, offset, length, value
+	 * length), so a damaged count is at most a few times the truth. */
+	if (st.st_size < KVS__HDR_LEN ||
+	    it.u > ((uint64_t)st.st_size - KVS__HDR_LEN) / 7)
 		return false;
 	*count = it.u;
 	return true;

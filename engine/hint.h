@@ -47,8 +47,9 @@ const char *kvs__hint_validate(const unsigned char *buf, size_t len,
 			       size_t entries_at,
 			       const struct kvs__hint_meta *meta, uint64_t *bad);
 /* The record count a hint file's meta claims, read without checking the
- * file (an estimate, for sizing the index before an open reads anything);
- * false when there is no readable hint. */
+ * file's CRC (an estimate, for sizing the index before an open reads
+ * anything); false when there is no readable hint, or the count is more
+ * than the file could hold entries for. */
 bool kvs__hint_peek_count(const char *dir, uint32_t id, uint64_t *count);
 /* Decode one entry into rec (type, seq, key, offset, length, vlen). */
 enum kvs__dec kvs__hint_next(const unsigned char *buf, size_t len,

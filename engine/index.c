@@ -156,9 +156,14 @@ void __asan_poison_memory_region(void const volatile *addr, size_t size);
 void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 #define POISON(p, n) __asan_poison_memory_region((p), (n))
 #define UNPOISON(p, n) __asan_unpoison_memory_region((p), (n))
+#include <sanitizer/lsan_interface.h>
+#define LSAN_ROOT(p, n) __lsan_register_root_region((p), (n))
+#define LSAN_UNROOT(p, n) __lsan_unregister_root_region((p), (n))
 #else
 #define POISON(p, n) ((void)(p), (void)(n))
 #define UNPOISON(p, n) ((void)(p), (void)(n))
+#define LSAN_ROOT(p, n) ((void)(p), (void)(n))
+#define LSAN_UNROOT(p, n) ((void)(p), (void)(n))
 #endif
 
 /* Put an entry no reader can reach on its free list. */
@@ -217,6 +222,9 @@ static void *entry_alloc(struct kvs__index *ix, size_t sz)
 		struct slab *s = kvs__map_anon(SLAB_BYTES);
 		if (!s)
 			return NULL;
+		/* Entries of long keys are malloc'd and may be linked only
+		 * from a slab's entries: LeakSanitizer must scan slabs. */
+		LSAN_ROOT(s, SLAB_BYTES);
 		kvs__testhook_count_slab_bytes(SLAB_BYTES);
 		s->next = ix->slabs;
 		ix->slabs = s;
@@ -295,6 +303,10 @@ void kvs__index_destroy(struct kvs__index *ix)
 	take_back(ix); /* frees the batches, and the entries malloc made */
 	for (struct slab *s = ix->slabs, *next; s; s = next) {
 		next = s->next;
+		/* ASan keeps a region's poison across munmap: a later
+		 * mapping at this address would inherit it. */
+		UNPOISON(s, SLAB_BYTES);
+		LSAN_UNROOT(s, SLAB_BYTES);
 		munmap(s, SLAB_BYTES);
 		kvs__testhook_count_slab_bytes(-(long)SLAB_BYTES);
 	}
@@ -349,10 +361,13 @@ void kvs__index_presize(struct kvs__index *ix, uint64_t nkeys)
 	unsigned long n = buckets_for(nkeys);
 	if (n <= ix->buckets)
 		return;
+	/* (liburcu 0.13 asserts rather than fail when the buckets cannot be
+	 * allocated, as in any resize: the estimate's bounds keep the table
+	 * no bigger than the records on disk could need.) */
 	struct cds_lfht *ht = cds_lfht_new_flavor(n, INITIAL_BUCKETS, 0, 0,
 						  &urcu_memb_flavor, NULL);
 	if (!ht)
-		return; /* only slower: the table grows as it fills */
+		return;
 	KVS_CHECK(cds_lfht_destroy(ix->ht, NULL)); /* empty: nothing to free */
 	ix->ht = ht;
 	ix->buckets = n;

@@ -154,14 +154,15 @@ static int load_from_hint(struct kvs *db, struct kvs__seg *seg, uint64_t size,
 	if (fd < 0 || fstat(fd, &st) != 0 || st.st_size <= 0)
 		goto out; /* no hint: scan */
 	size_t len = (size_t)st.st_size;
-	/* Mapped, not read: no copy, and no buffer to fault in page by page
-	 * (the page tables are filled in one call). */
-	void *m = kvs__io_mmap(fd, len);
-	if (m == MAP_FAILED)
+	/* Read into memory mapped with its pages present (a malloc'd buffer
+	 * would take a page fault per 4 KiB).  Read, not mapped: a file cut
+	 * short meanwhile, or a failed page read, is a short read here (the
+	 * segment is scanned instead), where a mapping would SIGBUS. */
+	if (!(buf = kvs__map_anon(len)))
 		goto out;
-	buf = m;
 	buf_len = len;
-	madvise(m, len, MADV_POPULATE_READ);
+	if (kvs__io_pread_full(fd, buf, len, 0) != (ssize_t)len)
+		goto out;
 	struct kvs__hint_meta meta;
 	size_t pos;
 	if (!kvs__hint_check(buf, len, &meta, &pos))
