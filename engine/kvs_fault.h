@@ -16,9 +16,10 @@ void kvs__fault_write(int nth, int err);
  * bytes (a short write, as a disk filling up mid-write leaves). */
 void kvs__fault_write_short(int nth, int err, size_t keep);
 void kvs__fault_sync(int nth, int err);
-/* The Nth next allocation through kvs__malloc/calloc/realloc returns NULL:
- * the writer's staging buffers, index entries and slabs, segment structs
- * and paths. */
+/* The Nth next allocation through kvs__malloc/calloc/realloc (or
+ * kvs__map_anon) returns NULL: the writer's staging buffers, index entries
+ * and slabs, segment structs and paths, an open's hint buffers (the open
+ * then scans the segment instead). */
 void kvs__fault_alloc(int nth);
 #ifdef __cplusplus
 }

@@ -753,52 +753,71 @@ TEST(Recovery, OpenSizesTheIndexOnceFromTheHints) {
 }
 
 // The count the estimate reads from a hint is not checked yet (the file's
-// CRC is checked when it is loaded): a damaged one bigger than its segment
-// could hold is left out, so it cannot make the open build a huge table.
-TEST(Recovery, OpenIgnoresAHintCountItsSegmentCannotHold) {
+// CRC is checked when it is loaded): a damaged one is left out when more
+// records than its segment could hold (8 bytes the smallest) or more
+// entries than its hint file could (7 bytes), so it cannot make the open
+// build a huge table.  Each bound is the tighter one for one of two
+// stores: empty values (entries longer than records), and 40-byte ones;
+// other segments keep their hints, for the estimate.
+void CheckDamagedHintCount(size_t vlen, int kKeys, uint32_t count, unsigned long buckets) {
   TempDir d;
   kvs_options o{};
-  o.segment_size = 4 << 20;
-  const int kKeys = 450000;  // records of 28 bytes: 150,000 a segment
+  o.segment_size = 4 << 20;  // over 65,536 records in each: a 4-byte count
   {
     kvs* db = nullptr;
     ASSERT_EQ(kvs_open(d.path().c_str(), &o, &db), KVS_OK) << kvs_errmsg();
-    std::vector<std::string> keys;
+    std::vector<std::string> keys, vals(1000, std::string(vlen, 'v'));
     char buf[16];
     for (int i = 0; i < kKeys; i++) {
       snprintf(buf, sizeof buf, "c%06d", i);
       keys.push_back(buf);
     }
     for (int b = 0; b < kKeys / 1000; b++)
-      ASSERT_NO_FATAL_FAILURE(SetBatch(db, &keys[b * 1000], &keys[b * 1000], 1000));
+      ASSERT_NO_FATAL_FAILURE(SetBatch(db, &keys[b * 1000], vals.data(), 1000));
     ASSERT_EQ(kvs_close(db), KVS_OK);
   }
   // The first hint's meta: header (12 bytes), a 3-item array head (0x83),
-  // then the record count, a 4-byte CBOR uint (0x1a): made 16,777,215, more
-  // records than 4 MiB can hold.
-  std::string hint = d.path() + "/0000000001.hint";
+  // then the record count, a 4-byte CBOR uint (0x1a).
+  std::string hint = d.path() + "/0000000001.hint", seg = d.path() + "/0000000001.seg";
+  struct stat hs, ss;
+  ASSERT_EQ(stat(hint.c_str(), &hs), 0);
+  ASSERT_EQ(stat(seg.c_str(), &ss), 0);
   int fd = open(hint.c_str(), O_RDWR);
   ASSERT_GE(fd, 0) << hint;
-  unsigned char head[14];
+  unsigned char head[18];
   ASSERT_EQ(pread(fd, head, sizeof head, 0), ssize_t(sizeof head));
   ASSERT_EQ(head[12], 0x83);
   ASSERT_EQ(head[13], 0x1a);
-  unsigned char v[4] = {0x00, 0xff, 0xff, 0xff};
+  uint32_t real = uint32_t(head[14]) << 24 | uint32_t(head[15]) << 16 | uint32_t(head[16]) << 8 | head[17];
+  unsigned char v[4] = {uint8_t(count >> 24), uint8_t(count >> 16), uint8_t(count >> 8), uint8_t(count)};
   ASSERT_EQ(pwrite(fd, v, 4, 14), 4);
   close(fd);
+  uint64_t seg_bound = (uint64_t(ss.st_size) - 12) / 8, hint_bound = (uint64_t(hs.st_size) - 12) / 7;
+  // The case is what the caller meant: exactly one bound refuses the count.
+  EXPECT_TRUE((count > seg_bound) != (count > hint_bound))
+      << "count " << count << " segment bound " << seg_bound << " hint bound " << hint_bound << " real " << real;
   unsigned long before = kvs__hook_index_resizes();
   kvs* db = nullptr;
   ASSERT_EQ(kvs_open(d.path().c_str(), &o, &db), KVS_OK) << kvs_errmsg();
   // One size change: the estimate without the damaged count (with it, a
-  // table of 8M buckets, then shrunk: two).
+  // table of at least twice the size, then shrunk: two).
   EXPECT_EQ(kvs__hook_index_resizes() - before, 1u) << kvs__hook_index_buckets();
-  EXPECT_EQ(kvs__hook_index_buckets(), 262144u);
+  EXPECT_EQ(kvs__hook_index_buckets(), buckets);
   kvs_store_stats st{};
   ASSERT_EQ(kvs_stats(db, &st), KVS_OK);
   EXPECT_EQ(st.live_keys, uint64_t(kKeys));
-  EXPECT_EQ(Get(db, "c000007"), "c000007");
-  EXPECT_EQ(Get(db, "c449999"), "c449999");
+  char last[16];
+  snprintf(last, sizeof last, "c%06d", kKeys - 1);
+  EXPECT_EQ(Get(db, last), std::string(vlen, 'v'));
   ASSERT_EQ(kvs_close(db), KVS_OK);
+}
+
+TEST(Recovery, OpenIgnoresAHintCountItsSegmentCannotHold) {
+  CheckDamagedHintCount(0, 600000, 600000, 524288);
+}
+
+TEST(Recovery, OpenIgnoresAHintCountItsHintFileCannotHold) {
+  CheckDamagedHintCount(40, 300000, 400000, 262144);
 }
 
 // The hints count records, live or not: a log of overwrites makes the

@@ -152,6 +152,7 @@ class Server {
              const std::vector<std::string>& env = {},
              const std::function<void()>& child_setup = nullptr) {
     static int serial = 0;
+    Kill();       // a restart without a Stop
     RemoveLog();  // a restart's earlier log
     log_ = dir + "/../server-" + std::to_string(getpid()) + "-" + std::to_string(serial++) + ".log";
     port_file_ = log_ + ".port";
