@@ -712,6 +712,29 @@ TEST(Recovery, TwoThreadOpenReportsTheFirstErrorAsOneThreadDoes) {
   EXPECT_EQ(msg[1], msg[0]);
 }
 
+// Fill a new store in dir with n keys PREFIX0.. (each its own value), in
+// batches of 1000.
+void LoadKeys(const std::string& dir, const kvs_options& o, const std::string& prefix, int n) {
+  kvs* db = nullptr;
+  ASSERT_EQ(kvs_open(dir.c_str(), &o, &db), KVS_OK) << kvs_errmsg();
+  std::vector<std::string> keys;
+  for (int i = 0; i < n; i++) keys.push_back(prefix + std::to_string(i));
+  for (int b = 0; b < n / 1000; b++)
+    ASSERT_NO_FATAL_FAILURE(SetBatch(db, &keys[b * 1000], &keys[b * 1000], 1000));
+  ASSERT_EQ(kvs_close(db), KVS_OK);
+}
+
+// Remove every hint file of the store in dir.
+void RemoveHints(const std::string& dir) {
+  DIR* dp = opendir(dir.c_str());
+  ASSERT_NE(dp, nullptr);
+  while (struct dirent* de = readdir(dp)) {
+    std::string name = de->d_name;
+    if (name.size() > 5 && name.substr(name.size() - 5) == ".hint") unlink((dir + "/" + name).c_str());
+  }
+  closedir(dp);
+}
+
 // An open with hint files makes the table at its final size before the
 // first insert (recovery.c, presize_index): one size change, not one per
 // doubling as the keys come in.  Each doubling of a filled table walks the
@@ -721,15 +744,7 @@ TEST(Recovery, OpenSizesTheIndexOnceFromTheHints) {
   kvs_options o{};
   o.segment_size = 1 << 20;
   const int kKeys = 140000;
-  {
-    kvs* db = nullptr;
-    ASSERT_EQ(kvs_open(d.path().c_str(), &o, &db), KVS_OK) << kvs_errmsg();
-    std::vector<std::string> keys;
-    for (int i = 0; i < kKeys; i++) keys.push_back("size" + std::to_string(i));
-    for (int b = 0; b < kKeys / 1000; b++)
-      ASSERT_NO_FATAL_FAILURE(SetBatch(db, &keys[b * 1000], &keys[b * 1000], 1000));
-    ASSERT_EQ(kvs_close(db), KVS_OK);
-  }
+  ASSERT_NO_FATAL_FAILURE(LoadKeys(d.path(), o, "size", kKeys));
   for (unsigned threads : {1u, 2u}) {
     kvs__hook_replay_threads(threads);
     unsigned long before = kvs__hook_index_resizes();
@@ -856,27 +871,26 @@ TEST(Recovery, OpenShrinksAnIndexSizedForDeadRecords) {
 }
 
 // Past 65,536 keys the table grows during the open: with a helper, the
-// helper grows it between its inserts.
+// helper grows it between its inserts.  Without hints, so that the open
+// has no count to make the table at its final size from (and must grow it:
+// more than one size change).
 TEST(Recovery, TwoThreadOpenGrowsTheTable) {
   TempDir d;
   kvs_options o{};
   o.segment_size = 4 << 20;
   const int kKeys = 140000;
-  {
-    kvs* db = nullptr;
-    ASSERT_EQ(kvs_open(d.path().c_str(), &o, &db), KVS_OK) << kvs_errmsg();
-    std::vector<std::string> keys;
-    for (int i = 0; i < kKeys; i++) keys.push_back("grow" + std::to_string(i));
-    for (int b = 0; b < kKeys / 1000; b++)
-      ASSERT_NO_FATAL_FAILURE(SetBatch(db, &keys[b * 1000], &keys[b * 1000], 1000));
-    ASSERT_EQ(kvs_close(db), KVS_OK);
-  }
+  ASSERT_NO_FATAL_FAILURE(LoadKeys(d.path(), o, "grow", kKeys));
   for (unsigned threads : {1u, 2u}) {
+    ASSERT_NO_FATAL_FAILURE(RemoveHints(d.path()));  // an open writes them again
     kvs__hook_replay_threads(threads);
+    unsigned long before = kvs__hook_index_resizes();
     kvs* db = nullptr;
     int rc = kvs_open(d.path().c_str(), &o, &db);
+    unsigned long resizes = kvs__hook_index_resizes() - before;
     kvs__hook_replay_threads(0);
     ASSERT_EQ(rc, KVS_OK) << kvs_errmsg();
+    EXPECT_GT(resizes, 1u) << threads << " threads";
+    EXPECT_EQ(kvs__hook_index_buckets(), 131072u) << threads << " threads";
     kvs_store_stats st{};
     ASSERT_EQ(kvs_stats(db, &st), KVS_OK);
     EXPECT_EQ(st.live_keys, uint64_t(kKeys)) << threads << " threads";
