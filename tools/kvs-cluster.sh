@@ -110,8 +110,24 @@ stop_all() {
 trap 'stop_all; echo "kvs-cluster: stopped" >&2; exit 0' INT TERM
 trap 'stop_all' EXIT
 
+# A free loopback port other than the ports given: a port is free only until
+# something binds it, so one chosen for a process not started yet (the
+# proxy, its stats) must not be handed out again.
 free_port() {
-	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+	/usr/bin/python3 - "$@" <<'PY'
+import socket, sys
+taken = set(int(p) for p in sys.argv[1:])
+for _ in range(100):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    if port not in taken:
+        print(port)
+        break
+else:
+    sys.exit(1)
+PY
 }
 
 # A RESP PING to 127.0.0.1:$1; true when +PONG comes back within a second.
@@ -159,7 +175,7 @@ for ((i = 0; i < shards; i++)); do
 		port=$(cat "$sdir.port")
 	else
 		port=$base_port
-		if [ "$base_port" = 0 ]; then port=$(free_port); else port=$((base_port + i)); fi
+		if [ "$base_port" = 0 ]; then port=$(free_port "$proxy_port"); else port=$((base_port + i)); fi
 		persist=(--save '' --appendonly no)
 		[ "$fsync" = never ] || persist=(--save '' --appendonly yes --appendfsync "$fsync")
 		setsid redis-server --bind 127.0.0.1 --port "$port" --dir "$sdir" \
@@ -199,7 +215,7 @@ conf=$dir/nutcracker.yml
 } >"$conf"
 "$nutcracker" -t -c "$conf" >/dev/null 2>&1 || { "$nutcracker" -t -c "$conf"; die "nutcracker refuses $conf"; }
 # Its stats port (JSON counters) on loopback too, on a free port.
-stats_port=$(free_port)
+stats_port=$(free_port "$proxy_port")
 setsid "$nutcracker" -c "$conf" -o "$dir/nutcracker.log" -s "$stats_port" -a 127.0.0.1 -p "$dir/nutcracker.pid" &
 proxy_pid=$!
 wait_ready "$proxy_pid" "$proxy_port" || { cat "$dir/nutcracker.log" >&2; die "nutcracker does not answer PING (log: $dir/nutcracker.log)"; }
