@@ -231,6 +231,38 @@ TEST(Cluster, RedisCliThroughProxy) {
   EXPECT_EQ(cl.Stop(), 0) << cl.log();
 }
 
+// A kvs shard binds port 0 itself, and the kernel may hand it a
+// --proxy-port named in its ephemeral range: the script starts that shard
+// again rather than refuse the proxy's port as taken.  Here a stand-in for
+// kvs-server claims the proxy's port on its first start and runs the real
+// server after that.
+TEST(Cluster, ShardHandedTheProxyPortStartsAgain) {
+  NEED_NUTCRACKER();
+  TempDir d;
+  const int want = kvstest::FreePort();
+  ASSERT_GT(want, 0);
+  const std::string bin = d.path() + "/bin";
+  ASSERT_EQ(mkdir(bin.c_str(), 0755), 0);
+  kvstest::WriteFile(bin + "/kvs-server",
+                     "#!/bin/bash\n"
+                     "if mkdir \"" + d.path() + "/claimed\" 2>/dev/null; then\n"
+                     "  while [ $# -gt 0 ]; do [ \"$1\" = --port-file ] && pf=$2; shift; done\n"
+                     "  echo " + std::to_string(want) + " > \"$pf\"\n"
+                     "  trap 'exit 0' TERM\n"
+                     "  while :; do sleep 0.05; done\n"
+                     "fi\n"
+                     "exec \"" KVS_BIN_DIR "/kvs-server\" \"$@\"\n");
+  ASSERT_EQ(chmod((bin + "/kvs-server").c_str(), 0755), 0);
+  Cluster cl;
+  ASSERT_TRUE(cl.Start(d.path(), {"--bin-dir", bin, "--proxy-port", std::to_string(want), "-n", "2"}));
+  EXPECT_EQ(cl.proxy(), want);
+  ASSERT_EQ(cl.shards().size(), 2u);
+  for (const auto& s : cl.shards()) EXPECT_NE(s.port, want);
+  EXPECT_EQ(Cli(want, {"SET", "k", "v"}).out, "OK\n");
+  EXPECT_EQ(Cli(want, {"GET", "k"}).out, "v\n");
+  EXPECT_EQ(cl.Stop(), 0) << cl.log();
+}
+
 TEST(Cluster, BenchVerifyThroughProxy) {
   NEED_NUTCRACKER();
   TempDir d;
