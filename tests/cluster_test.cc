@@ -249,7 +249,7 @@ TEST(Cluster, ShardHandedTheProxyPortStartsAgain) {
                      "  while [ $# -gt 0 ]; do [ \"$1\" = --port-file ] && pf=$2; shift; done\n"
                      "  echo " + std::to_string(want) + " > \"$pf\"\n"
                      "  trap 'exit 0' TERM\n"
-                     "  while :; do sleep 0.05; done\n"
+                     "  for ((n = 0; n < 1200; n++)); do sleep 0.05; done\n"
                      "fi\n"
                      "exec \"" KVS_BIN_DIR "/kvs-server\" \"$@\"\n");
   ASSERT_EQ(chmod((bin + "/kvs-server").c_str(), 0755), 0);

@@ -176,10 +176,10 @@ for ((i = 0; i < shards; i++)); do
 			port=$(cat "$sdir.port")
 			# Given port 0, the kernel may hand a shard a --proxy-port
 			# named in its ephemeral range: start that shard again.
-			if [ "$base_port" != 0 ] || [ "$port" != "$proxy_port" ] ||
-			   [ $try -ge 3 ]; then
+			if [ "$base_port" != 0 ] || [ "$port" != "$proxy_port" ]; then
 				break
 			fi
+			[ $try -lt 3 ] || die "shard $i was handed the proxy's port $proxy_port $try times"
 			kill -TERM "${pids[i]}" 2>/dev/null
 			wait "${pids[i]}" 2>/dev/null
 			port=0
@@ -247,10 +247,13 @@ for ((try = 1; ; try++)); do
 	setsid "$nutcracker" -c "$conf" -o "$dir/nutcracker.log" -s "$stats_port" -a 127.0.0.1 -p "$dir/nutcracker.pid" &
 	proxy_pid=$!
 	wait_ready "$proxy_pid" "$proxy_port" && break
+	# Alive but not answering: another port would not help.
+	alive=0
+	kill -0 "$proxy_pid" 2>/dev/null && alive=1
 	kill -TERM "$proxy_pid" 2>/dev/null
 	wait "$proxy_pid" 2>/dev/null
 	proxy_pid=
-	if [ $auto_port = 0 ] || [ $try -ge 3 ]; then
+	if [ $alive = 1 ] || [ $auto_port = 0 ] || [ $try -ge 3 ]; then
 		cat "$dir/nutcracker.log" >&2
 		die "nutcracker does not answer PING (log: $dir/nutcracker.log)"
 	fi
