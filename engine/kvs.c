@@ -285,10 +285,13 @@ static void log_submit_all(struct kvs *db, const struct kvs_submission *subs,
 	if (!first)
 		return;
 	/* With the writer idle, this thread runs the round (the done()s
-	 * before this returns), unless it would wait for the disk: under
-	 * `always`, the writer syncs while the caller goes on gathering the
-	 * next round. */
-	if (kvs__fsync_policy(db) == KVS_FSYNC_ALWAYS ||
+	 * before this returns).  Under `always` only when the round is one
+	 * submission (one client's writes, for kvs-server): its thread then
+	 * waits for the fdatasync as the client does, and saves the two
+	 * thread wake-ups a hand-off adds to that client's every write.  A
+	 * round of several clients goes to the writer thread, which syncs
+	 * while this caller gathers the next one. */
+	if ((kvs__fsync_policy(db) == KVS_FSYNC_ALWAYS && queued > 1) ||
 	    !kvs__write_inline(db, first))
 		kvs__submit_list(db, first, last, queued);
 }

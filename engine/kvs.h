@@ -369,8 +369,9 @@ int kvs_submit_flags(struct kvs *db, struct kvs_op *ops, size_t n,
  * exactly once, as kvs_submit()'s is; one refused at once (the errors of
  * kvs_submit, e.g. an invalid op or a failed store) has it called before
  * this returns, on the calling thread, with kvs_errmsg() saying why, and
- * does not stop the others.  When the log engine's writer is idle and the
- * policy is not `always`, the calling thread runs the round itself: the
+ * does not stop the others.  When the log engine's writer is idle, the
+ * calling thread runs the round itself (under `always` only a round of
+ * one submission, and the call then returns after its fdatasync): the
  * update callbacks and every done() then run on it before this returns
  * (no thread hand-off); done() must be written for either thread.
  * subs[] itself may be reused once this returns; the ops must stay until

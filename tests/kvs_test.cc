@@ -807,43 +807,90 @@ TEST_P(AllEngines, SubmitAllCallsEachBackOnceAndRefusesOnlyTheBadOne) {
 
 // With the writer idle, a submitter runs its round itself (no thread
 // hand-off): done() on the caller's thread before kvs_submit_all returns.
-// Under `always` the writer thread syncs while the caller goes on.
-TEST(KvStoreInline, SubmitAllRunsOnTheCallersThreadUnlessAlways) {
-  TempDir d;
-  Store s(d.path());
+// Under `always` only a round of one submission (one client's writes, for
+// kvs-server), after its own fdatasync; a round of several goes to the
+// writer thread, which syncs while the caller goes on.  Recorded I/O
+// (kvs_iosim.h) names the thread of each sync.
+TEST(KvStoreInline, SubmitAllRunsOnTheCallersThread) {
+  TempDir d("/dev/shm");
+  ASSERT_EQ(kvs__sim_start(d.path().c_str()), 0);
   struct Ctx {
     std::atomic<int> calls{0};
     std::thread::id thread;
+    uint64_t ops_at_done = 0;  // recorded I/O operations when done() ran
   };
-  auto attempt = [&](int i) {
-    Ctx c;
-    std::string k = "i" + std::to_string(i);
-    kvs_op op = Op(KVS_OP_SET, k.data(), k.size(), "v", 1);
-    kvs_submission x{&op, 1, 0,
-                     [](void* p, int result) {
-                       auto* cc = static_cast<Ctx*>(p);
-                       cc->thread = std::this_thread::get_id();
-                       if (result == KVS_OK) cc->calls++;
-                     },
-                     &c};
-    kvs_submit_all(s.db(), &x, 1);
-    bool inl = c.calls.load() == 1 && c.thread == std::this_thread::get_id();
-    for (int w = 0; w < 500 && c.calls.load() == 0; w++) usleep(10000);
-    EXPECT_EQ(c.calls.load(), 1);
-    EXPECT_EQ(s.Get(k), "v");
-    return inl;
+  // A submitter's fdatasync among recorded operations [from, to).
+  auto submitter_synced = [](uint64_t from, uint64_t to) {
+    for (uint64_t i = from; i < to; i++) {
+      kvs_sim_kind kind;
+      const char* role = nullptr;
+      if (kvs__sim_op(i, &kind, &role) == 0 && kind == KVS_SIM_SYNC &&
+          strcmp(role, "submitter") == 0)
+        return true;
+    }
+    return false;
   };
-  int inl = 0;
-  for (int i = 0; i < 20; i++) {
-    usleep(30000);  // the writer goes back to sleep
-    inl += attempt(i);
+  int inl = 0, always_single = 0, always_pair = 0, synced_first = 0;
+  bool always = false;
+  {
+    Store s(d.path());
+    // Submits `subs` submissions of one SET each; true if every done()
+    // ran on this thread before kvs_submit_all returned.
+    auto attempt = [&](int i, int subs) {
+      std::vector<Ctx> c(subs);
+      std::vector<std::string> k(subs);
+      std::vector<kvs_op> op(subs);
+      std::vector<kvs_submission> x(subs);
+      for (int j = 0; j < subs; j++) {
+        k[j] = "i" + std::to_string(i) + "." + std::to_string(j);
+        op[j] = Op(KVS_OP_SET, k[j].data(), k[j].size(), "v", 1);
+        x[j] = kvs_submission{&op[j], 1, 0,
+                              [](void* p, int result) {
+                                auto* cc = static_cast<Ctx*>(p);
+                                cc->thread = std::this_thread::get_id();
+                                cc->ops_at_done = kvs__sim_ops();
+                                if (result == KVS_OK) cc->calls++;
+                              },
+                              &c[j]};
+      }
+      uint64_t ops_before = kvs__sim_ops();
+      kvs_submit_all(s.db(), x.data(), x.size());
+      bool all_inline = true;
+      for (int j = 0; j < subs; j++)
+        all_inline = all_inline && c[j].calls.load() == 1 &&
+                     c[j].thread == std::this_thread::get_id();
+      for (int j = 0; j < subs; j++) {
+        for (int w = 0; w < 500 && c[j].calls.load() == 0; w++) usleep(10000);
+        EXPECT_EQ(c[j].calls.load(), 1);
+        EXPECT_EQ(s.Get(k[j]), "v");
+      }
+      if (all_inline && subs == 1 && always)
+        synced_first += submitter_synced(ops_before, c[0].ops_at_done);
+      return all_inline;
+    };
+    for (int i = 0; i < 20; i++) {
+      usleep(30000);  // the writer goes back to sleep
+      inl += attempt(i, 1);
+    }
+    ASSERT_EQ(kvs_set_fsync(s.db(), KVS_FSYNC_ALWAYS), KVS_OK);
+    always = true;
+    for (int i = 20; i < 40; i++) {
+      usleep(30000);
+      always_single += attempt(i, 1);
+    }
+    for (int i = 40; i < 50; i++) {
+      usleep(30000);
+      always_pair += attempt(i, 2);
+    }
   }
+  kvs__sim_stop();
+  kvs__sim_reset();
   EXPECT_GT(inl, 10) << "rounds run on the submitter's thread while the writer sleeps";
-  ASSERT_EQ(kvs_set_fsync(s.db(), KVS_FSYNC_ALWAYS), KVS_OK);
-  for (int i = 20; i < 30; i++) {
-    usleep(30000);
-    EXPECT_FALSE(attempt(i)) << "under always the writer thread syncs";
-  }
+  EXPECT_GT(always_single, 10) << "under always, one submission's round runs on its thread";
+  EXPECT_EQ(always_pair, 0) << "under always, a round of two submissions is the writer's";
+  // Each round a submitter ran under always was synced on its thread
+  // before its done() said so.
+  EXPECT_EQ(synced_first, always_single);
 }
 
 // A done() may submit more (kvs_submit_all, like kvs_submit): from inside a
