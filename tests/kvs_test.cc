@@ -567,6 +567,49 @@ TEST(KvStoreFailure, FailedBackgroundSyncFailsTheHandle) {
   kvs__fault_sync(0, 0);
 }
 
+// Under `always` a round of one submission may run on the caller's thread
+// (kvs_submit_all with the writer idle): a failed fdatasync there is
+// answered KVS_EIO, the write stays invisible, and the handle fails, as
+// on the writer thread.  Fresh stores until one attempt ran inline.
+TEST(KvStoreFailure, FailedSyncOfACallersRoundFailsTheHandle) {
+  struct Ctx {
+    std::atomic<int> calls{0};
+    int result = KVS_OK;
+    std::thread::id thread;
+  };
+  int inline_runs = 0;
+  for (int attempt = 0; attempt < 5 && inline_runs == 0; attempt++) {
+    TempDir d;
+    kvs_options o{};
+    o.fsync = KVS_FSYNC_ALWAYS;
+    Store s(d.path(), o);
+    ASSERT_EQ(s.Set("before", "1"), KVS_OK);
+    usleep(30000);  // the writer goes back to sleep
+    Ctx c;
+    kvs_op op = Op(KVS_OP_SET, "during", 6, "2", 1);
+    kvs_submission x{&op, 1, 0,
+                     [](void* p, int result) {
+                       auto* cc = static_cast<Ctx*>(p);
+                       cc->result = result;
+                       cc->thread = std::this_thread::get_id();
+                       cc->calls++;
+                     },
+                     &c};
+    kvs__fault_sync(1, EIO);
+    kvs_submit_all(s.db(), &x, 1);
+    inline_runs += c.calls.load() == 1 && c.thread == std::this_thread::get_id();
+    for (int w = 0; w < 500 && c.calls.load() == 0; w++) usleep(10000);
+    ASSERT_EQ(c.calls.load(), 1);
+    EXPECT_EQ(c.result, KVS_EIO);
+    EXPECT_EQ(s.Set("after", "3"), KVS_EFAILED);
+    EXPECT_EQ(s.Get("before"), "1");
+    EXPECT_EQ(s.Get("during"), "<not found>") << "not acknowledged, not visible";
+    EXPECT_EQ(s.Close(), KVS_EIO);
+    kvs__fault_sync(0, 0);
+  }
+  EXPECT_EQ(inline_runs, 1) << "no attempt ran the round on the caller's thread";
+}
+
 // ---- concurrency: readers never see the past -------------------------------------------
 
 TEST(KvStoreConcurrency, ReadersSeeMonotonicVersions) {
